@@ -1,0 +1,244 @@
+"""Tests for realtalk.protocol.conversation: items, calls, audio, history."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from realtalk.protocol.conversation import Conversation, bytes_per_ms
+from realtalk.protocol.events import normalize_server_event
+
+
+def feed(conv: Conversation, *events: dict[str, Any]) -> None:
+    for event in events:
+        for ev in normalize_server_event(event):
+            conv.on_server_event(ev)
+
+
+def audio(n_bytes: int) -> str:
+    return base64.b64encode(b"\0" * n_bytes).decode()
+
+
+def user_text(iid: str, text: str, prev: str | None = None) -> list[dict[str, Any]]:
+    item = {"id": iid, "type": "message", "role": "user", "status": "completed",
+            "content": [{"type": "input_text", "text": text}]}
+    return [{"type": "conversation.item.added", "previous_item_id": prev, "item": item},
+            {"type": "conversation.item.done", "previous_item_id": prev, "item": item}]
+
+
+def user_audio(iid: str, prev: str | None) -> list[dict[str, Any]]:
+    item = {"id": iid, "type": "message", "role": "user", "status": "completed",
+            "content": [{"type": "input_audio", "transcript": None}]}
+    return [{"type": "conversation.item.added", "previous_item_id": prev, "item": item},
+            {"type": "conversation.item.done", "previous_item_id": prev, "item": item}]
+
+
+def assistant_audio_turn(rid: str, iid: str, words: str, n_bytes: int,
+                         status: str = "completed") -> list[dict[str, Any]]:
+    item = {"id": iid, "type": "message", "role": "assistant", "status": "in_progress",
+            "content": []}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": {"id": rid, "status": "in_progress"}},
+        {"type": "response.output_item.added", "response_id": rid, "item": item},
+        {"type": "conversation.item.added", "item": item},
+    ]
+    for word in words.split():
+        events.append({"type": "response.output_audio_transcript.delta", "response_id": rid,
+                       "item_id": iid, "delta": word + " "})
+    half = n_bytes // 2
+    events.append({"type": "response.output_audio.delta", "response_id": rid, "item_id": iid,
+                   "delta": audio(half)})
+    events.append({"type": "response.output_audio.delta", "response_id": rid, "item_id": iid,
+                   "delta": audio(n_bytes - half)})
+    events.append({"type": "response.output_audio_transcript.done", "response_id": rid,
+                   "item_id": iid, "transcript": words})
+    events.append({"type": "response.done",
+                   "response": {"id": rid, "status": status, "output": [],
+                                "usage": {"total_tokens": 7}}})
+    return events
+
+
+def call_turn(rid: str, iid: str, call_id: str, name: str, args: str) -> list[dict[str, Any]]:
+    start = {"id": iid, "type": "function_call", "call_id": call_id, "name": name,
+             "arguments": "", "status": "in_progress"}
+    done = dict(start, arguments=args, status="completed")
+    return [
+        {"type": "response.created", "response": {"id": rid, "status": "in_progress"}},
+        {"type": "response.output_item.added", "response_id": rid, "item": start},
+        {"type": "conversation.item.added", "item": start},
+        {"type": "response.function_call_arguments.delta", "response_id": rid, "item_id": iid,
+         "call_id": call_id, "delta": args[:3]},
+        {"type": "response.function_call_arguments.delta", "response_id": rid, "item_id": iid,
+         "call_id": call_id, "delta": args[3:]},
+        {"type": "response.function_call_arguments.done", "response_id": rid, "item_id": iid,
+         "call_id": call_id, "name": name, "arguments": args},
+        {"type": "conversation.item.done", "item": done},
+        {"type": "response.output_item.done", "response_id": rid, "item": done},
+        {"type": "response.done", "response": {"id": rid, "status": "completed",
+                                               "output": [done]}},
+    ]
+
+
+def test_bytes_per_ms() -> None:
+    assert bytes_per_ms(None) == 48
+    assert bytes_per_ms({"type": "audio/pcm", "rate": 24000}) == 48
+    assert bytes_per_ms({"type": "audio/pcmu"}) == 8
+    assert bytes_per_ms("g711_alaw") == 8
+    assert bytes_per_ms("pcm16") == 48
+
+
+def test_items_respect_previous_item_id() -> None:
+    conv = Conversation()
+    feed(conv, *user_text("a", "one"), *user_text("c", "three", prev="a"))
+    feed(conv, *user_text("b", "two", prev="a"))
+    feed(conv, *user_text("z", "zero", prev="root"))
+    assert conv.order == ["z", "a", "b", "c"]
+
+
+def test_active_response_usage_and_audio_ms() -> None:
+    conv = Conversation()
+    feed(conv, {"type": "response.created", "response": {"id": "r1"}})
+    assert conv.active_response_id == "r1"
+    feed(conv, *assistant_audio_turn("r1", "i1", "hello there", 4800))
+    assert conv.active_response_id is None
+    assert conv.received_ms("i1") == 100
+    assert conv.responses["r1"].usage == {"total_tokens": 7}
+    assert conv.items["i1"].transcript == "hello there"
+
+
+def test_g711_audio_ms_from_session() -> None:
+    conv = Conversation()
+    feed(conv, {"type": "session.created", "session": {
+        "audio": {"output": {"format": {"type": "audio/pcmu"}}}}})
+    feed(conv, *assistant_audio_turn("r", "i", "x", 800))
+    assert conv.received_ms("i") == 100
+
+
+def test_function_call_tracking_and_output_from_client() -> None:
+    conv = Conversation()
+    feed(conv, *call_turn("r1", "fc1", "call_1", "get_time", '{"tz":"UTC"}'))
+    call = conv.calls["call_1"]
+    assert (call.name, call.item_id, call.response_id) == ("get_time", "fc1", "r1")
+    assert call.arguments == '{"tz":"UTC"}' and call.arguments_done
+    assert conv.responses["r1"].call_ids == ["call_1"]
+    assert [c.call_id for c in conv.pending_calls()] == ["call_1"]
+    conv.on_client_event({"type": "conversation.item.create", "item": {
+        "type": "function_call_output", "call_id": "call_1", "output": "12:00"}})
+    assert conv.calls["call_1"].output_sent and conv.calls["call_1"].output == "12:00"
+    assert conv.pending_calls() == []
+
+
+def test_user_transcript_from_transcription_completed() -> None:
+    conv = Conversation()
+    feed(conv, *user_audio("u1", None))
+    feed(conv, {"type": "conversation.item.input_audio_transcription.completed",
+                "item_id": "u1", "content_index": 0, "transcript": "book a room"})
+    assert conv.user_transcripts() == [("u1", "book a room")]
+
+
+def test_interrupt_truncates_clamped_or_deletes() -> None:
+    conv = Conversation()
+    events = assistant_audio_turn("r1", "i1", "a b c d", 48 * 400)[:-1]  # still in progress
+    feed(conv, *events)
+    assert conv.interrupt("i1", 5000) == [{"type": "conversation.item.truncate",
+                                           "item_id": "i1", "content_index": 0,
+                                           "audio_end_ms": 400}]
+    assert conv.interrupt("i1", 120)[0]["audio_end_ms"] == 120
+    assert conv.interrupt("i1", 0) == [{"type": "conversation.item.delete", "item_id": "i1"}]
+    assert conv.interrupt("unknown", 10) == []
+
+
+def test_interrupt_after_fully_played_finished_item_sends_nothing() -> None:
+    conv = Conversation()
+    feed(conv, *assistant_audio_turn("r1", "i1", "done", 4800))
+    assert conv.interrupt("i1", 100) == []
+
+
+def test_truncated_and_deleted_items() -> None:
+    conv = Conversation()
+    feed(conv, *assistant_audio_turn("r1", "i1", "one two three four", 48 * 1000))
+    feed(conv, {"type": "conversation.item.truncated", "item_id": "i1", "content_index": 0,
+                "audio_end_ms": 500})
+    assert conv.items["i1"].truncated_ms == 500
+    assert conv.items["i1"].transcript == "one two"
+    # A late item.done with the full transcript must not undo the cut.
+    feed(conv, {"type": "conversation.item.done", "item": {
+        "id": "i1", "type": "message", "role": "assistant", "status": "incomplete",
+        "content": [{"type": "output_audio", "transcript": "one two three four"}]}})
+    assert conv.items["i1"].transcript == "one two"
+    feed(conv, {"type": "conversation.item.deleted", "item_id": "i1"})
+    assert "i1" not in conv.items and conv.order == []
+
+
+def test_history_items_reseed_everything_in_order() -> None:
+    conv = Conversation()
+    feed(conv, *user_text("u1", "What time is it?"))
+    feed(conv, *call_turn("r1", "fc1", "call_1", "get_time", '{"tz":"UTC"}'))
+    out_item = {"id": "o1", "type": "function_call_output", "call_id": "call_1",
+                "output": '{"time":"12:00"}'}
+    conv.on_client_event({"type": "conversation.item.create", "item": {
+        "type": "function_call_output", "call_id": "call_1", "output": '{"time":"12:00"}'}})
+    feed(conv, {"type": "conversation.item.added", "previous_item_id": "fc1", "item": out_item},
+         {"type": "conversation.item.done", "previous_item_id": "fc1", "item": out_item})
+    feed(conv, *assistant_audio_turn("r2", "a1", "It is noon.", 4800))
+    feed(conv, *user_audio("u2", "a1"))
+    feed(conv, {"type": "conversation.item.input_audio_transcription.completed",
+                "item_id": "u2", "content_index": 0, "transcript": "Tell me a story"})
+    feed(conv, *assistant_audio_turn("r3", "a2", "Once upon a time there was", 48 * 1000,
+                                     status="cancelled"))
+    feed(conv, {"type": "conversation.item.truncated", "item_id": "a2", "content_index": 0,
+                "audio_end_ms": 500})
+    feed(conv, *user_audio("u3", "a2"))  # no transcript: nothing to replay
+
+    history = conv.history_items()
+    assert all(e["type"] == "conversation.item.create" for e in history)
+    assert [e["item"] for e in history] == [
+        {"type": "message", "role": "user",
+         "content": [{"type": "input_text", "text": "What time is it?"}]},
+        {"type": "function_call", "call_id": "call_1", "name": "get_time",
+         "arguments": '{"tz":"UTC"}'},
+        {"type": "function_call_output", "call_id": "call_1", "output": '{"time":"12:00"}'},
+        {"type": "message", "role": "assistant",
+         "content": [{"type": "output_text", "text": "It is noon."}]},
+        {"type": "message", "role": "user",
+         "content": [{"type": "input_text", "text": "Tell me a story"}]},
+        {"type": "message", "role": "assistant",
+         "content": [{"type": "output_text", "text": "Once upon a"}]},
+    ]
+    # Never assistant audio, never ids.
+    for e in history:
+        assert "id" not in e["item"]
+        for part in e["item"].get("content", []):
+            assert part["type"] != "output_audio"
+
+
+def test_history_includes_unconfirmed_output_and_skips_incomplete_calls() -> None:
+    conv = Conversation()
+    feed(conv, *call_turn("r1", "fc1", "call_1", "f", "{}"))
+    conv.on_client_event({"type": "conversation.item.create", "item": {
+        "type": "function_call_output", "call_id": "call_1", "output": "ok"}})
+    # a second call whose arguments never finished (response cancelled mid-stream)
+    feed(conv, {"type": "response.created", "response": {"id": "r2"}},
+         {"type": "response.output_item.added", "response_id": "r2", "item": {
+             "id": "fc2", "type": "function_call", "call_id": "call_2", "name": "g",
+             "arguments": "", "status": "in_progress"}})
+    items = [e["item"] for e in conv.history_items()]
+    assert items == [
+        {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "ok"},
+    ]
+
+
+def test_history_uses_played_ms_when_truncation_unconfirmed() -> None:
+    conv = Conversation()
+    feed(conv, *assistant_audio_turn("r1", "a1", "one two three four", 48 * 1000))
+    conv.mark_played("a1", 250)
+    assert conv.history_items()[0]["item"]["content"][0]["text"] == "one"
+
+
+def test_beta_text_turn_via_item_created() -> None:
+    conv = Conversation()
+    feed(conv, {"type": "conversation.item.created", "previous_item_id": None, "item": {
+        "id": "a", "type": "message", "role": "assistant", "status": "completed",
+        "content": [{"type": "text", "text": "Hi!"}]}})
+    assert conv.history_items()[0]["item"]["content"] == [{"type": "output_text", "text": "Hi!"}]
