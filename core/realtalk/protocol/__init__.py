@@ -1,0 +1,1 @@
+"""Sans-I/O Realtime protocol core: events in, events to send out."""
