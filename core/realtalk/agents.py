@@ -1,0 +1,523 @@
+"""Agents: YAML files validated before anything connects.
+
+:func:`load_agents` reads agent files (or directories of them) into an
+:class:`AgentGraph`: every :class:`AgentSpec`, plus every problem found, one
+:class:`~realtalk.exceptions.ConfigError` per problem with file, line and JSON path.
+Validation has three layers: YAML syntax, the packaged JSON Schema
+(``schemas/agent.schema.json``), and the graph (handoff targets exist, tools are
+installed, voices agree or a policy says what to do).
+
+The seed vocabulary of the files (``modalities``, ``voice``, ``turn_detection``,
+``input_audio_transcription``) is normalised here; :mod:`realtalk.protocol.session_config`
+maps an AgentSpec to the GA ``session.update`` event.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from .exceptions import ConfigError
+from .tools import Tool, ToolRegistry, make_tool
+from .yamlfile import YamlDocument, load_yaml
+
+__all__ = [
+    "AgentGraph",
+    "AgentSpec",
+    "Handoff",
+    "ToolUse",
+    "agent_schema",
+    "load_agent",
+    "load_agents",
+]
+
+DEFAULT_MODEL = "gpt-realtime"
+DEFAULT_VOICE = "marin"
+# Filled in explicitly so that a handoff replaces the previous agent's settings whole
+# instead of inheriting them through the server's partial merge.
+SERVER_VAD_DEFAULTS = {
+    "threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500,
+    "create_response": True, "interrupt_response": True,
+}
+SEMANTIC_VAD_DEFAULTS = {"eagerness": "auto", "create_response": True, "interrupt_response": True}
+AUDIO_FORMATS = {"pcm16": "audio/pcm", "g711_ulaw": "audio/pcmu", "g711_alaw": "audio/pcma"}
+
+
+@lru_cache(maxsize=1)
+def agent_schema() -> dict[str, Any]:
+    """The packaged JSON Schema of an agent file."""
+    text = resources.files("realtalk").joinpath("schemas/agent.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(agent_schema())
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    """A tool an agent lists, with its per-agent overrides (None: keep the plugin's)."""
+
+    name: str
+    timeout_s: float | None = None
+    requires_approval: bool | None = None
+    cancellable: bool | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A handoff an agent can make: the ``transfer_to_<agent>`` tool."""
+
+    agent: str
+    description: str | None = None
+    line: int | None = None
+
+    @property
+    def tool_name(self) -> str:
+        """The generated tool's name."""
+        return f"transfer_to_{self.agent}"
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One validated agent, normalised.
+
+    Attributes:
+        name: Unique within its graph.
+        instructions: System instructions.
+        description: One line for other agents' handoff tools.
+        model: Realtime model or Azure deployment.
+        voice: Output voice.
+        voice_policy: ``keep``, ``reconnect`` or None (undeclared) when a handoff
+            would change a locked voice.
+        speed: Voice speed, or None for the server default.
+        output_modalities: GA ``["audio"]`` or ``["text"]``.
+        audio_format: GA format type: ``audio/pcm``, ``audio/pcmu`` or ``audio/pcma``.
+        turn_detection: GA ``audio.input.turn_detection`` (None: push-to-talk).
+        input_transcription: GA ``audio.input.transcription``, or None.
+        noise_reduction: ``near_field``, ``far_field`` or None.
+        max_output_tokens: An int, ``"inf"``, or None for the server default.
+        tool_choice: ``auto``, ``none`` or ``required``.
+        tools: The tools it lists.
+        handoffs: The agents it can hand off to.
+        file: The YAML file it came from.
+        notes: Things worth telling the user about how the file was read.
+    """
+
+    name: str
+    instructions: str
+    description: str = ""
+    model: str = DEFAULT_MODEL
+    voice: str = DEFAULT_VOICE
+    voice_policy: str | None = None
+    speed: float | None = None
+    output_modalities: tuple[str, ...] = ("audio",)
+    audio_format: str = "audio/pcm"
+    turn_detection: dict[str, Any] | None = field(
+        default_factory=lambda: {"type": "server_vad", **SERVER_VAD_DEFAULTS}
+    )
+    input_transcription: dict[str, Any] | None = None
+    noise_reduction: str | None = None
+    max_output_tokens: int | str | None = None
+    tool_choice: str = "auto"
+    tools: tuple[ToolUse, ...] = ()
+    handoffs: tuple[Handoff, ...] = ()
+    file: Path | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def text_only(self) -> bool:
+        """True when the agent answers in text, not audio."""
+        return self.output_modalities == ("text",)
+
+
+# --- reading one file --------------------------------------------------------------------
+
+
+def _friendly(error: ValidationError) -> tuple[list[object], str]:
+    """A message a person can act on, and where it applies."""
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        # Report the branch that fits the value's kind, not "not valid under any schema".
+        fitting = [e for e in error.context if not _wrong_branch(e)]
+        error = best_match(fitting or error.context)
+    parts = list(error.absolute_path)
+    field_name = next((p for p in reversed(parts) if isinstance(p, str)), "value")
+    value = error.instance
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
+        key = extra[0] if extra else "?"
+        close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]!r}?)" if close else f"; valid keys: {', '.join(allowed)}"
+        return parts + [key], f"unknown key {key!r}{hint}"
+    if error.validator == "enum":
+        choices = ", ".join("null" if c is None else str(c) for c in error.validator_value)
+        return parts, f"{value!r} is not a valid {field_name}; use one of: {choices}"
+    if error.validator == "const":
+        return parts, f"{field_name} must be {error.validator_value!r}"
+    if error.validator == "type":
+        want = error.validator_value
+        return parts, f"{field_name} must be {_article(want)}, not {_kind(value)}"
+    if error.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        rng = _range_of(error.schema)
+        return parts, f"{field_name} is {value!r}, out of range: {rng}"
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else "a key"
+        return parts, f"missing required key {missing!r}"
+    if error.validator is False or error.message.startswith("False schema"):
+        owner = _turn_type(error)
+        return parts, f"{field_name!r} does not apply to turn_detection type {owner}"
+    if error.validator == "pattern":
+        return parts, f"{field_name} {value!r} is invalid: use 1-52 letters, digits, '_' or '-'"
+    if error.validator in ("minItems", "minLength"):
+        return parts, f"{field_name} must not be empty"
+    if error.validator == "maxLength":
+        return parts, f"{field_name} is {len(value)} characters; at most {error.validator_value}"
+    if error.validator == "uniqueItems":
+        return parts, f"{field_name} lists the same value twice"
+    return parts, error.message
+
+
+def _wrong_branch(error: ValidationError) -> bool:
+    """True for a oneOf branch error that only says "this is the other kind of value"."""
+    if error.relative_path:
+        return False
+    return error.validator == "type" or (
+        error.validator in ("enum", "const") and isinstance(error.instance, (dict, list))
+    )
+
+
+def _turn_type(error: ValidationError) -> str:
+    node: Any = error
+    while node is not None:
+        if isinstance(node.instance, dict) and "type" in node.instance:
+            return str(node.instance["type"])
+        node = node.parent
+    return "this"
+
+
+def _range_of(schema: dict[str, Any]) -> str:
+    low = schema.get("minimum", schema.get("exclusiveMinimum"))
+    high = schema.get("maximum", schema.get("exclusiveMaximum"))
+    if low is not None and high is not None:
+        return f"must be between {low} and {high}"
+    if low is not None:
+        return f"must be at least {low}" if "minimum" in schema else f"must be above {low}"
+    return f"must be at most {high}"
+
+
+def _article(json_type: object) -> str:
+    names = {"string": "a string", "object": "a mapping", "array": "a list", "integer": "an integer",
+             "number": "a number", "boolean": "true or false", "null": "null"}
+    if isinstance(json_type, list):
+        return " or ".join(names.get(t, t) for t in json_type)
+    return names.get(str(json_type), str(json_type))
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def check_document(doc: YamlDocument) -> list[ConfigError]:
+    """Every schema problem of one agent document, each located by line and JSON path."""
+    if doc.data is None:
+        return [ConfigError("the file is empty; an agent needs at least 'instructions'",
+                            file=doc.file, line=1)]
+    if not isinstance(doc.data, dict):
+        return [doc.error(f"an agent file must be a mapping of keys, not {_kind(doc.data)}")]
+    problems = []
+    for error in sorted(_validator().iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
+        parts, message = _friendly(error)
+        problems.append(doc.error(message, parts))
+    return problems
+
+
+def _build(doc: YamlDocument) -> AgentSpec:
+    data: dict[str, Any] = doc.data
+    notes = []
+    modalities = data.get("modalities", ["audio"])
+    if set(modalities) == {"text", "audio"}:
+        notes.append("modalities [text, audio] is sent as GA output_modalities [audio]"
+                     " (audio always comes with its transcript)")
+    output = ("text",) if modalities == ["text"] else ("audio",)
+
+    turn = data.get("turn_detection", "server_vad")
+    if isinstance(turn, str):
+        turn = {"type": turn}
+    kind = turn["type"]
+    turn_detection: dict[str, Any] | None
+    if kind == "none":
+        turn_detection = None
+    else:
+        defaults = SERVER_VAD_DEFAULTS if kind == "server_vad" else SEMANTIC_VAD_DEFAULTS
+        turn_detection = {"type": kind, **defaults, **{k: v for k, v in turn.items() if k != "type"}}
+
+    tools = []
+    for index, entry in enumerate(data.get("tools", [])):
+        line = doc.line_of(("tools", index))
+        if isinstance(entry, str):
+            tools.append(ToolUse(entry, line=line))
+        else:
+            tools.append(ToolUse(
+                entry["name"], entry.get("timeout_s"), entry.get("requires_approval"),
+                entry.get("cancellable"), line=line,
+            ))
+    handoffs = []
+    for index, entry in enumerate(data.get("handoffs", [])):
+        line = doc.line_of(("handoffs", index))
+        if isinstance(entry, str):
+            handoffs.append(Handoff(entry, line=line))
+        else:
+            handoffs.append(Handoff(entry["agent"], entry.get("description"), line=line))
+
+    return AgentSpec(
+        name=data.get("name", doc.file.stem),
+        instructions=data["instructions"],
+        description=data.get("description", ""),
+        model=data.get("model", DEFAULT_MODEL),
+        voice=data.get("voice", DEFAULT_VOICE),
+        voice_policy=data.get("voice_policy"),
+        speed=data.get("speed"),
+        output_modalities=output,
+        audio_format=AUDIO_FORMATS[data.get("audio_format", "pcm16")],
+        turn_detection=turn_detection,
+        input_transcription=data.get("input_audio_transcription"),
+        noise_reduction=data.get("noise_reduction"),
+        max_output_tokens=data.get("max_output_tokens"),
+        tool_choice=data.get("tool_choice", "auto"),
+        tools=tuple(tools),
+        handoffs=tuple(handoffs),
+        file=doc.file,
+        notes=tuple(notes),
+    )
+
+
+def load_agent(path: str | Path) -> AgentSpec:
+    """Load and validate one agent file on its own (no graph or tool checks).
+
+    Raises:
+        ConfigError: The first problem found, with file, line and JSON path.
+    """
+    doc = load_yaml(path)
+    problems = check_document(doc)
+    if problems:
+        raise problems[0]
+    return _build(doc)
+
+
+# --- the graph ---------------------------------------------------------------------------
+
+
+@dataclass
+class AgentGraph:
+    """Agents that can hand off to each other, and what is wrong with them.
+
+    Attributes:
+        agents: By name, in file order.
+        problems: Errors; an agent with errors is not in ``agents``.
+        warnings: Things that work but deserve attention.
+        roots: Names of the agents from the files asked for, in order (the others were
+            loaded from beside them because a handoff names them).
+    """
+
+    agents: dict[str, AgentSpec] = field(default_factory=dict)
+    roots: list[str] = field(default_factory=list)
+    problems: list[ConfigError] = field(default_factory=list)
+    warnings: list[ConfigError] = field(default_factory=list)
+
+    def get(self, name: str) -> AgentSpec:
+        """The agent called ``name``.
+
+        Raises:
+            ConfigError: No such agent; the message lists the known ones.
+        """
+        if name not in self.agents:
+            raise ConfigError(
+                f"unknown agent {name!r}; known agents: {', '.join(self.agents) or 'none'}"
+            )
+        return self.agents[name]
+
+    def tools_for(self, agent: AgentSpec, registry: ToolRegistry) -> list[Tool]:
+        """The tools the agent may call: its listed tools with its overrides, then one
+        ``transfer_to_<agent>`` tool per handoff. Only these go into ``session.update``.
+
+        Raises:
+            ConfigError: A listed tool or handoff target is missing (run ``check``).
+        """
+        tools: list[Tool] = []
+        for use in agent.tools:
+            tool = registry.get(use.name)
+            if tool is None:
+                raise ConfigError(
+                    f"unknown tool {use.name!r}{registry.suggest(use.name)}; available:"
+                    f" {registry.describe_available()}", file=agent.file, line=use.line,
+                )
+            overrides: dict[str, Any] = {
+                k: v for k, v in (("timeout_s", use.timeout_s),
+                                  ("requires_approval", use.requires_approval),
+                                  ("cancellable", use.cancellable)) if v is not None
+            }
+            if overrides:
+                from dataclasses import replace
+                tool = replace(tool, **overrides)
+            tools.append(tool)
+        for handoff in agent.handoffs:
+            target = self.get(handoff.agent)
+            description = handoff.description or target.description or (
+                f"Hand the conversation over to the {target.name} agent."
+            )
+            tools.append(make_tool(
+                handoff.tool_name,
+                description,
+                {"type": "object", "properties": {}, "additionalProperties": False},
+                None,
+                plugin="agents",
+                timeout_s=None,
+                handoff_to=target.name,
+            ))
+        return tools
+
+    def check_tools(self, registry: ToolRegistry) -> None:
+        """Record a problem for every tool an agent lists that is not installed."""
+        for agent in self.agents.values():
+            handoff_names = {h.tool_name for h in agent.handoffs}
+            for use in agent.tools:
+                if use.name in handoff_names:
+                    self.problems.append(ConfigError(
+                        f"tool {use.name!r} clashes with a generated handoff tool",
+                        file=agent.file, line=use.line))
+                elif use.name not in registry:
+                    self.problems.append(ConfigError(
+                        f"unknown tool {use.name!r}{registry.suggest(use.name)}; available:"
+                        f" {registry.describe_available()}",
+                        file=agent.file, line=use.line))
+
+
+def _agent_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.glob("*.yaml") if not p.name.endswith(".scenario.yaml")) + \
+            sorted(p for p in path.glob("*.yml") if not p.name.endswith(".scenario.yml"))
+    return [path]
+
+
+def load_agents(paths: Iterable[str | Path], registry: ToolRegistry | None = None) -> AgentGraph:
+    """Load agent files and directories into one graph and check it.
+
+    A single file's handoff targets are looked up among the agent files beside it, so
+    ``realtalk run agents/concierge.yaml`` finds ``agents/billing.yaml``.
+
+    Args:
+        paths: Agent files or directories of them.
+        registry: When given, every listed tool must be in it.
+
+    Returns:
+        The graph; problems are collected in it, never raised.
+    """
+    graph = AgentGraph()
+    requested: list[Path] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            graph.problems.append(ConfigError("no such file or directory", file=path))
+            continue
+        for file in _agent_files(path):
+            if file.resolve() not in seen:
+                seen.add(file.resolve())
+                requested.append(file)
+    # Siblings are loaded only to resolve handoffs; their own problems do not count
+    # unless they are needed.
+    siblings = [f for d in {f.parent for f in requested} for f in _agent_files(d)
+                if f.resolve() not in seen]
+    specs: dict[str, AgentSpec] = {}
+    for file in requested:
+        try:
+            doc = load_yaml(file)
+        except ConfigError as exc:
+            graph.problems.append(exc)
+            continue
+        problems = check_document(doc)
+        if problems:
+            graph.problems.extend(problems)
+            continue
+        spec = _build(doc)
+        if spec.name in specs:
+            graph.problems.append(doc.error(
+                f"agent name {spec.name!r} is already used by {specs[spec.name].file}", ["name"]))
+            continue
+        specs[spec.name] = spec
+        graph.roots.append(spec.name)
+    sibling_specs: dict[str, AgentSpec] = {}
+    for file in sorted(siblings):
+        try:
+            doc = load_yaml(file)
+        except ConfigError:
+            continue
+        if not check_document(doc):
+            spec = _build(doc)
+            sibling_specs.setdefault(spec.name, spec)
+    _close_over_handoffs(graph, specs, sibling_specs)
+    graph.agents = specs
+    _check_voices(graph)
+    if registry is not None:
+        graph.check_tools(registry)
+    return graph
+
+
+def _close_over_handoffs(
+    graph: AgentGraph, specs: dict[str, AgentSpec], siblings: dict[str, AgentSpec]
+) -> None:
+    queue = list(specs.values())
+    while queue:
+        agent = queue.pop()
+        for handoff in agent.handoffs:
+            if handoff.agent == agent.name:
+                graph.problems.append(ConfigError(
+                    f"agent {agent.name!r} hands off to itself", file=agent.file, line=handoff.line))
+            elif handoff.agent in specs:
+                continue
+            elif handoff.agent in siblings:
+                specs[handoff.agent] = siblings[handoff.agent]
+                queue.append(siblings[handoff.agent])
+            else:
+                known = sorted(set(specs) | set(siblings))
+                close = difflib.get_close_matches(handoff.agent, known, n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                where = agent.file.parent if agent.file else Path(".")
+                graph.problems.append(ConfigError(
+                    f"unknown handoff target {handoff.agent!r}{hint}: no agent of that name in"
+                    f" {where}/ (known: {', '.join(known) or 'none'})",
+                    file=agent.file, line=handoff.line))
+
+
+def _check_voices(graph: AgentGraph) -> None:
+    voices = {a.voice for a in graph.agents.values() if not a.text_only}
+    if len(voices) < 2:
+        return
+    for agent in graph.agents.values():
+        for handoff in agent.handoffs:
+            target = graph.agents.get(handoff.agent)
+            if target is None or target.text_only or target.voice == agent.voice:
+                continue
+            if target.voice_policy is None:
+                graph.warnings.append(ConfigError(
+                    f"handoff to {target.name!r} changes the voice ({agent.voice} -> {target.voice}),"
+                    " but the API locks the voice once audio exists; set voice_policy: keep or"
+                    f" reconnect in {target.file.name if target.file else target.name}",
+                    file=agent.file, line=handoff.line))
+

@@ -1,0 +1,253 @@
+"""Finding and loading plugins: one pluggy manager per runtime, no global state.
+
+:func:`load_plugins` reads the ``realtalk`` entry-point group, applies the allow list
+(``REALTALK_PLUGINS``, comma-separated distribution names; set but empty means none) and
+the block list (``--no-plugin NAME``), registers each plugin module, checks its hooks
+with ``check_pending()``, and calls its ``register_tools`` hook with a
+:class:`Registrar` bound to its distribution. A plugin that fails at any step is
+recorded with its distribution name, version and reason, and the others keep working.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .exceptions import PluginError
+from .tools import DEFAULT_TIMEOUT_S, Tool, ToolRegistry, load_tool_definitions, make_tool
+
+__all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "PluginSet", "Registrar", "load_plugins"]
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "realtalk"
+ALLOW_ENV = "REALTALK_PLUGINS"
+
+
+@dataclass
+class PluginInfo:
+    """One discovered plugin.
+
+    Attributes:
+        distribution: Its distribution name (``realtalk-clock``).
+        version: The distribution's version.
+        entry_point: The entry-point name (by convention the module name).
+        module: The module the entry point names.
+        hooks: The hooks it implements.
+        tools: Names of the tools it registered.
+        error: Why it failed to load or register, or None.
+    """
+
+    distribution: str
+    version: str
+    entry_point: str
+    module: str
+    hooks: list[str] = field(default_factory=list)
+    tools: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def origin(self) -> str:
+        """``distribution version``."""
+        return f"{self.distribution} {self.version}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready description."""
+        return {
+            "distribution": self.distribution,
+            "version": self.version,
+            "entry_point": self.entry_point,
+            "module": self.module,
+            "hooks": self.hooks,
+            "tools": self.tools,
+            "error": self.error,
+        }
+
+
+class Registrar:
+    """The ``register`` callback a plugin's ``register_tools`` hook receives.
+
+    Bound to one distribution, so every tool it registers records where it came from.
+    """
+
+    def __init__(self, registry: ToolRegistry, info: PluginInfo, problems: list[PluginError]):
+        self._registry = registry
+        self._info = info
+        self._problems = problems
+
+    def __call__(
+        self,
+        name: str,
+        *,
+        description: str,
+        handler: Callable[..., Any] | str,
+        parameters: Mapping[str, Any] | None = None,
+        timeout_s: float | None = DEFAULT_TIMEOUT_S,
+        requires_approval: bool = False,
+        cancellable: bool = True,
+    ) -> None:
+        """Register one tool defined in code.
+
+        Args:
+            name: The tool's name.
+            description: What it does, for the model.
+            handler: A callable or ``"module:function"``; may be async.
+            parameters: JSON Schema of the arguments (default: no arguments).
+            timeout_s: Seconds before a call is abandoned; None for no limit.
+            requires_approval: Ask a person before each call.
+            cancellable: Cancel a running call on barge-in.
+        """
+        tool = make_tool(
+            name, description, parameters or {"type": "object", "properties": {}}, handler,
+            plugin=self._info.distribution, plugin_version=self._info.version,
+            timeout_s=timeout_s, requires_approval=requires_approval, cancellable=cancellable,
+        )
+        self._add(tool)
+
+    def from_yaml(self, path: str | Path | Any) -> None:
+        """Register every tool in a tools YAML file (``importlib.resources`` paths work)."""
+        for tool in load_tool_definitions(
+            str(path), plugin=self._info.distribution, plugin_version=self._info.version
+        ):
+            self._add(tool)
+
+    def _add(self, tool: Tool) -> None:
+        # A bad tool is reported and skipped; the plugin's other tools still count.
+        try:
+            self._registry.add(tool)
+        except PluginError as exc:
+            self._problems.append(exc)
+            return
+        self._info.tools.append(tool.name)
+
+
+@dataclass
+class PluginSet:
+    """Everything one runtime loaded.
+
+    Attributes:
+        manager: The pluggy manager of this runtime.
+        plugins: Every discovered plugin, loaded or not.
+        registry: Every tool registered.
+        problems: Plugin and tool errors, one clear line each.
+    """
+
+    manager: pluggy.PluginManager
+    plugins: list[PluginInfo]
+    registry: ToolRegistry
+    problems: list[PluginError]
+
+
+def _allow_list(allow: Iterable[str] | None) -> set[str] | None:
+    if allow is not None:
+        return {_norm(a) for a in allow}
+    env = os.environ.get(ALLOW_ENV)
+    if env is None:
+        return None
+    return {_norm(a) for a in env.split(",") if a.strip()}
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def load_plugins(
+    *, allow: Iterable[str] | None = None, block: Iterable[str] = (), extra: Iterable[object] = ()
+) -> PluginSet:
+    """Discover, register and run the registration hooks of every allowed plugin.
+
+    Args:
+        allow: Distribution names to load (default: ``REALTALK_PLUGINS`` if set, else all).
+        block: Distribution names never to load.
+        extra: Plugin objects to register in-process (tests, embedding applications);
+            they are recorded as distribution ``<module name>``.
+
+    Returns:
+        The PluginSet; failures are in ``problems``, never raised.
+    """
+    manager = pluggy.PluginManager("realtalk")
+    manager.add_hookspecs(hookspecs)
+    allowed = _allow_list(allow)
+    blocked = {_norm(b) for b in block}
+    registry = ToolRegistry()
+    problems: list[PluginError] = []
+    infos: list[PluginInfo] = []
+    loaded: list[tuple[PluginInfo, object]] = []
+
+    for ep in _entry_points():
+        dist = ep.dist
+        info = PluginInfo(
+            distribution=dist.name if dist else ep.value,
+            version=dist.version if dist else "?",
+            entry_point=ep.name,
+            module=ep.value,
+        )
+        if (allowed is not None and _norm(info.distribution) not in allowed) or (
+            _norm(info.distribution) in blocked
+        ):
+            continue
+        infos.append(info)
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # any import error of a plugin is reported, not fatal
+            info.error = f"import of {ep.value!r} failed: {type(exc).__name__}: {exc}"
+            problems.append(PluginError(info.error, plugin=info.origin))
+            continue
+        if _register(manager, plugin, info, problems):
+            loaded.append((info, plugin))
+
+    for plugin in extra:
+        name = getattr(plugin, "__name__", type(plugin).__name__)
+        info = PluginInfo(distribution=name, version="", entry_point=name, module=name)
+        infos.append(info)
+        if _register(manager, plugin, info, problems):
+            loaded.append((info, plugin))
+
+    for info, plugin in loaded:
+        for impl in manager.hook.register_tools.get_hookimpls():
+            if impl.plugin is not plugin:
+                continue
+            try:
+                impl.function(register=Registrar(registry, info, problems))
+            except PluginError as exc:
+                info.error = exc.message
+                problems.append(exc)
+            except Exception as exc:  # a plugin's own bug must not stop the others
+                info.error = f"register_tools failed: {type(exc).__name__}: {exc}"
+                log.debug("register_tools of %s failed", info.origin, exc_info=True)
+                problems.append(PluginError(info.error, plugin=info.origin))
+    return PluginSet(manager=manager, plugins=infos, registry=registry, problems=problems)
+
+
+def _register(
+    manager: pluggy.PluginManager, plugin: object, info: PluginInfo, problems: list[PluginError]
+) -> bool:
+    try:
+        if manager.is_registered(plugin):
+            raise ValueError("the same module is registered by another entry point")
+        manager.register(plugin, name=info.entry_point)
+        manager.check_pending()
+    except Exception as exc:  # pluggy raises ValueError or PluginValidationError
+        if manager.is_registered(plugin):
+            manager.unregister(plugin)
+        info.error = f"cannot register: {exc}"
+        problems.append(PluginError(info.error, plugin=info.origin))
+        return False
+    info.hooks = sorted(
+        caller.name for caller in manager.get_hookcallers(plugin) or []
+    )
+    return True
+
+
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    # Sorted so that the order (and so "who registered a name first") is reproducible.
+    eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    return sorted(eps, key=lambda ep: ((ep.dist.name if ep.dist else ""), ep.name))

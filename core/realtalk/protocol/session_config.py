@@ -1,0 +1,113 @@
+"""From an agent and its tools to the exact ``session.update`` event.
+
+GA is the wire protocol. The beta shape is kept as an opt-in profile for servers that
+still speak it (OpenAI itself closed it in May 2026). Every setting the agent controls is
+sent explicitly, so that after a handoff nothing of the previous agent lingers through
+the server's partial merge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from ..agents import AgentSpec
+    from ..tools import Tool
+
+__all__ = ["Profile", "build_session_update", "format_object"]
+
+Profile = Literal["ga", "beta"]
+
+_BETA_FORMATS = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw", "audio/pcma": "g711_alaw"}
+
+
+def format_object(audio_format: str) -> dict[str, Any]:
+    """The GA audio format object for ``audio/pcm`` (24 kHz), ``audio/pcmu`` or ``audio/pcma``."""
+    if audio_format == "audio/pcm":
+        return {"type": "audio/pcm", "rate": 24000}
+    return {"type": audio_format}
+
+
+def build_session_update(
+    agent: AgentSpec,
+    tools: Sequence[Tool],
+    *,
+    profile: Profile = "ga",
+    include_voice: bool = True,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """Build the ``session.update`` client event for ``agent`` with exactly ``tools``.
+
+    Args:
+        agent: The agent to configure.
+        tools: The tools it may call (from ``AgentGraph.tools_for``), handoffs included.
+        profile: ``ga`` (the default) or ``beta`` for servers that still speak it.
+        include_voice: False once assistant audio exists, since the server refuses a
+            voice change then (``cannot_update_voice``).
+        event_id: The client event id, so an ``error`` can be traced to this update.
+
+    Returns:
+        The event, ready to send. The caller then waits for ``session.updated`` and checks
+        that it carries these instructions and tools.
+    """
+    definitions = [tool.definition() for tool in tools]
+    if profile == "beta":
+        session = _beta_session(agent, definitions, include_voice)
+    else:
+        session = _ga_session(agent, definitions, include_voice)
+    event: dict[str, Any] = {"type": "session.update", "session": session}
+    if event_id is not None:
+        event["event_id"] = event_id
+    return event
+
+
+def _ga_session(agent: AgentSpec, tools: list[dict[str, Any]], include_voice: bool) -> dict[str, Any]:
+    audio_in: dict[str, Any] = {
+        "format": format_object(agent.audio_format),
+        "turn_detection": dict(agent.turn_detection) if agent.turn_detection else None,
+        "transcription": dict(agent.input_transcription) if agent.input_transcription else None,
+        "noise_reduction": {"type": agent.noise_reduction} if agent.noise_reduction else None,
+    }
+    audio_out: dict[str, Any] = {"format": format_object(agent.audio_format)}
+    if include_voice:
+        audio_out["voice"] = agent.voice
+    if agent.speed is not None:
+        audio_out["speed"] = agent.speed
+    session: dict[str, Any] = {
+        "type": "realtime",
+        "instructions": agent.instructions,
+        "output_modalities": list(agent.output_modalities),
+        "audio": {"input": audio_in, "output": audio_out},
+        "tools": tools,
+        "tool_choice": agent.tool_choice,
+    }
+    if agent.max_output_tokens is not None:
+        session["max_output_tokens"] = agent.max_output_tokens
+    return session
+
+
+def _beta_session(agent: AgentSpec, tools: list[dict[str, Any]], include_voice: bool) -> dict[str, Any]:
+    fmt = _BETA_FORMATS[agent.audio_format]
+    session: dict[str, Any] = {
+        "modalities": ["text"] if agent.text_only else ["text", "audio"],
+        "instructions": agent.instructions,
+        "input_audio_format": fmt,
+        "output_audio_format": fmt,
+        "turn_detection": dict(agent.turn_detection) if agent.turn_detection else None,
+        "input_audio_transcription": (
+            dict(agent.input_transcription) if agent.input_transcription else None
+        ),
+        "input_audio_noise_reduction": (
+            {"type": agent.noise_reduction} if agent.noise_reduction else None
+        ),
+        "tools": tools,
+        "tool_choice": agent.tool_choice,
+    }
+    if include_voice:
+        session["voice"] = agent.voice
+    if agent.speed is not None:
+        session["speed"] = agent.speed
+    if agent.max_output_tokens is not None:
+        session["max_response_output_tokens"] = agent.max_output_tokens
+    return session

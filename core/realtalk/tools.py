@@ -1,0 +1,502 @@
+"""Tools: plain data, checked once at registration, their arguments checked on every call.
+
+A :class:`Tool` is what a plugin registers and what the model may call. The
+:class:`ToolRegistry` holds every installed tool and refuses a second tool with a name
+already taken (naming both plugins). :func:`validate_arguments` checks the model's raw
+``arguments`` string against the exact schema that was sent in ``session.update``, and
+:func:`run_tool` executes a handler. Every outcome of a call, good or bad, becomes a
+string for ``function_call_output``: failures belong to the model, not to the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import importlib
+import inspect
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, ValidationError
+
+from .exceptions import ToolDefinitionError
+
+__all__ = [
+    "ArgumentCheck",
+    "Tool",
+    "ToolContext",
+    "ToolOutcome",
+    "ToolRegistry",
+    "format_output",
+    "load_tool_definitions",
+    "make_tool",
+    "run_tool",
+    "validate_arguments",
+]
+
+log = logging.getLogger(__name__)
+
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+MAX_DESCRIPTION = 1024
+DEFAULT_TIMEOUT_S = 30.0
+_TOOL_KEYS = {
+    "name", "description", "parameters", "handler", "timeout_s", "requires_approval", "cancellable",
+}
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a handler that declares a ``context`` parameter receives with each call.
+
+    Attributes:
+        call_id: The model's ``call_id`` for this call.
+        tool: The tool's name.
+        agent: The name of the agent that made the call.
+    """
+
+    call_id: str
+    tool: str
+    agent: str
+
+
+@dataclass(frozen=True, eq=False)
+class Tool:
+    """One tool the model can call.
+
+    Attributes:
+        name: Unique name, ``^[a-zA-Z0-9_-]{1,64}$``.
+        description: What the tool does, for the model (at most 1024 characters).
+        parameters: The JSON Schema of the arguments; its root is an object.
+        handler: Called with the arguments as keywords (and ``context`` if it asks for
+            it); may be async. None for handoff tools, which the runtime performs itself.
+        plugin: Distribution that registered the tool (``realtalk-clock``), or
+            ``"agents"`` for generated handoff tools.
+        plugin_version: That distribution's version.
+        handler_path: ``module:function`` of the handler, for humans.
+        timeout_s: Seconds before a call is abandoned (None: no limit).
+        requires_approval: Ask a person before each call.
+        cancellable: Cancel a running call when the user barges in.
+        handoff_to: For ``transfer_to_<agent>`` tools, the target agent's name.
+    """
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+    handler: Callable[..., Any] | None
+    plugin: str
+    plugin_version: str = ""
+    handler_path: str = ""
+    timeout_s: float | None = DEFAULT_TIMEOUT_S
+    requires_approval: bool = False
+    cancellable: bool = True
+    handoff_to: str | None = None
+    _wants_context: bool = field(default=False, repr=False)
+
+    @property
+    def origin(self) -> str:
+        """``distribution version``, for messages."""
+        return f"{self.plugin} {self.plugin_version}".strip()
+
+    def definition(self) -> dict[str, Any]:
+        """The tool as sent in ``session.update``'s ``tools`` list."""
+        return {
+            "type": "function",
+            "name": self.name,
+            "description": self.description,
+            "parameters": dict(self.parameters),
+        }
+
+
+def make_tool(
+    name: str,
+    description: str,
+    parameters: Mapping[str, Any],
+    handler: Callable[..., Any] | str | None,
+    *,
+    plugin: str,
+    plugin_version: str = "",
+    timeout_s: float | None = DEFAULT_TIMEOUT_S,
+    requires_approval: bool = False,
+    cancellable: bool = True,
+    handoff_to: str | None = None,
+) -> Tool:
+    """Build a Tool after checking everything a registration must check.
+
+    Args:
+        name: The tool's name.
+        description: Its description for the model.
+        parameters: JSON Schema (Draft 2020-12) of the arguments; root must be an object.
+        handler: A callable, or ``"module:function"`` to import now.
+        plugin: The registering distribution's name.
+        plugin_version: Its version.
+        timeout_s: Seconds before a call is abandoned; None for no limit.
+        requires_approval: Ask before each call.
+        cancellable: Cancel on barge-in.
+        handoff_to: Target agent for generated handoff tools.
+
+    Raises:
+        ToolDefinitionError: The name, description, schema, options or handler are invalid.
+    """
+    origin = f"{plugin} {plugin_version}".strip()
+
+    def fail(message: str) -> ToolDefinitionError:
+        return ToolDefinitionError(f"tool {name!r}: {message}", plugin=origin)
+
+    if not isinstance(name, str) or not TOOL_NAME.match(name):
+        raise ToolDefinitionError(
+            f"invalid tool name {name!r}: use 1-64 letters, digits, '_' or '-' (no spaces)",
+            plugin=origin,
+        )
+    if not isinstance(description, str) or not description.strip():
+        raise fail("description is missing")
+    if len(description) > MAX_DESCRIPTION:
+        raise fail(
+            f"description is {len(description)} characters; the Realtime API allows at most"
+            f" {MAX_DESCRIPTION}"
+        )
+    if not isinstance(parameters, Mapping):
+        raise fail("parameters must be a JSON Schema mapping")
+    try:
+        Draft202012Validator.check_schema(dict(parameters))
+    except SchemaError as exc:
+        where = _path(exc.absolute_path)
+        raise fail(f"parameters is not a valid JSON Schema at {where}: {exc.message}") from None
+    if parameters.get("type") != "object":
+        raise fail("the root of parameters must be {type: object} (the model sends an object)")
+    if timeout_s is not None and (not isinstance(timeout_s, (int, float)) or timeout_s <= 0):
+        raise fail(f"timeout_s must be a positive number, got {timeout_s!r}")
+    handler_path = ""
+    if isinstance(handler, str):
+        handler_path = handler
+        handler = _resolve_handler(handler, fail)
+    elif handler is not None:
+        if not callable(handler):
+            raise fail(f"handler {handler!r} is not callable")
+        handler_path = f"{getattr(handler, '__module__', '?')}:{getattr(handler, '__qualname__', '?')}"
+    wants_context = handler is not None and _accepts_context(handler)
+    if wants_context and "context" in parameters.get("properties", {}):
+        raise fail("a parameter named 'context' clashes with the handler's context argument")
+    return Tool(
+        name=name,
+        description=description,
+        parameters=parameters,
+        handler=handler,
+        plugin=plugin,
+        plugin_version=plugin_version,
+        handler_path=handler_path,
+        timeout_s=float(timeout_s) if timeout_s is not None else None,
+        requires_approval=bool(requires_approval),
+        cancellable=bool(cancellable),
+        handoff_to=handoff_to,
+        _wants_context=wants_context,
+    )
+
+
+def _resolve_handler(path: str, fail: Callable[[str], ToolDefinitionError]) -> Callable[..., Any]:
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise fail(f"handler {path!r} must look like 'package.module:function'")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as exc:  # an import can fail in any way; report it, never crash
+        raise fail(f"handler {path!r}: cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise fail(f"handler {path!r}: {module_name!r} has no attribute {attr!r}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise fail(f"handler {path!r} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def _accepts_context(handler: Callable[..., Any]) -> bool:
+    try:
+        return "context" in inspect.signature(handler).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def load_tool_definitions(
+    path: str | Path, *, plugin: str, plugin_version: str = ""
+) -> list[Tool]:
+    """Read a plugin's tools YAML file and build its tools.
+
+    The file holds ``tools:``, a list of mappings with ``name``, ``description``,
+    ``parameters``, ``handler`` (``module:function``) and optional ``timeout_s``,
+    ``requires_approval`` and ``cancellable``.
+
+    Raises:
+        ToolDefinitionError: The file or one of its tools is invalid (with file and line).
+    """
+    from .exceptions import ConfigError
+    from .yamlfile import load_yaml
+
+    origin = f"{plugin} {plugin_version}".strip()
+    try:
+        doc = load_yaml(path)
+    except ConfigError as exc:
+        raise ToolDefinitionError(str(exc), plugin=origin) from None
+    if not isinstance(doc.data, dict) or not isinstance(doc.data.get("tools"), list):
+        raise ToolDefinitionError(
+            f"{doc.file}:{doc.line_of(())}: expected a mapping with a 'tools' list", plugin=origin
+        )
+    tools = []
+    for index, entry in enumerate(doc.data["tools"]):
+        where = f"{doc.file}:{doc.line_of(('tools', index))}"
+        if not isinstance(entry, dict):
+            raise ToolDefinitionError(f"{where}: each tool must be a mapping", plugin=origin)
+        unknown = sorted(set(entry) - _TOOL_KEYS)
+        if unknown:
+            hint = _did_you_mean(unknown[0], _TOOL_KEYS)
+            raise ToolDefinitionError(
+                f"{doc.file}:{doc.line_of(('tools', index, unknown[0]))}: unknown key"
+                f" {unknown[0]!r}{hint}",
+                plugin=origin,
+            )
+        missing = [k for k in ("name", "description", "handler") if k not in entry]
+        if missing:
+            raise ToolDefinitionError(f"{where}: missing {', '.join(missing)}", plugin=origin)
+        try:
+            tools.append(
+                make_tool(
+                    entry["name"],
+                    entry["description"],
+                    entry.get("parameters", {"type": "object", "properties": {}}),
+                    entry["handler"],
+                    plugin=plugin,
+                    plugin_version=plugin_version,
+                    timeout_s=entry.get("timeout_s", DEFAULT_TIMEOUT_S),
+                    requires_approval=entry.get("requires_approval", False),
+                    cancellable=entry.get("cancellable", True),
+                )
+            )
+        except ToolDefinitionError as exc:
+            raise ToolDefinitionError(f"{where}: {exc.message}", plugin=origin) from None
+    return tools
+
+
+def _did_you_mean(word: str, choices: Sequence[str] | set[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class ToolRegistry:
+    """Every installed tool by name. A name can be taken only once."""
+
+    def __init__(self) -> None:
+        self._tools: dict[str, Tool] = {}
+
+    def add(self, tool: Tool) -> None:
+        """Add a tool.
+
+        Raises:
+            ToolDefinitionError: The name is taken; the message names both plugins.
+        """
+        existing = self._tools.get(tool.name)
+        if existing is not None:
+            raise ToolDefinitionError(
+                f"tool name {tool.name!r} is already registered by {existing.origin};"
+                f" rename one of them or uninstall/block a plugin (--no-plugin {tool.plugin})",
+                plugin=tool.origin,
+            )
+        self._tools[tool.name] = tool
+
+    def get(self, name: str) -> Tool | None:
+        """The tool called ``name``, or None."""
+        return self._tools.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(sorted(self._tools.values(), key=lambda t: t.name))
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def names(self) -> list[str]:
+        """All tool names, sorted."""
+        return sorted(self._tools)
+
+    def suggest(self, name: str) -> str:
+        """A ``(did you mean ...?)`` hint for a misspelled tool name, or ``""``."""
+        return _did_you_mean(name, self._tools.keys())
+
+    def describe_available(self) -> str:
+        """``get_time (realtalk-clock), ...`` for error messages."""
+        if not self._tools:
+            return "no tools are installed (pip install a realtalk-* plugin)"
+        return ", ".join(f"{t.name} ({t.plugin})" for t in self)
+
+
+# --- argument validation -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArgumentCheck:
+    """The result of :func:`validate_arguments`: either ``arguments`` or ``error``.
+
+    Attributes:
+        arguments: The parsed arguments when valid.
+        error: A JSON text for ``function_call_output`` telling the model what was wrong.
+    """
+
+    arguments: dict[str, Any] | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        """True when the arguments are valid."""
+        return self.error is None
+
+
+def _path(parts: Sequence[object]) -> str:
+    out = "$"
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def validate_arguments(tool: Tool, raw: str) -> ArgumentCheck:
+    """Parse the model's ``arguments`` string and check it against the tool's schema.
+
+    Lenient where it is safe: an empty string means ``{}``, and a JSON string that
+    itself holds a JSON object (double-encoded) is unwrapped. Everything else must match
+    the schema exactly.
+
+    Returns:
+        ArgumentCheck with the arguments, or with an error text that names the failing
+        JSON path and repeats the schema, so the model can call again correctly.
+    """
+    text = raw.strip() if isinstance(raw, str) else raw
+    if text == "":
+        value: Any = {}
+    else:
+        try:
+            value = json.loads(text)
+        except (json.JSONDecodeError, TypeError) as exc:
+            return ArgumentCheck(None, _argument_error(
+                tool, [{"path": "$", "message": f"arguments are not valid JSON: {exc}"}]
+            ))
+        if isinstance(value, str):
+            try:
+                inner = json.loads(value)
+            except json.JSONDecodeError:
+                inner = None
+            if isinstance(inner, dict):
+                value = inner
+    if not isinstance(value, dict):
+        return ArgumentCheck(None, _argument_error(
+            tool, [{"path": "$", "message": f"arguments must be a JSON object, got {type(value).__name__}"}]
+        ))
+    validator = Draft202012Validator(dict(tool.parameters))
+    errors = sorted(validator.iter_errors(value), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        return ArgumentCheck(None, _argument_error(tool, [_describe(e) for e in errors[:5]]))
+    return ArgumentCheck(value, None)
+
+
+def _describe(error: ValidationError) -> dict[str, str]:
+    return {"path": _path(error.absolute_path), "message": error.message}
+
+
+def _argument_error(tool: Tool, problems: list[dict[str, str]]) -> str:
+    return json.dumps({
+        "error": f"invalid arguments for {tool.name}",
+        "problems": problems,
+        "expected_schema": tool.parameters,
+        "hint": f"Call {tool.name} again with arguments that match expected_schema.",
+    }, ensure_ascii=False)
+
+
+# --- execution ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """What came of one call.
+
+    Attributes:
+        output: The string for ``function_call_output``.
+        status: ``ok``, ``invalid_arguments``, ``error``, ``timeout``, ``cancelled``,
+            ``refused`` (approval denied) or ``unknown_tool``.
+        duration_s: Wall time of the call.
+    """
+
+    output: str
+    status: Literal["ok", "invalid_arguments", "error", "timeout", "cancelled", "refused", "unknown_tool"]
+    duration_s: float = 0.0
+
+
+def format_output(result: Any) -> str:
+    """Turn a handler's return value into the output string sent to the model.
+
+    Strings pass through; None becomes ``{"ok": true}``; anything JSON can encode
+    (dicts, lists, numbers) becomes JSON; other objects use ``str()``.
+    """
+    if isinstance(result, str):
+        return result
+    if result is None:
+        return '{"ok": true}'
+    try:
+        return json.dumps(result, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(result)
+
+
+def error_output(message: str) -> str:
+    """An error text for the model, as JSON."""
+    return json.dumps({"error": message}, ensure_ascii=False)
+
+
+async def run_tool(tool: Tool, arguments: Mapping[str, Any], context: ToolContext) -> ToolOutcome:
+    """Run a tool's handler with validated arguments; never raises for the handler's sake.
+
+    Async handlers are awaited; sync handlers run in a worker thread, so a slow tool
+    never blocks the event loop. A timeout returns at once with an error output (a sync
+    handler's thread cannot be killed and finishes in the background).
+
+    Raises:
+        asyncio.CancelledError: Only when the calling task itself is cancelled.
+    """
+    if tool.handler is None:
+        return ToolOutcome(error_output(f"{tool.name} has no handler"), "error")
+    kwargs = dict(arguments)
+    if tool._wants_context:
+        kwargs["context"] = context
+    handler = tool.handler
+    started = time.perf_counter()
+
+    async def call() -> Any:
+        if inspect.iscoroutinefunction(handler):
+            return await handler(**kwargs)
+        result = await asyncio.to_thread(handler, **kwargs)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+    try:
+        result = await asyncio.wait_for(call(), timeout=tool.timeout_s)
+    except asyncio.TimeoutError:
+        elapsed = time.perf_counter() - started
+        log.warning("tool %s (%s) timed out after %.1f s", tool.name, tool.origin, elapsed)
+        return ToolOutcome(
+            error_output(f"{tool.name} timed out after {tool.timeout_s:g} s; the result is unknown"),
+            "timeout", elapsed,
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a plugin's failure belongs to the model, not the session
+        elapsed = time.perf_counter() - started
+        log.error("tool %s (%s) raised", tool.name, tool.origin, exc_info=True)
+        return ToolOutcome(
+            error_output(f"{tool.name} failed: {type(exc).__name__}: {exc}"), "error", elapsed
+        )
+    return ToolOutcome(format_output(result), "ok", time.perf_counter() - started)
