@@ -1,0 +1,197 @@
+"""Audio for the emulator: format arithmetic, an energy VAD and a deterministic voice.
+
+Nothing here does I/O. The VAD maps the ``server_vad`` knobs onto frame energy:
+
+* ``threshold`` (0..1) becomes an RMS level in dBFS, ``-70 + 60 * threshold``: the
+  default 0.5 triggers at -40 dBFS (an int16 RMS of about 330), well below normal speech
+  (-30..-15 dBFS) and well above digital silence or a quiet room (< -60 dBFS).
+* ``prefix_padding_ms`` moves ``audio_start_ms`` back from the first loud frame.
+* ``silence_duration_ms`` of consecutive quiet frames ends the speech segment.
+
+The assistant's "voice" is a soft tone per character (pitch from the character, spaces
+silent) at about 15 characters per second, so audio length follows the text.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "CHARS_PER_SECOND",
+    "AudioFormat",
+    "SpeechEvent",
+    "Vad",
+    "synthesize",
+    "threshold_dbfs",
+]
+
+CHARS_PER_SECOND = 15.0
+_FRAME_MS = 10
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """A session audio format: sample rate and bytes per sample.
+
+    Attributes:
+        kind: ``audio/pcm``, ``audio/pcmu`` or ``audio/pcma``.
+        rate: Samples per second.
+        width: Bytes per sample.
+    """
+
+    kind: str
+    rate: int
+    width: int
+
+    @classmethod
+    def from_session(cls, fmt: dict[str, Any] | None) -> AudioFormat:
+        """Build from a GA format object such as ``{"type": "audio/pcm", "rate": 24000}``."""
+        kind = (fmt or {}).get("type") or "audio/pcm"
+        if kind in ("audio/pcmu", "audio/pcma"):
+            return cls(kind, 8000, 1)
+        return cls("audio/pcm", 24000, 2)
+
+    @property
+    def bytes_per_ms(self) -> float:
+        """Bytes of audio per millisecond."""
+        return self.rate * self.width / 1000.0
+
+    def ms(self, nbytes: int) -> int:
+        """Duration in whole milliseconds of ``nbytes`` of audio."""
+        return int(nbytes / self.bytes_per_ms)
+
+    def decode(self, data: bytes) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """Decode to float samples in -1..1 (G.711 expanded per ITU-T G.711)."""
+        if self.kind == "audio/pcm":
+            usable = len(data) - len(data) % 2
+            return np.frombuffer(data[:usable], dtype="<i2").astype(np.float64) / 32768.0
+        raw = np.frombuffer(data, dtype=np.uint8).astype(np.int32)
+        if self.kind == "audio/pcmu":
+            u = ~raw & 0xFF
+            mag = (((u & 0x0F) << 3) + 0x84) << ((u & 0x70) >> 4)
+            val = np.where(u & 0x80, 0x84 - mag, mag - 0x84)
+        else:
+            a = raw ^ 0x55
+            seg = (a & 0x70) >> 4
+            mant = (a & 0x0F) << 4
+            mag = np.where(seg == 0, mant + 8, (mant + 0x108) << np.maximum(seg - 1, 0))
+            val = np.where(a & 0x80, mag, -mag)
+        return val.astype(np.float64) / 32768.0
+
+
+def threshold_dbfs(threshold: float) -> float:
+    """The RMS level (dBFS) that a VAD ``threshold`` in 0..1 stands for."""
+    return -70.0 + 60.0 * threshold
+
+
+@dataclass(frozen=True)
+class SpeechEvent:
+    """A VAD transition.
+
+    Attributes:
+        kind: ``"started"`` or ``"stopped"``.
+        ms: ``audio_start_ms`` (prefix padding applied) or ``audio_end_ms``, counted from
+            the first audio of the connection.
+    """
+
+    kind: str
+    ms: int
+
+
+@dataclass
+class Vad:
+    """Frame-energy voice activity detection over a stream of appended audio.
+
+    Feed decoded samples with :meth:`feed`; it returns the transitions found. The clock
+    is the total audio appended on the connection, as the real server counts it.
+    """
+
+    rate: int
+    threshold: float = 0.5
+    prefix_padding_ms: int = 300
+    silence_duration_ms: int = 200
+    in_speech: bool = False
+    _pending: np.ndarray[Any, np.dtype[np.float64]] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.float64)
+    )
+    _frames_seen: int = 0
+    _silent_ms: int = 0
+    _last_voiced_end_ms: int = 0
+    floor_ms: int = 0
+
+    def feed(self, samples: np.ndarray[Any, np.dtype[np.float64]]) -> list[SpeechEvent]:
+        """Consume samples; return the speech transitions they contain, in order."""
+        events: list[SpeechEvent] = []
+        frame = self.rate * _FRAME_MS // 1000
+        buf = np.concatenate([self._pending, samples])
+        limit = 10 ** (threshold_dbfs(self.threshold) / 20.0)
+        whole = len(buf) // frame * frame
+        for start in range(0, whole, frame):
+            chunk = buf[start:start + frame]
+            rms = math.sqrt(float(np.mean(chunk * chunk))) if len(chunk) else 0.0
+            t0 = self._frames_seen * _FRAME_MS
+            self._frames_seen += 1
+            loud = rms >= limit
+            if not self.in_speech and loud:
+                self.in_speech = True
+                self._silent_ms = 0
+                self._last_voiced_end_ms = t0 + _FRAME_MS
+                events.append(SpeechEvent("started", max(self.floor_ms, t0 - self.prefix_padding_ms)))
+            elif self.in_speech and loud:
+                self._silent_ms = 0
+                self._last_voiced_end_ms = t0 + _FRAME_MS
+            elif self.in_speech:
+                self._silent_ms += _FRAME_MS
+                if self._silent_ms >= self.silence_duration_ms:
+                    self.in_speech = False
+                    events.append(SpeechEvent("stopped", self._last_voiced_end_ms))
+        self._pending = buf[whole:]
+        return events
+
+    @property
+    def position_ms(self) -> int:
+        """Milliseconds of audio analysed so far."""
+        return self._frames_seen * _FRAME_MS
+
+    def reset_segment(self) -> None:
+        """Forget an unfinished segment (after ``input_audio_buffer.clear`` or a commit)."""
+        self.in_speech = False
+        self._silent_ms = 0
+        self.floor_ms = self.position_ms
+
+
+def _encode(samples: np.ndarray[Any, np.dtype[np.float64]], fmt: AudioFormat) -> bytes:
+    if fmt.kind == "audio/pcm":
+        return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    # G.711 output is only needed for its length; encode as the format's silence byte
+    # modulated by nothing, which every decoder accepts.
+    silence = 0xFF if fmt.kind == "audio/pcmu" else 0xD5
+    return bytes([silence]) * len(samples)
+
+
+def synthesize(text: str, fmt: AudioFormat) -> bytes:
+    """Deterministic audio for ``text``: one soft tone per character, 15 characters a second.
+
+    Args:
+        text: What the assistant "says".
+        fmt: The session's output format.
+
+    Returns:
+        Audio bytes in ``fmt``, at least 100 ms long.
+    """
+    per_char = int(fmt.rate / CHARS_PER_SECOND)
+    total = max(per_char * len(text), fmt.rate // 10)
+    out = np.zeros(total, dtype=np.float64)
+    t = np.arange(per_char, dtype=np.float64) / fmt.rate
+    # A short fade keeps the tone free of clicks between characters.
+    envelope = np.minimum(1.0, np.minimum(t, t[::-1]) * 200.0)
+    for index, char in enumerate(text):
+        if char.isspace():
+            continue
+        pitch = 220.0 + (ord(char) % 32) * 15.0
+        out[index * per_char:(index + 1) * per_char] = 0.2 * envelope * np.sin(2 * np.pi * pitch * t)
+    return _encode(out, fmt)

@@ -1,0 +1,283 @@
+"""Emulator scenarios: what the emulated model answers, turn by turn.
+
+A scenario is YAML (or an equivalent dict)::
+
+    name: concierge
+    turns:
+      - user: what time                 # case-insensitive substring of the user's text
+        reply:
+          - say: Let me check.
+          - call: get_time
+            arguments: {timezone: UTC}
+          - say: "It is {output}."       # runs in the response after the tool output
+      - user: /^(hi|hello)\\b/          # /regex/ (Python syntax, case-insensitive)
+        reply: Hello!                    # a string is one `say` step
+      - audio: true                      # the next speech segment (committed audio)
+        transcript: I would like a room  # sent as the input transcription, when enabled
+        reply:
+          - handoff: billing             # = call transfer_to_billing with {}
+
+Reply steps run in order. Consecutive ``call``/``handoff`` steps form one response with
+parallel calls; a ``say`` after a call starts the *next* response, which the emulator
+only produces once the client has sent the calls' ``function_call_output`` items and
+``response.create`` (as the real server does). ``{output}`` in a ``say`` is replaced by
+the text of the latest ``function_call_output``, so a test can prove the tool result
+reached the "model".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import ConfigError, ScenarioError
+from ..yamlfile import YamlDocument, json_path, load_yaml
+
+__all__ = [
+    "Scenario",
+    "Step",
+    "Turn",
+    "check_scenario_file",
+    "load_scenario",
+]
+
+_TURN_KEYS = {"user", "audio", "transcript", "reply"}
+_STEP_KEYS = {"say", "call", "arguments", "handoff"}
+_CALL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One reply step.
+
+    Attributes:
+        kind: ``"say"`` or ``"call"`` (a handoff is a call to ``transfer_to_<agent>``).
+        text: What to say (``say`` only); ``{output}`` is replaced at run time.
+        name: The function to call (``call`` only).
+        arguments: The arguments as the JSON string that is streamed (``call`` only).
+    """
+
+    kind: str
+    text: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One scenario turn.
+
+    Attributes:
+        user: What the user's text must contain, or a compiled regex; ``None`` for audio.
+        audio: True when the turn matches the next speech segment instead of text.
+        transcript: The input transcription to report for an audio turn.
+        segments: The reply, split into responses (each a list of steps).
+        line: The line of the turn in its file, when loaded from one.
+    """
+
+    user: str | re.Pattern[str] | None
+    audio: bool
+    transcript: str | None
+    segments: tuple[tuple[Step, ...], ...]
+    line: int | None = None
+
+    def matches_text(self, text: str) -> bool:
+        """Whether this text turn matches the user's ``text``."""
+        if self.audio or self.user is None:
+            return False
+        if isinstance(self.user, re.Pattern):
+            return self.user.search(text) is not None
+        return self.user.lower() in text.lower()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A parsed, validated scenario.
+
+    Attributes:
+        name: The scenario's name (defaults to the file stem).
+        turns: The turns, in order.
+        fallback: The reply to input that no turn matches; ``{input}`` is the user's text.
+    """
+
+    name: str
+    turns: tuple[Turn, ...] = ()
+    fallback: str = "[emulator] no scenario turn matches: {input}"
+    source: str | None = field(default=None, compare=False)
+
+
+class _Doc:
+    """Error location helper over a YamlDocument or a plain dict."""
+
+    def __init__(self, doc: YamlDocument | None) -> None:
+        self.doc = doc
+
+    def error(self, message: str, parts: Sequence[object]) -> ScenarioError:
+        if self.doc is None:
+            return ScenarioError(message, json_path=json_path(parts))
+        err = self.doc.error(message, parts, cls=ScenarioError)
+        assert isinstance(err, ScenarioError)
+        return err
+
+    def line(self, parts: Sequence[object]) -> int | None:
+        return None if self.doc is None else self.doc.line_of(parts)
+
+
+def _parse_step(raw: Any, parts: tuple[object, ...], loc: _Doc) -> Step:
+    if isinstance(raw, str):
+        return Step("say", text=raw)
+    if not isinstance(raw, dict):
+        raise loc.error("a reply step must be a mapping such as {say: TEXT} or {call: NAME}", parts)
+    unknown = sorted(set(raw) - _STEP_KEYS, key=str)
+    if unknown:
+        raise loc.error(f"unknown key {unknown[0]!r} in a reply step (allowed: say, call, "
+                        "arguments, handoff)", parts + (unknown[0],))
+    actions = [k for k in ("say", "call", "handoff") if k in raw]
+    if len(actions) != 1:
+        raise loc.error("a reply step needs exactly one of say, call or handoff", parts)
+    action = actions[0]
+    if "arguments" in raw and action != "call":
+        raise loc.error("'arguments' belongs to a 'call' step", parts + ("arguments",))
+    value = raw[action]
+    if action == "say":
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise loc.error("'say' must be text", parts + ("say",))
+        return Step("say", text=str(value))
+    if not isinstance(value, str) or not _CALL_NAME.match(value):
+        raise loc.error(f"'{action}' must be a name of 1-64 letters, digits, '_' or '-'",
+                        parts + (action,))
+    if action == "handoff":
+        name = f"transfer_to_{value}"
+        if len(name) > 64:
+            raise loc.error("handoff target too long for a function name", parts + (action,))
+        return Step("call", name=name, arguments="{}")
+    arguments = raw.get("arguments", {})
+    if isinstance(arguments, str):
+        text = arguments  # sent verbatim, so tests can send invalid JSON on purpose
+    elif isinstance(arguments, dict):
+        text = json.dumps(arguments, separators=(",", ":"))
+    else:
+        raise loc.error("'arguments' must be a mapping, or a string sent verbatim",
+                        parts + ("arguments",))
+    return Step("call", name=value, arguments=text)
+
+
+def _segments(steps: list[Step]) -> tuple[tuple[Step, ...], ...]:
+    # A response ends after its calls: text that follows a call needs the tool output.
+    segments: list[list[Step]] = [[]]
+    for step in steps:
+        current = segments[-1]
+        if step.kind == "say" and current and current[-1].kind == "call":
+            segments.append([step])
+        else:
+            current.append(step)
+    return tuple(tuple(s) for s in segments if s)
+
+
+def _parse_turn(raw: Any, parts: tuple[object, ...], loc: _Doc) -> Turn:
+    if not isinstance(raw, dict):
+        raise loc.error("a turn must be a mapping with 'user' (or 'audio') and 'reply'", parts)
+    unknown = sorted(set(raw) - _TURN_KEYS, key=str)
+    if unknown:
+        raise loc.error(f"unknown key {unknown[0]!r} in a turn (allowed: user, audio, "
+                        "transcript, reply)", parts + (unknown[0],))
+    audio = raw.get("audio", False)
+    if not isinstance(audio, bool):
+        raise loc.error("'audio' must be true or false", parts + ("audio",))
+    if audio == ("user" in raw):
+        raise loc.error("a turn needs exactly one of 'user: TEXT' or 'audio: true'", parts)
+    user: str | re.Pattern[str] | None = None
+    if "user" in raw:
+        text = raw["user"]
+        if not isinstance(text, str) or not text:
+            raise loc.error("'user' must be non-empty text or /regex/", parts + ("user",))
+        if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
+            try:
+                user = re.compile(text[1:-1], re.IGNORECASE)
+            except re.error as exc:
+                raise loc.error(f"invalid regex: {exc}", parts + ("user",)) from None
+        else:
+            user = text
+    transcript = raw.get("transcript")
+    if transcript is not None and (not audio or not isinstance(transcript, str)):
+        raise loc.error("'transcript' is text, and only for 'audio: true' turns",
+                        parts + ("transcript",))
+    if "reply" not in raw:
+        raise loc.error("a turn needs a 'reply'", parts)
+    reply = raw["reply"]
+    reply_list = [reply] if isinstance(reply, (str, dict)) else reply
+    if not isinstance(reply_list, list) or not reply_list:
+        raise loc.error("'reply' must be text, a step, or a non-empty list of steps",
+                        parts + ("reply",))
+    steps = [_parse_step(step, parts + ("reply", i) if isinstance(reply, list) else
+                         parts + ("reply",), loc) for i, step in enumerate(reply_list)]
+    return Turn(user=user, audio=audio, transcript=transcript, segments=_segments(steps),
+                line=loc.line(parts))
+
+
+def _parse(data: Any, loc: _Doc, default_name: str) -> Scenario:
+    if not isinstance(data, dict):
+        raise loc.error("a scenario must be a mapping with a 'turns' list", ())
+    unknown = sorted(set(data) - {"name", "turns", "fallback", "description"}, key=str)
+    if unknown:
+        raise loc.error(f"unknown key {unknown[0]!r} (allowed: name, description, turns, "
+                        "fallback)", (unknown[0],))
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        raise loc.error("'name' must be non-empty text", ("name",))
+    fallback = data.get("fallback", Scenario.fallback)
+    if not isinstance(fallback, str):
+        raise loc.error("'fallback' must be text", ("fallback",))
+    turns = data.get("turns", [])
+    if not isinstance(turns, list):
+        raise loc.error("'turns' must be a list", ("turns",))
+    parsed = tuple(_parse_turn(t, ("turns", i), loc) for i, t in enumerate(turns))
+    return Scenario(name=name, turns=parsed, fallback=fallback,
+                    source=str(loc.doc.file) if loc.doc else None)
+
+
+def load_scenario(source: str | Path | Mapping[str, Any] | Scenario | None) -> Scenario:
+    """Load and validate a scenario.
+
+    Args:
+        source: A path to a YAML file, an already-parsed mapping, a Scenario, or None
+            (an empty scenario: every input gets the fallback reply).
+
+    Raises:
+        ScenarioError: The file cannot be read or parsed, or is not a valid scenario; the
+            message names the file, line and JSON path.
+    """
+    if source is None:
+        return Scenario(name="empty")
+    if isinstance(source, Scenario):
+        return source
+    if isinstance(source, Mapping):
+        return _parse(dict(source), _Doc(None), "scenario")
+    path = Path(source)
+    try:
+        doc = load_yaml(path)
+    except ScenarioError:
+        raise
+    except ConfigError as exc:
+        raise ScenarioError(exc.message, file=exc.file, line=exc.line,
+                            json_path=exc.json_path) from None
+    stem = path.name.removesuffix(".yaml").removesuffix(".yml").removesuffix(".scenario")
+    return _parse(doc.data, _Doc(doc), stem)
+
+
+def check_scenario_file(path: str | Path) -> list[ScenarioError]:
+    """Validate a ``*.scenario.yaml`` file for ``realtalk check``.
+
+    Returns:
+        The problems found (empty when the file is valid). Validation stops at the first
+        problem, so the list has at most one entry.
+    """
+    try:
+        load_scenario(Path(path))
+    except ScenarioError as exc:
+        return [exc]
+    return []

@@ -1,0 +1,226 @@
+"""The emulator's WebSocket server: handshake, faults, and the record of every event."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from .connection import Options, Session, new_id
+from .scenario import Scenario, load_scenario
+from .state import ConnectionRecord, ScenarioProgress
+
+__all__ = ["Emulator"]
+
+PATHS = ("/v1/realtime", "/openai/v1/realtime")  # OpenAI, and Azure's GA path
+PING_INTERVAL = 20.0  # the real server pings about every 20 s
+MAX_MESSAGE = 16 * 1024 * 1024  # input_audio_buffer.append allows 15 MiB of audio
+
+
+class Emulator:
+    """A loopback Realtime server speaking the GA protocol, driven by a scenario.
+
+    Use it as an async context manager::
+
+        async with Emulator(scenario="agents/concierge.scenario.yaml", fast=True) as emu:
+            connect_to(emu.url)
+            ...
+            assert emu.server_events("response.done")
+
+    Args:
+        scenario: A scenario file path, a parsed mapping, a Scenario, or None (every input
+            gets the fallback reply).
+        host: Interface to listen on.
+        port: Port; 0 picks a free one (see :attr:`port` after start).
+        api_key: When set, clients must present it (``Authorization: Bearer``, an
+            ``api-key`` header, or an ``api-key`` query parameter).
+        fast: Send audio as fast as possible instead of at real-time pace.
+        expire_after: Seconds after which each session expires (``session_expired``,
+            close 1001); ``expires_at`` in ``session.created`` matches. Default 60 minutes.
+        refuse_connections: Answer the first N connection attempts with HTTP 429.
+        drop_after_events: Abort each connection's socket (no close frame) after it has
+            been sent this many server events.
+        latency_ms: Delay before the server reacts to each client event (and before
+            ``session.created``).
+
+    Raises:
+        ScenarioError: The scenario is invalid.
+    """
+
+    def __init__(
+        self,
+        scenario: str | Path | Mapping[str, Any] | Scenario | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        fast: bool = False,
+        expire_after: float = 3600.0,
+        refuse_connections: int = 0,
+        drop_after_events: int | None = None,
+        latency_ms: float = 0.0,
+    ) -> None:
+        self.scenario = load_scenario(scenario)
+        self.host = host
+        self.api_key = api_key
+        self.refuse_connections = refuse_connections
+        self.options = Options(fast=fast, expire_after=expire_after,
+                               drop_after_events=drop_after_events, latency_ms=latency_ms)
+        self.progress = ScenarioProgress(self.scenario)
+        self.connections: list[ConnectionRecord] = []
+        self.refused = 0
+        self._port = port
+        self._server: Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start listening.
+
+        Raises:
+            OSError: The address cannot be bound (for example, the port is in use).
+        """
+        self._server = await serve(
+            self._handle, self.host, self._port, process_request=self._process_request,
+            ping_interval=PING_INTERVAL, max_size=MAX_MESSAGE,
+            logger=logging.getLogger("realtalk.emulator"),
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Close every connection (1001 going away) and stop listening."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop()
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled."""
+        if self._server is None:
+            await self.start()
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    # -- addresses -------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the real one once started, even when 0 was asked)."""
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The Realtime endpoint, e.g. ``ws://127.0.0.1:PORT/v1/realtime``."""
+        return f"ws://{self._netloc}/v1/realtime"
+
+    @property
+    def base_url(self) -> str:
+        """The HTTP base URL to give the ``openai`` SDK, e.g. ``http://127.0.0.1:PORT/v1``."""
+        return f"http://{self._netloc}/v1"
+
+    @property
+    def websocket_base_url(self) -> str:
+        """The ``websocket_base_url`` for the ``openai`` SDK, e.g. ``ws://127.0.0.1:PORT/v1``."""
+        return f"ws://{self._netloc}/v1"
+
+    @property
+    def _netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self._port}"
+
+    # -- records ---------------------------------------------------------------------
+
+    def client_events(self, type: str | None = None) -> list[dict[str, Any]]:  # noqa: A002
+        """Every client event on every connection, optionally only those of ``type``."""
+        return [e for c in self.connections for e in c.client_events(type)]
+
+    def server_events(self, type: str | None = None) -> list[dict[str, Any]]:  # noqa: A002
+        """Every server event on every connection, optionally only those of ``type``."""
+        return [e for c in self.connections for e in c.server_events(type)]
+
+    def errors(self) -> list[dict[str, Any]]:
+        """The inner ``error`` objects of every ``error`` event sent."""
+        return [e for c in self.connections for e in c.errors()]
+
+    # -- handshake -------------------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if urlsplit(request.path).path.rstrip("/") not in PATHS:
+            return connection.respond(HTTPStatus.NOT_FOUND, "Not Found: the Realtime endpoint is "
+                                      "/v1/realtime\n")
+        if self.refused < self.refuse_connections:
+            self.refused += 1
+            response = connection.respond(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                '{"error": {"message": "Rate limit reached (emulated).", '
+                '"type": "requests", "code": "rate_limit_exceeded"}}\n')
+            response.headers["Retry-After"] = "1"
+            return response
+        return None
+
+    def _handshake_error(self, headers: Headers, path: str) -> tuple[str | None, str, int, str] | None:
+        query = parse_qs(urlsplit(path).query)
+        if self.api_key is not None:
+            auth = headers.get("Authorization", "")
+            token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+            token = token or headers.get("api-key") or (query.get("api-key") or [None])[0]
+            if not token:
+                return (None, "Missing bearer or basic authentication in header", 3000,
+                        "invalid_request_error")
+            if token != self.api_key:
+                shown = token[:3] + "*" * 4 + token[-4:] if len(token) > 8 else "*" * len(token)
+                return ("invalid_api_key", f"Incorrect API key provided: {shown}. You can find "
+                        "your API key at https://platform.openai.com/account/api-keys.", 3000,
+                        "invalid_request_error.invalid_api_key")
+        if headers.get("OpenAI-Beta", "").strip().lower().startswith("realtime"):
+            return ("beta_api_shape_disabled", "The Realtime Beta API is no longer supported. "
+                    "Please use /v1/realtime for the GA API.", 4000,
+                    "invalid_request_error.beta_api_shape_disabled")
+        if not (query.get("model") or [""])[0]:
+            return ("missing_model", "You must provide a model parameter", 4000,
+                    "invalid_request_error.missing_model")
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        request = ws.request
+        assert request is not None
+        record = ConnectionRecord(path=request.path,
+                                  headers={k.lower(): v for k, v in request.headers.raw_items()})
+        self.connections.append(record)
+        refusal = self._handshake_error(request.headers, request.path)
+        if refusal is not None:
+            code, message, close_code, reason = refusal
+            record.handshake_error = code or "missing_auth"
+            event = {"type": "error", "event_id": new_id("event"), "error": {
+                "type": "invalid_request_error", "code": code, "message": message,
+                "param": None, "event_id": None}}
+            record.add("server", event)
+            record.close_code = close_code
+            try:
+                await ws.send(json.dumps(event))
+                await ws.close(close_code, reason)
+            except ConnectionClosed:
+                pass
+            return
+        model = parse_qs(urlsplit(request.path).query)["model"][0]
+        await Session(ws, record, self.options, self.progress, model).run()

@@ -1,0 +1,132 @@
+"""Recorded traffic and scenario progress, shared by the emulator's connections."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from .scenario import Scenario, Step, Turn
+
+__all__ = ["ConnectionRecord", "EventRecord", "ScenarioProgress", "UserInput"]
+
+
+class EventRecord(NamedTuple):
+    """One event on the wire.
+
+    Attributes:
+        t: ``time.monotonic()`` when it was received or sent.
+        direction: ``"client"`` (client to server) or ``"server"``.
+        event: The event as a dict. A client frame that was not a JSON object is kept as
+            ``{"_raw": text}``; a binary frame as ``{"_binary": length}``.
+    """
+
+    t: float
+    direction: str
+    event: dict[str, Any]
+
+
+def _select(records: list[EventRecord], direction: str, type_: str | None) -> list[dict[str, Any]]:
+    return [r.event for r in records
+            if r.direction == direction and (type_ is None or r.event.get("type") == type_)]
+
+
+@dataclass
+class ConnectionRecord:
+    """Everything that happened on one WebSocket connection.
+
+    Attributes:
+        path: The request path with its query, as the client sent it.
+        headers: The request headers (lower-case names).
+        events: Every client and server event, in order, timestamped.
+        handshake_error: The error code (or ``"missing_auth"``) when the handshake was
+            refused after the upgrade; None for a session that started.
+        close_code: The close code the server sent, or None (open, client-closed or dropped).
+        dropped: True when the emulator aborted the socket on purpose (the drop fault).
+    """
+
+    path: str
+    headers: dict[str, str]
+    events: list[EventRecord] = field(default_factory=list)
+    handshake_error: str | None = None
+    close_code: int | None = None
+    dropped: bool = False
+
+    def add(self, direction: str, event: dict[str, Any]) -> None:
+        """Record an event now."""
+        self.events.append(EventRecord(time.monotonic(), direction, event))
+
+    def client_events(self, type: str | None = None) -> list[dict[str, Any]]:  # noqa: A002
+        """Client events of this connection, optionally only those of ``type``."""
+        return _select(self.events, "client", type)
+
+    def server_events(self, type: str | None = None) -> list[dict[str, Any]]:  # noqa: A002
+        """Server events of this connection, optionally only those of ``type``."""
+        return _select(self.events, "server", type)
+
+    def errors(self) -> list[dict[str, Any]]:
+        """The ``error`` objects (the inner ``error`` field) this connection was sent."""
+        return [e["error"] for e in self.server_events("error")]
+
+
+@dataclass(frozen=True)
+class UserInput:
+    """The user input a response answers.
+
+    Attributes:
+        text: The user's text (empty for audio).
+        audio: True when it came from committed audio.
+    """
+
+    text: str
+    audio: bool
+
+
+@dataclass
+class ScenarioProgress:
+    """Where the script stands.
+
+    It belongs to the Emulator, not to a connection, so a client that reconnects (after
+    an expiry or a drop) continues the script where it left off.
+
+    Attributes:
+        scenario: The script.
+        cursor: Index of the first turn not yet used.
+        continuation: Reply segments still owed after a tool call.
+        last_output: The text of the latest ``function_call_output`` item.
+    """
+
+    scenario: Scenario
+    cursor: int = 0
+    continuation: list[tuple[Step, ...]] = field(default_factory=list)
+    last_output: str = ""
+
+    def peek_audio_turn(self) -> Turn | None:
+        """The turn the next speech segment will match, without consuming it."""
+        for turn in self.scenario.turns[self.cursor:]:
+            if turn.audio:
+                return turn
+        return None
+
+    def next_reply(self, user: UserInput | None) -> tuple[Step, ...]:
+        """The steps of the next response.
+
+        With no new user input, the continuation of the current turn (the steps after a
+        tool call) runs. With input, the first unused turn at or after the cursor that
+        matches it runs (earlier unused turns are skipped); no match gives the fallback.
+        """
+        if user is None and self.continuation:
+            return self.continuation.pop(0)
+        if user is None:
+            return (self._fallback("(no new user input)"),)
+        self.continuation = []
+        for index in range(self.cursor, len(self.scenario.turns)):
+            turn = self.scenario.turns[index]
+            if (turn.audio and user.audio) or (not user.audio and turn.matches_text(user.text)):
+                self.cursor = index + 1
+                self.continuation = list(turn.segments[1:])
+                return turn.segments[0]
+        return (self._fallback("(speech)" if user.audio else repr(user.text)),)
+
+    def _fallback(self, shown: str) -> Step:
+        return Step("say", text=self.scenario.fallback.replace("{input}", shown))
