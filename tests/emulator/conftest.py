@@ -1,0 +1,121 @@
+"""Fixtures for the emulator tests.
+
+Every test gets its emulators from ``make_emulator``; at teardown every server event any
+of them sent is validated against the official ``openai`` GA server event types (the
+conformance oracle), so the whole suite asserts wire conformance. ``test_meta`` checks
+that no test builds an Emulator any other way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any, Union, get_args
+
+import pytest
+from pydantic import Field, TypeAdapter, ValidationError
+from websockets.asyncio.client import ClientConnection, connect
+
+from realtalk.emulator import Emulator
+
+
+def _discriminated(alias: Any) -> TypeAdapter[Any]:
+    members = get_args(get_args(alias)[0])  # Annotated[Union[...], PropertyInfo] -> members
+    return TypeAdapter(Annotated[Union[members], Field(discriminator="type")])  # type: ignore[valid-type]
+
+
+def _ga_server() -> TypeAdapter[Any]:
+    from openai.types.realtime import RealtimeServerEvent
+
+    return _discriminated(RealtimeServerEvent)
+
+
+GA_SERVER = _ga_server()
+
+
+def conformance_problems(events: list[dict[str, Any]]) -> list[str]:
+    """Validate server events against the openai GA types; return one line per failure."""
+    problems = []
+    for event in events:
+        try:
+            GA_SERVER.validate_python(event)
+        except ValidationError as exc:
+            problems.append(f"{event.get('type')}: {exc.errors()[:2]} in {json.dumps(event)[:300]}")
+    return problems
+
+
+@pytest.fixture
+async def make_emulator() -> AsyncIterator[Callable[..., Awaitable[Emulator]]]:
+    """Start emulators (``await make_emulator(scenario, **options)``); validate all they sent."""
+    started: list[Emulator] = []
+
+    async def factory(*args: Any, **kwargs: Any) -> Emulator:
+        kwargs.setdefault("fast", True)
+        emulator = Emulator(*args, **kwargs)
+        await emulator.start()
+        started.append(emulator)
+        return emulator
+
+    yield factory
+    for emulator in started:
+        await emulator.stop()
+    sent = [e for emu in started for e in emu.server_events()]
+    problems = conformance_problems(sent)
+    assert not problems, "events not valid per the openai GA types:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+async def emu(make_emulator: Callable[..., Awaitable[Emulator]]) -> Emulator:
+    """An emulator with an empty scenario, fast audio."""
+    return await make_emulator()
+
+
+class Client:
+    """A thin JSON client over a real loopback WebSocket, for tests."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.received: list[dict[str, Any]] = []
+
+    async def send(self, event: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(event))
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        import asyncio
+
+        event: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        self.received.append(event)
+        return event
+
+    async def until(self, type_: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Receive events up to and including the first of ``type_``; return them all."""
+        got = []
+        while True:
+            event = await self.recv(timeout)
+            got.append(event)
+            if event["type"] == type_:
+                return got
+
+    async def turn(self, text: str) -> list[dict[str, Any]]:
+        """Send a user text item and response.create; return events through rate_limits."""
+        await self.send({"type": "conversation.item.create", "item": {
+            "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}})
+        await self.send({"type": "response.create"})
+        return await self.until("rate_limits.updated")
+
+
+@pytest.fixture
+def open_client() -> Callable[..., Any]:
+    """``async with open_client(emu) as client:`` past session.created."""
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def opener(emu: Emulator, query: str = "?model=gpt-realtime",
+                     **kwargs: Any) -> AsyncIterator[Client]:
+        async with connect(emu.url + query, **kwargs) as ws:
+            client = Client(ws)
+            first = await client.recv()
+            assert first["type"] == "session.created"
+            yield client
+
+    return opener
