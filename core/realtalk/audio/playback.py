@@ -1,0 +1,501 @@
+"""Output sinks: where assistant audio goes (a speaker, or a WAV file).
+
+Both sinks share one design. :meth:`OutputSink.feed` appends 24 kHz PCM16 for an
+assistant item to a small jitter buffer; a consumer pulls frames from it at the output's
+pace: the PortAudio callback for :class:`SpeakerSink`, a clock-driven thread (or, with
+``realtime=False``, the feed itself) for :class:`WavFileSink`. Every pull records the
+frames consumed per item in a :class:`~realtalk.audio.tracker.PlaybackTracker`, so the
+played time used for barge-in truncation comes from the output, not the wall clock.
+
+:meth:`OutputSink.interrupt` takes the buffer's lock and empties it: once it returns, no
+frame of the dropped audio can be consumed, and the tracker holds exactly what was
+played. (A speaker still sounds what PortAudio already holds, at most
+:attr:`SpeakerSink.latency_ms`.)
+
+All public methods are thread-safe and never block on audio I/O, so they can be called
+from an asyncio event loop; :meth:`OutputSink.drain` is a coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from realtalk.audio.devices import audio_error, import_sounddevice, resolve_device
+from realtalk.audio.resample import API_RATE, Resampler
+from realtalk.audio.tracker import PlaybackTracker
+from realtalk.audio.wav import WavWriter
+from realtalk.exceptions import AudioDeviceError
+
+__all__ = ["SILENCE_DBFS", "OutputSink", "SpeakerSink", "WavFileSink", "dbfs"]
+
+SILENCE_DBFS = -100.0
+"""The level reported for digital silence."""
+
+
+def dbfs(samples: npt.NDArray[np.int16]) -> float:
+    """RMS level of int16 samples in dBFS (full-scale sine = -3 dBFS), floored at -100."""
+    if len(samples) == 0:
+        return SILENCE_DBFS
+    rms = math.sqrt(float(np.mean(np.square(samples, dtype=np.float64))))
+    if rms < 1e-5 * 32768:
+        return SILENCE_DBFS
+    return 20.0 * math.log10(rms / 32768.0)
+
+
+@dataclass
+class _Segment:
+    item_id: str
+    data: npt.NDArray[np.int16]
+    pos: int = 0
+
+
+class _JitterBuffer:
+    """Segments in, frames out, under one lock; records what is consumed per item.
+
+    Playback starts once ``prebuffer`` frames are queued, or once the consumer has
+    waited that many frames with something queued (a short last item must not wait for
+    audio that will never come). After running dry it waits again, which absorbs
+    network jitter without drifting the tracker (silence is not attributed to items).
+    """
+
+    def __init__(self, rate: int, tracker: PlaybackTracker, prebuffer: int) -> None:
+        self.rate = rate
+        self.tracker = tracker
+        self.prebuffer = prebuffer
+        self.lock = threading.Lock()
+        self.drained = threading.Condition(self.lock)
+        self.level = SILENCE_DBFS
+        self.frames_consumed = 0  # all frames pulled, silence included
+        self._segments: deque[_Segment] = deque()
+        self._queued = 0
+        self._started = False
+        self._waited = 0
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    @property
+    def queued(self) -> int:
+        return self._queued
+
+    def push(self, item_id: str, data: npt.NDArray[np.int16]) -> None:
+        if len(data) == 0:
+            return
+        with self.lock:
+            last = self._segments[-1] if self._segments else None
+            if last is not None and last.item_id == item_id and last.pos == 0:
+                last.data = np.concatenate([last.data, data])
+            else:
+                self._segments.append(_Segment(item_id, data))
+            self._queued += len(data)
+
+    def pull_into(self, out: npt.NDArray[np.int16]) -> int:
+        """Fill ``out`` (audio first, then zeros); return the number of audio frames."""
+        n = len(out)
+        k = 0
+        with self.lock:
+            if not self._started and self._queued:
+                self._waited += n
+                if self._queued >= self.prebuffer or self._waited >= self.prebuffer:
+                    self._started = True
+            if self._started:
+                while k < n and self._segments:
+                    seg = self._segments[0]
+                    take = min(n - k, len(seg.data) - seg.pos)
+                    out[k : k + take] = seg.data[seg.pos : seg.pos + take]
+                    seg.pos += take
+                    k += take
+                    self.tracker.add_played(seg.item_id, take, self.rate)
+                    if seg.pos >= len(seg.data):
+                        self._segments.popleft()
+                self._queued -= k
+                if not self._queued:
+                    self._idle()
+            self.frames_consumed += n
+            out[k:] = 0
+            self.level = dbfs(out)
+        return k
+
+    def clear(self) -> int:
+        """Drop everything queued; return the frames dropped."""
+        with self.lock:
+            dropped = self._queued
+            self._segments.clear()
+            self._queued = 0
+            self._idle()
+            self.level = SILENCE_DBFS
+        return dropped
+
+    def add_waiter(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None]) -> bool:
+        """Register an asyncio waiter for the next idle moment; False if idle already."""
+        with self.lock:
+            if not self._queued:
+                return False
+            self._waiters.append((loop, fut))
+            return True
+
+    def _idle(self) -> None:
+        # Called with the lock held.
+        self._started = False
+        self._waited = 0
+        self.drained.notify_all()
+        waiters, self._waiters = self._waiters, []
+        for loop, fut in waiters:
+            try:
+                loop.call_soon_threadsafe(_resolve, fut)
+            except RuntimeError:  # that loop is closed: nobody is waiting any more
+                pass
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class OutputSink(ABC):
+    """Where assistant audio is played; feed 24 kHz PCM16 per item.
+
+    Args:
+        rate: The rate the consumer runs at (audio is resampled from 24 kHz to it).
+        tracker: Where received and played audio is counted; a new one if omitted.
+        prebuffer_ms: Jitter buffer: audio to collect before playback (re)starts.
+    """
+
+    def __init__(
+        self, rate: int, *, tracker: PlaybackTracker | None = None, prebuffer_ms: int = 0
+    ) -> None:
+        self.rate = rate
+        self.tracker = tracker if tracker is not None else PlaybackTracker()
+        self._buffer = _JitterBuffer(rate, self.tracker, rate * prebuffer_ms // 1000)
+        self._resampler = Resampler(API_RATE, rate)
+        self._feed_lock = threading.Lock()  # the resampler is used by feeders only
+        self._last_item: str | None = None
+        self._started = False
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the output. Idempotent; :meth:`feed` calls it when needed.
+
+        Raises:
+            AudioDeviceError: The speaker cannot be opened.
+            ConfigError: The output file cannot be written.
+        """
+        with self._feed_lock:
+            if self._started:
+                return
+            if self._closed:
+                raise RuntimeError("this sink is closed")
+            self._open()
+            self._started = True
+
+    def close(self) -> None:
+        """Stop at once (queued audio is dropped; :meth:`drain` first to finish it)."""
+        with self._feed_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._buffer.clear()
+        if self._started:
+            self._close()
+
+    def __enter__(self) -> OutputSink:  # noqa: PYI034
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @abstractmethod
+    def _open(self) -> None: ...
+
+    @abstractmethod
+    def _close(self) -> None: ...
+
+    def _after_feed(self) -> None:
+        """Hook for sinks that consume on feed (WAV without real-time pacing)."""
+
+    # -- audio -------------------------------------------------------------------------
+
+    def feed(self, item_id: str, pcm24k: bytes) -> None:
+        """Queue PCM16 LE mono 24 kHz audio of assistant item ``item_id``.
+
+        Counts it as received in the tracker at once. Thread-safe, never blocks on I/O.
+        """
+        if self._closed:
+            return
+        if not self._started:
+            self.start()
+        self.tracker.add_received(item_id, len(pcm24k))
+        with self._feed_lock:
+            if self._last_item is not None and item_id != self._last_item:
+                self._push(self._last_item, self._resampler.flush_array())
+            self._last_item = item_id
+            self._push(item_id, self._resampler.process_array(pcm24k))
+        self._after_feed()
+
+    def _push(self, item_id: str, data: npt.NDArray[np.int16]) -> None:
+        self._buffer.push(item_id, data)
+
+    def interrupt(self) -> int:
+        """Stop playback at once and drop all queued audio (barge-in).
+
+        When this returns, no dropped frame can reach the output, and the tracker holds
+        what was played; call ``tracker.truncate_point(item_id)`` next.
+
+        Returns:
+            Milliseconds of audio dropped.
+        """
+        with self._feed_lock:
+            self._resampler.reset()
+            self._last_item = None
+            dropped = self._buffer.clear()
+        return dropped * 1000 // self.rate
+
+    @property
+    def is_playing(self) -> bool:
+        """True while audio is queued or being played out."""
+        return self._buffer.queued > 0
+
+    @property
+    def queued_ms(self) -> int:
+        """Milliseconds of audio waiting to be played."""
+        return self._buffer.queued * 1000 // self.rate
+
+    @property
+    def level(self) -> float:
+        """Level of the most recent output block in dBFS (-100 for silence)."""
+        return self._buffer.level
+
+    @property
+    def frames_consumed(self) -> int:
+        """Frames the consumer has pulled since start, silence included (at :attr:`rate`)."""
+        return self._buffer.frames_consumed
+
+    def _flush_resampler(self) -> None:
+        with self._feed_lock:
+            if self._last_item is not None:
+                self._push(self._last_item, self._resampler.flush_array())
+            self._last_item = None
+
+    async def drain(self) -> None:
+        """Wait until everything fed so far has been played (or dropped)."""
+        self._flush_resampler()
+        self._after_feed()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        if self._buffer.add_waiter(loop, fut):
+            await fut
+
+    def wait_drained(self, timeout: float | None = None) -> bool:
+        """Blocking form of :meth:`drain` for threads; returns False on timeout."""
+        self._flush_resampler()
+        self._after_feed()
+        with self._buffer.drained:
+            return self._buffer.drained.wait_for(lambda: self._buffer.queued == 0, timeout)
+
+
+class SpeakerSink(OutputSink):
+    """Play through a sound device with a sounddevice ``RawOutputStream``.
+
+    Opens the device at 24 kHz when it accepts that, else at its default rate (the
+    audio is then resampled with soxr as it is fed); mono, or stereo with the same
+    signal on both channels for devices that refuse mono.
+
+    Args:
+        device: Index, name substring, or ``None`` for the default output.
+        tracker: Where played audio is counted.
+        prebuffer_ms: Audio to collect before playback starts (absorbs jitter).
+        block_ms: Callback period; the latency of :meth:`interrupt` is at most this
+            plus the device's own buffer.
+        rate: Force a device rate instead of choosing one.
+    """
+
+    def __init__(
+        self,
+        device: int | str | None = None,
+        *,
+        tracker: PlaybackTracker | None = None,
+        prebuffer_ms: int = 40,
+        block_ms: int = 10,
+        rate: int | None = None,
+    ) -> None:
+        self.device = resolve_device(device, "output")
+        self._sd = import_sounddevice()
+        chosen, channels = _choose_output_format(self._sd, self.device.index, rate)
+        super().__init__(chosen, tracker=tracker, prebuffer_ms=prebuffer_ms)
+        self.channels = channels
+        self.block_ms = block_ms
+        self._stream: Any = None
+        self._scratch = np.zeros(0, dtype=np.int16)
+        self.callback_errors = 0
+        self.underflows = 0
+
+    @property
+    def latency_ms(self) -> float:
+        """The device's output latency (audio already handed over), in ms."""
+        return float(self._stream.latency) * 1000 if self._stream is not None else 0.0
+
+    def _open(self) -> None:
+        sd = self._sd
+        try:
+            self._stream = sd.RawOutputStream(
+                samplerate=self.rate,
+                blocksize=max(1, self.rate * self.block_ms // 1000),
+                device=self.device.index,
+                channels=self.channels,
+                dtype="int16",
+                latency="low",
+                callback=self._callback,
+            )
+            self._stream.start()
+        except sd.PortAudioError as exc:
+            raise audio_error(exc, "output") from None
+
+    def _close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.abort()  # stop now: close() means "no more sound"
+            stream.close()
+
+    def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+        # Runs on PortAudio's thread: no allocation in the steady state, never raise
+        # (an exception would abort the stream).
+        try:
+            if status.output_underflow:
+                self.underflows += 1
+            if len(self._scratch) != frames:
+                self._scratch = np.zeros(frames, dtype=np.int16)
+            self._buffer.pull_into(self._scratch)
+            out = np.frombuffer(outdata, dtype=np.int16)
+            if self.channels == 1:
+                out[:] = self._scratch
+            else:
+                out.reshape(-1, self.channels)[:] = self._scratch[:, None]
+        except Exception:  # noqa: BLE001 - keep the stream alive, output silence
+            self.callback_errors += 1
+            np.frombuffer(outdata, dtype=np.uint8)[:] = 0
+
+
+def _choose_output_format(sd: Any, index: int, rate: int | None) -> tuple[int, int]:
+    """Pick (rate, channels) the device accepts: 24 kHz mono preferred."""
+    info = sd.query_devices(index)
+    rates = [rate] if rate else [API_RATE, int(info["default_samplerate"])]
+    max_ch = int(info["max_output_channels"])
+    for r in rates:
+        for ch in (1, 2):
+            if ch > max_ch:
+                continue
+            try:
+                sd.check_output_settings(device=index, samplerate=r, channels=ch, dtype="int16")
+            except sd.PortAudioError:
+                continue
+            return r, ch
+    raise AudioDeviceError(
+        f"output device {index} ({info['name']!r}) accepts neither 24000 Hz nor "
+        f"{int(info['default_samplerate'])} Hz 16-bit audio: pick another with --output"
+    )
+
+
+class WavFileSink(OutputSink):
+    """Write assistant audio to a PCM16 mono 24 kHz WAV file (``--output FILE.wav``).
+
+    With ``realtime=True`` a thread consumes the buffer at real-time pace from the
+    monotonic clock, so barge-in truncation behaves as with a speaker. With
+    ``realtime=False`` audio is consumed the moment it is fed (everything received
+    counts as played).
+
+    Args:
+        path: The WAV file to write (replaced if it exists).
+        tracker: Where played audio is counted.
+        realtime: Consume at real-time pace (True) or instantly (False).
+        tick_ms: How often the real-time consumer runs.
+        write_silence: Also write the silence between responses (a timeline of the
+            session) instead of only the assistant's audio.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        tracker: PlaybackTracker | None = None,
+        realtime: bool = True,
+        tick_ms: int = 10,
+        write_silence: bool = False,
+    ) -> None:
+        super().__init__(API_RATE, tracker=tracker, prebuffer_ms=0)
+        self.path = Path(path)
+        self.realtime = realtime
+        self.tick_ms = tick_ms
+        self.write_silence = write_silence
+        self._writer: WavWriter | None = None
+        self._io_lock = threading.Lock()  # pull + write are one step w.r.t. interrupt()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._scratch = np.zeros(API_RATE * tick_ms // 1000, dtype=np.int16)
+
+    def _open(self) -> None:
+        self._writer = WavWriter(self.path, self.rate)
+        if self.realtime:
+            self._thread = threading.Thread(
+                target=self._run, name=f"realtalk-wav-out:{self.path.name}", daemon=True
+            )
+            self._thread.start()
+
+    def _close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._io_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+
+    def interrupt(self) -> int:
+        """Stop at once and drop queued audio; the file holds exactly what was played."""
+        with self._io_lock:
+            return super().interrupt()
+
+    def _consume(self, frames: int) -> None:
+        # Called with _io_lock held.
+        if len(self._scratch) < frames:
+            self._scratch = np.zeros(frames, dtype=np.int16)
+        block = self._scratch[:frames]
+        k = self._buffer.pull_into(block)
+        if self._writer is not None:
+            self._writer.write(block if self.write_silence else block[:k])
+
+    def _after_feed(self) -> None:
+        if self.realtime:
+            return
+        with self._io_lock:
+            while self._buffer.queued:
+                self._consume(self._buffer.queued)
+
+    def _run(self) -> None:
+        # Clock-driven: consume exactly the frames due since start, whatever the
+        # scheduling jitter of this thread, so pace never drifts.
+        start = time.monotonic()
+        consumed = 0
+        while not self._stop.wait(self.tick_ms / 1000):
+            due = int((time.monotonic() - start) * self.rate)
+            if due > consumed:
+                with self._io_lock:
+                    self._consume(due - consumed)
+                consumed = due
