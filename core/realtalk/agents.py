@@ -176,9 +176,9 @@ def _friendly(error: ValidationError) -> tuple[list[object], str]:
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else "a key"
         return parts, f"missing required key {missing!r}"
-    if error.validator is False or error.message.startswith("False schema"):
-        owner = _turn_type(error)
-        return parts, f"{field_name!r} does not apply to turn_detection type {owner}"
+    if error.message.startswith("False schema"):
+        kind, key = _misplaced_turn_key(error)
+        return parts + [key], f"{key!r} does not apply to turn_detection type {kind}"
     if error.validator == "pattern":
         return parts, f"{field_name} {value!r} is invalid: use 1-52 letters, digits, '_' or '-'"
     if error.validator in ("minItems", "minLength"):
@@ -199,13 +199,20 @@ def _wrong_branch(error: ValidationError) -> bool:
     )
 
 
-def _turn_type(error: ValidationError) -> str:
+def _misplaced_turn_key(error: ValidationError) -> tuple[str, str]:
+    """For a "False schema" error in turn_detection: its type and the key not allowed."""
     node: Any = error
-    while node is not None:
-        if isinstance(node.instance, dict) and "type" in node.instance:
-            return str(node.instance["type"])
+    while node is not None and not (isinstance(node.instance, dict) and "type" in node.instance):
         node = node.parent
-    return "this"
+    settings: dict[str, Any] = node.instance if node is not None else {}
+    kind = str(settings.get("type", "?"))
+    for rule in agent_schema()["$defs"]["turn_detection"]["allOf"]:
+        if rule["if"]["properties"]["type"]["const"] == kind:
+            forbidden = [k for k, v in rule["then"]["properties"].items() if v is False]
+            present = [k for k in settings if k in forbidden]
+            if present:
+                return kind, present[0]
+    return kind, "?"
 
 
 def _range_of(schema: dict[str, Any]) -> str:

@@ -46,11 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     tools.add_argument("--json", action="store_true", help="print JSON")
 
     emulator = sub.add_parser("emulator", help="serve a local Realtime API emulator")
-    try:
-        from .emulator import cli as emulator_cli
-        emulator_cli.add_arguments(emulator)
-    except ImportError:
-        pass  # TEMP
+    from .emulator import cli as emulator_cli
+
+    emulator_cli.add_arguments(emulator)
     return parser
 
 

@@ -105,18 +105,30 @@ class Registrar:
             requires_approval: Ask a person before each call.
             cancellable: Cancel a running call on barge-in.
         """
-        tool = make_tool(
-            name, description, parameters or {"type": "object", "properties": {}}, handler,
-            plugin=self._info.distribution, plugin_version=self._info.version,
-            timeout_s=timeout_s, requires_approval=requires_approval, cancellable=cancellable,
-        )
+        try:
+            tool = make_tool(
+                name, description, parameters or {"type": "object", "properties": {}}, handler,
+                plugin=self._info.distribution, plugin_version=self._info.version,
+                timeout_s=timeout_s, requires_approval=requires_approval, cancellable=cancellable,
+            )
+        except PluginError as exc:
+            self._problems.append(exc)
+            return
         self._add(tool)
 
     def from_yaml(self, path: str | Path | Any) -> None:
-        """Register every tool in a tools YAML file (``importlib.resources`` paths work)."""
-        for tool in load_tool_definitions(
-            str(path), plugin=self._info.distribution, plugin_version=self._info.version
-        ):
+        """Register every tool in a tools YAML file (``importlib.resources`` paths work).
+
+        A file with any invalid tool registers none of them; the problem is reported.
+        """
+        try:
+            tools = load_tool_definitions(
+                str(path), plugin=self._info.distribution, plugin_version=self._info.version
+            )
+        except PluginError as exc:
+            self._problems.append(exc)
+            return
+        for tool in tools:
             self._add(tool)
 
     def _add(self, tool: Tool) -> None:
@@ -217,9 +229,6 @@ def load_plugins(
                 continue
             try:
                 impl.function(register=Registrar(registry, info, problems))
-            except PluginError as exc:
-                info.error = exc.message
-                problems.append(exc)
             except Exception as exc:  # a plugin's own bug must not stop the others
                 info.error = f"register_tools failed: {type(exc).__name__}: {exc}"
                 log.debug("register_tools of %s failed", info.origin, exc_info=True)

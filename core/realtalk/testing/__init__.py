@@ -1,0 +1,1 @@
+"""Testing kit for plugin authors: an emulator fixture and helpers to run agents."""

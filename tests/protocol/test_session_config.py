@@ -1,0 +1,157 @@
+"""session.update built from agents: checked against the official openai types (the
+conformance oracle) and against the OpenAPI spec's GA session schema, key by key."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Union, get_args
+
+import pytest
+import yaml
+
+from realtalk.agents import AgentSpec, load_agents
+from realtalk.plugins import load_plugins
+from realtalk.protocol.session_config import build_session_update
+from realtalk.tools import make_tool
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = ROOT.parent / "shared" / "reference" / "openai-openapi.yaml"
+
+
+def _discriminated(alias: Any) -> Any:
+    from pydantic import Field, TypeAdapter
+
+    members = get_args(get_args(alias)[0])
+    return TypeAdapter(Annotated[Union[members], Field(discriminator="type")])  # type: ignore[valid-type]
+
+
+@lru_cache(maxsize=1)
+def ga_client() -> Any:
+    from openai.types.realtime import RealtimeClientEvent
+
+    return _discriminated(RealtimeClientEvent)
+
+
+@lru_cache(maxsize=1)
+def beta_client() -> Any:
+    from openai.types.beta.realtime import RealtimeClientEvent
+
+    return _discriminated(RealtimeClientEvent)
+
+
+@lru_cache(maxsize=1)
+def spec() -> dict[str, Any]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with SPEC.open(encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=loader)  # noqa: S506 - a safe loader
+
+
+def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        schema = spec()["components"]["schemas"][name]
+    return schema
+
+
+def undefined_keys(value: Any, schema: dict[str, Any], path: str = "$") -> list[str]:
+    """Keys in ``value`` that ``schema`` (OpenAPI 3.1) does not define."""
+    schema = _resolve(schema)
+    for combinator in ("anyOf", "oneOf"):
+        if combinator in schema:
+            return min((undefined_keys(value, b, path) for b in schema[combinator]), key=len)
+    if "allOf" in schema:
+        merged: dict[str, Any] = {"properties": {}}
+        for part in schema["allOf"]:
+            merged["properties"].update(_resolve(part).get("properties", {}))
+        schema = merged
+    if isinstance(value, dict):
+        properties = schema.get("properties")
+        if properties is None:
+            return []  # a free-form object, such as a tool's JSON Schema
+        missing = []
+        for key, item in value.items():
+            if key in properties:
+                missing += undefined_keys(item, properties[key], f"{path}.{key}")
+            elif not schema.get("additionalProperties"):
+                missing.append(f"{path}.{key}")
+        return missing
+    if isinstance(value, list) and "items" in schema:
+        return [k for i, item in enumerate(value) for k in undefined_keys(item, schema["items"], f"{path}[{i}]")]
+    return []
+
+
+def example_updates(profile: str = "ga") -> list[dict[str, Any]]:
+    plugins = load_plugins(allow=["realtalk-clock"])
+    graph = load_agents([ROOT / "agents"], plugins.registry)
+    assert graph.problems == []
+    return [build_session_update(agent, graph.tools_for(agent, plugins.registry), profile=profile)  # type: ignore[arg-type]
+            for agent in graph.agents.values()]
+
+
+def variety() -> list[AgentSpec]:
+    return [
+        AgentSpec(name="t", instructions="x", output_modalities=("text",), turn_detection=None),
+        AgentSpec(name="s", instructions="x", speed=1.2, noise_reduction="far_field", max_output_tokens="inf",
+                  turn_detection={"type": "semantic_vad", "eagerness": "low", "create_response": True,
+                                  "interrupt_response": False},
+                  input_transcription={"model": "whisper-1", "language": "en", "prompt": "hotel"},
+                  audio_format="audio/pcma", tool_choice="required"),
+    ]
+
+
+TOOL = make_tool("echo", "Echo", {"type": "object", "properties": {"x": {"type": "string"}}}, print, plugin="p")
+
+
+def test_example_agents_validate_against_openai_ga_types() -> None:
+    updates = example_updates()
+    assert len(updates) >= 2
+    for event in updates:
+        model = ga_client().validate_python(event)
+        assert model.type == "session.update"
+        assert model.session.type == "realtime"
+        assert [t.name for t in model.session.tools] == [t["name"] for t in event["session"]["tools"]]
+
+
+def test_example_agents_use_no_key_the_spec_does_not_define() -> None:
+    schema = spec()["components"]["schemas"]["RealtimeClientEventSessionUpdate"]
+    for event in example_updates():
+        assert undefined_keys(event, schema) == []
+
+
+def test_key_check_catches_an_undefined_key() -> None:
+    schema = spec()["components"]["schemas"]["RealtimeClientEventSessionUpdate"]
+    event = example_updates()[0]
+    event["session"]["voice"] = "marin"  # beta placement: the SDK types accept it, the server does not
+    event["session"]["audio"]["output"]["pitch"] = 2
+    assert sorted(undefined_keys(event, schema)) == ["$.session.audio.output.pitch", "$.session.voice"]
+
+
+@pytest.mark.parametrize("agent", variety(), ids=lambda a: a.name)
+def test_all_agent_settings_map_to_valid_ga(agent: AgentSpec) -> None:
+    event = build_session_update(agent, [TOOL], event_id="evt_1")
+    ga_client().validate_python(event)
+    schema = spec()["components"]["schemas"]["RealtimeClientEventSessionUpdate"]
+    assert undefined_keys(event, schema) == []
+    assert event["event_id"] == "evt_1"
+
+
+def test_push_to_talk_and_text_only_shape() -> None:
+    session = build_session_update(variety()[0], [])["session"]
+    assert session["output_modalities"] == ["text"]
+    assert session["audio"]["input"]["turn_detection"] is None
+    assert session["tools"] == []
+
+
+def test_voice_can_be_left_out_once_audio_exists() -> None:
+    session = build_session_update(variety()[1], [], include_voice=False)["session"]
+    assert "voice" not in session["audio"]["output"]
+    assert session["audio"]["output"]["format"] == {"type": "audio/pcma"}
+
+
+@pytest.mark.parametrize("agent", variety(), ids=lambda a: a.name)
+def test_beta_profile_validates_against_openai_beta_types(agent: AgentSpec) -> None:
+    event = build_session_update(agent, [TOOL], profile="beta")
+    model = beta_client().validate_python(event)
+    assert model.session.modalities == (["text"] if agent.text_only else ["text", "audio"])
+    assert "type" not in event["session"]

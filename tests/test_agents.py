@@ -1,0 +1,248 @@
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from realtalk.agents import AgentGraph, load_agent, load_agents
+from realtalk.exceptions import ConfigError
+from realtalk.tools import ToolRegistry, make_tool
+
+MINIMAL = "instructions: Be helpful.\n"
+
+
+@pytest.fixture
+def registry() -> ToolRegistry:
+    reg = ToolRegistry()
+    for name in ("get_time", "convert_time"):
+        reg.add(make_tool(name, f"{name} tool", {"type": "object", "properties": {}}, print,
+                          plugin="realtalk-clock", plugin_version="0.1.0"))
+    return reg
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def problems_of(path: Path, registry: ToolRegistry | None = None) -> list[str]:
+    return [str(p) for p in load_agents([path], registry).problems]
+
+
+def only_problem(path: Path, registry: ToolRegistry | None = None) -> str:
+    problems = problems_of(path, registry)
+    assert len(problems) == 1, problems
+    return problems[0]
+
+
+# --- loading and mapping -----------------------------------------------------------------
+
+
+def test_minimal_agent_gets_defaults(tmp_path: Path) -> None:
+    agent = load_agent(write(tmp_path, "helper.yaml", MINIMAL))
+    assert agent.name == "helper"
+    assert agent.model == "gpt-realtime" and agent.voice == "marin"
+    assert agent.output_modalities == ("audio",)
+    assert agent.turn_detection == {
+        "type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
+        "silence_duration_ms": 500, "create_response": True, "interrupt_response": True,
+    }
+
+
+def test_seed_vocabulary_maps_to_ga(tmp_path: Path) -> None:
+    agent = load_agent(write(tmp_path, "a.yaml", """
+        instructions: x
+        modalities: [text, audio]
+        turn_detection: {type: semantic_vad, eagerness: high}
+        input_audio_transcription: {model: gpt-4o-mini-transcribe, language: en}
+        audio_format: g711_ulaw
+    """))
+    assert agent.output_modalities == ("audio",)
+    assert agent.notes and "output_modalities [audio]" in agent.notes[0]
+    assert agent.turn_detection == {"type": "semantic_vad", "eagerness": "high",
+                                    "create_response": True, "interrupt_response": True}
+    assert agent.input_transcription == {"model": "gpt-4o-mini-transcribe", "language": "en"}
+    assert agent.audio_format == "audio/pcmu"
+
+
+def test_text_modality_and_push_to_talk(tmp_path: Path) -> None:
+    agent = load_agent(write(tmp_path, "a.yaml", "instructions: x\nmodalities: [text]\nturn_detection: none\n"))
+    assert agent.text_only and agent.turn_detection is None
+
+
+def test_tool_overrides_apply_per_agent(tmp_path: Path, registry: ToolRegistry) -> None:
+    path = write(tmp_path, "a.yaml", """
+        instructions: x
+        tools:
+          - get_time
+          - {name: convert_time, timeout_s: 2, requires_approval: true}
+    """)
+    graph = load_agents([path], registry)
+    assert graph.problems == []
+    tools = graph.tools_for(graph.get("a"), registry)
+    assert [t.name for t in tools] == ["get_time", "convert_time"]
+    assert tools[1].timeout_s == 2 and tools[1].requires_approval
+    assert registry.get("convert_time").timeout_s == 30  # type: ignore[union-attr]
+
+
+def test_handoff_generates_transfer_tool_from_sibling_file(tmp_path: Path) -> None:
+    front = write(tmp_path, "front.yaml", "instructions: x\nhandoffs: [billing]\n")
+    write(tmp_path, "billing.yaml", "instructions: y\ndescription: Invoices and charges\n")
+    graph = load_agents([front])
+    assert graph.problems == [] and graph.roots == ["front"]
+    assert set(graph.agents) == {"front", "billing"}
+    [tool] = graph.tools_for(graph.get("front"), ToolRegistry())
+    assert tool.name == "transfer_to_billing" and tool.handoff_to == "billing"
+    assert tool.description == "Invoices and charges"
+
+
+def test_directory_is_a_graph_and_scenarios_are_not_agents(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "instructions: x\nhandoffs: [{agent: b, description: The B desk}]\n")
+    write(tmp_path, "b.yaml", "instructions: y\n")
+    write(tmp_path, "a.scenario.yaml", "turns: []\n")
+    graph = load_agents([tmp_path])
+    assert graph.problems == [] and graph.roots == ["a", "b"]
+    assert graph.tools_for(graph.get("a"), ToolRegistry())[0].description == "The B desk"
+
+
+def test_example_agents_are_valid() -> None:
+    from realtalk.plugins import load_plugins
+
+    root = Path(__file__).resolve().parent.parent
+    plugins = load_plugins(allow=["realtalk-clock"])
+    graph = load_agents([root / "agents"], plugins.registry)
+    assert graph.problems == [] and graph.warnings == []
+    assert {"concierge", "billing"} <= set(graph.agents)
+
+
+# --- bad input: one clear line with file, line and JSON path -------------------------------
+
+
+def test_yaml_syntax_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: x\nvoice: [marin\n")
+    assert only_problem(path).startswith(f"{path}:3: YAML syntax error")
+
+
+def test_unknown_key_suggests_closest(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: x\nvoise: marin\n")
+    assert only_problem(path) == f"{path}:2: $.voise: unknown key 'voise' (did you mean 'voice'?)"
+
+
+def test_unknown_nested_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: x\nturn_detection:\n  type: server_vad\n  silence_ms: 5\n")
+    assert only_problem(path) == (
+        f"{path}:4: $.turn_detection.silence_ms: unknown key 'silence_ms'"
+        " (did you mean 'silence_duration_ms'?)")
+
+
+def test_wrong_type(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: [a, b]\n")
+    assert only_problem(path) == f"{path}:1: $.instructions: instructions must be a string, not a list"
+
+
+def test_vad_threshold_out_of_range(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: x\nturn_detection: {type: server_vad, threshold: 1.5}\n")
+    assert only_problem(path) == (
+        f"{path}:2: $.turn_detection.threshold: threshold is 1.5, out of range: must be between 0 and 1")
+
+
+def test_negative_silence_duration(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: x\nturn_detection:\n  type: server_vad\n  silence_duration_ms: -5\n")
+    assert "silence_duration_ms is -5, out of range: must be between 0 and 10000" in only_problem(path)
+    assert only_problem(path).startswith(f"{path}:4: ")
+
+
+def test_unknown_voice(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: x\nvoice: nova\n")
+    assert only_problem(path).startswith(f"{path}:2: $.voice: 'nova' is not a valid voice; use one of: alloy,")
+
+
+def test_unknown_modality(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: x\nmodalities: [audio, video]\n")
+    assert only_problem(path).startswith(f"{path}:2: $.modalities[1]: 'video' is not a valid modalities")
+
+
+def test_unknown_turn_detection_type(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: x\nturn_detection: server\n")
+    assert "'server' is not a valid turn_detection; use one of: server_vad, semantic_vad, none" in only_problem(path)
+
+
+def test_setting_that_does_not_apply_to_the_vad_type(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: x\nturn_detection: {type: semantic_vad, threshold: 0.4}\n")
+    assert "'threshold' does not apply to turn_detection type semantic_vad" in only_problem(path)
+
+
+def test_missing_instructions(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "voice: marin\n")
+    assert only_problem(path) == f"{path}:1: missing required key 'instructions'"
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "")
+    assert only_problem(path) == f"{path}:1: the file is empty; an agent needs at least 'instructions'"
+
+
+def test_non_mapping_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "- just\n- a list\n")
+    assert only_problem(path) == f"{path}:1: an agent file must be a mapping of keys, not a list"
+
+
+def test_duplicate_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: x\nvoice: marin\nvoice: cedar\n")
+    assert only_problem(path) == f"{path}:3: $.voice: duplicate key 'voice' (first on line 2)"
+
+
+def test_unknown_tool_lists_available(tmp_path: Path, registry: ToolRegistry) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: x\ntools:\n  - get_tme\n")
+    assert only_problem(path, registry) == (
+        f"{path}:3: unknown tool 'get_tme' (did you mean 'get_time'?); available:"
+        " convert_time (realtalk-clock), get_time (realtalk-clock)")
+
+
+def test_unknown_handoff_target(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: x\nhandoffs:\n  - biling\n")
+    write(tmp_path, "billing.yaml", "instructions: y\n")
+    message = only_problem(path)
+    assert message.startswith(f"{path}:3: unknown handoff target 'biling' (did you mean 'billing'?)")
+
+
+def test_handoff_to_itself(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: x\nhandoffs: [a]\n")
+    assert only_problem(path) == f"{path}:2: agent 'a' hands off to itself"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yaml"
+    assert only_problem(path) == f"{path}: no such file or directory"
+
+
+def test_load_agent_raises_first_problem(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"a\.yaml:2: \$\.voice"):
+        load_agent(write(tmp_path, "a.yaml", "instructions: x\nvoice: 7\n"))
+
+
+def test_graph_get_unknown_agent() -> None:
+    with pytest.raises(ConfigError, match="unknown agent 'x'; known agents: none"):
+        AgentGraph().get("x")
+
+
+# --- voice lock --------------------------------------------------------------------------
+
+
+def test_different_voices_warn_without_policy(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "instructions: x\nvoice: marin\nhandoffs: [b]\n")
+    write(tmp_path, "b.yaml", "instructions: y\nvoice: cedar\n")
+    graph = load_agents([tmp_path])
+    assert graph.problems == []
+    [warning] = graph.warnings
+    assert "changes the voice (marin -> cedar)" in str(warning)
+    assert "voice_policy: keep or reconnect in b.yaml" in str(warning)
+
+
+def test_declared_voice_policy_silences_the_warning(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "instructions: x\nvoice: marin\nhandoffs: [b]\n")
+    write(tmp_path, "b.yaml", "instructions: y\nvoice: cedar\nvoice_policy: reconnect\n")
+    graph = load_agents([tmp_path])
+    assert graph.warnings == [] and graph.get("b").voice_policy == "reconnect"

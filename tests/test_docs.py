@@ -1,0 +1,71 @@
+"""The docs stay true: every agent key is documented, and the examples work."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from realtalk.agents import agent_schema, check_document
+from realtalk.plugins import load_plugins
+from realtalk.tools import validate_arguments
+from realtalk.yamlfile import YamlDocument
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def blocks(text: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
+
+
+def test_every_agent_key_is_documented_and_nothing_else() -> None:
+    text = (DOCS / "agents.md").read_text()
+    keys_section = text.split("## Keys", 1)[1].split("\n## ", 1)[0]
+    documented = re.findall(r"^### (\w+)$", keys_section, flags=re.M)
+    assert sorted(documented) == sorted(agent_schema()["properties"])
+
+
+def test_agent_examples_in_docs_validate() -> None:
+    examples = blocks((DOCS / "agents.md").read_text(), "yaml")
+    assert len(examples) >= 2
+    for example in examples:
+        data = yaml.safe_load(example)
+        data.setdefault("instructions", "x")
+        problems = check_document(YamlDocument(data=data, file=Path("docs/agents.md")))
+        assert problems == [], example
+
+
+def test_plugin_guide_example_works(make_plugin: Any) -> None:
+    text = (DOCS / "plugins" / "writing.md").read_text()
+    tools_yaml = blocks(text, "yaml")[0]
+    hook, handlers = blocks(text, "python")
+    make_plugin("realtalk-weather", hook, files={"tools.yaml": tools_yaml, "handlers.py": handlers})
+    plugins = load_plugins(allow=["realtalk-weather"])
+    assert plugins.problems == []
+    tool = plugins.registry.get("get_weather")
+    assert tool is not None and tool.timeout_s == 10
+    assert validate_arguments(tool, '{"city": "Lisbon", "unit": "kelvin"}').error
+    check = validate_arguments(tool, '{"city": "Lisbon"}')
+    assert tool.handler is not None and tool.handler(**(check.arguments or {}))["city"] == "Lisbon"
+
+
+def test_hooks_doc_example_works(make_plugin: Any) -> None:
+    [example] = blocks((DOCS / "plugins" / "hooks.md").read_text(), "python")[1:]
+    make_plugin("realtalk-hello-doc", textwrap.dedent(example))
+    tool = load_plugins(allow=["realtalk-hello-doc"]).registry.get("say_hello")
+    assert tool is not None and tool.handler is not None
+    assert tool.handler(name="Ada") == "Hello, Ada!"
+
+
+def test_every_cli_command_is_documented() -> None:
+    import argparse
+
+    from realtalk.cli import _parser
+
+    text = (DOCS / "cli.md").read_text()
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for command in sub.choices:
+        assert f"## realtalk {command}\n" in text, command
