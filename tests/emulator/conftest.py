@@ -112,6 +112,9 @@ def open_client() -> Callable[..., Any]:
     @asynccontextmanager
     async def opener(emu: Emulator, query: str = "?model=gpt-realtime",
                      **kwargs: Any) -> AsyncIterator[Client]:
+        # An unbounded queue: a test that stops reading mid-stream must still see the
+        # server's close frame (websockets pauses reading above max_queue frames).
+        kwargs.setdefault("max_queue", None)
         async with connect(emu.url + query, **kwargs) as ws:
             client = Client(ws)
             first = await client.recv()

@@ -1,0 +1,182 @@
+"""Audio: energy VAD with the server_vad knobs, barge-in, pacing, G.711 lengths."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import numpy as np
+
+RATE = 24000
+
+
+def pcm(*parts: tuple[str, int, float]) -> bytes:
+    """PCM16 24 kHz: ("silence"|"tone", milliseconds, amplitude) parts, concatenated."""
+    chunks = []
+    for kind, ms, amplitude in parts:
+        n = RATE * ms // 1000
+        if kind == "silence":
+            chunks.append(np.zeros(n))
+        else:
+            t = np.arange(n) / RATE
+            chunks.append(amplitude * np.sin(2 * np.pi * 440 * t))
+    return (np.concatenate(chunks) * 32767).astype("<i2").tobytes()
+
+
+async def send_audio(client: Any, data: bytes, chunk_ms: int = 100) -> None:
+    step = RATE * 2 * chunk_ms // 1000
+    for start in range(0, len(data), step):
+        await client.send({"type": "input_audio_buffer.append",
+                           "audio": base64.b64encode(data[start:start + step]).decode()})
+
+
+SPEECH = pcm(("silence", 500, 0), ("tone", 800, 0.3), ("silence", 700, 0))
+AUDIO_SCENARIO = {"turns": [
+    {"audio": True, "transcript": "book a room", "reply": "Which dates?"},
+    {"audio": True, "reply": "A long answer that takes a while to say out loud, really."},
+    {"audio": True, "reply": "Okay."},
+]}
+
+
+async def test_vad_turn(make_emulator: Any, open_client: Any) -> None:
+    emu = await make_emulator(AUDIO_SCENARIO)
+    async with open_client(emu) as client:
+        await client.send({"type": "session.update", "session": {"type": "realtime", "audio": {
+            "input": {"transcription": {"model": "gpt-4o-mini-transcribe"}}}}})
+        await client.until("session.updated")
+        await send_audio(client, SPEECH)
+        events = await client.until("rate_limits.updated")
+    types = [e["type"] for e in events]
+    started = events[types.index("input_audio_buffer.speech_started")]
+    stopped = events[types.index("input_audio_buffer.speech_stopped")]
+    committed = events[types.index("input_audio_buffer.committed")]
+    assert started["audio_start_ms"] == 500 - 300  # prefix padding
+    assert stopped["audio_end_ms"] == 1300
+    assert started["item_id"] == stopped["item_id"] == committed["item_id"]
+    assert types.index("input_audio_buffer.committed") < types.index("response.created")
+    user_item = events[types.index("conversation.item.added")]["item"]
+    assert user_item["id"] == committed["item_id"]
+    assert user_item["content"][0]["type"] == "input_audio"
+    transcription = events[types.index("conversation.item.input_audio_transcription.completed")]
+    assert transcription["transcript"] == "book a room"
+    transcript = [e["transcript"] for e in events
+                  if e["type"] == "response.output_audio_transcript.done"]
+    assert transcript == ["Which dates?"]
+
+
+async def test_vad_threshold_honoured(make_emulator: Any, open_client: Any) -> None:
+    quiet = pcm(("silence", 300, 0), ("tone", 600, 0.008), ("silence", 500, 0))  # about -45 dBFS
+    emu = await make_emulator()
+    async with open_client(emu) as client:
+        await send_audio(client, quiet)  # default threshold 0.5 = -40 dBFS: nothing heard
+        await client.send({"type": "input_audio_buffer.clear"})
+        assert (await client.recv())["type"] == "input_audio_buffer.cleared"
+        await client.send({"type": "session.update", "session": {"type": "realtime", "audio": {
+            "input": {"turn_detection": {"type": "server_vad", "threshold": 0.3,
+                                         "silence_duration_ms": 400}}}}})
+        await client.until("session.updated")
+        await send_audio(client, quiet)
+        events = await client.until("input_audio_buffer.speech_stopped")
+    assert [e["type"] for e in events][-2:] == ["input_audio_buffer.speech_started",
+                                                "input_audio_buffer.speech_stopped"]
+    assert events[-1]["audio_end_ms"] == 1400 + 900  # second file; the clock keeps running
+
+
+async def test_turn_detection_null_manual_commit(make_emulator: Any, open_client: Any) -> None:
+    emu = await make_emulator(AUDIO_SCENARIO)
+    async with open_client(emu) as client:
+        await client.send({"type": "session.update", "session": {
+            "type": "realtime", "audio": {"input": {"turn_detection": None}}}})
+        assert (await client.recv())["session"]["audio"]["input"]["turn_detection"] is None
+        await client.send({"type": "input_audio_buffer.commit", "event_id": "c0"})
+        error = (await client.recv())["error"]
+        assert (error["code"], error["event_id"]) == ("input_audio_buffer_commit_empty", "c0")
+        await send_audio(client, SPEECH)
+        await client.send({"type": "input_audio_buffer.commit"})
+        events = await client.until("conversation.item.done")
+        assert events[0]["type"] == "input_audio_buffer.committed"  # no VAD events before it
+        await client.send({"type": "response.create"})
+        events = await client.until("rate_limits.updated")
+    assert [e["transcript"] for e in events
+            if e["type"] == "response.output_audio_transcript.done"] == ["Which dates?"]
+
+
+async def test_barge_in_cancels_with_turn_detected(make_emulator: Any, open_client: Any) -> None:
+    emu = await make_emulator(AUDIO_SCENARIO, fast=False)
+    async with open_client(emu) as client:
+        await send_audio(client, SPEECH)
+        await client.until("response.done")  # turn 1
+        await send_audio(client, SPEECH)
+        await client.until("response.output_audio.delta")  # turn 2 is being spoken
+        await send_audio(client, pcm(("tone", 300, 0.3)))  # the user talks over it
+        events = await client.until("response.done")
+    types = [e["type"] for e in events]
+    assert "input_audio_buffer.speech_started" in types
+    assert types.index("input_audio_buffer.speech_started") < types.index("response.done")
+    response = events[-1]["response"]
+    assert response["status"] == "cancelled"
+    assert response["status_details"]["reason"] == "turn_detected"
+
+
+async def _audio_span(make_emulator: Any, open_client: Any, fast: bool) -> tuple[float, float]:
+    text = "x" * 30  # two seconds of audio
+    emu = await make_emulator({"turns": [{"user": "go", "reply": text}]}, fast=fast)
+    async with open_client(emu) as client:
+        await client.send({"type": "conversation.item.create", "item": {
+            "type": "message", "role": "user", "content": [{"type": "input_text", "text": "go"}]}})
+        await client.send({"type": "response.create"})
+        await client.until("response.output_audio.delta")
+        start = time.monotonic()
+        events = await client.until("response.output_audio.done")
+        span = time.monotonic() - start
+    data = b"".join(base64.b64decode(e["delta"]) for e in client.received
+                    if e["type"] == "response.output_audio.delta")
+    return span, len(data) / (RATE * 2)
+
+
+async def test_pacing_real_time(make_emulator: Any, open_client: Any) -> None:
+    span, duration = await _audio_span(make_emulator, open_client, fast=False)
+    assert duration == 2.0
+    assert span >= 0.8 * duration - 0.1  # first chunk is immediate, the rest at 100 ms steps
+
+
+async def test_pacing_fast(make_emulator: Any, open_client: Any) -> None:
+    span, duration = await _audio_span(make_emulator, open_client, fast=True)
+    assert duration == 2.0
+    assert span < 0.5 * duration
+
+
+async def test_g711_output_length(make_emulator: Any, open_client: Any) -> None:
+    emu = await make_emulator({"turns": [{"user": "hi", "reply": "Hi there!"}]})
+    async with open_client(emu) as client:
+        await client.send({"type": "session.update", "session": {"type": "realtime", "audio": {
+            "output": {"format": {"type": "audio/pcmu"}}}}})
+        await client.until("session.updated")
+        events = await client.turn("hi")
+        data = b"".join(base64.b64decode(e["delta"]) for e in events
+                        if e["type"] == "response.output_audio.delta")
+        assert len(data) == 9 * (8000 // 15)  # 1 byte per sample at 8 kHz
+        item_id = events[-2]["response"]["output"][0]["id"]
+        await client.send({"type": "conversation.item.truncate", "item_id": item_id,
+                           "content_index": 0, "audio_end_ms": 700})
+        assert (await client.recv())["error"]["message"] == (
+            "Audio content of 599ms is already shorter than 700ms")
+
+
+async def test_g711_input_vad(make_emulator: Any, open_client: Any) -> None:
+    emu = await make_emulator()
+    async with open_client(emu) as client:
+        await client.send({"type": "session.update", "session": {"type": "realtime", "audio": {
+            "input": {"format": {"type": "audio/pcma"}}}}})
+        await client.until("session.updated")
+        # A-law: 0xD5 is silence, 0xAA/0x2A are large positive/negative values.
+        loud = bytes([0xAA, 0x2A] * 4000)  # 1 s of a loud square wave at 8 kHz
+        silence = bytes([0xD5]) * 8000
+        for data in (silence[:4000], loud, silence):
+            await client.send({"type": "input_audio_buffer.append",
+                               "audio": base64.b64encode(data).decode()})
+        events = await client.until("input_audio_buffer.committed")
+    started = [e for e in events if e["type"] == "input_audio_buffer.speech_started"][0]
+    stopped = [e for e in events if e["type"] == "input_audio_buffer.speech_stopped"][0]
+    assert (started["audio_start_ms"], stopped["audio_end_ms"]) == (500 - 300, 1500)
