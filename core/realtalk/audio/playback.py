@@ -186,7 +186,7 @@ class OutputSink(ABC):
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open the output. Idempotent; :meth:`feed` calls it when needed.
+        """Open the output and start consuming. Idempotent; ``with sink:`` calls it.
 
         Raises:
             AudioDeviceError: The speaker cannot be opened.
@@ -196,7 +196,7 @@ class OutputSink(ABC):
             if self._started:
                 return
             if self._closed:
-                raise RuntimeError("this sink is closed")
+                return
             self._open()
             self._started = True
 
@@ -236,12 +236,12 @@ class OutputSink(ABC):
     def feed(self, item_id: str, pcm24k: bytes) -> None:
         """Queue PCM16 LE mono 24 kHz audio of assistant item ``item_id``.
 
-        Counts it as received in the tracker at once. Thread-safe, never blocks on I/O.
+        Counts it as received in the tracker at once. Audio fed before :meth:`start`
+        waits in the buffer until the output starts. Thread-safe, never blocks on I/O.
+        After :meth:`close` it is ignored.
         """
         if self._closed:
             return
-        if not self._started:
-            self.start()
         self.tracker.add_received(item_id, len(pcm24k))
         with self._feed_lock:
             if self._last_item is not None and item_id != self._last_item:
@@ -252,6 +252,19 @@ class OutputSink(ABC):
 
     def _push(self, item_id: str, data: npt.NDArray[np.int16]) -> None:
         self._buffer.push(item_id, data)
+
+    def end_item(self, item_id: str) -> None:
+        """Say that ``item_id``'s audio is complete (``response.output_audio.done``).
+
+        Pushes the resampler's last few samples of the item into the buffer; without
+        it they would wait for the next item or :meth:`drain`. A no-op for devices
+        running at 24 kHz.
+        """
+        with self._feed_lock:
+            if self._last_item == item_id:
+                self._push(item_id, self._resampler.flush_array())
+                self._last_item = None
+        self._after_feed()
 
     def interrupt(self) -> int:
         """Stop playback at once and drop all queued audio (barge-in).
@@ -295,7 +308,11 @@ class OutputSink(ABC):
             self._last_item = None
 
     async def drain(self) -> None:
-        """Wait until everything fed so far has been played (or dropped)."""
+        """Wait until everything fed so far has been played (or dropped).
+
+        Starts the output if it was not started.
+        """
+        self.start()
         self._flush_resampler()
         self._after_feed()
         loop = asyncio.get_running_loop()
@@ -305,6 +322,7 @@ class OutputSink(ABC):
 
     def wait_drained(self, timeout: float | None = None) -> bool:
         """Blocking form of :meth:`drain` for threads; returns False on timeout."""
+        self.start()
         self._flush_resampler()
         self._after_feed()
         with self._buffer.drained:
@@ -452,6 +470,9 @@ class WavFileSink(OutputSink):
 
     def _open(self) -> None:
         self._writer = WavWriter(self.path, self.rate)
+        if not self.realtime:
+            self._started = True  # (start() sets it too, after we return)
+            self._after_feed()  # what was fed before start
         if self.realtime:
             self._thread = threading.Thread(
                 target=self._run, name=f"realtalk-wav-out:{self.path.name}", daemon=True
@@ -482,7 +503,7 @@ class WavFileSink(OutputSink):
             self._writer.write(block if self.write_silence else block[:k])
 
     def _after_feed(self) -> None:
-        if self.realtime:
+        if self.realtime or not self._started:
             return
         with self._io_lock:
             while self._buffer.queued:

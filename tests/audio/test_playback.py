@@ -1,0 +1,221 @@
+"""Output sinks: a speaker through PortAudio into an ALSA file, and WAV files."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from realtalk.audio import PlaybackTracker, WavFileSink, read_wav, resample
+
+SPEAKER_SCRIPT = """
+import asyncio, json
+import numpy as np
+from realtalk.audio import SpeakerSink
+
+async def main():
+    x = np.load({src!r})
+    sink = SpeakerSink({device!r}, rate={rate}, prebuffer_ms=40)
+    for i in range(0, len(x), 960):  # 40 ms deltas, as the server sends them
+        sink.feed("item_a", x[i : i + 960].tobytes())
+    sink.end_item("item_a")
+    # Start after queueing: the fake card is not paced by a clock, so it would outrun
+    # a feeder and play gaps (a real device at real time would not).
+    sink.start()
+    await sink.drain()
+    result = {{
+        "rate": sink.rate, "channels": sink.channels,
+        "played_ms": sink.tracker.played_ms("item_a"),
+        "received_ms": sink.tracker.received_ms("item_a"),
+        "callback_errors": sink.callback_errors,
+    }}
+    sink.close()
+    print(json.dumps(result))
+
+asyncio.run(main())
+"""
+
+
+def test_speaker_plays_speech_into_the_alsa_file(  # type: ignore[no-untyped-def]
+    fake_alsa, speech_wav: Path, tmp_path: Path
+) -> None:
+    wav = read_wav(speech_wav)
+    x = resample(wav.samples, wav.rate, 24000)
+    np.save(tmp_path / "x.npy", x)
+    r = fake_alsa.run(SPEAKER_SCRIPT.format(src=str(tmp_path / "x.npy"), device=None, rate=None))
+    assert (r["rate"], r["channels"]) == (24000, 1)  # the fake card takes 24 kHz mono
+    assert r["callback_errors"] == 0
+    out = fake_alsa.output()
+    # The file holds PortAudio's silent pre-roll, the speech sample for sample, then
+    # silence: find the speech by its first non-zero sample.
+    first_x = int(np.flatnonzero(x)[0])
+    start = int(np.flatnonzero(out)[0]) - first_x
+    assert np.array_equal(out[start : start + len(x)], x)
+    assert not out[:start].any() and not out[start + len(x) :].any()
+    # The tracker counted exactly the frames that reached the device.
+    assert r["played_ms"] == r["received_ms"] == len(x) * 1000 // 24000
+
+
+def test_speaker_resamples_for_a_48k_device(  # type: ignore[no-untyped-def]
+    fake_alsa, tmp_path: Path, make_sine, measure_freq
+) -> None:
+    x = make_sine(440.0, 24000, 1.0)
+    np.save(tmp_path / "x.npy", x)
+    r = fake_alsa.run(
+        SPEAKER_SCRIPT.format(src=str(tmp_path / "x.npy"), device="fakespeaker", rate=48000)
+    )
+    assert r["rate"] == 48000
+    out = fake_alsa.output()
+    nz = np.flatnonzero(out)
+    played = out[nz[0] : nz[-1] + 1]
+    assert abs(len(played) - 48000) < 100
+    assert measure_freq(played, 48000) == pytest.approx(440.0, rel=0.01)
+    assert r["received_ms"] == 1000
+    assert abs(r["played_ms"] - 1000) <= 5
+
+
+INTERRUPT_SCRIPT = """
+import asyncio, json, time
+import numpy as np
+from realtalk.audio import SpeakerSink
+
+async def main():
+    sink = SpeakerSink(prebuffer_ms=0)
+    # 20 s of a ramp that never hits zero, so every frame in the file says where it came from.
+    a = (1 + np.arange(24000 * 20) % 30000).astype("<i2")
+    sink.feed("item_a", a.tobytes())
+    sink.start()
+    deadline = time.monotonic() + 10
+    while sink.tracker.played_ms("item_a") < 50 and time.monotonic() < deadline:
+        pass
+    playing_level = sink.level
+    dropped_ms = sink.interrupt()
+    at_return = sink.tracker.played_ms("item_a")
+    level_after = sink.level
+    b = np.full(2400, -5000, dtype="<i2")  # then a new item: the stream keeps running
+    sink.feed("item_b", b.tobytes())
+    await sink.drain()
+    later = sink.tracker.played_ms("item_a")
+    sink.close()
+    print(json.dumps({{"dropped_ms": dropped_ms, "at_return": at_return, "later": later,
+                       "playing_level": playing_level, "level_after": level_after,
+                       "b_played": sink.tracker.played_ms("item_b"),
+                       "truncate": sink.tracker.truncate_point("item_a")}}))
+
+asyncio.run(main())
+"""
+
+
+def test_interrupt_stops_the_speaker_at_once(fake_alsa) -> None:  # type: ignore[no-untyped-def]
+    r = fake_alsa.run(INTERRUPT_SCRIPT.format())
+    assert r["dropped_ms"] > 0  # it really was cut mid-item
+    assert r["at_return"] >= 50
+    assert r["later"] == r["at_return"]  # nothing of item_a was consumed after interrupt()
+    assert r["truncate"] == r["at_return"]
+    assert r["b_played"] == 100
+    assert r["playing_level"] > -40.0
+    assert r["level_after"] == -100.0
+    out = fake_alsa.output()
+    a_idx = np.flatnonzero(out > 0)
+    b_idx = np.flatnonzero(out == -5000)
+    # item_a reached the device as one contiguous prefix of what was fed, exactly as
+    # long as the tracker says, and nothing of it after item_b began.
+    a_frames = out[a_idx[0] : a_idx[-1] + 1]
+    want = (1 + np.arange(len(a_frames)) % 30000).astype(np.int16)
+    assert np.array_equal(a_frames, want)
+    assert len(a_frames) * 1000 // 24000 == r["at_return"]
+    assert len(b_idx) == 2400 and b_idx[0] > a_idx[-1]
+
+
+# -- WAV file sink (no device) -----------------------------------------------------------
+
+
+def test_wav_sink_instant_mode_counts_everything_played(tmp_path: Path) -> None:
+    path = tmp_path / "out.wav"
+    tracker = PlaybackTracker()
+    a = np.arange(4800, dtype=np.int16)
+    b = -np.arange(2400, dtype=np.int16)
+    with WavFileSink(path, tracker=tracker, realtime=False) as sink:
+        sink.feed("a", a.tobytes())
+        sink.feed("b", b.tobytes())
+        assert not sink.is_playing and sink.queued_ms == 0
+        assert sink.wait_drained(timeout=0)
+    got = read_wav(path)
+    assert got.rate == 24000
+    assert np.array_equal(got.samples, np.concatenate([a, b]))
+    assert tracker.played_ms("a") == tracker.received_ms("a") == 200
+    assert tracker.played_ms("b") == tracker.received_ms("b") == 100
+
+
+async def test_wav_sink_real_time_paced_and_awaitable(tmp_path: Path, make_sine) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "out.wav"
+    x = make_sine(440.0, 24000, 0.3)
+    sink = WavFileSink(path, realtime=True)
+    sink.feed("a", x.tobytes())  # queued until the output starts
+    assert sink.is_playing and sink.queued_ms == 300
+    t0 = time.monotonic()
+    await sink.drain()  # starts the output, then waits for the clock to consume it
+    elapsed = time.monotonic() - t0
+    sink.close()
+    assert 0.28 <= elapsed < 1.0  # consumed by the clock, not all at once
+    assert np.array_equal(read_wav(path).samples, x)
+    assert sink.tracker.played_ms("a") == 300
+
+
+async def test_wav_sink_interrupt_keeps_exactly_what_was_played(tmp_path: Path) -> None:
+    path = tmp_path / "out.wav"
+    sink = WavFileSink(path, realtime=True)
+    sink.start()
+    x = (1 + np.arange(24000 * 2) % 30000).astype(np.int16)
+    sink.feed("a", x.tobytes())
+    deadline = time.monotonic() + 5
+    while sink.tracker.played_ms("a") < 100 and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)  # waiting for a condition, not hiding a race
+    level_playing = sink.level
+    dropped = sink.interrupt()
+    played = sink.tracker.played_ms("a")
+    assert not sink.is_playing
+    await sink.drain()  # returns at once: nothing queued
+    sink.feed("b", np.full(480, -3, np.int16).tobytes())  # usable after an interrupt
+    await sink.drain()
+    sink.close()
+    assert 100 <= played < 2000
+    assert dropped == pytest.approx(2000 - played, abs=2)
+    assert level_playing > -40.0
+    samples = read_wav(path).samples
+    a_part = samples[samples > 0]
+    assert np.array_equal(a_part, x[: len(a_part)])
+    assert len(a_part) * 1000 // 24000 == played
+    assert sink.tracker.truncate_point("a") == played
+    assert np.array_equal(samples[len(a_part) :], np.full(480, -3, np.int16))
+
+
+async def test_wav_sink_drain_on_idle_returns_and_close_is_idempotent(tmp_path: Path) -> None:
+    sink = WavFileSink(tmp_path / "o.wav", realtime=True)
+    sink.start()
+    await asyncio.wait_for(sink.drain(), timeout=1)
+    sink.close()
+    sink.close()
+    sink.feed("a", b"\x01\x00" * 10)  # after close: ignored, not an error
+    assert sink.tracker.received_ms("a") == 0
+    assert read_wav(tmp_path / "o.wav").samples.size == 0
+
+
+def test_wav_sink_audio_fed_before_start_is_written_on_start(tmp_path: Path) -> None:
+    sink = WavFileSink(tmp_path / "o.wav", realtime=False)
+    sink.feed("a", np.arange(1, 481, dtype=np.int16).tobytes())
+    assert sink.tracker.played_ms("a") == 0 and sink.queued_ms == 20
+    sink.start()
+    assert sink.tracker.played_ms("a") == 20 and not sink.is_playing
+    sink.close()
+    assert read_wav(tmp_path / "o.wav").samples.tolist() == list(range(1, 481))
+
+
+def test_wav_sink_reports_an_unwritable_path(tmp_path: Path) -> None:
+    from realtalk.exceptions import ConfigError
+
+    sink = WavFileSink(tmp_path / "missing" / "o.wav", realtime=False)
+    with pytest.raises(ConfigError, match="cannot write WAV file"):
+        sink.start()
