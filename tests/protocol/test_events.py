@@ -8,7 +8,6 @@ import copy
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from realtalk.protocol.events import (
     EventIds,
     audio_byte_length,
