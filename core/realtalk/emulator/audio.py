@@ -165,12 +165,22 @@ class Vad:
 
 
 def _encode(samples: np.ndarray[Any, np.dtype[np.float64]], fmt: AudioFormat) -> bytes:
+    """Encode float samples as PCM16 or G.711 (the inverse of AudioFormat.decode)."""
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int32)
     if fmt.kind == "audio/pcm":
-        return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
-    # G.711 output is only needed for its length; encode as the format's silence byte
-    # modulated by nothing, which every decoder accepts.
-    silence = 0xFF if fmt.kind == "audio/pcmu" else 0xD5
-    return bytes([silence]) * len(samples)
+        return bytes(pcm.astype("<i2").tobytes())
+    negative = pcm < 0
+    if fmt.kind == "audio/pcmu":
+        mag = np.minimum(np.abs(pcm), 32635) + 0x84
+        exponent = np.floor(np.log2(mag)).astype(np.int32) - 7
+        mantissa = (mag >> (exponent + 3)) & 0x0F
+        code = ~((negative.astype(np.int32) << 7) | (exponent << 4) | mantissa) & 0xFF
+    else:
+        mag = np.minimum(np.abs(pcm), 32767)
+        exponent = np.where(mag < 256, 0, np.floor(np.log2(np.maximum(mag, 1))).astype(np.int32) - 7)
+        mantissa = np.where(exponent == 0, mag >> 4, mag >> (exponent + 3)) & 0x0F
+        code = (((~negative).astype(np.int32) << 7) | (exponent << 4) | mantissa) ^ 0x55
+    return bytes(code.astype(np.uint8).tobytes())
 
 
 def synthesize(text: str, fmt: AudioFormat) -> bytes:

@@ -337,8 +337,9 @@ class Session:
         audio, self.buffer = bytes(self.buffer), bytearray()
         await self.send({"type": "input_audio_buffer.committed", "item_id": item_id,
                          "previous_item_id": previous})
-        item = {"id": item_id, "object": "realtime.item", "type": "message", "role": "user",
-                "status": "completed", "content": [{"type": "input_audio", "transcript": None}]}
+        item: dict[str, Any] = {
+            "id": item_id, "object": "realtime.item", "type": "message", "role": "user",
+            "status": "completed", "content": [{"type": "input_audio", "transcript": None}]}
         self.input_audio[item_id] = audio
         await self._add_item(item, len(self.items))
         self.pending_input = UserInput(text="", audio=True)

@@ -183,7 +183,7 @@ class Emulator:
         if self.api_key is not None:
             auth = headers.get("Authorization", "")
             token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-            token = token or headers.get("api-key") or (query.get("api-key") or [None])[0]
+            token = token or headers.get("api-key") or (query.get("api-key") or [""])[0]
             if not token:
                 return (None, "Missing bearer or basic authentication in header", 3000,
                         "invalid_request_error")
