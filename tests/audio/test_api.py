@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from realtalk import audio
 
 
