@@ -45,6 +45,12 @@ def conformance_problems(events: list[dict[str, Any]]) -> list[str]:
 
 
 @pytest.fixture
+def conformance() -> Callable[[list[dict[str, Any]]], list[str]]:
+    """The validator itself, for events recorded outside ``make_emulator``."""
+    return conformance_problems
+
+
+@pytest.fixture
 async def make_emulator() -> AsyncIterator[Callable[..., Awaitable[Emulator]]]:
     """Start emulators (``await make_emulator(scenario, **options)``); validate all they sent."""
     started: list[Emulator] = []

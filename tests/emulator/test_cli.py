@@ -74,7 +74,7 @@ def test_serves_until_ctrl_c() -> None:
             async with connect(url + "?model=gpt-realtime") as ws:
                 await ws.send(json.dumps({"type": "conversation.item.create", "item": {
                     "type": "message", "role": "user",
-                    "content": [{"type": "input_text", "text": "hello"}]}}))
+                    "content": [{"type": "input_text", "text": "What time is it in Tokyo?"}]}}))
                 await ws.send(json.dumps({"type": "response.create"}))
                 seen = []
                 while not seen or seen[-1] != "response.done":
@@ -85,7 +85,8 @@ def test_serves_until_ctrl_c() -> None:
                 return seen
 
         seen = asyncio.run(talk())
-        assert "Welcome to Hotel Aurora. How can I help?" in seen
+        assert "Let me check the clock for Tokyo." in seen
+        assert "response.function_call_arguments.done" in seen
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0
         assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
