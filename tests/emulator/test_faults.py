@@ -78,3 +78,30 @@ async def test_latency(make_emulator: Any, open_client: Any) -> None:
         await client.send({"type": "session.update", "session": {"type": "realtime"}})
         await client.until("session.updated")
         assert time.monotonic() - start < 0.25
+
+
+async def test_drop_hits_one_connection_then_reconnect_continues(make_emulator: Any) -> None:
+    emu = await make_emulator({"turns": [{"user": "hi", "reply": "one"},
+                                         {"user": "hi", "reply": "two"}]},
+                              drop_after_events=6)
+    texts = []
+    for _ in range(2):
+        try:
+            async with connect(emu.url + "?model=gpt-realtime") as ws:
+                await ws.send(json.dumps({"type": "session.update", "session": {
+                    "type": "realtime", "output_modalities": ["text"]}}))
+                await ws.send(json.dumps({"type": "conversation.item.create", "item": {
+                    "type": "message", "role": "user",
+                    "content": [{"type": "input_text", "text": "hi"}]}}))
+                await ws.send(json.dumps({"type": "response.create"}))
+                while True:
+                    event = json.loads(await ws.recv())
+                    if event["type"] == "response.output_text.done":
+                        texts.append(event["text"])
+                    if event["type"] == "response.done":
+                        break
+        except ConnectionClosedError:
+            texts.append("dropped")
+    # The first response was cut off after matching turn 1; the reconnect continues at turn 2.
+    assert texts == ["dropped", "two"]
+    assert [c.dropped for c in emu.connections] == [True, False]

@@ -66,20 +66,23 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(11)}"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Options:
-    """Per-emulator settings each session needs.
+    """Per-emulator settings, shared by its sessions.
 
     Attributes:
         fast: Send audio without real-time pacing.
         expire_after: Seconds until ``session_expired`` (and close 1001).
         drop_after_events: Abort the socket (no close frame) after this many server events.
+        drops_left: How many more connections the drop fault may hit; shared, so a client
+            that reconnects after a drop gets a healthy session.
         latency_ms: Delay before the server reacts to each client event.
     """
 
     fast: bool = False
     expire_after: float = 3600.0
     drop_after_events: int | None = None
+    drops_left: int = 1
     latency_ms: float = 0.0
 
 
@@ -127,6 +130,7 @@ class Session:
         self.response: _Response | None = None
         self.sent = 0
         self._lock = asyncio.Lock()
+        self._vad_key: tuple[str, AudioFormat] | None = None
         self._configure_vad()
 
     # -- sending ---------------------------------------------------------------------
@@ -140,7 +144,9 @@ class Session:
             self.record.add("server", event)
             await self.ws.send(json.dumps(event))
             self.sent += 1
-            if self.options.drop_after_events is not None and self.sent >= self.options.drop_after_events:
+            limit = self.options.drop_after_events
+            if limit is not None and self.sent >= limit and self.options.drops_left > 0:
+                self.options.drops_left -= 1
                 self.record.dropped = True
                 self.ws.transport.abort()  # no close frame: the "network" just vanished
                 raise _Dropped
@@ -258,6 +264,10 @@ class Session:
     def _configure_vad(self) -> None:
         detection = self.session["audio"]["input"]["turn_detection"]
         fmt = AudioFormat.from_session(self.session["audio"]["input"]["format"])
+        key = (json.dumps(detection, sort_keys=True), fmt)
+        if key == self._vad_key:
+            return  # unchanged: keep a segment in progress
+        self._vad_key = key
         if detection is None:
             self.vad = None
             return

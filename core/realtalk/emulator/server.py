@@ -49,10 +49,13 @@ class Emulator:
         expire_after: Seconds after which each session expires (``session_expired``,
             close 1001); ``expires_at`` in ``session.created`` matches. Default 60 minutes.
         refuse_connections: Answer the first N connection attempts with HTTP 429.
-        drop_after_events: Abort each connection's socket (no close frame) after it has
-            been sent this many server events.
+        drop_after_events: Abort a connection's socket (no close frame) once it has been
+            sent this many server events.
+        drop_connections: How many connections the drop fault hits (default 1: a client
+            that reconnects after the drop gets a healthy session).
         latency_ms: Delay before the server reacts to each client event (and before
             ``session.created``).
+        ping_interval: Seconds between keepalive pings (None: no pings).
 
     Raises:
         ScenarioError: The scenario is invalid.
@@ -69,14 +72,18 @@ class Emulator:
         expire_after: float = 3600.0,
         refuse_connections: int = 0,
         drop_after_events: int | None = None,
+        drop_connections: int = 1,
         latency_ms: float = 0.0,
+        ping_interval: float | None = PING_INTERVAL,
     ) -> None:
         self.scenario = load_scenario(scenario)
         self.host = host
         self.api_key = api_key
         self.refuse_connections = refuse_connections
         self.options = Options(fast=fast, expire_after=expire_after,
-                               drop_after_events=drop_after_events, latency_ms=latency_ms)
+                               drop_after_events=drop_after_events,
+                               drops_left=drop_connections, latency_ms=latency_ms)
+        self.ping_interval = ping_interval
         self.progress = ScenarioProgress(self.scenario)
         self.connections: list[ConnectionRecord] = []
         self.refused = 0
@@ -94,7 +101,7 @@ class Emulator:
         """
         self._server = await serve(
             self._handle, self.host, self._port, process_request=self._process_request,
-            ping_interval=PING_INTERVAL, max_size=MAX_MESSAGE,
+            ping_interval=self.ping_interval, max_size=MAX_MESSAGE,
             logger=logging.getLogger("realtalk.emulator"),
         )
         self._port = self._server.sockets[0].getsockname()[1]
