@@ -14,14 +14,14 @@ from typing import Annotated, Any, Union, get_args
 
 import pytest
 from pydantic import Field, TypeAdapter, ValidationError
-from websockets.asyncio.client import ClientConnection, connect
-
 from realtalk.emulator import Emulator
+from websockets.asyncio.client import ClientConnection, connect
 
 
 def _discriminated(alias: Any) -> TypeAdapter[Any]:
     members = get_args(get_args(alias)[0])  # Annotated[Union[...], PropertyInfo] -> members
-    return TypeAdapter(Annotated[Union[members], Field(discriminator="type")])  # type: ignore[valid-type]
+    union = Union[members]  # noqa: UP007  (built from a runtime tuple of member types)
+    return TypeAdapter(Annotated[union, Field(discriminator="type")])  # type: ignore[valid-type]
 
 
 def _ga_server() -> TypeAdapter[Any]:

@@ -128,7 +128,7 @@ async def _audio_span(make_emulator: Any, open_client: Any, fast: bool) -> tuple
         await client.send({"type": "response.create"})
         await client.until("response.output_audio.delta")
         start = time.monotonic()
-        events = await client.until("response.output_audio.done")
+        await client.until("response.output_audio.done")
         span = time.monotonic() - start
     data = b"".join(base64.b64decode(e["delta"]) for e in client.received
                     if e["type"] == "response.output_audio.delta")
@@ -177,6 +177,6 @@ async def test_g711_input_vad(make_emulator: Any, open_client: Any) -> None:
             await client.send({"type": "input_audio_buffer.append",
                                "audio": base64.b64encode(data).decode()})
         events = await client.until("input_audio_buffer.committed")
-    started = [e for e in events if e["type"] == "input_audio_buffer.speech_started"][0]
-    stopped = [e for e in events if e["type"] == "input_audio_buffer.speech_stopped"][0]
+    started = next(e for e in events if e["type"] == "input_audio_buffer.speech_started")
+    stopped = next(e for e in events if e["type"] == "input_audio_buffer.speech_stopped")
     assert (started["audio_start_ms"], stopped["audio_end_ms"]) == (500 - 300, 1500)

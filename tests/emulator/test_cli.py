@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import connect
-
 from realtalk.emulator.cli import add_arguments, run
+from websockets.asyncio.client import connect
 
 
 def _args(*argv: str) -> argparse.Namespace:

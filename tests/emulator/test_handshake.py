@@ -7,10 +7,9 @@ import time
 from typing import Any
 
 import pytest
+from realtalk.emulator import Emulator
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-
-from realtalk.emulator import Emulator
 
 
 async def _refusal(url: str, **kwargs: Any) -> tuple[dict[str, Any], int | None, str | None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 
 def test_emulators_come_from_the_validating_fixture() -> None:
@@ -12,3 +13,14 @@ def test_emulators_come_from_the_validating_fixture() -> None:
                  if re.search(r"\bEmulator\(", p.read_text())]
     assert offenders == []
     assert "conformance_problems(sent)" in (here / "conftest.py").read_text()
+
+
+def test_the_validator_can_fail(conformance: Any) -> None:
+    ok = {"type": "response.output_text.delta", "event_id": "e", "response_id": "r",
+          "item_id": "i", "output_index": 0, "content_index": 0, "delta": "Hi"}
+    assert conformance([ok]) == []
+    beta = {**ok, "type": "response.text.delta"}
+    missing = {k: v for k, v in ok.items() if k != "item_id"}
+    problems = conformance([beta, missing])
+    assert len(problems) == 2
+    assert problems[0].startswith("response.text.delta:")

@@ -54,7 +54,7 @@ async def test_text_turn_order(make_emulator: Any, open_client: Any) -> None:
         await _text_session(client)
         events = await client.turn("Well, HELLO!")
     assert _collapse([e["type"] for e in events]) == TEXT_ORDER
-    done = [e for e in events if e["type"] == "response.output_text.done"][0]
+    done = next(e for e in events if e["type"] == "response.output_text.done")
     assert done["text"] == "Hi there!"
     response = events[-2]["response"]
     assert response["status"] == "completed"
@@ -252,3 +252,22 @@ async def test_progress_shared_across_connections(make_emulator: Any, open_clien
             texts += [e["text"] for e in events if e["type"] == "response.output_text.done"]
     assert texts == ["first", "second"]
     assert len(emu.connections) == (2 if reconnect else 1)
+
+
+async def test_response_modalities_override_and_session_close(make_emulator: Any,
+                                                              open_client: Any) -> None:
+    emu = await make_emulator(SCENARIO)
+    async with open_client(emu) as client:
+        await client.send({"type": "conversation.item.create", "item": {
+            "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello"}]}})
+        await client.send({"type": "response.create",
+                           "response": {"output_modalities": ["text"], "instructions": "x"}})
+        events = await client.until("rate_limits.updated")
+        assert [e["text"] for e in events if e["type"] == "response.output_text.done"] == ["Hi there!"]
+        assert not [e for e in events if e["type"] == "response.output_audio.delta"]
+        await client.send({"type": "response.create", "response": {"bogus": 1}})
+        error = (await client.recv())["error"]
+        assert (error["code"], error["param"]) == ("unknown_parameter", "response.bogus")
+        await client.send({"type": "session.close"})
+        await client.ws.wait_closed()
+        assert client.ws.close_code == 1000

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from realtalk.emulator import check_scenario_file, load_scenario
 from realtalk.emulator.scenario import Step
 from realtalk.exceptions import ScenarioError

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--refuse", type=int, default=0, metavar="N",
                         help="answer the first N connection attempts with HTTP 429")
     faults.add_argument("--drop-after", type=int, default=None, metavar="N",
-                        help="abort each socket without a close frame after N server events")
+                        help="abort the first connection without a close frame after N server events")
     faults.add_argument("--latency-ms", type=float, default=0.0, metavar="MS",
                         help="delay before reacting to each client event")
 

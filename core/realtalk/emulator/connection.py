@@ -281,7 +281,7 @@ class Session:
             silence_duration_ms=detection["silence_duration_ms"] if server else eagerness,
         )
         if old is not None:  # keep the session's audio clock running
-            self.vad._frames_seen = old._frames_seen  # noqa: SLF001
+            self.vad._frames_seen = old._frames_seen
             self.vad.floor_ms = old.position_ms
 
     @property

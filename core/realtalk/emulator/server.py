@@ -113,7 +113,7 @@ class Emulator:
             await self._server.wait_closed()
             self._server = None
 
-    async def __aenter__(self) -> Emulator:
+    async def __aenter__(self) -> Emulator:  # noqa: PYI034
         await self.start()
         return self
 
@@ -157,11 +157,11 @@ class Emulator:
 
     # -- records ---------------------------------------------------------------------
 
-    def client_events(self, type: str | None = None) -> list[dict[str, Any]]:  # noqa: A002
+    def client_events(self, type: str | None = None) -> list[dict[str, Any]]:
         """Every client event on every connection, optionally only those of ``type``."""
         return [e for c in self.connections for e in c.client_events(type)]
 
-    def server_events(self, type: str | None = None) -> list[dict[str, Any]]:  # noqa: A002
+    def server_events(self, type: str | None = None) -> list[dict[str, Any]]:
         """Every server event on every connection, optionally only those of ``type``."""
         return [e for c in self.connections for e in c.server_events(type)]
 
@@ -196,12 +196,12 @@ class Emulator:
                         "invalid_request_error")
             if token != self.api_key:
                 shown = token[:3] + "*" * 4 + token[-4:] if len(token) > 8 else "*" * len(token)
-                return ("invalid_api_key", f"Incorrect API key provided: {shown}. You can find "
-                        "your API key at https://platform.openai.com/account/api-keys.", 3000,
+                return ("invalid_api_key", (f"Incorrect API key provided: {shown}. You can find "
+                        "your API key at https://platform.openai.com/account/api-keys."), 3000,
                         "invalid_request_error.invalid_api_key")
         if headers.get("OpenAI-Beta", "").strip().lower().startswith("realtime"):
-            return ("beta_api_shape_disabled", "The Realtime Beta API is no longer supported. "
-                    "Please use /v1/realtime for the GA API.", 4000,
+            return ("beta_api_shape_disabled", ("The Realtime Beta API is no longer supported. "
+                    "Please use /v1/realtime for the GA API."), 4000,
                     "invalid_request_error.beta_api_shape_disabled")
         if not (query.get("model") or [""])[0]:
             return ("missing_model", "You must provide a model parameter", 4000,

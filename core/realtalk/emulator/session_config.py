@@ -241,7 +241,7 @@ def _any_of(string_values: tuple[str, ...], obj: Validator) -> Validator:
     return check
 
 
-_TYPE_FIELD: Validator = lambda value, param: value  # noqa: E731  (checked by _tagged)
+_TYPE_FIELD: Validator = lambda value, param: value
 
 _FORMAT = _tagged({
     "audio/pcm": _object({"type": _TYPE_FIELD, "rate": _number(24000, 24000, True)}),
@@ -303,7 +303,7 @@ _TOOL_CHOICE = _any_of(("none", "auto", "required"), _tagged({
     "function": _object({"type": _TYPE_FIELD, "name": _string()}, required=("name",)),
     "mcp": _object({"type": _TYPE_FIELD, "server_label": _string(), "name": _string()}),
 }))
-_MAX_TOKENS: Validator = lambda value, param: (  # noqa: E731
+_MAX_TOKENS: Validator = lambda value, param: (
     _enum("inf")(value, param) if isinstance(value, str) else _number(1, 4096, True)(value, param)
 )
 

@@ -56,11 +56,11 @@ class ConnectionRecord:
         """Record an event now."""
         self.events.append(EventRecord(time.monotonic(), direction, event))
 
-    def client_events(self, type: str | None = None) -> list[dict[str, Any]]:  # noqa: A002
+    def client_events(self, type: str | None = None) -> list[dict[str, Any]]:
         """Client events of this connection, optionally only those of ``type``."""
         return _select(self.events, "client", type)
 
-    def server_events(self, type: str | None = None) -> list[dict[str, Any]]:  # noqa: A002
+    def server_events(self, type: str | None = None) -> list[dict[str, Any]]:
         """Server events of this connection, optionally only those of ``type``."""
         return _select(self.events, "server", type)
 
