@@ -21,6 +21,14 @@ API_RATE = 24000
 _QUALITY = "HQ"
 
 
+def _to_int16(y: npt.NDArray[np.float32]) -> npt.NDArray[np.int16]:
+    # soxr dithers when it outputs int16 (digital silence comes back as +-1 noise), so
+    # we resample in float32 and round ourselves: silence stays silent, results are
+    # deterministic.
+    out: npt.NDArray[np.int16] = np.clip(np.rint(y), -32768, 32767).astype(np.int16)
+    return out
+
+
 def _as_int16(pcm: npt.ArrayLike | bytes) -> npt.NDArray[np.int16]:
     if isinstance(pcm, (bytes, bytearray, memoryview)):
         return np.frombuffer(pcm, dtype="<i2")
@@ -46,8 +54,8 @@ def resample(
         return same
     import soxr
 
-    out: npt.NDArray[np.int16] = soxr.resample(x, in_rate, out_rate, quality=_QUALITY)
-    return out
+    y = soxr.resample(x.astype(np.float32), in_rate, out_rate, quality=_QUALITY)
+    return _to_int16(y)
 
 
 class Resampler:
@@ -83,7 +91,7 @@ class Resampler:
         import soxr
 
         self._stream = soxr.ResampleStream(
-            self.in_rate, self.out_rate, 1, dtype="int16", quality=_QUALITY
+            self.in_rate, self.out_rate, 1, dtype="float32", quality=_QUALITY
         )
 
     def process_array(self, samples: npt.ArrayLike | bytes) -> npt.NDArray[np.int16]:
@@ -92,8 +100,8 @@ class Resampler:
         if self._stream is None:
             same: npt.NDArray[np.int16] = x.copy()
             return same
-        out: npt.NDArray[np.int16] = self._stream.resample_chunk(x)  # type: ignore[attr-defined]
-        return out
+        y = self._stream.resample_chunk(x.astype(np.float32))  # type: ignore[attr-defined]
+        return _to_int16(y)
 
     def process(self, pcm: bytes) -> bytes:
         """Resample one chunk of PCM16 LE bytes; returns PCM16 LE bytes ready so far."""
@@ -103,11 +111,11 @@ class Resampler:
         """End the stream: return the remaining samples and reset for reuse."""
         if self._stream is None:
             return np.zeros(0, dtype=np.int16)
-        tail: npt.NDArray[np.int16] = self._stream.resample_chunk(  # type: ignore[attr-defined]
-            np.zeros(0, dtype=np.int16), last=True
+        tail = self._stream.resample_chunk(  # type: ignore[attr-defined]
+            np.zeros(0, dtype=np.float32), last=True
         )
         self.reset()
-        return tail
+        return _to_int16(tail)
 
     def flush(self) -> bytes:
         """End the stream: return the remaining PCM16 LE bytes and reset for reuse."""
