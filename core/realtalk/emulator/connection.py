@@ -104,6 +104,7 @@ class _Response:
     modalities: list[str]
     output: list[dict[str, Any]] = field(default_factory=list)
     cancel_reason: str | None = None
+    metadata: dict[str, Any] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
@@ -468,6 +469,8 @@ class Session:
         user, self.pending_input = self.pending_input, None
         steps = self.progress.next_reply(user)
         response = _Response(id=new_id("resp"), modalities=modalities)
+        # The real server echoes the request's metadata in the response object.
+        response.metadata = (params or {}).get("metadata")
         self.response = response
         response.task = asyncio.create_task(self._respond(response, steps))
 
@@ -479,7 +482,7 @@ class Session:
             "max_output_tokens": self.session["max_output_tokens"],
             "audio": {"output": {"format": self.session["audio"]["output"]["format"],
                                  "voice": self.session["audio"]["output"]["voice"]}},
-            "metadata": None, "usage": None,
+            "metadata": response.metadata, "usage": None,
         }
 
     async def _respond(self, response: _Response, steps: tuple[Step, ...]) -> None:
