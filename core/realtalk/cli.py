@@ -45,11 +45,52 @@ def _parser() -> argparse.ArgumentParser:
     tools.add_argument("name", nargs="?", help="show one tool")
     tools.add_argument("--json", action="store_true", help="print JSON")
 
+    _add_run_parser(sub)
+
+    devices = sub.add_parser("devices", help="list audio input and output devices")
+    devices.add_argument("--json", action="store_true", help="print JSON")
+
     emulator = sub.add_parser("emulator", help="serve a local Realtime API emulator")
     from .emulator import cli as emulator_cli
 
     emulator_cli.add_arguments(emulator)
     return parser
+
+
+def _add_run_parser(sub: Any) -> None:
+    run = sub.add_parser("run", help="run an agent: voice, text, or WAV files")
+    run.add_argument("agent_path", type=Path, metavar="AGENT",
+                     help="agent file, or a directory of agents with --agent NAME")
+    run.add_argument("--agent", metavar="NAME", help="the agent to start with")
+    mode = run.add_argument_group("what to do")
+    mode.add_argument("--text", action="append", metavar="TEXT",
+                      help="say TEXT, print the reply; repeat for several turns, then exit")
+    mode.add_argument("--chat", action="store_true", help="an interactive text prompt")
+    mode.add_argument("--json", action="store_true", help="print events as JSON lines")
+    where = run.add_argument_group("where to connect (default: OpenAI, OPENAI_API_KEY)")
+    target = where.add_mutually_exclusive_group()
+    target.add_argument("--emulator", action="store_true",
+                        help="start a built-in emulator (uses AGENT.scenario.yaml beside the agent)")
+    target.add_argument("--url", help="any server speaking the GA Realtime protocol (ws:// or wss://)")
+    target.add_argument("--azure", action="store_true",
+                        help="Azure OpenAI (AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY)")
+    where.add_argument("--model", help="model, or Azure deployment name (default: the agent's model)")
+    where.add_argument("--beta", action="store_true", help="speak the legacy beta protocol (old servers only)")
+    audio = run.add_argument_group("audio")
+    audio.add_argument("--input", type=Path, metavar="FILE.wav", help="speak this WAV file instead of the mic")
+    audio.add_argument("--output", type=Path, metavar="FILE.wav", help="save the assistant's audio here")
+    audio.add_argument("--input-device", metavar="DEV", help="microphone (index or name; see realtalk devices)")
+    audio.add_argument("--output-device", metavar="DEV", help="speaker (index or name)")
+    audio.add_argument("--fast", action="store_true", help="send --input without real-time pacing")
+    audio.add_argument("--echo", choices=["headphones", "half-duplex"],
+                       help="headphones: full duplex; half-duplex: mute the mic while the assistant speaks")
+    other = run.add_argument_group("other")
+    other.add_argument("--approve", choices=["ask", "all", "none"],
+                       help="requires_approval tools: ask on the terminal (default when interactive),"
+                            " approve all, or refuse all (default otherwise)")
+    other.add_argument("--record", type=Path, metavar="FILE.jsonl", help="write every event, timestamped")
+    other.add_argument("--record-audio", action="store_true", help="keep audio payloads in --record")
+    other.add_argument("--timeout", type=float, default=120.0, metavar="S", help="seconds per turn (120)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,6 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = _COMMANDS[args.command]
         return handler(args)
     except RealtalkError as exc:
+        print(f"realtalk: error: {exc}", file=sys.stderr)
+        return 1
+    except TimeoutError as exc:
         print(f"realtalk: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -198,7 +242,23 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     return emulator_cli.run(args)
 
 
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from .audio import devices_command
+
+    return devices_command(args.json)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .run_command import run_command
+
+    return asyncio.run(run_command(args))
+
+
 _COMMANDS = {
+    "run": _cmd_run,
+    "devices": _cmd_devices,
     "check": _cmd_check,
     "plugins": _cmd_plugins,
     "tools": _cmd_tools,

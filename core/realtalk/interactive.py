@@ -1,0 +1,124 @@
+"""The terminal front ends of ``realtalk run``: text chat, voice, and approval prompts.
+
+Reading the terminal blocks, so every prompt runs in a worker thread; the session's
+event loop keeps serving tools and audio meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from .exceptions import ConfigError
+from .session import ApprovalRequest, Session
+
+__all__ = ["chat", "console_approver", "voice"]
+
+CHAT_HELP = "commands: /agent NAME (switch agent), /agents (list), /quit; anything else is said to the agent"
+
+
+async def _prompt(text: str, reader: Callable[[str], str]) -> str | None:
+    try:
+        return await asyncio.to_thread(reader, text)
+    except EOFError:
+        return None
+
+
+def console_approver(reader: Callable[[str], str] = input) -> Callable[[ApprovalRequest], Any]:
+    """An approval callback that asks ``approve NAME(args)? [y/N]`` on the terminal."""
+
+    async def approve(request: ApprovalRequest) -> bool:
+        args = json.dumps(request.arguments, ensure_ascii=False)
+        answer = await _prompt(f"approve {request.tool}({args}) for {request.agent}? [y/N] ", reader)
+        return (answer or "").strip().lower() in {"y", "yes"}
+
+    return approve
+
+
+async def chat(session: Session, *, reader: Callable[[str], str] = input, out: TextIO | None = None) -> None:
+    """An interactive prompt: each line is a user turn; ``/agent NAME`` switches agents.
+
+    Ends at end of input or ``/quit``.
+    """
+    out = out or sys.stdout
+    print(CHAT_HELP, file=out)
+    while True:
+        line = await _prompt("you> ", reader)
+        if line is None or line.strip() in {"/quit", "/exit"}:
+            return
+        line = line.strip()
+        if not line:
+            continue
+        if line == "/agents":
+            names = [f"{n}{' (active)' if n == session.agent.name else ''}" for n in session.graph.agents]
+            print("agents: " + ", ".join(names), file=out)
+        elif line.startswith("/agent"):
+            name = line.partition(" ")[2].strip()
+            try:
+                await session.switch_agent(name)
+            except ConfigError as exc:
+                print(f"! {exc}", file=out)
+        elif line.startswith("/"):
+            print(f"! unknown command {line.split()[0]}; {CHAT_HELP}", file=out)
+        else:
+            await session.ask(line)
+
+
+async def voice(session: Session, source: Any, *, gate: Any | None = None, meter: bool = True,
+                err: TextIO | None = None, reader: Callable[[str], str] = input) -> None:
+    """Talk through a microphone until Ctrl-C (or the source ends).
+
+    With server or semantic VAD the microphone streams continuously; with
+    ``turn_detection: none`` Enter starts and stops each push-to-talk turn.
+
+    Args:
+        session: A started session.
+        source: An ``AudioSource`` (microphone or WAV file).
+        gate: An ``EchoGate`` for half-duplex use with speakers, or None.
+        meter: Show a live input level meter on stderr.
+        err: Where the meter goes.
+        reader: Reads Enter presses (push-to-talk).
+    """
+    err = err or sys.stderr
+    push_to_talk = session.agent.turn_detection is None
+    talking = asyncio.Event()
+    if not push_to_talk:
+        talking.set()
+
+    async def pump() -> None:
+        async with source:
+            async for chunk in source:
+                if meter and err.isatty():
+                    err.write("\r" + _meter(source.level_dbfs))
+                    err.flush()
+                if not talking.is_set():
+                    continue
+                # Gated chunks become silence, so the server's VAD timeline stays whole.
+                await session.append_audio(gate.process(chunk) if gate is not None else chunk)
+
+    task = asyncio.create_task(pump())
+    try:
+        if push_to_talk:
+            print("push-to-talk: press Enter to talk, Enter again to send (Ctrl-D quits)", file=err)
+            while not task.done():
+                if await _prompt("", reader) is None:
+                    break
+                talking.set()
+                if await _prompt("", reader) is None:
+                    break
+                talking.clear()
+                await session.commit_audio()
+                await session.wait_turn()
+        else:
+            await task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def _meter(level_dbfs: float, width: int = 30) -> str:
+    filled = max(0, min(width, int((level_dbfs + 60) / 60 * width)))
+    return f"mic [{'#' * filled}{' ' * (width - filled)}] {level_dbfs:6.1f} dBFS"

@@ -1,0 +1,216 @@
+"""Running an agent: from a YAML path and a few options to a live :class:`Session`.
+
+This is what ``realtalk run`` and the testing kit call::
+
+    turns = await run_agent("agents/concierge.yaml", ["What time is it in Tokyo?"], emulator=True)
+    print(turns[0].text, turns[0].tool_calls)
+
+:func:`open_session` loads plugins and the agent graph, starts a built-in emulator when
+asked (with ``AGENT.scenario.yaml`` from beside the agent file), picks the connection
+profile, and yields a started session. :func:`stream_audio_file` feeds a WAV file through
+it as a user would speak.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .agents import AgentGraph, load_agents
+from .connection import ConnectionProfile
+from .exceptions import ConfigError
+from .plugins import PluginSet, load_plugins
+from .session import Approver, Session, TurnResult
+
+__all__ = ["RunTarget", "load_target", "open_session", "run_agent", "scenario_for", "stream_audio_file"]
+
+
+@dataclass
+class RunTarget:
+    """An agent graph ready to run.
+
+    Attributes:
+        graph: The agents.
+        agent: Name of the agent to start with.
+        plugins: The loaded plugins.
+    """
+
+    graph: AgentGraph
+    agent: str
+    plugins: PluginSet
+
+
+def load_target(path: str | Path, agent: str | None = None, *, block: Iterable[str] = ()) -> RunTarget:
+    """Load plugins and the agent(s) at ``path``, and choose the starting agent.
+
+    Raises:
+        ConfigError: The agents have problems (the first is raised; ``realtalk check``
+            lists all), or the starting agent is ambiguous or unknown.
+    """
+    plugins = load_plugins(block=block)
+    graph = load_agents([path], plugins.registry)
+    if graph.problems:
+        first = graph.problems[0]
+        more = len(graph.problems) - 1
+        if more:
+            first.message += f" (and {more} more problem(s): run realtalk check {path})"
+        raise first
+    if agent is None:
+        if len(graph.roots) != 1:
+            raise ConfigError(
+                f"{path} holds {len(graph.roots)} agents ({', '.join(graph.roots)}); choose one with --agent NAME")
+        agent = graph.roots[0]
+    graph.get(agent)
+    return RunTarget(graph, agent, plugins)
+
+
+def scenario_for(agent_file: Path | None) -> Path | None:
+    """``AGENT.scenario.yaml`` beside an agent file, if it exists."""
+    if agent_file is None:
+        return None
+    candidate = agent_file.with_name(agent_file.stem + ".scenario.yaml")
+    return candidate if candidate.exists() else None
+
+
+def make_profile(
+    target: RunTarget,
+    *,
+    url: str | None = None,
+    azure: bool = False,
+    model: str | None = None,
+    beta: bool = False,
+    api_key: str | None = None,
+) -> ConnectionProfile:
+    """The connection profile for the options (OpenAI unless ``url`` or ``azure``)."""
+    chosen = model or target.graph.get(target.agent).model
+    if url is not None:
+        return ConnectionProfile.url(url, api_key=api_key, model=chosen, beta=beta)
+    if azure:
+        return ConnectionProfile.azure(chosen, api_key=api_key, beta=beta)
+    return ConnectionProfile.openai(chosen, api_key=api_key, beta=beta)
+
+
+@contextlib.asynccontextmanager
+async def open_session(
+    path: str | Path,
+    *,
+    agent: str | None = None,
+    url: str | None = None,
+    azure: bool = False,
+    model: str | None = None,
+    beta: bool = False,
+    api_key: str | None = None,
+    emulator: bool | Any = False,
+    scenario: str | Path | dict[str, Any] | None = None,
+    fast: bool = True,
+    text_only: bool = False,
+    approve: Approver | None = None,
+    record: str | Path | None = None,
+    record_audio: bool = False,
+    output: Any | None = None,
+    block_plugins: Iterable[str] = (),
+    **session_options: Any,
+) -> AsyncIterator[Session]:
+    """Load, connect and configure; yield the started session; close everything after.
+
+    Args:
+        path: An agent file, or a directory with ``agent`` naming the starting agent.
+        agent: Starting agent when ``path`` holds several.
+        url: Any server speaking the GA protocol (``ws://`` or ``wss://``).
+        azure: Use Azure OpenAI (``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY``).
+        model: Model (or Azure deployment) instead of the agent's.
+        beta: Speak the legacy beta protocol (only for servers that still do).
+        api_key: Instead of the profile's environment variable.
+        emulator: True to start a built-in emulator, or a running ``Emulator`` to use.
+        scenario: Emulator scenario; default ``AGENT.scenario.yaml`` beside the agent.
+        fast: Let the built-in emulator send audio without real-time pacing.
+        text_only: Answer in text even if the agent speaks.
+        approve: Decides ``requires_approval`` calls.
+        record: Write every event to this JSONL file.
+        record_audio: Keep audio payloads in the record.
+        output: Where assistant audio goes (an ``OutputSink``).
+        block_plugins: Plugin distributions not to load.
+        **session_options: Passed to :class:`Session`.
+    """
+    target = load_target(path, agent, block=block_plugins)
+    async with contextlib.AsyncExitStack() as stack:
+        if emulator is True:
+            from .emulator import Emulator
+
+            file = target.graph.get(target.agent).file
+            emu = Emulator(scenario=scenario if scenario is not None else scenario_for(file), fast=fast)
+            await stack.enter_async_context(emu)
+            url = emu.url
+        elif emulator:
+            url = emulator.url
+        profile = make_profile(target, url=url, azure=azure, model=model, beta=beta, api_key=api_key)
+        recorder = None
+        if record:
+            from .recorder import Recorder
+
+            recorder = Recorder(record, record_audio=record_audio, secrets=[profile.api_key or ""])
+        session = Session(target.graph, target.agent, target.plugins.registry, profile,
+                          text_only=text_only, approve=approve, recorder=recorder, output=output,
+                          **session_options)
+        try:
+            await session.start()
+        except BaseException:
+            if recorder is not None:
+                recorder.close()
+            raise
+        stack.push_async_callback(session.close)
+        yield session
+
+
+async def run_agent(
+    path: str | Path, texts: Sequence[str], *, timeout: float = 120.0, **options: Any
+) -> list[TurnResult]:
+    """Run one turn per text and return the turns (text-only unless told otherwise).
+
+    Args:
+        path: The agent file.
+        texts: What the user says, one turn each.
+        timeout: Seconds per turn.
+        **options: As for :func:`open_session`.
+    """
+    options.setdefault("text_only", True)
+    async with open_session(path, **options) as session:
+        return [await session.ask(text, timeout) for text in texts]
+
+
+async def stream_audio_file(session: Session, path: str | Path, *, realtime: bool = True,
+                            chunk_ms: int = 40, timeout: float = 120.0) -> list[TurnResult]:
+    """Speak a WAV file into the session, then wait for the replies to finish.
+
+    The file is resampled to 24 kHz and sent in ``chunk_ms`` chunks, at real-time pace
+    unless ``realtime`` is false, followed by enough silence for server VAD to end the
+    turn. With push-to-talk agents (``turn_detection: none``) the audio is committed and
+    a response requested at the end.
+
+    Returns:
+        The turns that completed.
+    """
+    from .audio import WavFileSource
+
+    agent = session.agent
+    silence = 0
+    if agent.turn_detection is not None:
+        silence = int(agent.turn_detection.get("silence_duration_ms", 500)) + 700
+    turns: list[TurnResult] = []
+    source = WavFileSource(path, chunk_ms=chunk_ms, realtime=realtime, trailing_silence_ms=silence)
+    async with source:
+        async for chunk in source:
+            await session.append_audio(chunk)
+    if agent.turn_detection is None:
+        await session.commit_audio()
+    # Wait for every turn the audio started; server VAD answers on its own.
+    while True:
+        turn = await session.next_turn(timeout)
+        if turn is None:
+            break
+        turns.append(turn)
+    return turns
+

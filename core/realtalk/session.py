@@ -1,0 +1,716 @@
+"""One conversation with a Realtime server: the shared runtime.
+
+A :class:`Session` connects, configures the active agent, and then runs one reader task
+that feeds every server event to the sans-I/O core (:mod:`realtalk.protocol`): the
+:class:`~realtalk.protocol.conversation.Conversation` mirror and the
+:class:`~realtalk.protocol.arbiter.ResponseArbiter`, the only owner of
+``response.create``. Function calls run as their own tasks, so parallel calls run
+concurrently and a slow tool never stalls the reader. Handoffs, barge-in and reconnects
+are handled here; everything a user might watch is published as :class:`SessionEvent`.
+
+Typical use::
+
+    async with Session(graph, "concierge", plugins.registry, profile) as session:
+        turn = await session.ask("What time is it in Tokyo?")
+        print(turn.text)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from .agents import AgentGraph, AgentSpec
+from .connection import Backoff, ConnectionClosed, ConnectionProfile, RealtimeConnection, connect
+from .exceptions import AuthenticationFailed, ConnectionFailed, ServerRejected, SessionError
+from .protocol.arbiter import ResponseArbiter
+from .protocol.conversation import Conversation
+from .protocol.events import EventIds, normalize_server_event, to_wire
+from .protocol.session_config import build_session_update
+from .tools import Tool, ToolContext, ToolOutcome, ToolRegistry, error_output, run_tool, validate_arguments
+
+if TYPE_CHECKING:
+    from .recorder import Recorder
+
+__all__ = ["ApprovalRequest", "Session", "SessionEvent", "ToolCallRecord", "TurnResult"]
+
+log = logging.getLogger(__name__)
+
+SETUP_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True)
+class SessionEvent:
+    """Something that happened, for consoles, logs and applications.
+
+    ``type`` is one of: ``connected``, ``reconnected``, ``user.transcript``,
+    ``assistant.delta``, ``assistant.done``, ``tool.started``, ``tool.finished``,
+    ``handoff``, ``turn.done``, ``interrupted``, ``warning``, ``error``.
+    """
+
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ToolCallRecord:
+    """One function call and what came of it."""
+
+    call_id: str
+    name: str
+    arguments: str
+    agent: str
+    output: str | None = None
+    status: str | None = None
+    duration_s: float = 0.0
+
+
+@dataclass
+class TurnResult:
+    """Everything one turn produced, from the user's input until the session was idle.
+
+    Attributes:
+        text: What the assistant said (text or audio transcript), all responses joined.
+        tool_calls: The calls made during the turn, in order.
+        handoffs: ``(from, to)`` agent pairs.
+        usage: Token usage of each response.
+        first_delta_ms: From the end of the user's turn to the first output delta.
+        done_ms: From the end of the user's turn to the session being idle.
+    """
+
+    text: str = ""
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    handoffs: list[tuple[str, str]] = field(default_factory=list)
+    usage: list[dict[str, Any]] = field(default_factory=list)
+    first_delta_ms: float | None = None
+    done_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """A call to a ``requires_approval`` tool, waiting for a yes or no."""
+
+    tool: str
+    arguments: dict[str, Any]
+    agent: str
+    call_id: str
+
+
+Approver = Callable[[ApprovalRequest], "bool | Awaitable[bool]"]
+Listener = Callable[[SessionEvent], None]
+
+
+class Session:
+    """One conversation, possibly over several connections (reconnects keep it whole).
+
+    Args:
+        graph: The agents that may take part (handoffs move between them).
+        agent: Name of the agent to start with.
+        registry: Installed tools.
+        profile: Where and how to connect.
+        text_only: Answer in text even if the agents speak (text chat, scripts).
+        approve: Asked before each call of a ``requires_approval`` tool; without it such
+            calls are refused (the model is told).
+        recorder: Writes every event sent and received.
+        output: Where assistant audio goes (speaker or WAV), with its playback tracker.
+        max_reconnects: Attempts to reconnect after a drop before giving up.
+        rotate_margin_s: Reconnect proactively this long before ``expires_at``, at an
+            idle turn boundary.
+        backoff_s: First reconnect delay; doubles per attempt, with full jitter.
+    """
+
+    def __init__(
+        self,
+        graph: AgentGraph,
+        agent: str,
+        registry: ToolRegistry,
+        profile: ConnectionProfile,
+        *,
+        text_only: bool = False,
+        approve: Approver | None = None,
+        recorder: Recorder | None = None,
+        output: Any | None = None,
+        max_reconnects: int = 5,
+        rotate_margin_s: float = 120.0,
+        backoff_s: float = 0.5,
+    ) -> None:
+        self.graph = graph
+        self.registry = registry
+        self.profile = profile
+        self.text_only = text_only
+        self.agent = self._prepare(graph.get(agent))
+        self._approve = approve
+        self._recorder = recorder
+        self._output = output
+        self._max_reconnects = max_reconnects
+        self._rotate_margin_s = rotate_margin_s
+        self._backoff_s = backoff_s
+        self._dialect = "beta" if profile.beta else "ga"
+        self._ids = EventIds()
+        self._conn: RealtimeConnection | None = None
+        self._conversation = Conversation()
+        self._arbiter = ResponseArbiter(ids=self._ids)
+        self._tools: dict[str, Tool] = {}
+        self._voice: str | None = None
+        self._audio_heard = False  # assistant audio exists: the voice is locked
+        self._expires_at: float | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._calls: dict[str, asyncio.Task[None]] = {}
+        self._call_records: list[ToolCallRecord] = []
+        self._pending_handoffs = 0
+        self._idle = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._closing = False
+        self._failure: BaseException | None = None
+        self._listeners: list[Listener] = []
+        self._queue: asyncio.Queue[SessionEvent] = asyncio.Queue()
+        self._turn: TurnResult | None = None
+        self._turn_started: float | None = None
+        self._turn_responses = 0
+        self._turn_done = asyncio.Event()
+        self._last_turn: TurnResult | None = None
+        self._failed = asyncio.Event()
+        self._speaking = False  # the server heard speech start and not yet stop
+        self._activity = asyncio.Event()  # speech or a response began
+        self._playing_item: str | None = None
+        self._expected_update: dict[str, Any] | None = None
+        self._updated = asyncio.Event()
+        self.reconnects = 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Session:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Connect and configure the starting agent.
+
+        Raises:
+            AuthenticationFailed, ServerRejected: The server refused us; do not retry.
+            ConnectionFailed: The server could not be reached after retries.
+            SessionError: The server did not apply our configuration.
+        """
+        await self._setup(await self._connect(), history=[])
+        self._emit("connected", agent=self.agent.name, url=self.profile.display_url)
+
+    async def close(self) -> None:
+        """Cancel running tools, close the socket, and stop the reader."""
+        self._closing = True
+        self._arbiter.withdraw()
+        for task in list(self._calls.values()):
+            task.cancel()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        if self._conn is not None:
+            await self._conn.close()
+        if self._recorder is not None:
+            self._recorder.close()
+
+    # -- what applications call ---------------------------------------------------------
+
+    def on(self, listener: Listener) -> None:
+        """Call ``listener`` with every :class:`SessionEvent`, as it happens."""
+        self._listeners.append(listener)
+
+    async def events(self) -> AsyncIterator[SessionEvent]:
+        """Iterate over :class:`SessionEvent` until the session closes."""
+        while not (self._closing and self._queue.empty()):
+            yield await self._queue.get()
+
+    async def send_text(self, text: str) -> None:
+        """Add a user text message and ask for a response (through the arbiter)."""
+        self._begin_turn()
+        await self._send({"type": "conversation.item.create", "item": {
+            "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}})
+        for event in self._arbiter.request_response("user text"):
+            await self._send(event)
+        self._update_idle()
+
+    async def ask(self, text: str, timeout: float | None = 120.0) -> TurnResult:
+        """Send ``text`` and wait until the turn is over (tools, handoffs, replies).
+
+        Returns:
+            The turn's text, tool calls, handoffs, usage and latency.
+        """
+        await self.send_text(text)
+        return await self.wait_turn(timeout)
+
+    async def wait_turn(self, timeout: float | None = 120.0) -> TurnResult:
+        """Wait until the current turn is over: no response active, owed or in flight,
+        no tool running. Returns that turn's result.
+
+        Raises:
+            TimeoutError: The turn did not finish in ``timeout`` seconds.
+            SessionError, ConnectionFailed: The session failed meanwhile.
+        """
+        done = asyncio.create_task(self._turn_done.wait())
+        failed = asyncio.create_task(self._failed.wait())
+        try:
+            await asyncio.wait({done, failed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            done.cancel()
+            failed.cancel()
+        if self._failure is not None:
+            raise self._failure
+        if not self._turn_done.is_set():
+            raise TimeoutError(f"the turn did not finish within {timeout} s")
+        self._turn_done.clear()
+        turn, self._last_turn = self._last_turn or TurnResult(), None
+        return turn
+
+    async def next_turn(self, timeout: float | None = 120.0, settle_s: float = 1.5) -> TurnResult | None:
+        """The next finished turn, or None if nothing starts within ``settle_s``.
+
+        For audio input: after the last chunk, the server may still be deciding whether
+        the user spoke; this waits briefly for speech or a response to begin.
+        """
+        pending = self._turn_done.is_set() or self._turn is not None or self._speaking or self._busy()
+        if not pending:
+            self._activity.clear()
+            try:
+                await asyncio.wait_for(self._activity.wait(), settle_s)
+            except asyncio.TimeoutError:
+                return None
+        return await self.wait_turn(timeout)
+
+    async def append_audio(self, pcm: bytes) -> None:
+        """Send input audio (in the session's input format) to the server's buffer."""
+        import base64
+
+        await self._send({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()})
+
+    async def commit_audio(self) -> None:
+        """End a push-to-talk turn: commit the buffer and ask for a response."""
+        self._begin_turn()
+        await self._send({"type": "input_audio_buffer.commit"})
+        for event in self._arbiter.request_response("push-to-talk"):
+            await self._send(event)
+        self._update_idle()
+
+    async def switch_agent(self, name: str) -> None:
+        """Make ``name`` the active agent now (the same path a handoff takes, no call).
+
+        Raises:
+            ConfigError: No such agent in the graph.
+        """
+        await self._switch(self._prepare(self.graph.get(name)), call_id=None)
+
+    # -- setup and reconnects -----------------------------------------------------------
+
+    def _prepare(self, agent: AgentSpec) -> AgentSpec:
+        return replace(agent, output_modalities=("text",)) if self.text_only else agent
+
+    def _agent_update(self, agent: AgentSpec, *, include_voice: bool) -> dict[str, Any]:
+        tools = self.graph.tools_for(agent, self.registry)
+        self._tools = {t.name: t for t in tools}
+        event = build_session_update(agent, tools, profile=self._dialect, include_voice=include_voice)  # type: ignore[arg-type]
+        if include_voice:
+            self._voice = agent.voice
+        self._expected_update = {"instructions": agent.instructions, "tools": sorted(self._tools)}
+        self._updated.clear()
+        return event
+
+    async def _connect(self, retries: int = 4) -> RealtimeConnection:
+        return await connect(self.profile, retries=retries, backoff=Backoff(initial=self._backoff_s))
+
+    async def _setup(self, conn: RealtimeConnection, history: list[dict[str, Any]]) -> None:
+        """Take a fresh connection to a configured, seeded, running session."""
+        self._conn = conn
+        self._conversation = Conversation()
+        self._arbiter = ResponseArbiter(ids=self._ids)
+        self._audio_heard = False
+        first = await self._recv(SETUP_TIMEOUT_S, "session.created")
+        if first.get("type") != "session.created":
+            raise SessionError(f"expected session.created as the first event, got {first.get('type')!r}")
+        await self._handle(first)
+        await self._transmit(self._agent_update(self.agent, include_voice=True))
+        deadline = time.monotonic() + SETUP_TIMEOUT_S
+        while not self._updated.is_set():
+            await self._handle(await self._recv(deadline - time.monotonic(), "session.updated"))
+        for event in history:
+            await self._transmit(event)
+        self._connected.set()
+        self._reader = asyncio.create_task(self._read_loop(), name="realtalk-reader")
+
+    async def _recv(self, timeout: float, waiting_for: str) -> dict[str, Any]:
+        assert self._conn is not None
+        try:
+            event = await asyncio.wait_for(self._conn.recv(), timeout=max(timeout, 0.001))
+        except asyncio.TimeoutError:
+            raise SessionError(
+                f"the server sent no {waiting_for} within {SETUP_TIMEOUT_S:g} s; is it a Realtime"
+                " API server speaking the GA protocol?") from None
+        self._record("server", event)
+        return event
+
+    async def _read_loop(self) -> None:
+        """Read and handle server events until the connection ends, then recover."""
+        try:
+            while True:
+                assert self._conn is not None
+                try:
+                    event = await self._conn.recv()
+                except ConnectionClosed as closed:
+                    if not self._closing:
+                        await self._recover(f"connection closed ({closed})")
+                    return  # a new reader runs on the new connection
+                self._record("server", event)
+                await self._handle(event)
+                if self._idle.is_set() and self._expiring_soon():
+                    await self._rotate()
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        """Record a failure that ends the session; whoever waits on it gets ``exc``."""
+        if self._failure is None:
+            self._failure = exc
+            self._emit("error", message=str(exc), fatal=True)
+        self._failed.set()
+
+    def _expiring_soon(self) -> bool:
+        return self._expires_at is not None and time.time() >= self._expires_at - self._rotate_margin_s
+
+    async def _recover(self, reason: str) -> None:
+        """Reconnect with backoff and seed the new session with the conversation."""
+        self._connected.clear()
+        history = self._conversation.history_items()
+        owed = _needs_reply(history) or self._arbiter.wants_response
+        if self._output is not None:
+            self._output.interrupt()
+        log.warning("reconnecting: %s", reason)
+        try:
+            conn = await self._connect(retries=self._max_reconnects)
+        except (AuthenticationFailed, ServerRejected):
+            raise
+        except ConnectionFailed as exc:
+            raise ConnectionFailed(f"lost the connection ({reason}) and could not reconnect: {exc}") from None
+        self.reconnects += 1
+        await self._setup(conn, history)
+        self._emit("reconnected", reason=reason, items=len(history), attempt=self.reconnects)
+        # Calls still running send their outputs on the new connection; a turn that was
+        # cut off before the assistant answered gets its response now.
+        if owed and not self._calls:
+            for event in self._arbiter.request_response("resume after reconnect"):
+                await self._send(event)
+        self._update_idle()
+
+    async def _rotate(self) -> None:
+        """Replace a session about to expire, at an idle turn boundary, keeping history."""
+        self._connected.clear()
+        history = self._conversation.history_items()
+        old = self._conn
+        if old is not None:
+            await old.close()
+        await self._setup(await self._connect(), history)
+        self.reconnects += 1
+        self._emit("reconnected", reason="rotated before expiry", items=len(history), attempt=self.reconnects)
+
+    # -- sending ------------------------------------------------------------------------
+
+    async def _send(self, event: dict[str, Any]) -> None:
+        """Send one client event once connected; survives a reconnect in between.
+
+        Tool tasks and the public API send through here. If the socket drops under us,
+        wait for the reader to reconnect and send on the new connection, so no output
+        or user message is lost.
+        """
+        while True:
+            await self._connected.wait()
+            try:
+                await self._transmit(event)
+                return
+            except ConnectionClosed:
+                if self._closing:
+                    raise
+                self._connected.clear()
+
+    async def _transmit(self, event: dict[str, Any]) -> None:
+        """Send one client event now; every event the runtime sends ends here."""
+        assert self._conn is not None
+        event = self._ids.stamp(event)
+        await self._conn.send(to_wire(event, self._dialect))  # type: ignore[arg-type]
+        self._record("client", event)
+        self._conversation.on_client_event(event)
+        for follow in self._arbiter.on_client_event(event):
+            await self._transmit(follow)
+
+    def _record(self, direction: str, event: dict[str, Any]) -> None:
+        if self._recorder is not None:
+            self._recorder.record(direction, event)
+
+    # -- server events ------------------------------------------------------------------
+
+    async def _handle(self, raw: dict[str, Any]) -> None:
+        for event in normalize_server_event(raw):
+            self._conversation.on_server_event(event)
+            for out in self._arbiter.on_server_event(event):
+                await self._transmit(out)
+            await self._dispatch(event)
+        self._update_idle()
+
+    async def _dispatch(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "session.created":
+            self._expires_at = event.get("session", {}).get("expires_at")
+        elif kind == "session.updated":
+            self._verify_update(event.get("session", {}))
+        elif kind == "response.output_audio.delta":
+            self._audio_heard = True
+            self._first_delta()
+            if self._output is not None:
+                import base64
+
+                self._playing_item = event.get("item_id")
+                self._output.feed(event["item_id"], base64.b64decode(event.get("delta", "")))
+        elif kind in ("response.output_text.delta", "response.output_audio_transcript.delta"):
+            self._first_delta()
+            self._emit("assistant.delta", agent=self.agent.name, delta=event.get("delta", ""))
+        elif kind in ("response.output_text.done", "response.output_audio_transcript.done"):
+            text = event.get("text") if kind.endswith("text.done") else event.get("transcript")
+            if self._turn is not None and text:
+                self._turn.text = (self._turn.text + "\n" + text).strip()
+            self._emit("assistant.done", agent=self.agent.name, text=text or "")
+        elif kind == "conversation.item.input_audio_transcription.completed":
+            self._emit("user.transcript", text=event.get("transcript", ""))
+        elif kind == "response.function_call_arguments.done":
+            self._start_call(event)
+        elif kind == "response.created":
+            self._activity.set()
+            self._turn_responses += 1
+            if self._turn is None:  # a response the server started by itself
+                self._turn = TurnResult()
+                self._turn_done.clear()
+        elif kind == "response.done":
+            response = event.get("response", {})
+            if response.get("usage") and self._turn is not None:
+                self._turn.usage.append(response["usage"])
+        elif kind == "input_audio_buffer.speech_started":
+            self._speaking = True
+            self._activity.set()
+            await self._barge_in()
+        elif kind == "input_audio_buffer.speech_stopped":
+            self._speaking = False
+            self._begin_turn()
+        elif kind == "error":
+            self._on_error(event)
+
+    def _verify_update(self, session: dict[str, Any]) -> None:
+        expected = self._expected_update
+        if expected is None:
+            return
+        got_tools = sorted(t.get("name", "") for t in session.get("tools") or [])
+        if session.get("instructions") != expected["instructions"] or got_tools != expected["tools"]:
+            raise SessionError(
+                "the server did not apply our session.update: it reports tools"
+                f" {got_tools} and {'other' if session.get('instructions') != expected['instructions'] else 'the same'}"
+                f" instructions, expected tools {expected['tools']}")
+        self._expected_update = None
+        self._updated.set()
+
+    def _on_error(self, event: dict[str, Any]) -> None:
+        error = event.get("error", {})
+        cause = self._ids.caused_by(event)
+        code = error.get("code")
+        message = f"server error {code or error.get('type')}: {error.get('message')}"
+        if cause is not None:
+            message += f" (in reply to our {cause.get('type')} {cause.get('event_id')})"
+            if cause.get("type") == "session.update" and self._expected_update is not None:
+                raise SessionError(f"the server refused our session.update: {error.get('message')}")
+        log.warning("%s", message)
+        self._emit("error", message=message, code=code, fatal=False)
+
+    # -- turns --------------------------------------------------------------------------
+
+    def _begin_turn(self) -> None:
+        """The user's input just ended (text sent, audio committed, speech stopped)."""
+        if self._turn is None:
+            self._turn = TurnResult()
+            self._turn_done.clear()
+        self._turn_started = time.perf_counter()
+
+    def _first_delta(self) -> None:
+        if self._turn is not None and self._turn.first_delta_ms is None and self._turn_started:
+            self._turn.first_delta_ms = (time.perf_counter() - self._turn_started) * 1000
+
+    def _busy(self) -> bool:
+        return bool(
+            self._arbiter.active_response_id or self._arbiter.in_flight or self._arbiter.wants_response
+            or self._calls or self._pending_handoffs
+        )
+
+    def _update_idle(self) -> None:
+        """Recompute idleness; a turn that saw a response ends when the session is idle."""
+        if self._busy():
+            self._idle.clear()
+            return
+        self._idle.set()
+        turn = self._turn
+        if turn is None or self._turn_responses == 0:
+            return
+        if self._turn_started is not None:
+            turn.done_ms = (time.perf_counter() - self._turn_started) * 1000
+        self._turn, self._turn_started, self._turn_responses = None, None, 0
+        self._last_turn = turn
+        self._turn_done.set()
+        self._emit("turn.done", agent=self.agent.name, text=turn.text,
+                   first_delta_ms=turn.first_delta_ms, done_ms=turn.done_ms, usage=turn.usage)
+
+    # -- tools --------------------------------------------------------------------------
+
+    def _start_call(self, event: dict[str, Any]) -> None:
+        call_id = event.get("call_id", "")
+        if call_id in self._calls or any(r.call_id == call_id for r in self._call_records):
+            return  # a duplicate done event must not run the tool twice
+        record = ToolCallRecord(call_id, event.get("name", ""), event.get("arguments", ""), self.agent.name)
+        self._call_records.append(record)
+        if self._turn is not None:
+            self._turn.tool_calls.append(record)
+        tool = self._tools.get(record.name)
+        if tool is not None and tool.handoff_to is not None:
+            self._pending_handoffs += 1
+        task = asyncio.create_task(self._run_call(record, tool), name=f"realtalk-call-{record.name}")
+        self._calls[call_id] = task
+
+    async def _run_call(self, record: ToolCallRecord, tool: Tool | None) -> None:
+        self._emit("tool.started", call_id=record.call_id, name=record.name,
+                   arguments=record.arguments, agent=record.agent)
+        started = time.perf_counter()
+        try:
+            if tool is not None and tool.handoff_to is not None:
+                try:
+                    await self._switch(self._prepare(self.graph.get(tool.handoff_to)), call_id=record.call_id)
+                finally:
+                    self._pending_handoffs -= 1
+                record.status, record.output = "ok", f"transferred to {tool.handoff_to}"
+                return
+            outcome = await self._outcome(record, tool)
+            record.output, record.status = outcome.output, outcome.status
+            record.duration_s = time.perf_counter() - started
+            self._emit("tool.finished", call_id=record.call_id, name=record.name, status=outcome.status,
+                       output=outcome.output, duration_s=record.duration_s, agent=record.agent)
+            await self._send_output(record.call_id, outcome.output)
+        except asyncio.CancelledError:
+            if not self._closing:
+                record.status, record.output = "cancelled", error_output("cancelled: the user interrupted")
+                await self._send_output(record.call_id, record.output)
+        except Exception as exc:  # a failed handoff or send ends the session, visibly
+            self._fail(exc)
+        finally:
+            self._calls.pop(record.call_id, None)
+            self._update_idle()
+
+    async def _outcome(self, record: ToolCallRecord, tool: Tool | None) -> ToolOutcome:
+        if tool is None:
+            known = ", ".join(sorted(self._tools)) or "none"
+            return ToolOutcome(error_output(
+                f"unknown tool {record.name!r}: agent {self.agent.name} can call: {known}"), "unknown_tool")
+        check = validate_arguments(tool, record.arguments)
+        if check.error is not None or check.arguments is None:
+            return ToolOutcome(check.error or "", "invalid_arguments")
+        if tool.requires_approval and not await self._ask_approval(tool, check.arguments, record):
+            return ToolOutcome(error_output(
+                f"{tool.name} was not approved by the user; do not retry unless they ask"), "refused")
+        return await run_tool(tool, check.arguments, ToolContext(record.call_id, tool.name, record.agent))
+
+    async def _ask_approval(self, tool: Tool, arguments: dict[str, Any], record: ToolCallRecord) -> bool:
+        if self._approve is None:
+            return False
+        answer = self._approve(ApprovalRequest(tool.name, arguments, record.agent, record.call_id))
+        if inspect.isawaitable(answer):
+            answer = await answer
+        return bool(answer)
+
+    async def _send_output(self, call_id: str, output: str) -> None:
+        await self._send({"type": "conversation.item.create",
+                          "item": {"type": "function_call_output", "call_id": call_id, "output": output}})
+
+    # -- handoffs -----------------------------------------------------------------------
+
+    async def _switch(self, target: AgentSpec, call_id: str | None) -> None:
+        previous = self.agent
+        voice_change = not target.text_only and self._voice is not None and target.voice != self._voice
+        self.agent = target
+        if voice_change and self._audio_heard and target.voice_policy == "reconnect":
+            history = self._conversation.history_items()
+            if call_id is not None:
+                history.append({"type": "conversation.item.create", "item": {
+                    "type": "function_call_output", "call_id": call_id,
+                    "output": json.dumps({"transferred_to": target.name})}})
+            self._connected.clear()
+            if self._reader is not None:
+                self._reader.cancel()
+            if self._conn is not None:
+                await self._conn.close()
+            await self._setup(await self._connect(), history)
+            self.reconnects += 1
+            if call_id is not None:
+                for event in self._arbiter.request_response(f"handoff to {target.name}"):
+                    await self._send(event)
+        else:
+            if voice_change and self._audio_heard:
+                self._emit("warning", message=(
+                    f"{target.name} speaks with voice {target.voice}, but the API locks the voice once"
+                    f" audio exists; keeping {self._voice} (set voice_policy: reconnect to switch)"))
+            await self._send(self._agent_update(target, include_voice=not self._audio_heard))
+            if call_id is not None:
+                await self._send_output(call_id, json.dumps({"transferred_to": target.name}))
+        if self._turn is not None:
+            self._turn.handoffs.append((previous.name, target.name))
+        self._emit("handoff", source=previous.name, target=target.name, call_id=call_id)
+
+    # -- barge-in -----------------------------------------------------------------------
+
+    async def _barge_in(self) -> None:
+        """The user started speaking: silence playback, truncate to what was heard."""
+        for call_id, task in list(self._calls.items()):
+            record = next((r for r in self._call_records if r.call_id == call_id), None)
+            tool = self._tools.get(record.name) if record else None
+            if tool is not None and tool.cancellable and tool.handoff_to is None:
+                task.cancel()
+        if self._output is None or self._playing_item is None:
+            return
+        item = self._playing_item
+        self._playing_item = None
+        self._output.interrupt()
+        played = self._output.tracker.played_ms(item)
+        events = self._conversation.interrupt(item, played)
+        for event in events:
+            await self._transmit(event)
+        self._emit("interrupted", item_id=item, played_ms=played,
+                   action=events[0]["type"] if events else "none")
+
+    # -- publishing ---------------------------------------------------------------------
+
+    def _emit(self, kind: str, **data: Any) -> None:
+        event = SessionEvent(kind, data)
+        self._queue.put_nowait(event)
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not break the session
+                log.exception("session listener failed on %s", kind)
+
+
+def _needs_reply(history: list[dict[str, Any]]) -> bool:
+    """True when the seeded conversation ends where the assistant still owes an answer."""
+    if not history:
+        return False
+    last = history[-1]["item"]
+    return last.get("type") == "function_call_output" or last.get("role") == "user"
