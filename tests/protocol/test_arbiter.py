@@ -138,6 +138,29 @@ def test_server_vad_response_counts_as_active_and_answers_a_plain_wish() -> None
     assert creates(arb2.on_server_event(done("auto2"))) == []
 
 
+def test_echo_is_learnt_from_the_first_tagged_created() -> None:
+    arb = ResponseArbiter()  # echo unknown
+    first = arb.request_response("a")
+    arb.on_server_event(created("r1"))  # untagged: a non-echoing server, taken as ours
+    assert arb.in_flight is None
+    arb.on_server_event(done("r1"))
+    second = arb.request_response("b")
+    arb.on_server_event(created("r2", tag_of(second[0])))  # now echo is known
+    arb.on_server_event(done("r2"))
+    third = arb.request_response("c")
+    arb.on_server_event(created("vad"))  # untagged now means: the server's own response
+    assert arb.in_flight == third[0]["event_id"] and arb.active_response_id == "vad"
+    arb.on_server_event(created("r3", tag_of(third[0])))
+    assert arb.in_flight is None and first[0]["event_id"] != third[0]["event_id"]
+
+
+def test_declared_echo_never_takes_untagged_for_ours() -> None:
+    arb = ResponseArbiter(echo_metadata=True)
+    out = arb.request_response("a")
+    arb.on_server_event(created("vad"))
+    assert arb.in_flight == out[0]["event_id"]
+
+
 def test_race_with_server_vad_response_while_ours_in_flight_no_echo() -> None:
     arb = ResponseArbiter(echo_metadata=False)
     arb.on_server_event(created("r1"))
@@ -238,7 +261,8 @@ class ArbiterMachine(RuleBasedStateMachine):
     @initialize(echo=st.booleans())
     def setup(self, echo: bool) -> None:
         self.echo = echo  # does the server echo response.metadata?
-        self.arb = ResponseArbiter(echo_metadata=echo)
+        # With echo, declare it (as the session does for OpenAI); without, let it learn.
+        self.arb = ResponseArbiter(echo_metadata=True if echo else None)
         self.wire: list[dict[str, Any]] = []  # client -> server, not yet processed
         self.server_active: str | None = None
         self.active_calls: list[str] = []

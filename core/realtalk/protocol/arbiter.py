@@ -34,13 +34,14 @@ Rules (reference §5.6, §7, §8; DESIGN §5):
    started in the meantime already covered it.
 
 Correlation: each request carries ``response.metadata = {"realtalk_request": <event_id>}``.
-OpenAI (and Azure, and the realtalk emulator) echo metadata in ``response.created``, which
-tells our response apart from a server-VAD one even when both race. For a server that does
-not echo it, construct the arbiter with ``echo_metadata=False``: then the first
-``response.created`` while ours is in flight is taken as ours, and if an ``error`` for our
-request arrives afterwards that assumption is undone and the request re-queued (a race with
-a server-VAD response may then cost one redundant response, never a missing one). Once a
-tagged ``response.created`` is seen, echo is known to work.
+OpenAI echoes metadata in ``response.created``, which tells our response apart from a
+server-VAD one even when both race. Whether a server echoes is learnt from the first tagged
+``response.created`` (or declared with ``echo_metadata=True``). Until then, and for servers
+that never echo, an untagged ``response.created`` while ours is in flight is taken as ours;
+should an ``error`` for our request arrive afterwards, that assumption is undone and the
+request re-queued. A race with a server-VAD response may then cost one redundant
+``response.create`` (refused by the server and retried after ``response.done``), never a
+missing one.
 """
 
 from __future__ import annotations
@@ -94,8 +95,8 @@ class ResponseArbiter:
         tag_requests: Put ``response.metadata.realtalk_request`` into each request. Turn off
             only for servers that reject ``metadata`` (implies ``echo_metadata=False``).
         echo_metadata: Whether the server echoes ``response.metadata`` in
-            ``response.created`` (OpenAI does). If True, an untagged ``response.created`` is
-            never taken for ours.
+            ``response.created``: True (OpenAI does; an untagged ``response.created`` is then
+            never taken for ours), False, or None to learn it from the first tagged one.
     """
 
     def __init__(
@@ -104,12 +105,12 @@ class ResponseArbiter:
         auto_response: bool = True,
         ids: EventIds | None = None,
         tag_requests: bool = True,
-        echo_metadata: bool = True,
+        echo_metadata: bool | None = None,
     ) -> None:
         self.auto_response = auto_response
         self._ids = ids or EventIds()
         self._tag = tag_requests
-        self._echo = tag_requests and echo_metadata
+        self._echo: bool | None = echo_metadata if tag_requests else False
         self._seq = itertools.count()
         self._inflight: _Request | None = None
         self._last: _Request | None = None
@@ -288,7 +289,9 @@ class ResponseArbiter:
         if isinstance(tag, str):
             self._echo = True
         req = self._inflight
-        ours = req is not None and (tag == req.event_id if isinstance(tag, str) else not self._echo)
+        ours = req is not None and (
+            tag == req.event_id if isinstance(tag, str) else self._echo is not True
+        )
         if ours and req is not None:
             req.acked = True
             req.answered = {c: s for c, s in self._unanswered.items() if s < req.seq}
