@@ -95,6 +95,20 @@ def test_items_respect_previous_item_id() -> None:
     assert conv.order == ["z", "a", "b", "c"]
 
 
+def test_output_item_is_moved_once_its_position_is_known() -> None:
+    conv = Conversation()
+    feed(conv, *user_text("a", "one"), *user_text("b", "two", prev="a"))
+    item = {"id": "x", "type": "message", "role": "assistant", "content": []}
+    feed(conv, {"type": "response.created", "response": {"id": "r"}},
+         {"type": "response.output_item.added", "response_id": "r", "item": item})
+    assert conv.order == ["a", "b", "x"]
+    feed(conv, {"type": "conversation.item.added", "previous_item_id": "a", "item": item})
+    assert conv.order == ["a", "x", "b"]
+    feed(conv, {"type": "conversation.item.done", "previous_item_id": "a", "item": item})
+    assert conv.order == ["a", "x", "b"]
+    assert conv.items["x"].response_id == "r" and conv.responses["r"].item_ids == ["x"]
+
+
 def test_active_response_usage_and_audio_ms() -> None:
     conv = Conversation()
     feed(conv, {"type": "response.created", "response": {"id": "r1"}})

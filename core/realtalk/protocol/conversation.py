@@ -138,6 +138,7 @@ class Item:
     played_ms: int | None = None
     truncated_ms: int | None = None
     response_id: str | None = None
+    placed: bool = field(default=False, repr=False)  # position came from previous_item_id
 
 
 class Conversation:
@@ -262,6 +263,12 @@ class Conversation:
             item = Item(id=iid, type=str(raw.get("type", "message")))
             self.items[iid] = item
             self._insert(iid, prev if has_prev else None)
+            item.placed = has_prev
+        elif has_prev and not item.placed:
+            # First seen in response.output_item.added (no position); now we know where.
+            self._order.remove(iid)
+            self._insert(iid, prev)
+            item.placed = True
         item.raw = copy.deepcopy(raw)
         item.type = str(raw.get("type", item.type))
         if isinstance(raw.get("role"), str):
