@@ -28,6 +28,19 @@ import pytest
 SYSTEM_ALSA_CONF = Path("/usr/share/alsa/alsa.conf")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by what they need, so `-m "not portaudio"` selects the rest."""
+    here = Path(__file__).parent
+    for item in items:
+        if here not in item.path.parents:
+            continue
+        names = getattr(item, "fixturenames", ())
+        if "fake_alsa" in names or "no_sound_card" in names:
+            item.add_marker(pytest.mark.portaudio)
+        if "speech_wav" in names:
+            item.add_marker(pytest.mark.espeak)
+
+
 def sine(freq: float, rate: int, seconds: float, amp: float = 0.5) -> npt.NDArray[np.int16]:
     """A sine as int16."""
     t = np.arange(int(rate * seconds)) / rate

@@ -165,3 +165,37 @@ def test_bad_input_file_fails_at_construction(tmp_path: Path) -> None:
     bad.write_bytes(b"ID3\x03 this is an mp3")
     with pytest.raises(ConfigError, match=r"in\.wav: not a WAV file"):
         WavFileSource(bad)
+
+
+LOST_DEVICE_SCRIPT = """
+import asyncio, json
+from realtalk.audio import MicrophoneSource
+from realtalk.exceptions import AudioDeviceError
+
+async def main():
+    mic = MicrophoneSource("fakemic", max_queue_ms=1000)
+    n = 0
+    async with mic:
+        await mic.__anext__()
+        mic._stream.abort()  # PortAudio ends the stream as when a device is unplugged
+        try:
+            async for _ in mic:
+                n += 1
+            error = None
+        except AudioDeviceError as exc:
+            error = str(exc)
+    print(json.dumps({"error": error, "chunks_after": n}))
+
+asyncio.run(main())
+"""
+
+
+def test_a_lost_microphone_ends_iteration_with_one_line(fake_alsa) -> None:  # type: ignore[no-untyped-def]
+    fake_alsa.infile.write_bytes(bytes(44100 * 2 * 3))
+    r = fake_alsa.run(LOST_DEVICE_SCRIPT)
+    # What was captured before the loss is still delivered (at most max_queue_ms).
+    assert r["chunks_after"] <= 1000 // 40 + 1
+    assert r["error"] == (
+        "input audio device 'fakemic' stopped delivering audio: check the device, "
+        "or use --input FILE.wav, or --text"
+    )

@@ -81,3 +81,30 @@ def test_24k_conversion_keeps_pitch_and_length(law, make_sine, measure_freq) -> 
     rms_in = np.sqrt(np.mean(np.frombuffer(pcm, "<i2").astype(float) ** 2))
     rms_out = np.sqrt(np.mean(back[2400:-2400].astype(float) ** 2))
     assert abs(20 * np.log10(rms_out / rms_in)) < 1.0
+
+
+@pytest.mark.parametrize("law", ["pcmu", "pcma"])
+def test_streaming_codec_in_odd_chunks(law, make_sine, measure_freq) -> None:  # type: ignore[no-untyped-def]
+    pcm = make_sine(440.0, 24000, 1.0).tobytes()
+    enc = g711.G711Encoder(law)
+    wire = b"".join(enc.encode(pcm[i : i + 962]) for i in range(0, len(pcm), 962))
+    wire += enc.flush()
+    assert abs(len(wire) - 8000) <= 1
+    # Same as the one-shot conversion, give or take one quantisation step.
+    one_shot = g711.pcm24k_to_g711(pcm, law)
+    dec = g711.ulaw_decode if law == "pcmu" else g711.alaw_decode
+    a = dec(wire[:7990]).astype(int)
+    b = dec(one_shot[:7990]).astype(int)
+    assert np.abs(a - b).max() <= np.abs(b).max() // 16
+    d = g711.G711Decoder(law)
+    back = b"".join(d.decode(wire[i : i + 160]) for i in range(0, len(wire), 160)) + d.flush()
+    y = np.frombuffer(back, dtype="<i2")
+    assert abs(len(y) - 24000) <= 3
+    assert measure_freq(y, 24000) == pytest.approx(440.0, rel=0.01)
+
+
+def test_unknown_law_is_rejected() -> None:
+    with pytest.raises(ValueError, match="'pcmu' or 'pcma'"):
+        g711.G711Encoder("g722")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'pcmu' or 'pcma'"):
+        g711.pcm24k_to_g711(b"", "ulaw")  # type: ignore[arg-type]

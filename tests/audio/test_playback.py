@@ -219,3 +219,28 @@ def test_wav_sink_reports_an_unwritable_path(tmp_path: Path) -> None:
     sink = WavFileSink(tmp_path / "missing" / "o.wav", realtime=False)
     with pytest.raises(ConfigError, match="cannot write WAV file"):
         sink.start()
+
+
+LOST_SPEAKER_SCRIPT = """
+import asyncio, json
+import numpy as np
+from realtalk.audio import SpeakerSink
+
+async def main():
+    sink = SpeakerSink()
+    sink.feed("a", np.ones(24000 * 60, dtype="<i2").tobytes())
+    sink.start()
+    sink._stream.abort()  # PortAudio ends the stream as when a device is unplugged
+    await asyncio.wait_for(sink.drain(), timeout=10)  # must not wait for 60 s of audio
+    print(json.dumps({"failed": sink.failed, "playing": sink.is_playing,
+                      "played": sink.tracker.played_ms("a")}))
+    sink.close()
+
+asyncio.run(main())
+"""
+
+
+def test_a_lost_speaker_releases_drain_and_says_why(fake_alsa) -> None:  # type: ignore[no-untyped-def]
+    r = fake_alsa.run(LOST_SPEAKER_SCRIPT)
+    assert r["failed"] == "output audio device 'default' stopped"
+    assert r["playing"] is False

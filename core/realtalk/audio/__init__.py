@@ -20,6 +20,8 @@ from realtalk.audio.devices import (
 )
 from realtalk.audio.echo import ECHO_MODES, EchoGate, EchoMode
 from realtalk.audio.g711 import (
+    G711Decoder,
+    G711Encoder,
     G711Law,
     alaw_decode,
     alaw_encode,
@@ -42,6 +44,8 @@ __all__ = [
     "DeviceKind",
     "EchoGate",
     "EchoMode",
+    "G711Decoder",
+    "G711Encoder",
     "G711Law",
     "ItemPlayback",
     "MicrophoneSource",

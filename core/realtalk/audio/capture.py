@@ -31,6 +31,7 @@ from realtalk.audio.devices import audio_error, import_sounddevice, resolve_devi
 from realtalk.audio.playback import SILENCE_DBFS, dbfs
 from realtalk.audio.resample import API_RATE, Resampler, resample
 from realtalk.audio.wav import read_wav
+from realtalk.exceptions import AudioDeviceError
 
 __all__ = ["AudioSource", "MicrophoneSource", "WavFileSource"]
 
@@ -164,7 +165,8 @@ class MicrophoneSource(AudioSource):
             blocks are dropped and counted in :attr:`dropped_ms`.
 
     Raises:
-        AudioDeviceError: No such input device, or PortAudio is missing.
+        AudioDeviceError: No such input device, or PortAudio is missing. Iteration
+            raises it too if the device stops delivering audio (unplugged).
     """
 
     def __init__(
@@ -181,6 +183,7 @@ class MicrophoneSource(AudioSource):
         self.rate = rate or int(self.device.default_samplerate)
         self.channels = 1
         self.max_queue_ms = max_queue_ms
+        self.callback_errors = 0
         self._resampler = Resampler(self.rate, API_RATE)
         self._lock = threading.Lock()
         self._blocks: deque[bytes] = deque()
@@ -193,6 +196,7 @@ class MicrophoneSource(AudioSource):
         self._stream: Any = None
         self._pending = bytearray()
         self._closed = False
+        self._failed: str | None = None  # set when PortAudio ends the stream on its own
 
     @property
     def dropped_ms(self) -> int:
@@ -229,6 +233,7 @@ class MicrophoneSource(AudioSource):
                     channels=channels,
                     dtype="int16",
                     callback=self._callback,
+                    finished_callback=self._on_finished,
                 )
             except sd.PortAudioError as exc:
                 last_error = exc
@@ -274,6 +279,23 @@ class MicrophoneSource(AudioSource):
                 self._loop.call_soon_threadsafe(self._wake.set)
         except RuntimeError:  # the loop closed under us: the source is being torn down
             pass
+        except Exception:  # noqa: BLE001 - an exception here would abort the stream
+            self.callback_errors += 1
+
+    def _on_finished(self) -> None:
+        # PortAudio's thread, when the stream ends: by aclose(), or because the device
+        # went away (unplugged, driver error). Wake the consumer either way.
+        if self._closed:
+            return
+        self._failed = f"{self.device.name!r} stopped delivering audio"
+        with self._lock:
+            self._waiting = False
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:
+                pass
 
     def _take_blocks(self) -> list[bytes]:
         with self._lock:
@@ -306,6 +328,11 @@ class MicrophoneSource(AudioSource):
                 continue
             if self._closed:
                 raise StopAsyncIteration
+            if self._failed is not None:
+                raise AudioDeviceError(
+                    f"input audio device {self._failed}: check the device, "
+                    "or use --input FILE.wav, or --text"
+                )
             assert self._wake is not None
             await self._wake.wait()
         chunk = bytes(self._pending[: self.chunk_bytes])

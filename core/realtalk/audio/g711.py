@@ -19,6 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "G711Decoder",
+    "G711Encoder",
     "G711Law",
     "alaw_decode",
     "alaw_encode",
@@ -112,11 +114,69 @@ def alaw_decode(codes: npt.ArrayLike | bytes) -> npt.NDArray[np.int16]:
     return _ALAW_DEC[_as_uint8(codes)]
 
 
+def _check_law(law: str) -> None:
+    if law not in ("pcmu", "pcma"):
+        raise ValueError(f"G.711 law must be 'pcmu' or 'pcma', got {law!r}")
+
+
+class G711Encoder:
+    """Streaming 24 kHz PCM16 -> 8 kHz G.711, for the microphone in a G.711 session.
+
+    Keeps the resampler's state between chunks, so chunk edges stay clean.
+
+    Args:
+        law: ``"pcmu"`` (mu-law) or ``"pcma"`` (A-law).
+    """
+
+    def __init__(self, law: G711Law) -> None:
+        from realtalk.audio.resample import Resampler
+
+        _check_law(law)
+        self.law: G711Law = law
+        self._resampler = Resampler(24000, 8000)
+        self._encode = ulaw_encode if law == "pcmu" else alaw_encode
+
+    def encode(self, pcm24k: bytes) -> bytes:
+        """Convert one chunk; returns the G.711 bytes ready so far."""
+        return self._encode(self._resampler.process_array(pcm24k)).tobytes()
+
+    def flush(self) -> bytes:
+        """End of stream: the resampler's tail, encoded."""
+        return self._encode(self._resampler.flush_array()).tobytes()
+
+
+class G711Decoder:
+    """Streaming 8 kHz G.711 -> 24 kHz PCM16, for assistant audio in a G.711 session.
+
+    Args:
+        law: ``"pcmu"`` (mu-law) or ``"pcma"`` (A-law).
+    """
+
+    def __init__(self, law: G711Law) -> None:
+        from realtalk.audio.resample import Resampler
+
+        _check_law(law)
+        self.law: G711Law = law
+        self._resampler = Resampler(8000, 24000)
+        self._decode = ulaw_decode if law == "pcmu" else alaw_decode
+
+    def decode(self, codes: bytes) -> bytes:
+        """Convert one chunk; returns the PCM16 LE bytes ready so far."""
+        return self._resampler.process(self._decode(codes).astype("<i2").tobytes())
+
+    def flush(self) -> bytes:
+        """End of stream (or item): the resampler's tail."""
+        return self._resampler.flush()
+
+    def reset(self) -> None:
+        """Drop the state (after a barge-in: the next audio is unrelated)."""
+        self._resampler.reset()
+
+
 def pcm24k_to_g711(pcm24k: bytes, law: G711Law) -> bytes:
     """Convert a whole 24 kHz PCM16 buffer to 8 kHz G.711 bytes (one-shot).
 
-    For a live stream use :class:`realtalk.audio.resample.Resampler` (24000 -> 8000)
-    followed by :func:`ulaw_encode` / :func:`alaw_encode`, so chunk edges stay clean.
+    For a live stream use :class:`G711Encoder`, so chunk edges stay clean.
 
     Args:
         pcm24k: PCM16 little-endian mono at 24 kHz.
@@ -127,6 +187,7 @@ def pcm24k_to_g711(pcm24k: bytes, law: G711Law) -> bytes:
     """
     from realtalk.audio.resample import resample
 
+    _check_law(law)
     pcm8k = resample(_as_int16(pcm24k), 24000, 8000)
     enc = ulaw_encode if law == "pcmu" else alaw_encode
     return enc(pcm8k).tobytes()
@@ -144,5 +205,6 @@ def g711_to_pcm24k(codes: bytes, law: G711Law) -> bytes:
     """
     from realtalk.audio.resample import resample
 
+    _check_law(law)
     dec = ulaw_decode if law == "pcmu" else alaw_decode
     return resample(dec(codes), 8000, 24000).astype("<i2").tobytes()

@@ -169,6 +169,11 @@ class OutputSink(ABC):
         rate: The rate the consumer runs at (audio is resampled from 24 kHz to it).
         tracker: Where received and played audio is counted; a new one if omitted.
         prebuffer_ms: Jitter buffer: audio to collect before playback (re)starts.
+
+    Attributes:
+        tracker: The :class:`PlaybackTracker` counting received and played audio.
+        rate: The output's sample rate.
+        failed: Why the output stopped on its own (device gone, disk full), else None.
     """
 
     def __init__(
@@ -182,6 +187,7 @@ class OutputSink(ABC):
         self._last_item: str | None = None
         self._started = False
         self._closed = False
+        self.failed: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -381,6 +387,7 @@ class SpeakerSink(OutputSink):
                 dtype="int16",
                 latency="low",
                 callback=self._callback,
+                finished_callback=self._on_finished,
             )
             self._stream.start()
         except sd.PortAudioError as exc:
@@ -391,6 +398,14 @@ class SpeakerSink(OutputSink):
         if stream is not None:
             stream.abort()  # stop now: close() means "no more sound"
             stream.close()
+
+    def _on_finished(self) -> None:
+        # PortAudio's thread, when the stream ends. If we did not close it, the device
+        # went away: drop the queue so nobody waits in drain() for audio that cannot
+        # play, and let the runtime see it in `failed`.
+        if not self._closed:
+            self.failed = f"output audio device {self.device.name!r} stopped"
+            self._buffer.clear()
 
     def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
         # Runs on PortAudio's thread: no allocation in the steady state, never raise
@@ -517,6 +532,11 @@ class WavFileSink(OutputSink):
         while not self._stop.wait(self.tick_ms / 1000):
             due = int((time.monotonic() - start) * self.rate)
             if due > consumed:
-                with self._io_lock:
-                    self._consume(due - consumed)
+                try:
+                    with self._io_lock:
+                        self._consume(due - consumed)
+                except (OSError, ValueError) as exc:  # disk full, file closed under us
+                    self.failed = f"cannot write {self.path}: {exc}"
+                    self._buffer.clear()  # wake drain(): nothing more will play
+                    return
                 consumed = due
