@@ -67,6 +67,20 @@ def test_request_when_idle_sends_one_tagged_create() -> None:
     assert len(creates(arb.on_server_event(done("r1")))) == 1
 
 
+def test_response_create_is_a_valid_ga_client_event() -> None:
+    from typing import Annotated, Union, get_args
+
+    from openai.types.realtime import RealtimeClientEvent
+    from pydantic import Field, TypeAdapter
+
+    members = get_args(get_args(RealtimeClientEvent)[0])
+    ga = TypeAdapter(Annotated[Union[members], Field(discriminator="type")])  # noqa: UP007
+    arb = ResponseArbiter()
+    event = arb.request_response("greet", {"instructions": "Say hi", "metadata": {"a": "b"}})[0]
+    parsed = ga.validate_python(event)
+    assert parsed.response.metadata == {"a": "b", TAG_KEY: event["event_id"]}
+
+
 def test_request_body_is_kept() -> None:
     arb = ResponseArbiter(tag_requests=False)
     out = arb.request_response("greet", {"instructions": "Say hi"})

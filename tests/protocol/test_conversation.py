@@ -256,3 +256,37 @@ def test_beta_text_turn_via_item_created() -> None:
         "id": "a", "type": "message", "role": "assistant", "status": "completed",
         "content": [{"type": "text", "text": "Hi!"}]}})
     assert conv.history_items()[0]["item"]["content"] == [{"type": "output_text", "text": "Hi!"}]
+
+
+# -- conformance: the official openai types are the oracle ---------------------------------------
+
+
+def _client_adapter(beta: bool) -> Any:
+    from typing import Annotated, Union, get_args
+
+    from pydantic import Field, TypeAdapter
+
+    if beta:
+        from openai.types.beta.realtime import RealtimeClientEvent
+    else:
+        from openai.types.realtime import RealtimeClientEvent
+    members = get_args(get_args(RealtimeClientEvent)[0])
+    return TypeAdapter(Annotated[Union[members], Field(discriminator="type")])  # noqa: UP007
+
+
+def test_history_and_barge_in_events_are_valid_client_events() -> None:
+    from realtalk.protocol.events import to_wire
+
+    conv = Conversation()
+    feed(conv, *user_text("u1", "What time is it?"))
+    feed(conv, *call_turn("r1", "fc1", "call_1", "get_time", '{"tz":"UTC"}'))
+    conv.on_client_event({"type": "conversation.item.create", "item": {
+        "type": "function_call_output", "call_id": "call_1", "output": "noon"}})
+    feed(conv, *assistant_audio_turn("r2", "a1", "It is noon, and more", 48 * 800)[:-1])
+    events = conv.history_items() + conv.interrupt("a1", 300) + [
+        {"type": "conversation.item.delete", "item_id": "a1"}]
+    assert len(events) == 6  # user, call, output, assistant text, truncate, delete
+    ga, beta = _client_adapter(False), _client_adapter(True)
+    for event in events:
+        ga.validate_python(event)
+        beta.validate_python(to_wire(event, "beta"))

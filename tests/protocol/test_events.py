@@ -136,3 +136,31 @@ def test_error_summary_names_code_param_and_cause() -> None:
         "type": "invalid_request_error", "code": "invalid_value", "message": "Bad.",
         "param": "type", "event_id": "evt_1"}})
     assert line == "invalid_value: Bad. (param type, caused by evt_1)"
+
+
+def test_normalised_beta_stream_validates_as_ga_server_events() -> None:
+    from typing import Annotated, Union, get_args
+
+    from openai.types.realtime import RealtimeServerEvent
+    from pydantic import Field, TypeAdapter
+
+    members = get_args(get_args(RealtimeServerEvent)[0])
+    ga = TypeAdapter(Annotated[Union[members], Field(discriminator="type")])  # noqa: UP007
+    common = {"event_id": "e", "response_id": "r", "item_id": "i", "output_index": 0,
+              "content_index": 0}
+    beta_stream = [
+        {"type": "response.audio.delta", "delta": "AAAA", **common},
+        {"type": "response.audio.done", **common},
+        {"type": "response.audio_transcript.delta", "delta": "Hi", **common},
+        {"type": "response.audio_transcript.done", "transcript": "Hi", **common},
+        {"type": "response.text.delta", "delta": "Hi", **common},
+        {"type": "response.text.done", "text": "Hi", **common},
+        {"type": "conversation.item.created", "event_id": "e", "previous_item_id": None,
+         "item": {"id": "i", "object": "realtime.item", "type": "message", "role": "assistant",
+                  "status": "completed",
+                  "content": [{"type": "audio", "transcript": "Hi"}]}},
+    ]
+    out = [ev for event in beta_stream for ev in normalize_server_event(event)]
+    assert len(out) == 8
+    for event in out:
+        ga.validate_python(event)
