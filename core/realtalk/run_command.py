@@ -88,8 +88,8 @@ async def run_command(args: argparse.Namespace) -> int:
             beta=args.beta, emulator=args.emulator, fast=args.fast or mode != "voice",
             text_only=text_only, approve=_approver(args, mode), record=args.record,
             record_audio=args.record_audio, output=output, block_plugins=args.no_plugin,
+            listeners=[renderer],
         ) as session:
-            session.on(renderer)
             if mode == "text":
                 for text in args.text:
                     await session.ask(text, args.timeout)

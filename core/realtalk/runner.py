@@ -43,14 +43,16 @@ class RunTarget:
     plugins: PluginSet
 
 
-def load_target(path: str | Path, agent: str | None = None, *, block: Iterable[str] = ()) -> RunTarget:
+def load_target(
+    path: str | Path, agent: str | None = None, *, block: Iterable[str] = (), extra: Iterable[object] = ()
+) -> RunTarget:
     """Load plugins and the agent(s) at ``path``, and choose the starting agent.
 
     Raises:
         ConfigError: The agents have problems (the first is raised; ``realtalk check``
             lists all), or the starting agent is ambiguous or unknown.
     """
-    plugins = load_plugins(block=block)
+    plugins = load_plugins(block=block, extra=extra)
     graph = load_agents([path], plugins.registry)
     if graph.problems:
         first = graph.problems[0]
@@ -112,6 +114,8 @@ async def open_session(
     record_audio: bool = False,
     output: Any | None = None,
     block_plugins: Iterable[str] = (),
+    extra_plugins: Iterable[object] = (),
+    listeners: Iterable[Any] = (),
     **session_options: Any,
 ) -> AsyncIterator[Session]:
     """Load, connect and configure; yield the started session; close everything after.
@@ -133,9 +137,11 @@ async def open_session(
         record_audio: Keep audio payloads in the record.
         output: Where assistant audio goes (an ``OutputSink``).
         block_plugins: Plugin distributions not to load.
+        extra_plugins: Plugin objects to register in-process (tools defined in your code).
+        listeners: Callables given every :class:`SessionEvent`, from the first.
         **session_options: Passed to :class:`Session`.
     """
-    target = load_target(path, agent, block=block_plugins)
+    target = load_target(path, agent, block=block_plugins, extra=extra_plugins)
     async with contextlib.AsyncExitStack() as stack:
         if emulator is True:
             from .emulator import Emulator
@@ -155,6 +161,8 @@ async def open_session(
         session = Session(target.graph, target.agent, target.plugins.registry, profile,
                           text_only=text_only, approve=approve, recorder=recorder, output=output,
                           **session_options)
+        for listener in listeners:
+            session.on(listener)
         try:
             await session.start()
         except BaseException:

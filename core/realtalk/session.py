@@ -161,10 +161,13 @@ class Session:
         self._voice: str | None = None
         self._audio_heard = False  # assistant audio exists: the voice is locked
         self._expires_at: float | None = None
+        self._created_at: float | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._rotator: asyncio.Task[None] | None = None
         self._calls: dict[str, asyncio.Task[None]] = {}
         self._call_records: list[ToolCallRecord] = []
         self._pending_handoffs = 0
+        self._reconnecting = False  # a turn is not over while its session is being replaced
         self._idle = asyncio.Event()
         self._connected = asyncio.Event()
         self._closing = False
@@ -210,10 +213,11 @@ class Session:
         self._arbiter.withdraw()
         for task in list(self._calls.values()):
             task.cancel()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+        for task in (self._rotator, self._reader):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         if self._conn is not None:
             await self._conn.close()
         if self._recorder is not None:
@@ -341,9 +345,15 @@ class Session:
         while not self._updated.is_set():
             await self._handle(await self._recv(deadline - time.monotonic(), "session.updated"))
         for event in history:
-            await self._transmit(event)
+            await self._transmit(event, seeding=True)
+        # Go live only once the server holds the whole history, so a second reconnect
+        # right after this one cannot lose what was not confirmed yet.
+        while len(self._conversation.order) < len(history):
+            await self._handle(await self._recv(deadline - time.monotonic(), "conversation.item.done"))
         self._connected.set()
         self._reader = asyncio.create_task(self._read_loop(), name="realtalk-reader")
+        if self._rotate_margin_s > 0:
+            self._rotator = asyncio.create_task(self._rotate_when_due(conn), name="realtalk-rotator")
 
     async def _recv(self, timeout: float, waiting_for: str) -> dict[str, Any]:
         assert self._conn is not None
@@ -369,9 +379,6 @@ class Session:
                     return  # a new reader runs on the new connection
                 self._record("server", event)
                 await self._handle(event)
-                if self._idle.is_set() and self._expiring_soon():
-                    await self._rotate()
-                    return
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -384,14 +391,14 @@ class Session:
             self._emit("error", message=str(exc), fatal=True)
         self._failed.set()
 
-    def _expiring_soon(self) -> bool:
-        return self._expires_at is not None and time.time() >= self._expires_at - self._rotate_margin_s
-
     async def _recover(self, reason: str) -> None:
         """Reconnect with backoff and seed the new session with the conversation."""
         self._connected.clear()
+        self._reconnecting = True
         history = self._conversation.history_items()
-        owed = _needs_reply(history) or self._arbiter.wants_response
+        # A response cut off by the drop, or one still owed, is asked for again.
+        owed = bool(_needs_reply(history) or self._arbiter.wants_response or self._arbiter.in_flight
+                    or self._arbiter.active_response_id)
         if self._output is not None:
             self._output.interrupt()
         log.warning("reconnecting: %s", reason)
@@ -408,19 +415,44 @@ class Session:
         # cut off before the assistant answered gets its response now.
         if owed and not self._calls:
             for event in self._arbiter.request_response("resume after reconnect"):
-                await self._send(event)
+                await self._transmit(event)
+        self._reconnecting = False
         self._update_idle()
 
-    async def _rotate(self) -> None:
-        """Replace a session about to expire, at an idle turn boundary, keeping history."""
-        self._connected.clear()
-        history = self._conversation.history_items()
-        old = self._conn
-        if old is not None:
-            await old.close()
-        await self._setup(await self._connect(), history)
-        self.reconnects += 1
-        self._emit("reconnected", reason="rotated before expiry", items=len(history), attempt=self.reconnects)
+    async def _rotate_when_due(self, conn: RealtimeConnection) -> None:
+        """Replace ``conn``'s session shortly before it expires, at an idle turn boundary."""
+        try:
+            due = self._rotation_due()
+            if due is None:
+                return
+            await asyncio.sleep(max(0.0, due - time.time()))
+            await self._idle.wait()
+            if self._conn is not conn or self._closing:
+                return
+            self._reconnecting = True
+            self._connected.clear()
+            history = self._conversation.history_items()
+            if self._reader is not None:
+                self._reader.cancel()
+            await conn.close()
+            await self._setup(await self._connect(), history)
+            self.reconnects += 1
+            self._emit("reconnected", reason="rotated before expiry", items=len(history),
+                       attempt=self.reconnects)
+            self._reconnecting = False
+            self._update_idle()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._fail(exc)
+
+    def _rotation_due(self) -> float | None:
+        if self._expires_at is None or self._created_at is None:
+            return None
+        # Never rotate a session younger than half its life: short-lived sessions (as in
+        # tests, or servers with small limits) would otherwise rotate at every turn.
+        margin = min(self._rotate_margin_s, (self._expires_at - self._created_at) / 2)
+        return float(self._expires_at) - margin
 
     # -- sending ------------------------------------------------------------------------
 
@@ -441,13 +473,19 @@ class Session:
                     raise
                 self._connected.clear()
 
-    async def _transmit(self, event: dict[str, Any]) -> None:
-        """Send one client event now; every event the runtime sends ends here."""
+    async def _transmit(self, event: dict[str, Any], *, seeding: bool = False) -> None:
+        """Send one client event now; every event the runtime sends ends here.
+
+        ``seeding`` marks history replayed into a new session: its outputs answer calls
+        the old session already followed up, so the arbiter must not see them as new.
+        """
         assert self._conn is not None
         event = self._ids.stamp(event)
         await self._conn.send(to_wire(event, self._dialect))  # type: ignore[arg-type]
         self._record("client", event)
         self._conversation.on_client_event(event)
+        if seeding:
+            return
         for follow in self._arbiter.on_client_event(event):
             await self._transmit(follow)
 
@@ -469,6 +507,7 @@ class Session:
         kind = event.get("type")
         if kind == "session.created":
             self._expires_at = event.get("session", {}).get("expires_at")
+            self._created_at = time.time()
         elif kind == "session.updated":
             self._verify_update(event.get("session", {}))
         elif kind == "response.output_audio.delta":
@@ -552,7 +591,7 @@ class Session:
     def _busy(self) -> bool:
         return bool(
             self._arbiter.active_response_id or self._arbiter.in_flight or self._arbiter.wants_response
-            or self._calls or self._pending_handoffs
+            or self._calls or self._pending_handoffs or self._reconnecting
         )
 
     def _update_idle(self) -> None:
