@@ -11,6 +11,7 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 import math
 import secrets
 import time
@@ -31,6 +32,8 @@ from .session_config import (
 from .state import ConnectionRecord, ScenarioProgress, UserInput
 
 __all__ = ["Options", "Session"]
+
+_log = logging.getLogger("realtalk.emulator")
 
 # The live GA WebSocket server's own list, quoted in its invalid_value error.
 SUPPORTED_TYPES = (
@@ -221,6 +224,12 @@ class Session:
             await self._dispatch(event)
         except ClientError as exc:
             await self.error(exc.code, exc.message, exc.param, event_id)
+        except (_Dropped, ConnectionClosed):
+            raise
+        except Exception:  # noqa: BLE001  (an emulator bug: say so on the wire, as the server would)
+            _log.exception("emulator failed on client event %s", event.get("type"))
+            await self.error(None, "The server had an error while processing your request "
+                             "(emulator bug; see the log).", None, event_id, type_="server_error")
 
     async def _dispatch(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -643,6 +652,7 @@ _ITEM_FIELDS = {
     "function_call": {"id", "type", "object", "status", "call_id", "name", "arguments"},
     "function_call_output": {"id", "type", "object", "status", "call_id", "output"},
 }
+_PART_FIELDS = {"type", "text", "audio", "transcript", "image_url", "detail"}
 _CONTENT_TYPES = {"user": {"input_text", "input_audio", "input_image"},
                   "system": {"input_text"}, "assistant": {"output_text", "output_audio"}}
 
@@ -654,7 +664,7 @@ def _validate_item(item: Any) -> dict[str, Any]:
     if kind is None:
         raise ClientError("missing_required_parameter", "Missing required parameter: 'item.type'.",
                           "item.type")
-    if kind not in _ITEM_FIELDS:
+    if not isinstance(kind, str) or kind not in _ITEM_FIELDS:
         raise ClientError("invalid_value", f"Invalid value: '{kind}'. Supported values are: "
                           "'message', 'function_call' and 'function_call_output'.", "item.type")
     for key in item:
@@ -666,11 +676,15 @@ def _validate_item(item: Any) -> dict[str, Any]:
         if key not in item:
             raise ClientError("missing_required_parameter",
                               f"Missing required parameter: 'item.{key}'.", f"item.{key}")
-    out = {"id": item.get("id") or new_id("item"), "object": "realtime.item", **item,
+    for key in ("id", "call_id", "name", "arguments", "output"):
+        if key in item and not isinstance(item[key], str):
+            raise ClientError("invalid_type", f"Invalid type for 'item.{key}': expected a string.",
+                              f"item.{key}")
+    out = {**item, "id": item.get("id") or new_id("item"), "object": "realtime.item",
            "status": "completed"}
     if kind == "message":
         role = item["role"]
-        if role not in _CONTENT_TYPES:
+        if not isinstance(role, str) or role not in _CONTENT_TYPES:
             raise ClientError("invalid_value", f"Invalid value: '{role}'. Supported values are: "
                               "'user', 'system' and 'assistant'.", "item.role")
         if not isinstance(item["content"], list):
@@ -682,6 +696,17 @@ def _validate_item(item: Any) -> dict[str, Any]:
                 allowed = " and ".join(f"'{t}'" for t in sorted(_CONTENT_TYPES[role]))
                 raise ClientError("invalid_value", f"Invalid value for '{param}.type'. Supported "
                                   f"values are: {allowed}.", f"{param}.type")
+            for key, value in part.items():
+                if key not in _PART_FIELDS:
+                    raise ClientError("unknown_parameter", f"Unknown parameter: '{param}.{key}'.",
+                                      f"{param}.{key}")
+                if key != "detail" and value is not None and not isinstance(value, str):
+                    raise ClientError("invalid_type", f"Invalid type for '{param}.{key}': "
+                                      "expected a string.", f"{param}.{key}")
+            if part.get("detail") not in (None, "auto", "low", "high"):
+                raise ClientError("invalid_value", f"Invalid value for '{param}.detail'. "
+                                  "Supported values are: 'auto', 'low' and 'high'.",
+                                  f"{param}.detail")
             if part["type"] in ("input_text", "output_text") and not isinstance(part.get("text"), str):
                 raise ClientError("missing_required_parameter",
                                   f"Missing required parameter: '{param}.text'.", f"{param}.text")
@@ -689,10 +714,6 @@ def _validate_item(item: Any) -> dict[str, Any]:
                 raise ClientError("missing_required_parameter",
                                   f"Missing required parameter: '{param}.text'.", f"{param}.text")
         out["content"] = [dict(p) for p in item["content"]]
-    for key in ("call_id", "name", "arguments", "output"):
-        if key in item and not isinstance(item[key], str):
-            raise ClientError("invalid_type", f"Invalid type for 'item.{key}': expected a string.",
-                              f"item.{key}")
     if kind == "function_call" and "call_id" not in out:
         out["call_id"] = "call_" + secrets.token_hex(8)
     return out
