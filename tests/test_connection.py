@@ -69,6 +69,11 @@ class Loopback:
                 self.received.append(event)
                 if event.get("type") == "bye":
                     await ws.close(1001, "Your session hit the maximum duration of 60 minutes.")
+                elif event.get("type") == "revoke":
+                    await ws.send(json.dumps({"type": "error", "event_id": "e", "error": {
+                        "type": "invalid_request_error", "code": "invalid_api_key",
+                        "message": "Key revoked.", "param": None, "event_id": None}}))
+                    await ws.close(3000, "invalid_request_error.invalid_api_key")
         elif kind == "auth":
             await ws.send(json.dumps({"type": "error", "event_id": "e", "error": {
                 "type": "invalid_request_error", "code": "invalid_api_key",
@@ -86,6 +91,13 @@ class Loopback:
                 "type": "invalid_request_error", "code": "invalid_value", "message": "meh",
                 "param": None, "event_id": None}}))
             await ws.send(json.dumps(SESSION_CREATED))
+            await ws.wait_closed()
+        elif kind == "noisy":
+            await ws.send(json.dumps(SESSION_CREATED))
+            await ws.send(b"\x00\x01")
+            await ws.send("not json")
+            await ws.send("[1, 2]")
+            await ws.send(json.dumps({"type": "rate_limits.updated"}))
             await ws.wait_closed()
         elif kind == "hangup":
             await ws.close(1011, "internal")
@@ -323,3 +335,26 @@ async def test_refused_connection_is_retried_then_clear(monkeypatch: pytest.Monk
                       retries=1, backoff=FAST)
     assert "after 2 attempts" in str(info.value) and "refused" in str(info.value)
     assert KEY not in str(info.value)
+
+
+async def test_fatal_close_mid_session_raises_authentication_failed(
+    loopback: Callable[..., Any],
+) -> None:
+    lb = await loopback("ok")
+    conn = await connect(ConnectionProfile.url(lb.url, api_key=KEY), retries=0)
+    await conn.recv()
+    await conn.send({"type": "revoke"})
+    error = await conn.recv()
+    assert error["type"] == "error"
+    with pytest.raises(AuthenticationFailed, match="Key revoked"):
+        await conn.recv()
+    assert conn.close_info is not None and conn.close_info.code == 3000
+    assert conn.close_info.error == "invalid_api_key: Key revoked."
+
+
+async def test_binary_and_non_json_frames_are_skipped(loopback: Callable[..., Any]) -> None:
+    lb = await loopback("noisy")
+    conn = await connect(ConnectionProfile.url(lb.url), retries=0)
+    assert (await conn.recv())["type"] == "session.created"
+    assert (await conn.recv())["type"] == "rate_limits.updated"
+    await conn.close()

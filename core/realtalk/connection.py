@@ -508,6 +508,7 @@ async def connect(
     first_event_timeout: float = 10.0,
     ping_interval: float | None = 20.0,
     max_size: int | None = DEFAULT_MAX_SIZE,
+    proxy: str | Literal[True] | None = True,
 ) -> RealtimeConnection:
     """Open a connection, retrying what is worth retrying.
 
@@ -523,6 +524,8 @@ async def connect(
         ping_interval: WebSocket keepalive ping interval (None disables our pings; the
             server's pings are always answered).
         max_size: Largest incoming frame in bytes (None: unlimited).
+        proxy: ``True`` honours the usual proxy environment variables (``HTTPS_PROXY``,
+            ``NO_PROXY``...), a URL forces a proxy, ``None`` connects directly.
 
     Returns:
         An open :class:`RealtimeConnection`; its first :meth:`~RealtimeConnection.recv`
@@ -555,7 +558,7 @@ async def connect(
                 open_timeout=open_timeout,
                 ping_interval=ping_interval,
                 max_size=max_size,
-                proxy=None,
+                proxy=proxy,
                 user_agent_header="realtalk (websockets)",
             )
         except InvalidStatus as exc:
