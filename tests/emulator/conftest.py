@@ -104,8 +104,16 @@ class Client:
 
     async def turn(self, text: str) -> list[dict[str, Any]]:
         """Send a user text item and response.create; return events through rate_limits."""
-        await self.send({"type": "conversation.item.create", "item": {
-            "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}})
+        await self.send(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": text}],
+                },
+            }
+        )
         await self.send({"type": "response.create"})
         return await self.until("rate_limits.updated")
 
@@ -116,8 +124,9 @@ def open_client() -> Callable[..., Any]:
     from contextlib import asynccontextmanager
 
     @asynccontextmanager
-    async def opener(emu: Emulator, query: str = "?model=gpt-realtime",
-                     **kwargs: Any) -> AsyncIterator[Client]:
+    async def opener(
+        emu: Emulator, query: str = "?model=gpt-realtime", **kwargs: Any
+    ) -> AsyncIterator[Client]:
         # An unbounded queue: a test that stops reading mid-stream must still see the
         # server's close frame (websockets pauses reading above max_queue frames).
         kwargs.setdefault("max_queue", None)

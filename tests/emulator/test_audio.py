@@ -27,23 +27,36 @@ def pcm(*parts: tuple[str, int, float]) -> bytes:
 async def send_audio(client: Any, data: bytes, chunk_ms: int = 100) -> None:
     step = RATE * 2 * chunk_ms // 1000
     for start in range(0, len(data), step):
-        await client.send({"type": "input_audio_buffer.append",
-                           "audio": base64.b64encode(data[start:start + step]).decode()})
+        await client.send(
+            {
+                "type": "input_audio_buffer.append",
+                "audio": base64.b64encode(data[start : start + step]).decode(),
+            }
+        )
 
 
 SPEECH = pcm(("silence", 500, 0), ("tone", 800, 0.3), ("silence", 700, 0))
-AUDIO_SCENARIO = {"turns": [
-    {"audio": True, "transcript": "book a room", "reply": "Which dates?"},
-    {"audio": True, "reply": "A long answer that takes a while to say out loud, really."},
-    {"audio": True, "reply": "Okay."},
-]}
+AUDIO_SCENARIO = {
+    "turns": [
+        {"audio": True, "transcript": "book a room", "reply": "Which dates?"},
+        {"audio": True, "reply": "A long answer that takes a while to say out loud, really."},
+        {"audio": True, "reply": "Okay."},
+    ]
+}
 
 
 async def test_vad_turn(make_emulator: Any, open_client: Any) -> None:
     emu = await make_emulator(AUDIO_SCENARIO)
     async with open_client(emu) as client:
-        await client.send({"type": "session.update", "session": {"type": "realtime", "audio": {
-            "input": {"transcription": {"model": "gpt-4o-mini-transcribe"}}}}})
+        await client.send(
+            {
+                "type": "session.update",
+                "session": {
+                    "type": "realtime",
+                    "audio": {"input": {"transcription": {"model": "gpt-4o-mini-transcribe"}}},
+                },
+            }
+        )
         await client.until("session.updated")
         await send_audio(client, SPEECH)
         events = await client.until("rate_limits.updated")
@@ -60,8 +73,9 @@ async def test_vad_turn(make_emulator: Any, open_client: Any) -> None:
     assert user_item["content"][0]["type"] == "input_audio"
     transcription = events[types.index("conversation.item.input_audio_transcription.completed")]
     assert transcription["transcript"] == "book a room"
-    transcript = [e["transcript"] for e in events
-                  if e["type"] == "response.output_audio_transcript.done"]
+    transcript = [
+        e["transcript"] for e in events if e["type"] == "response.output_audio_transcript.done"
+    ]
     assert transcript == ["Which dates?"]
 
 
@@ -72,22 +86,42 @@ async def test_vad_threshold_honoured(make_emulator: Any, open_client: Any) -> N
         await send_audio(client, quiet)  # default threshold 0.5 = -40 dBFS: nothing heard
         await client.send({"type": "input_audio_buffer.clear"})
         assert (await client.recv())["type"] == "input_audio_buffer.cleared"
-        await client.send({"type": "session.update", "session": {"type": "realtime", "audio": {
-            "input": {"turn_detection": {"type": "server_vad", "threshold": 0.3,
-                                         "silence_duration_ms": 400}}}}})
+        await client.send(
+            {
+                "type": "session.update",
+                "session": {
+                    "type": "realtime",
+                    "audio": {
+                        "input": {
+                            "turn_detection": {
+                                "type": "server_vad",
+                                "threshold": 0.3,
+                                "silence_duration_ms": 400,
+                            }
+                        }
+                    },
+                },
+            }
+        )
         await client.until("session.updated")
         await send_audio(client, quiet)
         events = await client.until("input_audio_buffer.speech_stopped")
-    assert [e["type"] for e in events][-2:] == ["input_audio_buffer.speech_started",
-                                                "input_audio_buffer.speech_stopped"]
+    assert [e["type"] for e in events][-2:] == [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+    ]
     assert events[-1]["audio_end_ms"] == 1400 + 900  # second file; the clock keeps running
 
 
 async def test_turn_detection_null_manual_commit(make_emulator: Any, open_client: Any) -> None:
     emu = await make_emulator(AUDIO_SCENARIO)
     async with open_client(emu) as client:
-        await client.send({"type": "session.update", "session": {
-            "type": "realtime", "audio": {"input": {"turn_detection": None}}}})
+        await client.send(
+            {
+                "type": "session.update",
+                "session": {"type": "realtime", "audio": {"input": {"turn_detection": None}}},
+            }
+        )
         assert (await client.recv())["session"]["audio"]["input"]["turn_detection"] is None
         await client.send({"type": "input_audio_buffer.commit", "event_id": "c0"})
         error = (await client.recv())["error"]
@@ -98,8 +132,9 @@ async def test_turn_detection_null_manual_commit(make_emulator: Any, open_client
         assert events[0]["type"] == "input_audio_buffer.committed"  # no VAD events before it
         await client.send({"type": "response.create"})
         events = await client.until("rate_limits.updated")
-    assert [e["transcript"] for e in events
-            if e["type"] == "response.output_audio_transcript.done"] == ["Which dates?"]
+    assert [
+        e["transcript"] for e in events if e["type"] == "response.output_audio_transcript.done"
+    ] == ["Which dates?"]
 
 
 async def test_barge_in_cancels_with_turn_detected(make_emulator: Any, open_client: Any) -> None:
@@ -123,15 +158,26 @@ async def _audio_span(make_emulator: Any, open_client: Any, fast: bool) -> tuple
     text = "x" * 30  # two seconds of audio
     emu = await make_emulator({"turns": [{"user": "go", "reply": text}]}, fast=fast)
     async with open_client(emu) as client:
-        await client.send({"type": "conversation.item.create", "item": {
-            "type": "message", "role": "user", "content": [{"type": "input_text", "text": "go"}]}})
+        await client.send(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "go"}],
+                },
+            }
+        )
         await client.send({"type": "response.create"})
         await client.until("response.output_audio.delta")
         start = time.monotonic()
         await client.until("response.output_audio.done")
         span = time.monotonic() - start
-    data = b"".join(base64.b64decode(e["delta"]) for e in client.received
-                    if e["type"] == "response.output_audio.delta")
+    data = b"".join(
+        base64.b64decode(e["delta"])
+        for e in client.received
+        if e["type"] == "response.output_audio.delta"
+    )
     return span, len(data) / (RATE * 2)
 
 
@@ -150,32 +196,57 @@ async def test_pacing_fast(make_emulator: Any, open_client: Any) -> None:
 async def test_g711_output_length(make_emulator: Any, open_client: Any) -> None:
     emu = await make_emulator({"turns": [{"user": "hi", "reply": "Hi there!"}]})
     async with open_client(emu) as client:
-        await client.send({"type": "session.update", "session": {"type": "realtime", "audio": {
-            "output": {"format": {"type": "audio/pcmu"}}}}})
+        await client.send(
+            {
+                "type": "session.update",
+                "session": {
+                    "type": "realtime",
+                    "audio": {"output": {"format": {"type": "audio/pcmu"}}},
+                },
+            }
+        )
         await client.until("session.updated")
         events = await client.turn("hi")
-        data = b"".join(base64.b64decode(e["delta"]) for e in events
-                        if e["type"] == "response.output_audio.delta")
+        data = b"".join(
+            base64.b64decode(e["delta"])
+            for e in events
+            if e["type"] == "response.output_audio.delta"
+        )
         assert len(data) == 9 * (8000 // 15)  # 1 byte per sample at 8 kHz
         item_id = events[-2]["response"]["output"][0]["id"]
-        await client.send({"type": "conversation.item.truncate", "item_id": item_id,
-                           "content_index": 0, "audio_end_ms": 700})
+        await client.send(
+            {
+                "type": "conversation.item.truncate",
+                "item_id": item_id,
+                "content_index": 0,
+                "audio_end_ms": 700,
+            }
+        )
         assert (await client.recv())["error"]["message"] == (
-            "Audio content of 599ms is already shorter than 700ms")
+            "Audio content of 599ms is already shorter than 700ms"
+        )
 
 
 async def test_g711_input_vad(make_emulator: Any, open_client: Any) -> None:
     emu = await make_emulator()
     async with open_client(emu) as client:
-        await client.send({"type": "session.update", "session": {"type": "realtime", "audio": {
-            "input": {"format": {"type": "audio/pcma"}}}}})
+        await client.send(
+            {
+                "type": "session.update",
+                "session": {
+                    "type": "realtime",
+                    "audio": {"input": {"format": {"type": "audio/pcma"}}},
+                },
+            }
+        )
         await client.until("session.updated")
         # A-law: 0xD5 is silence, 0xAA/0x2A are large positive/negative values.
         loud = bytes([0xAA, 0x2A] * 4000)  # 1 s of a loud square wave at 8 kHz
         silence = bytes([0xD5]) * 8000
         for data in (silence[:4000], loud, silence):
-            await client.send({"type": "input_audio_buffer.append",
-                               "audio": base64.b64encode(data).decode()})
+            await client.send(
+                {"type": "input_audio_buffer.append", "audio": base64.b64encode(data).decode()}
+            )
         events = await client.until("input_audio_buffer.committed")
     started = next(e for e in events if e["type"] == "input_audio_buffer.speech_started")
     stopped = next(e for e in events if e["type"] == "input_audio_buffer.speech_stopped")

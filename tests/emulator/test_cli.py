@@ -34,7 +34,10 @@ def busy_port() -> Iterator[int]:
 def test_port_in_use_is_one_line(busy_port: int, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(_args("--port", str(busy_port))) == 1
     err = capsys.readouterr().err
-    assert err == f"realtalk emulator: cannot listen on 127.0.0.1:{busy_port}: address already in use\n"
+    assert (
+        err
+        == f"realtalk emulator: cannot listen on 127.0.0.1:{busy_port}: address already in use\n"
+    )
 
 
 def test_warns_without_key_off_loopback(busy_port: int, capsys: pytest.CaptureFixture[str]) -> None:
@@ -57,12 +60,17 @@ def test_bad_scenario_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_serves_until_ctrl_c() -> None:
     scenario = Path(__file__).parents[2] / "agents" / "concierge.scenario.yaml"
-    code = ("import sys; from argparse import ArgumentParser; "
-            "from realtalk.emulator.cli import add_arguments, run; p = ArgumentParser(); "
-            "add_arguments(p); sys.exit(run(p.parse_args(sys.argv[1:])))")
+    code = (
+        "import sys; from argparse import ArgumentParser; "
+        "from realtalk.emulator.cli import add_arguments, run; p = ArgumentParser(); "
+        "add_arguments(p); sys.exit(run(p.parse_args(sys.argv[1:])))"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "--port", "0", "--fast", "--scenario", str(scenario)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -71,9 +79,20 @@ def test_serves_until_ctrl_c() -> None:
 
         async def talk() -> list[str]:
             async with connect(url + "?model=gpt-realtime") as ws:
-                await ws.send(json.dumps({"type": "conversation.item.create", "item": {
-                    "type": "message", "role": "user",
-                    "content": [{"type": "input_text", "text": "What time is it in Tokyo?"}]}}))
+                await ws.send(
+                    json.dumps(
+                        {
+                            "type": "conversation.item.create",
+                            "item": {
+                                "type": "message",
+                                "role": "user",
+                                "content": [
+                                    {"type": "input_text", "text": "What time is it in Tokyo?"}
+                                ],
+                            },
+                        }
+                    )
+                )
                 await ws.send(json.dumps({"type": "response.create"}))
                 seen = []
                 while not seen or seen[-1] != "response.done":

@@ -21,7 +21,8 @@ async def test_expiry(make_emulator: Any) -> None:
             await ws.recv()
     assert error["error"]["code"] == "session_expired"
     assert error["error"]["message"] == (
-        f"Your session hit the maximum duration of {0.5 / 60:g} minutes.")
+        f"Your session hit the maximum duration of {0.5 / 60:g} minutes."
+    )
     assert ws.close_code == 1001
     assert ws.close_reason == error["error"]["message"]
 
@@ -48,12 +49,23 @@ async def test_refuse_with_429_then_accept(make_emulator: Any) -> None:
 
 
 async def test_drop_after_events(make_emulator: Any) -> None:
-    emu = await make_emulator({"turns": [{"user": "hi", "reply": "Hello there, friend."}]},
-                              drop_after_events=5)
+    emu = await make_emulator(
+        {"turns": [{"user": "hi", "reply": "Hello there, friend."}]}, drop_after_events=5
+    )
     received = []
     async with connect(emu.url + "?model=gpt-realtime") as ws:
-        await ws.send(json.dumps({"type": "conversation.item.create", "item": {
-            "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "conversation.item.create",
+                    "item": {
+                        "type": "message",
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": "hi"}],
+                    },
+                }
+            )
+        )
         await ws.send(json.dumps({"type": "response.create"}))
         with pytest.raises(ConnectionClosedError) as info:
             while True:
@@ -81,18 +93,34 @@ async def test_latency(make_emulator: Any, open_client: Any) -> None:
 
 
 async def test_drop_hits_one_connection_then_reconnect_continues(make_emulator: Any) -> None:
-    emu = await make_emulator({"turns": [{"user": "hi", "reply": "one"},
-                                         {"user": "hi", "reply": "two"}]},
-                              drop_after_events=6)
+    emu = await make_emulator(
+        {"turns": [{"user": "hi", "reply": "one"}, {"user": "hi", "reply": "two"}]},
+        drop_after_events=6,
+    )
     texts = []
     for _ in range(2):
         try:
             async with connect(emu.url + "?model=gpt-realtime") as ws:
-                await ws.send(json.dumps({"type": "session.update", "session": {
-                    "type": "realtime", "output_modalities": ["text"]}}))
-                await ws.send(json.dumps({"type": "conversation.item.create", "item": {
-                    "type": "message", "role": "user",
-                    "content": [{"type": "input_text", "text": "hi"}]}}))
+                await ws.send(
+                    json.dumps(
+                        {
+                            "type": "session.update",
+                            "session": {"type": "realtime", "output_modalities": ["text"]},
+                        }
+                    )
+                )
+                await ws.send(
+                    json.dumps(
+                        {
+                            "type": "conversation.item.create",
+                            "item": {
+                                "type": "message",
+                                "role": "user",
+                                "content": [{"type": "input_text", "text": "hi"}],
+                            },
+                        }
+                    )
+                )
                 await ws.send(json.dumps({"type": "response.create"}))
                 while True:
                     event = json.loads(await ws.recv())

@@ -32,7 +32,9 @@ async def test_missing_model(emu: Emulator) -> None:
 async def test_wrong_key(make_emulator: Any) -> None:
     emu = await make_emulator(api_key="right")
     event, code, reason = await _refusal(
-        emu.url + "?model=gpt-realtime", additional_headers={"Authorization": "Bearer wrong-key-123"})
+        emu.url + "?model=gpt-realtime",
+        additional_headers={"Authorization": "Bearer wrong-key-123"},
+    )
     assert event["error"]["code"] == "invalid_api_key"
     assert "wrong-key-123" not in event["error"]["message"]  # the key is masked
     assert (code, reason) == (3000, "invalid_request_error.invalid_api_key")
@@ -63,7 +65,8 @@ async def test_right_key_accepted(make_emulator: Any, how: str) -> None:
 
 async def test_beta_header_refused(emu: Emulator) -> None:
     event, code, reason = await _refusal(
-        emu.url + "?model=gpt-realtime", additional_headers={"OpenAI-Beta": "realtime=v1"})
+        emu.url + "?model=gpt-realtime", additional_headers={"OpenAI-Beta": "realtime=v1"}
+    )
     assert event["error"]["code"] == "beta_api_shape_disabled"
     assert (code, reason) == (4000, "invalid_request_error.beta_api_shape_disabled")
 
@@ -87,8 +90,14 @@ async def test_session_created_defaults(emu: Emulator, open_client: Any) -> None
     assert session["output_modalities"] == ["audio"]
     assert abs(session["expires_at"] - (before + 3600)) < 5
     detection = session["audio"]["input"]["turn_detection"]
-    assert detection == {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
-                         "silence_duration_ms": 200, "idle_timeout_ms": None,
-                         "create_response": True, "interrupt_response": True}
+    assert detection == {
+        "type": "server_vad",
+        "threshold": 0.5,
+        "prefix_padding_ms": 300,
+        "silence_duration_ms": 200,
+        "idle_timeout_ms": None,
+        "create_response": True,
+        "interrupt_response": True,
+    }
     assert session["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
     assert session["audio"]["output"]["voice"] == "alloy"

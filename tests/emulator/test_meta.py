@@ -9,15 +9,23 @@ from typing import Any
 
 def test_emulators_come_from_the_validating_fixture() -> None:
     here = Path(__file__).parent
-    offenders = [p.name for p in sorted(here.glob("test_*.py"))
-                 if re.search(r"\bEmulator\(", p.read_text())]
+    offenders = [
+        p.name for p in sorted(here.glob("test_*.py")) if re.search(r"\bEmulator\(", p.read_text())
+    ]
     assert offenders == []
     assert "conformance_problems(sent)" in (here / "conftest.py").read_text()
 
 
 def test_the_validator_can_fail(conformance: Any) -> None:
-    ok = {"type": "response.output_text.delta", "event_id": "e", "response_id": "r",
-          "item_id": "i", "output_index": 0, "content_index": 0, "delta": "Hi"}
+    ok = {
+        "type": "response.output_text.delta",
+        "event_id": "e",
+        "response_id": "r",
+        "item_id": "i",
+        "output_index": 0,
+        "content_index": 0,
+        "delta": "Hi",
+    }
     assert conformance([ok]) == []
     beta = {**ok, "type": "response.text.delta"}
     missing = {k: v for k, v in ok.items() if k != "item_id"}

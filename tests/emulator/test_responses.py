@@ -9,28 +9,44 @@ from typing import Any
 import pytest
 
 LONG = "This is a long answer that keeps the response busy for a couple of seconds at least."
-SCENARIO = {"turns": [
-    {"user": "hello", "reply": "Hi there!"},
-    {"user": "/what.*time/", "reply": [
-        {"say": "Let me check."},
-        {"call": "get_time", "arguments": {"timezone": "UTC"}},
-        {"say": "It is {output} now."},
-    ]},
-    {"user": "weather and time", "reply": [
-        {"call": "get_weather", "arguments": {"city": "Paris"}},
-        {"call": "get_time", "arguments": "{not json"},
-        {"say": "Done: {output}"},
-    ]},
-    {"user": "billing", "reply": [{"handoff": "billing"}]},
-    {"user": "long", "reply": LONG},
-]}
+SCENARIO = {
+    "turns": [
+        {"user": "hello", "reply": "Hi there!"},
+        {
+            "user": "/what.*time/",
+            "reply": [
+                {"say": "Let me check."},
+                {"call": "get_time", "arguments": {"timezone": "UTC"}},
+                {"say": "It is {output} now."},
+            ],
+        },
+        {
+            "user": "weather and time",
+            "reply": [
+                {"call": "get_weather", "arguments": {"city": "Paris"}},
+                {"call": "get_time", "arguments": "{not json"},
+                {"say": "Done: {output}"},
+            ],
+        },
+        {"user": "billing", "reply": [{"handoff": "billing"}]},
+        {"user": "long", "reply": LONG},
+    ]
+}
 
 TEXT_ORDER = [
-    "conversation.item.added", "conversation.item.done",          # the user item
-    "response.created", "response.output_item.added", "conversation.item.added",
-    "response.content_part.added", "response.output_text.delta", "response.output_text.done",
-    "response.content_part.done", "conversation.item.done", "response.output_item.done",
-    "response.done", "rate_limits.updated",
+    "conversation.item.added",
+    "conversation.item.done",  # the user item
+    "response.created",
+    "response.output_item.added",
+    "conversation.item.added",
+    "response.content_part.added",
+    "response.output_text.delta",
+    "response.output_text.done",
+    "response.content_part.done",
+    "conversation.item.done",
+    "response.output_item.done",
+    "response.done",
+    "rate_limits.updated",
 ]
 
 
@@ -43,8 +59,9 @@ def _collapse(types: list[str]) -> list[str]:
 
 
 async def _text_session(client: Any) -> None:
-    await client.send({"type": "session.update", "session": {
-        "type": "realtime", "output_modalities": ["text"]}})
+    await client.send(
+        {"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}}
+    )
     await client.until("session.updated")
 
 
@@ -58,8 +75,9 @@ async def test_text_turn_order(make_emulator: Any, open_client: Any) -> None:
     assert done["text"] == "Hi there!"
     response = events[-2]["response"]
     assert response["status"] == "completed"
-    assert response["usage"]["total_tokens"] == (response["usage"]["input_tokens"]
-                                                 + response["usage"]["output_tokens"])
+    assert response["usage"]["total_tokens"] == (
+        response["usage"]["input_tokens"] + response["usage"]["output_tokens"]
+    )
     assert response["output"][0]["content"] == [{"type": "output_text", "text": "Hi there!"}]
 
 
@@ -69,15 +87,23 @@ async def test_audio_turn_order_and_length(make_emulator: Any, open_client: Any)
         events = await client.turn("hello")
     types = _collapse([e["type"] for e in events])
     assert types[:6] == TEXT_ORDER[:6]
-    assert types[-7:] == ["response.output_audio.done", "response.output_audio_transcript.done",
-                          "response.content_part.done", "conversation.item.done",
-                          "response.output_item.done", "response.done", "rate_limits.updated"]
-    audio = b"".join(base64.b64decode(e["delta"]) for e in events
-                     if e["type"] == "response.output_audio.delta")
+    assert types[-7:] == [
+        "response.output_audio.done",
+        "response.output_audio_transcript.done",
+        "response.content_part.done",
+        "conversation.item.done",
+        "response.output_item.done",
+        "response.done",
+        "rate_limits.updated",
+    ]
+    audio = b"".join(
+        base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta"
+    )
     # 9 characters at 15 per second of 24 kHz PCM16
     assert len(audio) == 9 * (24000 // 15) * 2
-    transcript = "".join(e["delta"] for e in events
-                         if e["type"] == "response.output_audio_transcript.delta")
+    transcript = "".join(
+        e["delta"] for e in events if e["type"] == "response.output_audio_transcript.delta"
+    )
     assert transcript == "Hi there!"
 
 
@@ -89,14 +115,23 @@ async def test_function_call_round_trip(make_emulator: Any, open_client: Any) ->
         done = [e for e in events if e["type"] == "response.function_call_arguments.done"]
         assert len(done) == 1 and done[0]["name"] == "get_time"
         assert json.loads(done[0]["arguments"]) == {"timezone": "UTC"}
-        deltas = "".join(e["delta"] for e in events
-                         if e["type"] == "response.function_call_arguments.delta")
+        deltas = "".join(
+            e["delta"] for e in events if e["type"] == "response.function_call_arguments.delta"
+        )
         assert deltas == done[0]["arguments"]
         output = events[-2]["response"]["output"]
         assert [o["type"] for o in output] == ["message", "function_call"]
         # The server does not answer a tool output by itself.
-        await client.send({"type": "conversation.item.create", "item": {
-            "type": "function_call_output", "call_id": done[0]["call_id"], "output": "12:00"}})
+        await client.send(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "function_call_output",
+                    "call_id": done[0]["call_id"],
+                    "output": "12:00",
+                },
+            }
+        )
         added = await client.until("conversation.item.done")
         assert added[0]["item"]["type"] == "function_call_output"
         await client.send({"type": "response.create"})
@@ -117,8 +152,16 @@ async def test_parallel_calls(make_emulator: Any, open_client: Any) -> None:
         assert [c["output_index"] for c in calls] == [0, 1]
         assert len(events[-2]["response"]["output"]) == 2
         for call, result in zip(calls, ["sunny", "noon"]):
-            await client.send({"type": "conversation.item.create", "item": {
-                "type": "function_call_output", "call_id": call["call_id"], "output": result}})
+            await client.send(
+                {
+                    "type": "conversation.item.create",
+                    "item": {
+                        "type": "function_call_output",
+                        "call_id": call["call_id"],
+                        "output": result,
+                    },
+                }
+            )
             await client.until("conversation.item.done")
         await client.send({"type": "response.create"})
         events = await client.until("rate_limits.updated")
@@ -145,8 +188,16 @@ async def test_fallback_reply(make_emulator: Any, open_client: Any) -> None:
 async def test_second_response_refused_while_active(make_emulator: Any, open_client: Any) -> None:
     emu = await make_emulator(SCENARIO, fast=False)
     async with open_client(emu) as client:
-        await client.send({"type": "conversation.item.create", "item": {
-            "type": "message", "role": "user", "content": [{"type": "input_text", "text": "long"}]}})
+        await client.send(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "long"}],
+                },
+            }
+        )
         await client.send({"type": "response.create"})
         created = (await client.until("response.created"))[-1]
         await client.send({"type": "response.create", "event_id": "evt_again"})
@@ -162,8 +213,16 @@ async def test_second_response_refused_while_active(make_emulator: Any, open_cli
 async def test_cancel(make_emulator: Any, open_client: Any) -> None:
     emu = await make_emulator(SCENARIO, fast=False)
     async with open_client(emu) as client:
-        await client.send({"type": "conversation.item.create", "item": {
-            "type": "message", "role": "user", "content": [{"type": "input_text", "text": "long"}]}})
+        await client.send(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "long"}],
+                },
+            }
+        )
         await client.send({"type": "response.create"})
         await client.until("response.output_audio.delta")
         await client.send({"type": "response.cancel"})
@@ -184,30 +243,60 @@ async def test_truncate(make_emulator: Any, open_client: Any) -> None:
     async with open_client(emu) as client:
         events = await client.turn("hello")  # "Hi there!" = 600 ms of audio
         item_id = events[-2]["response"]["output"][0]["id"]
-        await client.send({"type": "conversation.item.truncate", "item_id": item_id,
-                           "content_index": 0, "audio_end_ms": 1000, "event_id": "t1"})
+        await client.send(
+            {
+                "type": "conversation.item.truncate",
+                "item_id": item_id,
+                "content_index": 0,
+                "audio_end_ms": 1000,
+                "event_id": "t1",
+            }
+        )
         error = (await client.recv())["error"]
         assert error["message"] == "Audio content of 600ms is already shorter than 1000ms"
         assert error["event_id"] == "t1"
-        await client.send({"type": "conversation.item.truncate", "item_id": item_id,
-                           "content_index": 0, "audio_end_ms": 200})
+        await client.send(
+            {
+                "type": "conversation.item.truncate",
+                "item_id": item_id,
+                "content_index": 0,
+                "audio_end_ms": 200,
+            }
+        )
         truncated = await client.recv()
-        assert truncated == {**truncated, "type": "conversation.item.truncated",
-                             "item_id": item_id, "audio_end_ms": 200, "content_index": 0}
+        assert truncated == {
+            **truncated,
+            "type": "conversation.item.truncated",
+            "item_id": item_id,
+            "audio_end_ms": 200,
+            "content_index": 0,
+        }
         await client.send({"type": "conversation.item.retrieve", "item_id": item_id})
         item = (await client.recv())["item"]
         assert item["content"][0]["transcript"] == "Hi "  # 200 ms = 3 characters
         user_id = events[0]["item"]["id"]
-        await client.send({"type": "conversation.item.truncate", "item_id": user_id,
-                           "content_index": 0, "audio_end_ms": 0})
+        await client.send(
+            {
+                "type": "conversation.item.truncate",
+                "item_id": user_id,
+                "content_index": 0,
+                "audio_end_ms": 0,
+            }
+        )
         assert (await client.recv())["error"]["code"] == "item_truncate_invalid_item_id"
 
 
 async def test_item_create_delete_retrieve(emu: Any, open_client: Any) -> None:
     def message(text: str, id_: str) -> dict[str, Any]:
-        return {"type": "conversation.item.create", "item": {
-            "id": id_, "type": "message", "role": "user",
-            "content": [{"type": "input_text", "text": text}]}}
+        return {
+            "type": "conversation.item.create",
+            "item": {
+                "id": id_,
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": text}],
+            },
+        }
 
     async with open_client(emu) as client:
         await client.send(message("a", "item_a"))
@@ -223,8 +312,11 @@ async def test_item_create_delete_retrieve(emu: Any, open_client: Any) -> None:
         error = (await client.recv())["error"]
         assert error["param"] == "previous_item_id"
         await client.send({"type": "conversation.item.delete", "item_id": "item_a"})
-        assert await client.recv() == {**client.received[-1], "type": "conversation.item.deleted",
-                                       "item_id": "item_a"}
+        assert await client.recv() == {
+            **client.received[-1],
+            "type": "conversation.item.deleted",
+            "item_id": "item_a",
+        }
         await client.send({"type": "conversation.item.retrieve", "item_id": "item_a"})
         assert (await client.recv())["error"]["code"] == "item_retrieve_invalid_item_id"
         await client.send({"type": "conversation.item.delete", "item_id": "item_a"})
@@ -234,10 +326,12 @@ async def test_item_create_delete_retrieve(emu: Any, open_client: Any) -> None:
 
 
 @pytest.mark.parametrize("reconnect", [False, True])
-async def test_progress_shared_across_connections(make_emulator: Any, open_client: Any,
-                                                  reconnect: bool) -> None:
-    emu = await make_emulator({"turns": [{"user": "one", "reply": "first"},
-                                         {"user": "one", "reply": "second"}]})
+async def test_progress_shared_across_connections(
+    make_emulator: Any, open_client: Any, reconnect: bool
+) -> None:
+    emu = await make_emulator(
+        {"turns": [{"user": "one", "reply": "first"}, {"user": "one", "reply": "second"}]}
+    )
     async with open_client(emu) as client:
         await _text_session(client)
         events = await client.turn("one")
@@ -254,16 +348,31 @@ async def test_progress_shared_across_connections(make_emulator: Any, open_clien
     assert len(emu.connections) == (2 if reconnect else 1)
 
 
-async def test_response_modalities_override_and_session_close(make_emulator: Any,
-                                                              open_client: Any) -> None:
+async def test_response_modalities_override_and_session_close(
+    make_emulator: Any, open_client: Any
+) -> None:
     emu = await make_emulator(SCENARIO)
     async with open_client(emu) as client:
-        await client.send({"type": "conversation.item.create", "item": {
-            "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello"}]}})
-        await client.send({"type": "response.create",
-                           "response": {"output_modalities": ["text"], "instructions": "x"}})
+        await client.send(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "hello"}],
+                },
+            }
+        )
+        await client.send(
+            {
+                "type": "response.create",
+                "response": {"output_modalities": ["text"], "instructions": "x"},
+            }
+        )
         events = await client.until("rate_limits.updated")
-        assert [e["text"] for e in events if e["type"] == "response.output_text.done"] == ["Hi there!"]
+        assert [e["text"] for e in events if e["type"] == "response.output_text.done"] == [
+            "Hi there!"
+        ]
         assert not [e for e in events if e["type"] == "response.output_audio.delta"]
         await client.send({"type": "response.create", "response": {"bogus": 1}})
         error = (await client.recv())["error"]

@@ -14,25 +14,55 @@ from realtalk.exceptions import ScenarioError
 ROOT = Path(__file__).parents[2]
 
 
-@pytest.mark.parametrize(("text", "line", "path", "words"), [
-    ("turns:\n  - user: hi\n    repyl: oops\n", 3, "$.turns[0].repyl", "unknown key 'repyl'"),
-    ("turns:\n  - user: hi\n    reply:\n      - say: a\n      - call: 'bad name'\n", 5,
-     "$.turns[0].reply[1].call", "must be a name"),
-    ("turns:\n  - reply: hi\n", 2, "$.turns[0]", "exactly one of 'user: TEXT' or 'audio: true'"),
-    ("turns:\n  - user: hi\n", 2, "$.turns[0]", "needs a 'reply'"),
-    ("turns:\n  - user: /([/\n    reply: x\n", 2, "$.turns[0].user", "invalid regex"),
-    ("turns:\n  - user: hi\n    reply:\n      - call: f\n        arguments: [1]\n", 5,
-     "$.turns[0].reply[0].arguments", "mapping, or a string"),
-    ("turns:\n  - user: hi\n    reply:\n      - say: a\n        handoff: b\n", 4,
-     "$.turns[0].reply[0]", "exactly one of say, call or handoff"),
-    ("turns:\n  - user: hi\n    transcript: x\n    reply: a\n", 3, "$.turns[0].transcript",
-     "only for 'audio: true'"),
-    ("name: x\nturns: {}\n", 2, "$.turns", "must be a list"),
-    ("turns:\n  - user: hi\n    reply: a\n    user: again\n", 4, "$.turns[0].user", "duplicate key"),
-    ("turns:\n  - user: [unclosed\n", 3, None, "YAML syntax error"),
-])
-def test_file_errors_name_file_and_line(tmp_path: Path, text: str, line: int, path: str | None,
-                                        words: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "line", "path", "words"),
+    [
+        ("turns:\n  - user: hi\n    repyl: oops\n", 3, "$.turns[0].repyl", "unknown key 'repyl'"),
+        (
+            "turns:\n  - user: hi\n    reply:\n      - say: a\n      - call: 'bad name'\n",
+            5,
+            "$.turns[0].reply[1].call",
+            "must be a name",
+        ),
+        (
+            "turns:\n  - reply: hi\n",
+            2,
+            "$.turns[0]",
+            "exactly one of 'user: TEXT' or 'audio: true'",
+        ),
+        ("turns:\n  - user: hi\n", 2, "$.turns[0]", "needs a 'reply'"),
+        ("turns:\n  - user: /([/\n    reply: x\n", 2, "$.turns[0].user", "invalid regex"),
+        (
+            "turns:\n  - user: hi\n    reply:\n      - call: f\n        arguments: [1]\n",
+            5,
+            "$.turns[0].reply[0].arguments",
+            "mapping, or a string",
+        ),
+        (
+            "turns:\n  - user: hi\n    reply:\n      - say: a\n        handoff: b\n",
+            4,
+            "$.turns[0].reply[0]",
+            "exactly one of say, call or handoff",
+        ),
+        (
+            "turns:\n  - user: hi\n    transcript: x\n    reply: a\n",
+            3,
+            "$.turns[0].transcript",
+            "only for 'audio: true'",
+        ),
+        ("name: x\nturns: {}\n", 2, "$.turns", "must be a list"),
+        (
+            "turns:\n  - user: hi\n    reply: a\n    user: again\n",
+            4,
+            "$.turns[0].user",
+            "duplicate key",
+        ),
+        ("turns:\n  - user: [unclosed\n", 3, None, "YAML syntax error"),
+    ],
+)
+def test_file_errors_name_file_and_line(
+    tmp_path: Path, text: str, line: int, path: str | None, words: str
+) -> None:
     file = tmp_path / "bad.scenario.yaml"
     file.write_text(text)
     with pytest.raises(ScenarioError) as info:
@@ -59,12 +89,29 @@ def test_missing_file() -> None:
 
 
 def test_segments_split_after_calls() -> None:
-    scenario = load_scenario({"name": "s", "turns": [{"user": "x", "reply": [
-        {"say": "a"}, {"call": "f"}, {"handoff": "billing"}, {"say": "b"}, {"say": "c"},
-        {"call": "g", "arguments": "raw"}]}]})
+    scenario = load_scenario(
+        {
+            "name": "s",
+            "turns": [
+                {
+                    "user": "x",
+                    "reply": [
+                        {"say": "a"},
+                        {"call": "f"},
+                        {"handoff": "billing"},
+                        {"say": "b"},
+                        {"say": "c"},
+                        {"call": "g", "arguments": "raw"},
+                    ],
+                }
+            ],
+        }
+    )
     segments = scenario.turns[0].segments
-    assert [[s.kind for s in seg] for seg in segments] == [["say", "call", "call"],
-                                                           ["say", "say", "call"]]
+    assert [[s.kind for s in seg] for seg in segments] == [
+        ["say", "call", "call"],
+        ["say", "say", "call"],
+    ]
     assert segments[0][2] == Step("call", name="transfer_to_billing", arguments="{}")
     assert segments[0][1].arguments == "{}"
     assert segments[1][2].arguments == "raw"

@@ -7,13 +7,18 @@ from typing import Any
 
 from openai import AsyncOpenAI
 
-SCENARIO = {"turns": [
-    {"user": "hello", "reply": "Hello from the emulator."},
-    {"user": "weather", "reply": [
-        {"call": "get_weather", "arguments": {"city": "Oslo"}},
-        {"say": "The weather is {output}."},
-    ]},
-]}
+SCENARIO = {
+    "turns": [
+        {"user": "hello", "reply": "Hello from the emulator."},
+        {
+            "user": "weather",
+            "reply": [
+                {"call": "get_weather", "arguments": {"city": "Oslo"}},
+                {"say": "The weather is {output}."},
+            ],
+        },
+    ]
+}
 
 
 async def _until(conn: Any, type_: str) -> list[Any]:
@@ -27,34 +32,53 @@ async def _until(conn: Any, type_: str) -> list[Any]:
 
 async def test_sdk_text_turn_and_function_call(make_emulator: Any) -> None:
     emu = await make_emulator(SCENARIO, api_key="sk-test")
-    client = AsyncOpenAI(api_key="sk-test", base_url=emu.base_url,
-                         websocket_base_url=emu.websocket_base_url)
+    client = AsyncOpenAI(
+        api_key="sk-test", base_url=emu.base_url, websocket_base_url=emu.websocket_base_url
+    )
     async with client.realtime.connect(model="gpt-realtime") as conn:
-        await conn.session.update(session={"type": "realtime", "output_modalities": ["text"],
-                                           "tools": [{"type": "function", "name": "get_weather",
-                                                      "parameters": {"type": "object"}}]})
+        await conn.session.update(
+            session={
+                "type": "realtime",
+                "output_modalities": ["text"],
+                "tools": [
+                    {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
+                ],
+            }
+        )
         events = await _until(conn, "session.updated")
         assert events[0].type == "session.created"
         assert events[-1].session.output_modalities == ["text"]
 
-        await conn.conversation.item.create(item={
-            "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello"}]})
+        await conn.conversation.item.create(
+            item={
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "hello"}],
+            }
+        )
         await conn.response.create()
         events = await _until(conn, "response.done")
         texts = [e.text for e in events if e.type == "response.output_text.done"]
         assert texts == ["Hello from the emulator."]
         assert events[-1].response.status == "completed"
 
-        await conn.conversation.item.create(item={
-            "type": "message", "role": "user",
-            "content": [{"type": "input_text", "text": "What's the weather?"}]})
+        await conn.conversation.item.create(
+            item={
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "What's the weather?"}],
+            }
+        )
         await conn.response.create()
         events = await _until(conn, "response.done")
         calls = [e for e in events if e.type == "response.function_call_arguments.done"]
-        assert [(c.name, json.loads(c.arguments)) for c in calls] == [("get_weather", {"city": "Oslo"})]
+        assert [(c.name, json.loads(c.arguments)) for c in calls] == [
+            ("get_weather", {"city": "Oslo"})
+        ]
 
-        await conn.conversation.item.create(item={
-            "type": "function_call_output", "call_id": calls[0].call_id, "output": "sunny"})
+        await conn.conversation.item.create(
+            item={"type": "function_call_output", "call_id": calls[0].call_id, "output": "sunny"}
+        )
         await conn.response.create()
         events = await _until(conn, "response.done")
         texts = [e.text for e in events if e.type == "response.output_text.done"]

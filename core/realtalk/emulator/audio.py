@@ -131,7 +131,7 @@ class Vad:
         limit = 10 ** (threshold_dbfs(self.threshold) / 20.0)
         whole = len(buf) // frame * frame
         for start in range(0, whole, frame):
-            chunk = buf[start:start + frame]
+            chunk = buf[start : start + frame]
             rms = math.sqrt(float(np.mean(chunk * chunk))) if len(chunk) else 0.0
             t0 = self._frames_seen * _FRAME_MS
             self._frames_seen += 1
@@ -140,7 +140,9 @@ class Vad:
                 self.in_speech = True
                 self._silent_ms = 0
                 self._last_voiced_end_ms = t0 + _FRAME_MS
-                events.append(SpeechEvent("started", max(self.floor_ms, t0 - self.prefix_padding_ms)))
+                events.append(
+                    SpeechEvent("started", max(self.floor_ms, t0 - self.prefix_padding_ms))
+                )
             elif self.in_speech and loud:
                 self._silent_ms = 0
                 self._last_voiced_end_ms = t0 + _FRAME_MS
@@ -177,7 +179,9 @@ def _encode(samples: np.ndarray[Any, np.dtype[np.float64]], fmt: AudioFormat) ->
         code = ~((negative.astype(np.int32) << 7) | (exponent << 4) | mantissa) & 0xFF
     else:
         mag = np.minimum(np.abs(pcm), 32767)
-        exponent = np.where(mag < 256, 0, np.floor(np.log2(np.maximum(mag, 1))).astype(np.int32) - 7)
+        exponent = np.where(
+            mag < 256, 0, np.floor(np.log2(np.maximum(mag, 1))).astype(np.int32) - 7
+        )
         mantissa = np.where(exponent == 0, mag >> 4, mag >> (exponent + 3)) & 0x0F
         code = (((~negative).astype(np.int32) << 7) | (exponent << 4) | mantissa) ^ 0x55
     return bytes(code.astype(np.uint8).tobytes())
@@ -203,5 +207,7 @@ def synthesize(text: str, fmt: AudioFormat) -> bytes:
         if char.isspace():
             continue
         pitch = 220.0 + (ord(char) % 32) * 15.0
-        out[index * per_char:(index + 1) * per_char] = 0.2 * envelope * np.sin(2 * np.pi * pitch * t)
+        out[index * per_char : (index + 1) * per_char] = (
+            0.2 * envelope * np.sin(2 * np.pi * pitch * t)
+        )
     return _encode(out, fmt)

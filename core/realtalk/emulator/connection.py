@@ -22,6 +22,14 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from .audio import CHARS_PER_SECOND, AudioFormat, Vad, synthesize
+from .events import (
+    EVENT_FIELDS,
+    RESPONSE_KEYS,
+    SUPPORTED_TYPES,
+    ClientError,
+    new_id,
+    validate_item,
+)
 from .scenario import Step
 from .session_config import (
     SessionUpdateError,
@@ -35,38 +43,7 @@ __all__ = ["Options", "Session"]
 
 _log = logging.getLogger("realtalk.emulator")
 
-# The live GA WebSocket server's own list, quoted in its invalid_value error.
-SUPPORTED_TYPES = (
-    "session.update", "session.close", "input_audio_buffer.append",
-    "session.input_audio_buffer.append", "input_audio_buffer.commit", "input_audio_buffer.clear",
-    "conversation.item.create", "conversation.item.truncate", "conversation.item.delete",
-    "conversation.item.retrieve", "response.create", "response.cancel",
-)
-# Allowed top-level fields and the required ones, per client event type.
-_FIELDS: dict[str, tuple[set[str], tuple[str, ...]]] = {
-    "session.update": ({"session"}, ("session",)),
-    "session.close": (set(), ()),
-    "input_audio_buffer.append": ({"audio"}, ("audio",)),
-    "session.input_audio_buffer.append": ({"audio"}, ("audio",)),
-    "input_audio_buffer.commit": (set(), ()),
-    "input_audio_buffer.clear": (set(), ()),
-    "conversation.item.create": ({"item", "previous_item_id"}, ("item",)),
-    "conversation.item.truncate": ({"item_id", "content_index", "audio_end_ms"},
-                                   ("item_id", "content_index", "audio_end_ms")),
-    "conversation.item.delete": ({"item_id"}, ("item_id",)),
-    "conversation.item.retrieve": ({"item_id"}, ("item_id",)),
-    "response.create": ({"response"}, ()),
-    "response.cancel": ({"response_id"}, ()),
-}
-_RESPONSE_KEYS = {"output_modalities", "instructions", "tools", "tool_choice", "max_output_tokens",
-                  "audio", "conversation", "input", "metadata", "prompt", "reasoning",
-                  "parallel_tool_calls"}
 _CHUNK_S = 0.1
-
-
-def new_id(prefix: str) -> str:
-    """A server id in OpenAI's style (``item_…``, ``resp_…``, ``event_…``)."""
-    return f"{prefix}_{secrets.token_hex(11)}"
 
 
 @dataclass
@@ -89,14 +66,6 @@ class Options:
     latency_ms: float = 0.0
 
 
-class ClientError(Exception):
-    """A client event was invalid; the session answers with an ``error`` and goes on."""
-
-    def __init__(self, code: str | None, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.param = code, message, param
-
-
 class _Dropped(Exception):
     """The drop fault fired; stop everything."""
 
@@ -115,8 +84,14 @@ class _Response:
 class Session:
     """The server side of one connection that passed the handshake."""
 
-    def __init__(self, ws: ServerConnection, record: ConnectionRecord, options: Options,
-                 progress: ScenarioProgress, model: str) -> None:
+    def __init__(
+        self,
+        ws: ServerConnection,
+        record: ConnectionRecord,
+        options: Options,
+        progress: ScenarioProgress,
+        model: str,
+    ) -> None:
         self.ws = ws
         self.record = record
         self.options = options
@@ -155,12 +130,27 @@ class Session:
                 self.ws.transport.abort()  # no close frame: the "network" just vanished
                 raise _Dropped
 
-    async def error(self, code: str | None, message: str, param: str | None = None,
-                    client_event_id: str | None = None, type_: str = "invalid_request_error") -> None:
+    async def error(
+        self,
+        code: str | None,
+        message: str,
+        param: str | None = None,
+        client_event_id: str | None = None,
+        type_: str = "invalid_request_error",
+    ) -> None:
         """Send an ``error`` event."""
-        await self.send({"type": "error", "error": {
-            "type": type_, "code": code, "message": message, "param": param,
-            "event_id": client_event_id}})
+        await self.send(
+            {
+                "type": "error",
+                "error": {
+                    "type": type_,
+                    "code": code,
+                    "message": message,
+                    "param": param,
+                    "event_id": client_event_id,
+                },
+            }
+        )
 
     # -- main loop -------------------------------------------------------------------
 
@@ -205,8 +195,10 @@ class Session:
     async def _handle(self, message: str | bytes) -> None:
         if isinstance(message, bytes):
             self.record.add("client", {"_binary": len(message)})
-            await self.error("invalid_event", "Expected a text WebSocket message; binary frames "
-                             "are not supported.")
+            await self.error(
+                "invalid_event",
+                "Expected a text WebSocket message; binary frames are not supported.",
+            )
             return
         try:
             event = json.loads(message)
@@ -228,26 +220,38 @@ class Session:
             raise
         except Exception:  # noqa: BLE001  (an emulator bug: say so on the wire, as the server would)
             _log.exception("emulator failed on client event %s", event.get("type"))
-            await self.error(None, "The server had an error while processing your request "
-                             "(emulator bug; see the log).", None, event_id, type_="server_error")
+            await self.error(
+                None,
+                "The server had an error while processing your request "
+                "(emulator bug; see the log).",
+                None,
+                event_id,
+                type_="server_error",
+            )
 
     async def _dispatch(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind is None:
-            raise ClientError("missing_required_parameter", "Missing required parameter: 'type'.",
-                              "type")
+            raise ClientError(
+                "missing_required_parameter", "Missing required parameter: 'type'.", "type"
+            )
         if kind not in SUPPORTED_TYPES:
             supported = ", ".join(f"'{t}'" for t in SUPPORTED_TYPES[:-1])
-            raise ClientError("invalid_value", f"Invalid value: '{kind}'. Supported values are: "
-                              f"{supported} and '{SUPPORTED_TYPES[-1]}'.", "type")
-        allowed, required = _FIELDS[kind]
+            raise ClientError(
+                "invalid_value",
+                f"Invalid value: '{kind}'. Supported values are: "
+                f"{supported} and '{SUPPORTED_TYPES[-1]}'.",
+                "type",
+            )
+        allowed, required = EVENT_FIELDS[kind]
         for key in event:
             if key not in allowed and key not in ("type", "event_id"):
                 raise ClientError("unknown_parameter", f"Unknown parameter: '{key}'.", key)
         for key in required:
             if key not in event:
-                raise ClientError("missing_required_parameter",
-                                  f"Missing required parameter: '{key}'.", key)
+                raise ClientError(
+                    "missing_required_parameter", f"Missing required parameter: '{key}'.", key
+                )
         # The translation-style alias is the same event as input_audio_buffer.append.
         name = kind.removeprefix("session.") if kind.startswith("session.input") else kind
         await getattr(self, "_on_" + name.replace(".", "_"))(event)
@@ -260,9 +264,16 @@ class Session:
         except SessionUpdateError as exc:
             raise ClientError(exc.code, exc.message, exc.param) from None
         voice = update.get("audio", {}).get("output", {}).get("voice")
-        if voice is not None and voice != self.session["audio"]["output"]["voice"] and self.assistant_audio:
-            raise ClientError("cannot_update_voice", "Cannot update a conversation's voice if "
-                              "assistant audio is present.", "session.audio.output.voice")
+        if (
+            voice is not None
+            and voice != self.session["audio"]["output"]["voice"]
+            and self.assistant_audio
+        ):
+            raise ClientError(
+                "cannot_update_voice",
+                "Cannot update a conversation's voice if assistant audio is present.",
+                "session.audio.output.voice",
+            )
         self.session = merge_session(self.session, update)
         self._configure_vad()
         await self.send({"type": "session.updated", "session": self.session})
@@ -307,12 +318,15 @@ class Session:
     async def _on_input_audio_buffer_append(self, event: dict[str, Any]) -> None:
         audio = event["audio"]
         if not isinstance(audio, str):
-            raise ClientError("invalid_type", "Invalid type for 'audio': expected a base64 string.",
-                              "audio")
+            raise ClientError(
+                "invalid_type", "Invalid type for 'audio': expected a base64 string.", "audio"
+            )
         try:
             data = base64.b64decode(audio, validate=True)
         except (binascii.Error, ValueError):
-            raise ClientError("invalid_value", "Invalid 'audio': not valid base64.", "audio") from None
+            raise ClientError(
+                "invalid_value", "Invalid 'audio': not valid base64.", "audio"
+            ) from None
         self.buffer.extend(data)
         if self.vad is None:
             return
@@ -320,15 +334,25 @@ class Session:
         for change in self.vad.feed(self._input_format.decode(data)):
             if change.kind == "started":
                 self.speech_item = new_id("item")
-                await self.send({"type": "input_audio_buffer.speech_started",
-                                 "audio_start_ms": change.ms, "item_id": self.speech_item})
+                await self.send(
+                    {
+                        "type": "input_audio_buffer.speech_started",
+                        "audio_start_ms": change.ms,
+                        "item_id": self.speech_item,
+                    }
+                )
                 if detection.get("interrupt_response") and self.response is not None:
                     await self._cancel("turn_detected")
             else:
                 item_id = self.speech_item or new_id("item")
                 self.speech_item = None
-                await self.send({"type": "input_audio_buffer.speech_stopped",
-                                 "audio_end_ms": change.ms, "item_id": item_id})
+                await self.send(
+                    {
+                        "type": "input_audio_buffer.speech_stopped",
+                        "audio_end_ms": change.ms,
+                        "item_id": item_id,
+                    }
+                )
                 await self._commit(item_id)
                 self.vad.reset_segment()
                 if detection.get("create_response") and self.response is None:
@@ -337,9 +361,12 @@ class Session:
     async def _on_input_audio_buffer_commit(self, event: dict[str, Any]) -> None:
         fmt = self._input_format
         if fmt.ms(len(self.buffer)) < 100:
-            raise ClientError("input_audio_buffer_commit_empty", "Error committing input audio "
-                              "buffer: buffer too small. Expected at least 100ms of audio, but "
-                              f"buffer only has {len(self.buffer) / fmt.bytes_per_ms:.2f}ms of audio.")
+            raise ClientError(
+                "input_audio_buffer_commit_empty",
+                "Error committing input audio "
+                "buffer: buffer too small. Expected at least 100ms of audio, but "
+                f"buffer only has {len(self.buffer) / fmt.bytes_per_ms:.2f}ms of audio.",
+            )
         await self._commit(self.speech_item or new_id("item"))
         self.speech_item = None
         if self.vad is not None:
@@ -355,11 +382,21 @@ class Session:
     async def _commit(self, item_id: str) -> None:
         previous = self.items[-1]["id"] if self.items else None
         audio, self.buffer = bytes(self.buffer), bytearray()
-        await self.send({"type": "input_audio_buffer.committed", "item_id": item_id,
-                         "previous_item_id": previous})
+        await self.send(
+            {
+                "type": "input_audio_buffer.committed",
+                "item_id": item_id,
+                "previous_item_id": previous,
+            }
+        )
         item: dict[str, Any] = {
-            "id": item_id, "object": "realtime.item", "type": "message", "role": "user",
-            "status": "completed", "content": [{"type": "input_audio", "transcript": None}]}
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "role": "user",
+            "status": "completed",
+            "content": [{"type": "input_audio", "transcript": None}],
+        }
         self.input_audio[item_id] = audio
         await self._add_item(item, len(self.items))
         self.pending_input = UserInput(text="", audio=True)
@@ -368,9 +405,15 @@ class Session:
             transcript = (turn.transcript if turn is not None else None) or ""
             item["content"][0]["transcript"] = transcript
             seconds = round(self._input_format.ms(len(audio)) / 1000.0, 3)
-            await self.send({"type": "conversation.item.input_audio_transcription.completed",
-                             "item_id": item_id, "content_index": 0, "transcript": transcript,
-                             "usage": {"type": "duration", "seconds": seconds}})
+            await self.send(
+                {
+                    "type": "conversation.item.input_audio_transcription.completed",
+                    "item_id": item_id,
+                    "content_index": 0,
+                    "transcript": transcript,
+                    "usage": {"type": "duration", "seconds": seconds},
+                }
+            )
 
     # -- conversation items ----------------------------------------------------------
 
@@ -383,11 +426,15 @@ class Session:
     async def _add_item(self, item: dict[str, Any], index: int) -> None:
         self.items.insert(index, item)
         previous = self.items[index - 1]["id"] if index > 0 else None
-        await self.send({"type": "conversation.item.added", "item": item, "previous_item_id": previous})
-        await self.send({"type": "conversation.item.done", "item": item, "previous_item_id": previous})
+        await self.send(
+            {"type": "conversation.item.added", "item": item, "previous_item_id": previous}
+        )
+        await self.send(
+            {"type": "conversation.item.done", "item": item, "previous_item_id": previous}
+        )
 
     async def _on_conversation_item_create(self, event: dict[str, Any]) -> None:
-        item = _validate_item(event["item"])
+        item = validate_item(event["item"])
         previous = event.get("previous_item_id")
         if previous is None:
             index = len(self.items)
@@ -396,11 +443,14 @@ class Session:
         else:
             index = self._index(previous, "invalid_value", "previous_item_id") + 1
         if any(i["id"] == item["id"] for i in self.items):
-            raise ClientError("invalid_value", f"Item with id '{item['id']}' already exists.",
-                              "item.id")
+            raise ClientError(
+                "invalid_value", f"Item with id '{item['id']}' already exists.", "item.id"
+            )
         await self._add_item(item, index)
         if item["type"] == "message" and item["role"] == "user":
-            text = " ".join(str(c.get("text") or c.get("transcript") or "") for c in item["content"])
+            text = " ".join(
+                str(c.get("text") or c.get("transcript") or "") for c in item["content"]
+            )
             self.pending_input = UserInput(text=text.strip(), audio=False)
         elif item["type"] == "function_call_output":
             self.progress.last_output = item["output"]
@@ -420,48 +470,72 @@ class Session:
     async def _on_conversation_item_truncate(self, event: dict[str, Any]) -> None:
         item = self.items[self._index(event["item_id"], "item_truncate_invalid_item_id")]
         if item["id"] not in self.audio_ms:
-            raise ClientError("item_truncate_invalid_item_id",
-                              "Only model output audio messages can be truncated", "item_id")
+            raise ClientError(
+                "item_truncate_invalid_item_id",
+                "Only model output audio messages can be truncated",
+                "item_id",
+            )
         if event["content_index"] != 0:
-            raise ClientError("invalid_value", "Invalid 'content_index': only content_index 0 "
-                              "can be truncated.", "content_index")
+            raise ClientError(
+                "invalid_value",
+                "Invalid 'content_index': only content_index 0 can be truncated.",
+                "content_index",
+            )
         end = event["audio_end_ms"]
         if not isinstance(end, int) or isinstance(end, bool) or end < 0:
-            raise ClientError("invalid_value", "Invalid 'audio_end_ms': expected a non-negative "
-                              "integer.", "audio_end_ms")
+            raise ClientError(
+                "invalid_value",
+                "Invalid 'audio_end_ms': expected a non-negative integer.",
+                "audio_end_ms",
+            )
         have = self.audio_ms[item["id"]]
         if end > have:
-            raise ClientError("invalid_value", f"Audio content of {have}ms is already shorter "
-                              f"than {end}ms", "audio_end_ms")
+            raise ClientError(
+                "invalid_value",
+                f"Audio content of {have}ms is already shorter than {end}ms",
+                "audio_end_ms",
+            )
         self.audio_ms[item["id"]] = end
         part = item["content"][0]
         keep = int(end / 1000.0 * CHARS_PER_SECOND)
         part["transcript"] = (part.get("transcript") or "")[:keep]
-        await self.send({"type": "conversation.item.truncated", "item_id": item["id"],
-                         "content_index": 0, "audio_end_ms": end})
+        await self.send(
+            {
+                "type": "conversation.item.truncated",
+                "item_id": item["id"],
+                "content_index": 0,
+                "audio_end_ms": end,
+            }
+        )
 
     # -- responses -------------------------------------------------------------------
 
     async def _on_response_create(self, event: dict[str, Any]) -> None:
         params = event.get("response") or {}
         if not isinstance(params, dict):
-            raise ClientError("invalid_type", "Invalid type for 'response': expected an object.",
-                              "response")
+            raise ClientError(
+                "invalid_type", "Invalid type for 'response': expected an object.", "response"
+            )
         for key in params:
-            if key not in _RESPONSE_KEYS:
-                raise ClientError("unknown_parameter", f"Unknown parameter: 'response.{key}'.",
-                                  f"response.{key}")
+            if key not in RESPONSE_KEYS:
+                raise ClientError(
+                    "unknown_parameter", f"Unknown parameter: 'response.{key}'.", f"response.{key}"
+                )
         if self.response is not None:
-            raise ClientError("conversation_already_has_active_response", "Conversation already "
-                              f"has an active response in progress: {self.response.id}. Wait "
-                              "until the response is finished before creating a new one.")
+            raise ClientError(
+                "conversation_already_has_active_response",
+                "Conversation already "
+                f"has an active response in progress: {self.response.id}. Wait "
+                "until the response is finished before creating a new one.",
+            )
         await self._start_response(params)
 
     async def _on_response_cancel(self, event: dict[str, Any]) -> None:
         wanted = event.get("response_id")
         if self.response is None or (wanted is not None and wanted != self.response.id):
-            raise ClientError("response_cancel_not_active",
-                              "Cancellation failed: no active response found")
+            raise ClientError(
+                "response_cancel_not_active", "Cancellation failed: no active response found"
+            )
         await self._cancel("client_cancelled")
 
     async def _cancel(self, reason: str) -> None:
@@ -474,7 +548,9 @@ class Session:
         await asyncio.gather(response.task, return_exceptions=True)
 
     async def _start_response(self, params: dict[str, Any] | None) -> None:
-        modalities = list((params or {}).get("output_modalities") or self.session["output_modalities"])
+        modalities = list(
+            (params or {}).get("output_modalities") or self.session["output_modalities"]
+        )
         user, self.pending_input = self.pending_input, None
         steps = self.progress.next_reply(user)
         response = _Response(id=new_id("resp"), modalities=modalities)
@@ -485,19 +561,32 @@ class Session:
 
     def _response_object(self, response: _Response, status: str) -> dict[str, Any]:
         return {
-            "id": response.id, "object": "realtime.response", "status": status,
-            "status_details": None, "output": [], "conversation_id": "conv_emulator",
+            "id": response.id,
+            "object": "realtime.response",
+            "status": status,
+            "status_details": None,
+            "output": [],
+            "conversation_id": "conv_emulator",
             "output_modalities": response.modalities,
             "max_output_tokens": self.session["max_output_tokens"],
-            "audio": {"output": {"format": self.session["audio"]["output"]["format"],
-                                 "voice": self.session["audio"]["output"]["voice"]}},
-            "metadata": response.metadata, "usage": None,
+            "audio": {
+                "output": {
+                    "format": self.session["audio"]["output"]["format"],
+                    "voice": self.session["audio"]["output"]["voice"],
+                }
+            },
+            "metadata": response.metadata,
+            "usage": None,
         }
 
     async def _respond(self, response: _Response, steps: tuple[Step, ...]) -> None:
         try:
-            await self.send({"type": "response.created",
-                             "response": self._response_object(response, "in_progress")})
+            await self.send(
+                {
+                    "type": "response.created",
+                    "response": self._response_object(response, "in_progress"),
+                }
+            )
             for step in steps:
                 if response.cancel_reason:
                     break
@@ -526,54 +615,96 @@ class Session:
         input_tokens = sum(len(json.dumps(i)) for i in self.items) // 16 + 1
         output_tokens = text_tokens + audio_tokens
         body["usage"] = {
-            "total_tokens": input_tokens + output_tokens, "input_tokens": input_tokens,
+            "total_tokens": input_tokens + output_tokens,
+            "input_tokens": input_tokens,
             "output_tokens": output_tokens,
-            "input_token_details": {"text_tokens": input_tokens, "audio_tokens": 0,
-                                    "image_tokens": 0, "cached_tokens": 0,
-                                    "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0,
-                                                              "image_tokens": 0}},
+            "input_token_details": {
+                "text_tokens": input_tokens,
+                "audio_tokens": 0,
+                "image_tokens": 0,
+                "cached_tokens": 0,
+                "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0},
+            },
             "output_token_details": {"text_tokens": text_tokens, "audio_tokens": audio_tokens},
         }
         # Clear before response.done so a client reacting to it can create the next one.
         self.response = None
         await self.send({"type": "response.done", "response": body})
-        await self.send({"type": "rate_limits.updated", "rate_limits": [
-            {"name": "tokens", "limit": 40000, "remaining": 40000 - output_tokens,
-             "reset_seconds": round(output_tokens * 0.0015, 3)}]})
+        await self.send(
+            {
+                "type": "rate_limits.updated",
+                "rate_limits": [
+                    {
+                        "name": "tokens",
+                        "limit": 40000,
+                        "remaining": 40000 - output_tokens,
+                        "reset_seconds": round(output_tokens * 0.0015, 3),
+                    }
+                ],
+            }
+        )
 
     async def _open_item(self, response: _Response, item: dict[str, Any]) -> int:
         index = len(response.output)
         response.output.append(item)
         previous = self.items[-1]["id"] if self.items else None
         self.items.append(item)
-        await self.send({"type": "response.output_item.added", "response_id": response.id,
-                         "output_index": index, "item": item})
-        await self.send({"type": "conversation.item.added", "item": item,
-                         "previous_item_id": previous})
+        await self.send(
+            {
+                "type": "response.output_item.added",
+                "response_id": response.id,
+                "output_index": index,
+                "item": item,
+            }
+        )
+        await self.send(
+            {"type": "conversation.item.added", "item": item, "previous_item_id": previous}
+        )
         return index
 
     async def _close_item(self, response: _Response, index: int, item: dict[str, Any]) -> None:
         item["status"] = "incomplete" if response.cancel_reason else "completed"
         position = self.items.index(item) if item in self.items else 0
         previous = self.items[position - 1]["id"] if position > 0 else None
-        await self.send({"type": "conversation.item.done", "item": item,
-                         "previous_item_id": previous})
-        await self.send({"type": "response.output_item.done", "response_id": response.id,
-                         "output_index": index, "item": item})
+        await self.send(
+            {"type": "conversation.item.done", "item": item, "previous_item_id": previous}
+        )
+        await self.send(
+            {
+                "type": "response.output_item.done",
+                "response_id": response.id,
+                "output_index": index,
+                "item": item,
+            }
+        )
 
     async def _say(self, response: _Response, text: str) -> None:
         audio = response.modalities == ["audio"]
-        item: dict[str, Any] = {"id": new_id("item"), "object": "realtime.item", "type": "message",
-                                "role": "assistant", "status": "in_progress", "content": []}
+        item: dict[str, Any] = {
+            "id": new_id("item"),
+            "object": "realtime.item",
+            "type": "message",
+            "role": "assistant",
+            "status": "in_progress",
+            "content": [],
+        }
         index = await self._open_item(response, item)
-        ids = {"response_id": response.id, "item_id": item["id"], "output_index": index,
-               "content_index": 0}
-        part: dict[str, Any] = {"type": "audio", "transcript": ""} if audio else {"type": "text", "text": ""}
+        ids = {
+            "response_id": response.id,
+            "item_id": item["id"],
+            "output_index": index,
+            "content_index": 0,
+        }
+        part: dict[str, Any] = (
+            {"type": "audio", "transcript": ""} if audio else {"type": "text", "text": ""}
+        )
         await self.send({"type": "response.content_part.added", **ids, "part": dict(part)})
         if audio:
             said = await self._stream_audio(response, ids, text)
             await self.send({"type": "response.output_audio.done", **ids})
-            await self.send({"type": "response.output_audio_transcript.done", **ids, "transcript": said})
+            await self.send(
+                {"type": "response.output_audio_transcript.done", **ids, "transcript": said}
+            )
             part["transcript"] = said
             item["content"] = [{"type": "output_audio", "transcript": said}]
         else:
@@ -608,35 +739,59 @@ class Session:
                         pass
             if response.cancel_reason:
                 break
-            piece = data[n * chunk:(n + 1) * chunk]
+            piece = data[n * chunk : (n + 1) * chunk]
             self.assistant_audio = True
             self.audio_ms[ids["item_id"]] += fmt.ms(len(piece))
-            await self.send({"type": "response.output_audio.delta", **ids,
-                             "delta": base64.b64encode(piece).decode()})
+            await self.send(
+                {
+                    "type": "response.output_audio.delta",
+                    **ids,
+                    "delta": base64.b64encode(piece).decode(),
+                }
+            )
             upto = len(text) if n == count - 1 else int((n + 1) * _CHUNK_S * CHARS_PER_SECOND)
-            words = text[len(said):upto]
+            words = text[len(said) : upto]
             if words:
                 said += words
-                await self.send({"type": "response.output_audio_transcript.delta", **ids,
-                                 "delta": words})
+                await self.send(
+                    {"type": "response.output_audio_transcript.delta", **ids, "delta": words}
+                )
         return said
 
     async def _call(self, response: _Response, step: Step) -> None:
         call_id = "call_" + secrets.token_hex(8)
-        item: dict[str, Any] = {"id": new_id("item"), "object": "realtime.item",
-                                "type": "function_call", "status": "in_progress",
-                                "call_id": call_id, "name": step.name, "arguments": ""}
+        item: dict[str, Any] = {
+            "id": new_id("item"),
+            "object": "realtime.item",
+            "type": "function_call",
+            "status": "in_progress",
+            "call_id": call_id,
+            "name": step.name,
+            "arguments": "",
+        }
         index = await self._open_item(response, item)
-        ids = {"response_id": response.id, "item_id": item["id"], "output_index": index,
-               "call_id": call_id}
+        ids = {
+            "response_id": response.id,
+            "item_id": item["id"],
+            "output_index": index,
+            "call_id": call_id,
+        }
         for start in range(0, len(step.arguments), 8):
             if response.cancel_reason:
                 break
-            delta = step.arguments[start:start + 8]
+            delta = step.arguments[start : start + 8]
             item["arguments"] += delta
-            await self.send({"type": "response.function_call_arguments.delta", **ids, "delta": delta})
-        await self.send({"type": "response.function_call_arguments.done", **ids,
-                         "name": step.name, "arguments": item["arguments"]})
+            await self.send(
+                {"type": "response.function_call_arguments.delta", **ids, "delta": delta}
+            )
+        await self.send(
+            {
+                "type": "response.function_call_arguments.done",
+                **ids,
+                "name": step.name,
+                "arguments": item["arguments"],
+            }
+        )
         await self._close_item(response, index, item)
 
 
@@ -645,75 +800,3 @@ def _words(text: str) -> list[str]:
     for piece in text.split(" "):
         words.append(piece if not words else " " + piece)
     return [w for w in words if w] or [""]
-
-
-_ITEM_FIELDS = {
-    "message": {"id", "type", "object", "status", "role", "content"},
-    "function_call": {"id", "type", "object", "status", "call_id", "name", "arguments"},
-    "function_call_output": {"id", "type", "object", "status", "call_id", "output"},
-}
-_PART_FIELDS = {"type", "text", "audio", "transcript", "image_url", "detail"}
-_CONTENT_TYPES = {"user": {"input_text", "input_audio", "input_image"},
-                  "system": {"input_text"}, "assistant": {"output_text", "output_audio"}}
-
-
-def _validate_item(item: Any) -> dict[str, Any]:
-    if not isinstance(item, dict):
-        raise ClientError("invalid_type", "Invalid type for 'item': expected an object.", "item")
-    kind = item.get("type")
-    if kind is None:
-        raise ClientError("missing_required_parameter", "Missing required parameter: 'item.type'.",
-                          "item.type")
-    if not isinstance(kind, str) or kind not in _ITEM_FIELDS:
-        raise ClientError("invalid_value", f"Invalid value: '{kind}'. Supported values are: "
-                          "'message', 'function_call' and 'function_call_output'.", "item.type")
-    for key in item:
-        if key not in _ITEM_FIELDS[kind]:
-            raise ClientError("unknown_parameter", f"Unknown parameter: 'item.{key}'.", f"item.{key}")
-    required = {"message": ("role", "content"), "function_call": ("name", "arguments"),
-                "function_call_output": ("call_id", "output")}[kind]
-    for key in required:
-        if key not in item:
-            raise ClientError("missing_required_parameter",
-                              f"Missing required parameter: 'item.{key}'.", f"item.{key}")
-    for key in ("id", "call_id", "name", "arguments", "output"):
-        if key in item and not isinstance(item[key], str):
-            raise ClientError("invalid_type", f"Invalid type for 'item.{key}': expected a string.",
-                              f"item.{key}")
-    out = {**item, "id": item.get("id") or new_id("item"), "object": "realtime.item",
-           "status": "completed"}
-    if kind == "message":
-        role = item["role"]
-        if not isinstance(role, str) or role not in _CONTENT_TYPES:
-            raise ClientError("invalid_value", f"Invalid value: '{role}'. Supported values are: "
-                              "'user', 'system' and 'assistant'.", "item.role")
-        if not isinstance(item["content"], list):
-            raise ClientError("invalid_type", "Invalid type for 'item.content': expected an array.",
-                              "item.content")
-        for n, part in enumerate(item["content"]):
-            param = f"item.content[{n}]"
-            if not isinstance(part, dict) or part.get("type") not in _CONTENT_TYPES[role]:
-                allowed = " and ".join(f"'{t}'" for t in sorted(_CONTENT_TYPES[role]))
-                raise ClientError("invalid_value", f"Invalid value for '{param}.type'. Supported "
-                                  f"values are: {allowed}.", f"{param}.type")
-            for key, value in part.items():
-                if key not in _PART_FIELDS:
-                    raise ClientError("unknown_parameter", f"Unknown parameter: '{param}.{key}'.",
-                                      f"{param}.{key}")
-                if key != "detail" and value is not None and not isinstance(value, str):
-                    raise ClientError("invalid_type", f"Invalid type for '{param}.{key}': "
-                                      "expected a string.", f"{param}.{key}")
-            if part.get("detail") not in (None, "auto", "low", "high"):
-                raise ClientError("invalid_value", f"Invalid value for '{param}.detail'. "
-                                  "Supported values are: 'auto', 'low' and 'high'.",
-                                  f"{param}.detail")
-            if part["type"] in ("input_text", "output_text") and not isinstance(part.get("text"), str):
-                raise ClientError("missing_required_parameter",
-                                  f"Missing required parameter: '{param}.text'.", f"{param}.text")
-            if part["type"] == "output_audio" and not part.get("transcript"):
-                raise ClientError("missing_required_parameter",
-                                  f"Missing required parameter: '{param}.text'.", f"{param}.text")
-        out["content"] = [dict(p) for p in item["content"]]
-    if kind == "function_call" and "call_id" not in out:
-        out["call_id"] = "call_" + secrets.token_hex(8)
-    return out

@@ -134,8 +134,10 @@ def _parse_step(raw: Any, parts: tuple[object, ...], loc: _Doc) -> Step:
         raise loc.error("a reply step must be a mapping such as {say: TEXT} or {call: NAME}", parts)
     unknown = sorted(set(raw) - _STEP_KEYS, key=str)
     if unknown:
-        raise loc.error(f"unknown key {unknown[0]!r} in a reply step (allowed: say, call, "
-                        "arguments, handoff)", parts + (unknown[0],))
+        raise loc.error(
+            f"unknown key {unknown[0]!r} in a reply step (allowed: say, call, arguments, handoff)",
+            parts + (unknown[0],),
+        )
     actions = [k for k in ("say", "call", "handoff") if k in raw]
     if len(actions) != 1:
         raise loc.error("a reply step needs exactly one of say, call or handoff", parts)
@@ -148,8 +150,9 @@ def _parse_step(raw: Any, parts: tuple[object, ...], loc: _Doc) -> Step:
             raise loc.error("'say' must be text", parts + ("say",))
         return Step("say", text=str(value))
     if not isinstance(value, str) or not _CALL_NAME.match(value):
-        raise loc.error(f"'{action}' must be a name of 1-64 letters, digits, '_' or '-'",
-                        parts + (action,))
+        raise loc.error(
+            f"'{action}' must be a name of 1-64 letters, digits, '_' or '-'", parts + (action,)
+        )
     if action == "handoff":
         name = f"transfer_to_{value}"
         if len(name) > 64:
@@ -161,8 +164,9 @@ def _parse_step(raw: Any, parts: tuple[object, ...], loc: _Doc) -> Step:
     elif isinstance(arguments, dict):
         text = json.dumps(arguments, separators=(",", ":"))
     else:
-        raise loc.error("'arguments' must be a mapping, or a string sent verbatim",
-                        parts + ("arguments",))
+        raise loc.error(
+            "'arguments' must be a mapping, or a string sent verbatim", parts + ("arguments",)
+        )
     return Step("call", name=value, arguments=text)
 
 
@@ -183,8 +187,10 @@ def _parse_turn(raw: Any, parts: tuple[object, ...], loc: _Doc) -> Turn:
         raise loc.error("a turn must be a mapping with 'user' (or 'audio') and 'reply'", parts)
     unknown = sorted(set(raw) - _TURN_KEYS, key=str)
     if unknown:
-        raise loc.error(f"unknown key {unknown[0]!r} in a turn (allowed: user, audio, "
-                        "transcript, reply)", parts + (unknown[0],))
+        raise loc.error(
+            f"unknown key {unknown[0]!r} in a turn (allowed: user, audio, transcript, reply)",
+            parts + (unknown[0],),
+        )
     audio = raw.get("audio", False)
     if not isinstance(audio, bool):
         raise loc.error("'audio' must be true or false", parts + ("audio",))
@@ -204,19 +210,30 @@ def _parse_turn(raw: Any, parts: tuple[object, ...], loc: _Doc) -> Turn:
             user = text
     transcript = raw.get("transcript")
     if transcript is not None and (not audio or not isinstance(transcript, str)):
-        raise loc.error("'transcript' is text, and only for 'audio: true' turns",
-                        parts + ("transcript",))
+        raise loc.error(
+            "'transcript' is text, and only for 'audio: true' turns", parts + ("transcript",)
+        )
     if "reply" not in raw:
         raise loc.error("a turn needs a 'reply'", parts)
     reply = raw["reply"]
     reply_list = [reply] if isinstance(reply, (str, dict)) else reply
     if not isinstance(reply_list, list) or not reply_list:
-        raise loc.error("'reply' must be text, a step, or a non-empty list of steps",
-                        parts + ("reply",))
-    steps = [_parse_step(step, parts + ("reply", i) if isinstance(reply, list) else
-                         parts + ("reply",), loc) for i, step in enumerate(reply_list)]
-    return Turn(user=user, audio=audio, transcript=transcript, segments=_segments(steps),
-                line=loc.line(parts))
+        raise loc.error(
+            "'reply' must be text, a step, or a non-empty list of steps", parts + ("reply",)
+        )
+    steps = [
+        _parse_step(
+            step, parts + ("reply", i) if isinstance(reply, list) else parts + ("reply",), loc
+        )
+        for i, step in enumerate(reply_list)
+    ]
+    return Turn(
+        user=user,
+        audio=audio,
+        transcript=transcript,
+        segments=_segments(steps),
+        line=loc.line(parts),
+    )
 
 
 def _parse(data: Any, loc: _Doc, default_name: str) -> Scenario:
@@ -224,8 +241,10 @@ def _parse(data: Any, loc: _Doc, default_name: str) -> Scenario:
         raise loc.error("a scenario must be a mapping with a 'turns' list", ())
     unknown = sorted(set(data) - {"name", "turns", "fallback", "description"}, key=str)
     if unknown:
-        raise loc.error(f"unknown key {unknown[0]!r} (allowed: name, description, turns, "
-                        "fallback)", (unknown[0],))
+        raise loc.error(
+            f"unknown key {unknown[0]!r} (allowed: name, description, turns, fallback)",
+            (unknown[0],),
+        )
     name = data.get("name", default_name)
     if not isinstance(name, str) or not name:
         raise loc.error("'name' must be non-empty text", ("name",))
@@ -236,8 +255,9 @@ def _parse(data: Any, loc: _Doc, default_name: str) -> Scenario:
     if not isinstance(turns, list):
         raise loc.error("'turns' must be a list", ("turns",))
     parsed = tuple(_parse_turn(t, ("turns", i), loc) for i, t in enumerate(turns))
-    return Scenario(name=name, turns=parsed, fallback=fallback,
-                    source=str(loc.doc.file) if loc.doc else None)
+    return Scenario(
+        name=name, turns=parsed, fallback=fallback, source=str(loc.doc.file) if loc.doc else None
+    )
 
 
 def load_scenario(source: str | Path | Mapping[str, Any] | Scenario | None) -> Scenario:
@@ -263,8 +283,9 @@ def load_scenario(source: str | Path | Mapping[str, Any] | Scenario | None) -> S
     except ScenarioError:
         raise
     except ConfigError as exc:
-        raise ScenarioError(exc.message, file=exc.file, line=exc.line,
-                            json_path=exc.json_path) from None
+        raise ScenarioError(
+            exc.message, file=exc.file, line=exc.line, json_path=exc.json_path
+        ) from None
     stem = path.name.removesuffix(".yaml").removesuffix(".yml").removesuffix(".scenario")
     return _parse(doc.data, _Doc(doc), stem)
 

@@ -17,7 +17,8 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from .connection import Options, Session, new_id
+from .connection import Options, Session
+from .events import new_id
 from .scenario import Scenario, load_scenario
 from .state import ConnectionRecord, ScenarioProgress
 
@@ -80,9 +81,13 @@ class Emulator:
         self.host = host
         self.api_key = api_key
         self.refuse_connections = refuse_connections
-        self.options = Options(fast=fast, expire_after=expire_after,
-                               drop_after_events=drop_after_events,
-                               drops_left=drop_connections, latency_ms=latency_ms)
+        self.options = Options(
+            fast=fast,
+            expire_after=expire_after,
+            drop_after_events=drop_after_events,
+            drops_left=drop_connections,
+            latency_ms=latency_ms,
+        )
         self.ping_interval = ping_interval
         self.progress = ScenarioProgress(self.scenario)
         self.connections: list[ConnectionRecord] = []
@@ -100,8 +105,12 @@ class Emulator:
             OSError: The address cannot be bound (for example, the port is in use).
         """
         self._server = await serve(
-            self._handle, self.host, self._port, process_request=self._process_request,
-            ping_interval=self.ping_interval, max_size=MAX_MESSAGE,
+            self._handle,
+            self.host,
+            self._port,
+            process_request=self._process_request,
+            ping_interval=self.ping_interval,
+            max_size=MAX_MESSAGE,
             logger=logging.getLogger("realtalk.emulator"),
         )
         self._port = self._server.sockets[0].getsockname()[1]
@@ -117,8 +126,12 @@ class Emulator:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.stop()
 
     async def serve_forever(self) -> None:
@@ -173,54 +186,87 @@ class Emulator:
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if urlsplit(request.path).path.rstrip("/") not in PATHS:
-            return connection.respond(HTTPStatus.NOT_FOUND, "Not Found: the Realtime endpoint is "
-                                      "/v1/realtime\n")
+            return connection.respond(
+                HTTPStatus.NOT_FOUND, "Not Found: the Realtime endpoint is /v1/realtime\n"
+            )
         if self.refused < self.refuse_connections:
             self.refused += 1
             response = connection.respond(
                 HTTPStatus.TOO_MANY_REQUESTS,
                 '{"error": {"message": "Rate limit reached (emulated).", '
-                '"type": "requests", "code": "rate_limit_exceeded"}}\n')
+                '"type": "requests", "code": "rate_limit_exceeded"}}\n',
+            )
             response.headers["Retry-After"] = "1"
             return response
         return None
 
-    def _handshake_error(self, headers: Headers, path: str) -> tuple[str | None, str, int, str] | None:
+    def _handshake_error(
+        self, headers: Headers, path: str
+    ) -> tuple[str | None, str, int, str] | None:
         query = parse_qs(urlsplit(path).query)
         if self.api_key is not None:
             auth = headers.get("Authorization", "")
             token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
             token = token or headers.get("api-key") or (query.get("api-key") or [""])[0]
             if not token:
-                return (None, "Missing bearer or basic authentication in header", 3000,
-                        "invalid_request_error")
+                return (
+                    None,
+                    "Missing bearer or basic authentication in header",
+                    3000,
+                    "invalid_request_error",
+                )
             if token != self.api_key:
                 shown = token[:3] + "*" * 4 + token[-4:] if len(token) > 8 else "*" * len(token)
-                return ("invalid_api_key", (f"Incorrect API key provided: {shown}. You can find "
-                        "your API key at https://platform.openai.com/account/api-keys."), 3000,
-                        "invalid_request_error.invalid_api_key")
+                return (
+                    "invalid_api_key",
+                    (
+                        f"Incorrect API key provided: {shown}. You can find "
+                        "your API key at https://platform.openai.com/account/api-keys."
+                    ),
+                    3000,
+                    "invalid_request_error.invalid_api_key",
+                )
         if headers.get("OpenAI-Beta", "").strip().lower().startswith("realtime"):
-            return ("beta_api_shape_disabled", ("The Realtime Beta API is no longer supported. "
-                    "Please use /v1/realtime for the GA API."), 4000,
-                    "invalid_request_error.beta_api_shape_disabled")
+            return (
+                "beta_api_shape_disabled",
+                (
+                    "The Realtime Beta API is no longer supported. "
+                    "Please use /v1/realtime for the GA API."
+                ),
+                4000,
+                "invalid_request_error.beta_api_shape_disabled",
+            )
         if not (query.get("model") or [""])[0]:
-            return ("missing_model", "You must provide a model parameter", 4000,
-                    "invalid_request_error.missing_model")
+            return (
+                "missing_model",
+                "You must provide a model parameter",
+                4000,
+                "invalid_request_error.missing_model",
+            )
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
         request = ws.request
         assert request is not None
-        record = ConnectionRecord(path=request.path,
-                                  headers={k.lower(): v for k, v in request.headers.raw_items()})
+        record = ConnectionRecord(
+            path=request.path, headers={k.lower(): v for k, v in request.headers.raw_items()}
+        )
         self.connections.append(record)
         refusal = self._handshake_error(request.headers, request.path)
         if refusal is not None:
             code, message, close_code, reason = refusal
             record.handshake_error = code or "missing_auth"
-            event = {"type": "error", "event_id": new_id("event"), "error": {
-                "type": "invalid_request_error", "code": code, "message": message,
-                "param": None, "event_id": None}}
+            event = {
+                "type": "error",
+                "event_id": new_id("event"),
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": code,
+                    "message": message,
+                    "param": None,
+                    "event_id": None,
+                },
+            }
             record.add("server", event)
             record.close_code = close_code
             try:

@@ -120,7 +120,9 @@ def _values_text(values: tuple[Any, ...]) -> str:
 
 def _enum(*values: Any) -> Validator:
     def check(value: Any, param: str) -> Any:
-        if value not in values or isinstance(value, bool) != any(isinstance(v, bool) for v in values):
+        if value not in values or isinstance(value, bool) != any(
+            isinstance(v, bool) for v in values
+        ):
             raise SessionUpdateError(
                 "invalid_value",
                 f"Invalid value: '{value}'. Supported values are: {_values_text(values)}.",
@@ -195,8 +197,9 @@ def _array(inner: Validator) -> Validator:
     return check
 
 
-def _object(fields: Mapping[str, Validator], required: tuple[str, ...] = (),
-            open_: bool = False) -> Validator:
+def _object(
+    fields: Mapping[str, Validator], required: tuple[str, ...] = (), open_: bool = False
+) -> Validator:
     def check(value: Any, param: str) -> Any:
         if not isinstance(value, dict):
             raise _type_error(param, "an object", value)
@@ -223,7 +226,8 @@ def _tagged(tags: Mapping[str, Validator]) -> Validator:
             raise _type_error(param, "an object", value)
         if "type" not in value:
             raise SessionUpdateError(
-                "missing_required_parameter", f"Missing required parameter: '{param}.type'.",
+                "missing_required_parameter",
+                f"Missing required parameter: '{param}.type'.",
                 f"{param}.type",
             )
         _enum(*tags)(value["type"], f"{param}.type")
@@ -243,40 +247,58 @@ def _any_of(string_values: tuple[str, ...], obj: Validator) -> Validator:
 
 _TYPE_FIELD: Validator = lambda value, param: value
 
-_FORMAT = _tagged({
-    "audio/pcm": _object({"type": _TYPE_FIELD, "rate": _number(24000, 24000, True)}),
-    "audio/pcmu": _object({"type": _TYPE_FIELD}),
-    "audio/pcma": _object({"type": _TYPE_FIELD}),
-})
-_TURN_DETECTION = _nullable(_tagged({
-    "server_vad": _object({
-        "type": _TYPE_FIELD,
-        "threshold": _number(0.0, 1.0, False),
-        "prefix_padding_ms": _number(0, None, True),
-        "silence_duration_ms": _number(0, None, True),
-        "idle_timeout_ms": _nullable(_number(5000, 30000, True)),
-        "create_response": _boolean,
-        "interrupt_response": _boolean,
-    }),
-    "semantic_vad": _object({
-        "type": _TYPE_FIELD,
-        "eagerness": _enum("low", "medium", "high", "auto"),
-        "create_response": _boolean,
-        "interrupt_response": _boolean,
-    }),
-}))
-_TRANSCRIPTION = _nullable(_object({
-    "model": _string(),
-    "language": _string(),
-    "languages": _array(_string()),
-    "prompt": _string(),
-    "keywords": _array(_string()),
-    "delay": _enum("minimal", "low", "medium", "high", "xhigh"),
-}))
-_NOISE = _nullable(_object({
-    "type": _enum("near_field", "far_field"),
-    "strength": _number(0.0, 1.0, False),
-}))
+_FORMAT = _tagged(
+    {
+        "audio/pcm": _object({"type": _TYPE_FIELD, "rate": _number(24000, 24000, True)}),
+        "audio/pcmu": _object({"type": _TYPE_FIELD}),
+        "audio/pcma": _object({"type": _TYPE_FIELD}),
+    }
+)
+_TURN_DETECTION = _nullable(
+    _tagged(
+        {
+            "server_vad": _object(
+                {
+                    "type": _TYPE_FIELD,
+                    "threshold": _number(0.0, 1.0, False),
+                    "prefix_padding_ms": _number(0, None, True),
+                    "silence_duration_ms": _number(0, None, True),
+                    "idle_timeout_ms": _nullable(_number(5000, 30000, True)),
+                    "create_response": _boolean,
+                    "interrupt_response": _boolean,
+                }
+            ),
+            "semantic_vad": _object(
+                {
+                    "type": _TYPE_FIELD,
+                    "eagerness": _enum("low", "medium", "high", "auto"),
+                    "create_response": _boolean,
+                    "interrupt_response": _boolean,
+                }
+            ),
+        }
+    )
+)
+_TRANSCRIPTION = _nullable(
+    _object(
+        {
+            "model": _string(),
+            "language": _string(),
+            "languages": _array(_string()),
+            "prompt": _string(),
+            "keywords": _array(_string()),
+            "delay": _enum("minimal", "low", "medium", "high", "xhigh"),
+        }
+    )
+)
+_NOISE = _nullable(
+    _object(
+        {
+            "type": _enum("near_field", "far_field"),
+            "strength": _number(0.0, 1.0, False),
+        }
+    )
+)
 
 
 def _voice(value: Any, param: str) -> Any:
@@ -289,58 +311,100 @@ def _voice(value: Any, param: str) -> Any:
     return _enum(*VOICES)(value, param)
 
 
-_FUNCTION_TOOL = _object({
-    "type": _TYPE_FIELD,
-    "name": _string(64),
-    "description": _string(1024),
-    "parameters": _object({}, open_=True),
-}, required=("name",))
-_TOOL = _tagged({
-    "function": _FUNCTION_TOOL,
-    "mcp": _object({"type": _TYPE_FIELD, "server_label": _string()}, open_=True),
-})
-_TOOL_CHOICE = _any_of(("none", "auto", "required"), _tagged({
-    "function": _object({"type": _TYPE_FIELD, "name": _string()}, required=("name",)),
-    "mcp": _object({"type": _TYPE_FIELD, "server_label": _string(), "name": _string()}),
-}))
+_FUNCTION_TOOL = _object(
+    {
+        "type": _TYPE_FIELD,
+        "name": _string(64),
+        "description": _string(1024),
+        "parameters": _object({}, open_=True),
+    },
+    required=("name",),
+)
+_TOOL = _tagged(
+    {
+        "function": _FUNCTION_TOOL,
+        "mcp": _object({"type": _TYPE_FIELD, "server_label": _string()}, open_=True),
+    }
+)
+_TOOL_CHOICE = _any_of(
+    ("none", "auto", "required"),
+    _tagged(
+        {
+            "function": _object({"type": _TYPE_FIELD, "name": _string()}, required=("name",)),
+            "mcp": _object({"type": _TYPE_FIELD, "server_label": _string(), "name": _string()}),
+        }
+    ),
+)
 _MAX_TOKENS: Validator = lambda value, param: (
     _enum("inf")(value, param) if isinstance(value, str) else _number(1, 4096, True)(value, param)
 )
 
-_SESSION = _object({
-    "type": _enum("realtime"),
-    "model": _string(),
-    "output_modalities": _array(_enum("text", "audio")),
-    "instructions": _string(),
-    "tools": _array(_TOOL),
-    "tool_choice": _TOOL_CHOICE,
-    "max_output_tokens": _MAX_TOKENS,
-    "tracing": _nullable(_any_of(("auto",), _object({
-        "workflow_name": _string(), "group_id": _string(), "metadata": _object({}, open_=True),
-    }))),
-    "truncation": _any_of(("auto", "disabled"), _object({
-        "type": _enum("retention_ratio"), "retention_ratio": _number(0.0, 1.0, False),
-        "token_limits": _object({"post_instructions": _number(0, None, True)}),
-    })),
-    "prompt": _nullable(_object({"id": _string(), "version": _nullable(_string()),
-                                 "variables": _object({}, open_=True)}, required=("id",))),
-    "include": _nullable(_array(_enum("item.input_audio_transcription.logprobs"))),
-    "parallel_tool_calls": _boolean,
-    "reasoning": _object({"effort": _enum("minimal", "low", "medium", "high", "xhigh")}),
-    "audio": _object({
-        "input": _object({
-            "format": _FORMAT,
-            "transcription": _TRANSCRIPTION,
-            "noise_reduction": _NOISE,
-            "turn_detection": _TURN_DETECTION,
-        }),
-        "output": _object({
-            "format": _FORMAT,
-            "voice": _voice,
-            "speed": _number(0.25, 1.5, False),
-        }),
-    }),
-}, required=("type",))
+_SESSION = _object(
+    {
+        "type": _enum("realtime"),
+        "model": _string(),
+        "output_modalities": _array(_enum("text", "audio")),
+        "instructions": _string(),
+        "tools": _array(_TOOL),
+        "tool_choice": _TOOL_CHOICE,
+        "max_output_tokens": _MAX_TOKENS,
+        "tracing": _nullable(
+            _any_of(
+                ("auto",),
+                _object(
+                    {
+                        "workflow_name": _string(),
+                        "group_id": _string(),
+                        "metadata": _object({}, open_=True),
+                    }
+                ),
+            )
+        ),
+        "truncation": _any_of(
+            ("auto", "disabled"),
+            _object(
+                {
+                    "type": _enum("retention_ratio"),
+                    "retention_ratio": _number(0.0, 1.0, False),
+                    "token_limits": _object({"post_instructions": _number(0, None, True)}),
+                }
+            ),
+        ),
+        "prompt": _nullable(
+            _object(
+                {
+                    "id": _string(),
+                    "version": _nullable(_string()),
+                    "variables": _object({}, open_=True),
+                },
+                required=("id",),
+            )
+        ),
+        "include": _nullable(_array(_enum("item.input_audio_transcription.logprobs"))),
+        "parallel_tool_calls": _boolean,
+        "reasoning": _object({"effort": _enum("minimal", "low", "medium", "high", "xhigh")}),
+        "audio": _object(
+            {
+                "input": _object(
+                    {
+                        "format": _FORMAT,
+                        "transcription": _TRANSCRIPTION,
+                        "noise_reduction": _NOISE,
+                        "turn_detection": _TURN_DETECTION,
+                    }
+                ),
+                "output": _object(
+                    {
+                        "format": _FORMAT,
+                        "voice": _voice,
+                        "speed": _number(0.25, 1.5, False),
+                    }
+                ),
+            }
+        ),
+    },
+    required=("type",),
+)
 
 
 def validate_session_update(session: Any) -> dict[str, Any]:
@@ -383,8 +447,11 @@ def merge_session(current: dict[str, Any], update: dict[str, Any]) -> dict[str, 
             for side in ("input", "output"):
                 for sub_key, sub_value in value.get(side, {}).items():
                     if sub_key == "turn_detection" and sub_value is not None:
-                        base = (SERVER_VAD_DEFAULTS if sub_value["type"] == "server_vad"
-                                else SEMANTIC_VAD_DEFAULTS)
+                        base = (
+                            SERVER_VAD_DEFAULTS
+                            if sub_value["type"] == "server_vad"
+                            else SEMANTIC_VAD_DEFAULTS
+                        )
                         sub_value = _fill(sub_value, base)
                     merged["audio"][side][sub_key] = copy.deepcopy(sub_value)
         elif key == "model":

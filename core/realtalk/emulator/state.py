@@ -27,8 +27,11 @@ class EventRecord(NamedTuple):
 
 
 def _select(records: list[EventRecord], direction: str, type_: str | None) -> list[dict[str, Any]]:
-    return [r.event for r in records
-            if r.direction == direction and (type_ is None or r.event.get("type") == type_)]
+    return [
+        r.event
+        for r in records
+        if r.direction == direction and (type_ is None or r.event.get("type") == type_)
+    ]
 
 
 @dataclass
@@ -103,7 +106,7 @@ class ScenarioProgress:
 
     def peek_audio_turn(self) -> Turn | None:
         """The turn the next speech segment will match, without consuming it."""
-        for turn in self.scenario.turns[self.cursor:]:
+        for turn in self.scenario.turns[self.cursor :]:
             if turn.audio:
                 return turn
         return None
