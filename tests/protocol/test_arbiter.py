@@ -272,11 +272,16 @@ class ArbiterMachine(RuleBasedStateMachine):
     """A simulated server (server VAD on) and client; client->server events travel in a
     queue so races (a VAD response starting while our request is on the wire) happen."""
 
-    @initialize(echo=st.booleans())
-    def setup(self, echo: bool) -> None:
+    @initialize(echo=st.booleans(), declared=st.booleans(), vad=st.booleans())
+    def setup(self, echo: bool, declared: bool, vad: bool) -> None:
         self.echo = echo  # does the server echo response.metadata?
-        # With echo, declare it (as the session does for OpenAI); without, let it learn.
-        self.arb = ResponseArbiter(echo_metadata=True if echo else None)
+        self.declared = echo and declared  # told so up front, or must it learn?
+        self.vad = vad  # server VAD (speech events, auto responses) or push-to-talk
+        self.arb = ResponseArbiter(echo_metadata=True if self.declared else None)
+        if not vad:
+            self.arb.on_server_event({"type": "session.created", "session": {
+                "type": "realtime", "audio": {"input": {"turn_detection": None}}}})
+            assert self.arb.auto_response is False
         self.wire: list[dict[str, Any]] = []  # client -> server, not yet processed
         self.server_active: str | None = None
         self.active_calls: list[str] = []
@@ -381,9 +386,9 @@ class ArbiterMachine(RuleBasedStateMachine):
             self.turn_pending = False
         self.client_gets(done(rid, calls=tuple(self.active_calls)))
 
-    # Without the metadata echo a server-VAD response racing our request is indistinguishable
-    # from ours (documented limit), so speech only happens with the echo on.
-    @precondition(lambda self: self.echo and not self.user_speaking)
+    # Until the echo is known, a server-VAD response racing our request is indistinguishable
+    # from ours (documented limit), so speech only happens with a declared echo.
+    @precondition(lambda self: self.vad and self.declared and not self.user_speaking)
     @rule()
     def user_starts_speaking(self) -> None:
         self.user_speaking = self.turn_pending = True
