@@ -380,3 +380,47 @@ async def test_response_modalities_override_and_session_close(
         await client.send({"type": "session.close"})
         await client.ws.wait_closed()
         assert client.ws.close_code == 1000
+
+
+async def test_greeting_turn(make_emulator: Any, open_client: Any) -> None:
+    emu = await make_emulator(
+        {"turns": [{"greeting": True, "reply": "Welcome!"}, {"user": "hi", "reply": "Hello."}]}
+    )
+    async with open_client(emu) as client:
+        await _text_session(client)
+        texts = []
+        for _ in range(2):  # the agent speaks first, twice: the greeting is used up
+            await client.send({"type": "response.create"})
+            events = await client.until("rate_limits.updated")
+            texts += [e["text"] for e in events if e["type"] == "response.output_text.done"]
+        events = await client.turn("hi")
+        texts += [e["text"] for e in events if e["type"] == "response.output_text.done"]
+    assert texts == [
+        "Welcome!",
+        "[emulator] no scenario turn matches: (no new user input)",
+        "Hello.",
+    ]
+
+
+async def test_wait_for(make_emulator: Any, open_client: Any) -> None:
+    emu = await make_emulator(SCENARIO)
+    async with open_client(emu) as client:
+        await client.send(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "hello"}],
+                },
+            }
+        )
+        received = await emu.wait_for("conversation.item.create", direction="client")
+        assert received["item"]["content"][0]["text"] == "hello"
+        await client.send({"type": "response.create"})
+        done = await emu.wait_for("response.done")
+        assert done["response"]["status"] == "completed"
+        with pytest.raises(TimeoutError, match="0 of 1 server 'nope' events"):
+            await emu.wait_for("nope", timeout=0.05)
+        with pytest.raises(TimeoutError):
+            await emu.wait_for("response.done", count=2, timeout=0.05)

@@ -28,7 +28,7 @@ ROOT = Path(__file__).parents[2]
             "turns:\n  - reply: hi\n",
             2,
             "$.turns[0]",
-            "exactly one of 'user: TEXT' or 'audio: true'",
+            "exactly one of 'user: TEXT', 'audio: true' or 'greeting: true'",
         ),
         ("turns:\n  - user: hi\n", 2, "$.turns[0]", "needs a 'reply'"),
         ("turns:\n  - user: /([/\n    reply: x\n", 2, "$.turns[0].user", "invalid regex"),
@@ -137,9 +137,10 @@ def test_doc_scenario_example(tmp_path: Path) -> None:
     file.write_text(blocks[0])
     scenario = load_scenario(file)
     assert scenario.name == "concierge"
-    assert [t.audio for t in scenario.turns] == [False, False, False, True]
-    assert scenario.turns[1].matches_text("What TIME is it?")
-    assert scenario.turns[3].transcript == "I need my bill"
+    assert [t.greeting for t in scenario.turns] == [True, False, False, False, False]
+    assert [t.audio for t in scenario.turns] == [False, False, False, False, True]
+    assert scenario.turns[2].matches_text("What TIME is it?")
+    assert scenario.turns[4].transcript == "I need my bill"
 
 
 async def test_doc_python_example() -> None:

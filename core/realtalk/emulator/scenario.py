@@ -12,6 +12,8 @@ A scenario is YAML (or an equivalent dict)::
           - say: "It is {output}."       # runs in the response after the tool output
       - user: /^(hi|hello)\\b/          # /regex/ (Python syntax, case-insensitive)
         reply: Hello!                    # a string is one `say` step
+      - greeting: true                   # a response.create with no new user input
+        reply: Welcome!                  # (the agent speaks first)
       - audio: true                      # the next speech segment (committed audio)
         transcript: I would like a room  # sent as the input transcription, when enabled
         reply:
@@ -45,7 +47,7 @@ __all__ = [
     "load_scenario",
 ]
 
-_TURN_KEYS = {"user", "audio", "transcript", "reply"}
+_TURN_KEYS = {"user", "audio", "greeting", "transcript", "reply"}
 _STEP_KEYS = {"say", "call", "arguments", "handoff"}
 _CALL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -74,6 +76,7 @@ class Turn:
     Attributes:
         user: What the user's text must contain, or a compiled regex; ``None`` for audio.
         audio: True when the turn matches the next speech segment instead of text.
+        greeting: True when the turn answers a ``response.create`` with no new user input.
         transcript: The input transcription to report for an audio turn.
         segments: The reply, split into responses (each a list of steps).
         line: The line of the turn in its file, when loaded from one.
@@ -84,10 +87,11 @@ class Turn:
     transcript: str | None
     segments: tuple[tuple[Step, ...], ...]
     line: int | None = None
+    greeting: bool = False
 
     def matches_text(self, text: str) -> bool:
         """Whether this text turn matches the user's ``text``."""
-        if self.audio or self.user is None:
+        if self.user is None:
             return False
         if isinstance(self.user, re.Pattern):
             return self.user.search(text) is not None
@@ -185,17 +189,22 @@ def _segments(steps: list[Step]) -> tuple[tuple[Step, ...], ...]:
 def _parse_turn(raw: Any, parts: tuple[object, ...], loc: _Doc) -> Turn:
     if not isinstance(raw, dict):
         raise loc.error("a turn must be a mapping with 'user' (or 'audio') and 'reply'", parts)
+    for flag in ("audio", "greeting"):
+        if not isinstance(raw.get(flag, False), bool):
+            raise loc.error(f"'{flag}' must be true or false", parts + (flag,))
     unknown = sorted(set(raw) - _TURN_KEYS, key=str)
     if unknown:
         raise loc.error(
-            f"unknown key {unknown[0]!r} in a turn (allowed: user, audio, transcript, reply)",
+            f"unknown key {unknown[0]!r} in a turn (allowed: user, audio, greeting, transcript, "
+            "reply)",
             parts + (unknown[0],),
         )
     audio = raw.get("audio", False)
-    if not isinstance(audio, bool):
-        raise loc.error("'audio' must be true or false", parts + ("audio",))
-    if audio == ("user" in raw):
-        raise loc.error("a turn needs exactly one of 'user: TEXT' or 'audio: true'", parts)
+    greeting = raw.get("greeting", False)
+    if [audio, greeting, "user" in raw].count(True) != 1:
+        raise loc.error(
+            "a turn needs exactly one of 'user: TEXT', 'audio: true' or 'greeting: true'", parts
+        )
     user: str | re.Pattern[str] | None = None
     if "user" in raw:
         text = raw["user"]
@@ -233,6 +242,7 @@ def _parse_turn(raw: Any, parts: tuple[object, ...], loc: _Doc) -> Turn:
         transcript=transcript,
         segments=_segments(steps),
         line=loc.line(parts),
+        greeting=greeting,
     )
 
 

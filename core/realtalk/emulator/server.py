@@ -94,7 +94,7 @@ class Emulator:
         self.refused = 0
         self._port = port
         self._server: Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._changed = asyncio.Event()  # set whenever any event is recorded
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -182,6 +182,47 @@ class Emulator:
         """The inner ``error`` objects of every ``error`` event sent."""
         return [e for c in self.connections for e in c.errors()]
 
+    async def wait_for(
+        self,
+        type: str,
+        *,
+        direction: str = "server",
+        count: int = 1,
+        timeout: float = 10.0,
+    ) -> dict[str, Any]:
+        """Wait until ``count`` events of ``type`` have been recorded, on any connection.
+
+        Args:
+            type: The event type, e.g. ``"response.done"``.
+            direction: ``"server"`` (sent) or ``"client"`` (received).
+            count: How many such events to wait for.
+            timeout: Seconds before giving up.
+
+        Returns:
+            The ``count``-th such event.
+
+        Raises:
+            TimeoutError: Fewer than ``count`` arrived in time.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            select = self.server_events if direction == "server" else self.client_events
+            found = select(type)
+            if len(found) >= count:
+                return found[count - 1]
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"emulator: {len(found)} of {count} {direction} {type!r} events "
+                    f"after {timeout} s"
+                )
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+
     # -- handshake -------------------------------------------------------------------
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -251,6 +292,7 @@ class Emulator:
         record = ConnectionRecord(
             path=request.path, headers={k.lower(): v for k, v in request.headers.raw_items()}
         )
+        record.listener = self._changed.set
         self.connections.append(record)
         refusal = self._handshake_error(request.headers, request.path)
         if refusal is not None:

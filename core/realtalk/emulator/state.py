@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -54,10 +55,13 @@ class ConnectionRecord:
     handshake_error: str | None = None
     close_code: int | None = None
     dropped: bool = False
+    listener: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     def add(self, direction: str, event: dict[str, Any]) -> None:
-        """Record an event now."""
+        """Record an event now (and wake anyone waiting in ``Emulator.wait_for``)."""
         self.events.append(EventRecord(time.monotonic(), direction, event))
+        if self.listener is not None:
+            self.listener()
 
     def client_events(self, type: str | None = None) -> list[dict[str, Any]]:
         """Client events of this connection, optionally only those of ``type``."""
@@ -115,21 +119,29 @@ class ScenarioProgress:
         """The steps of the next response.
 
         With no new user input, the continuation of the current turn (the steps after a
-        tool call) runs. With input, the first unused turn at or after the cursor that
+        tool call) runs, or else the next unused ``greeting`` turn. With input, the first unused turn at or after the cursor that
         matches it runs (earlier unused turns are skipped); no match gives the fallback.
         """
         if user is None and self.continuation:
             return self.continuation.pop(0)
         if user is None:
+            for index in range(self.cursor, len(self.scenario.turns)):
+                turn = self.scenario.turns[index]
+                if turn.greeting:
+                    return self._use(index)
             return (self._fallback("(no new user input)"),)
         self.continuation = []
         for index in range(self.cursor, len(self.scenario.turns)):
             turn = self.scenario.turns[index]
             if (turn.audio and user.audio) or (not user.audio and turn.matches_text(user.text)):
-                self.cursor = index + 1
-                self.continuation = list(turn.segments[1:])
-                return turn.segments[0]
+                return self._use(index)
         return (self._fallback("(speech)" if user.audio else repr(user.text)),)
+
+    def _use(self, index: int) -> tuple[Step, ...]:
+        turn = self.scenario.turns[index]
+        self.cursor = index + 1
+        self.continuation = list(turn.segments[1:])
+        return turn.segments[0]
 
     def _fallback(self, shown: str) -> Step:
         return Step("say", text=self.scenario.fallback.replace("{input}", shown))
