@@ -244,3 +244,43 @@ def test_a_lost_speaker_releases_drain_and_says_why(fake_alsa) -> None:  # type:
     r = fake_alsa.run(LOST_SPEAKER_SCRIPT)
     assert r["failed"] == "output audio device 'default' stopped"
     assert r["playing"] is False
+
+
+def test_feed_rejects_half_samples(tmp_path: Path) -> None:
+    sink = WavFileSink(tmp_path / "o.wav", realtime=False)
+    with pytest.raises(ValueError, match="got 3 bytes for item_9"):
+        sink.feed("item_9", b"\x00\x01\x02")
+    assert sink.tracker.received_ms("item_9") == 0
+    sink.close()
+
+
+BAD_RATE_SCRIPT = """
+import json
+from realtalk.audio import MicrophoneSource, SpeakerSink
+from realtalk.exceptions import AudioDeviceError
+import asyncio
+out = {}
+try:
+    SpeakerSink(rate=7)
+except AudioDeviceError as exc:
+    out["speaker"] = str(exc)
+async def main():
+    try:
+        async with MicrophoneSource(rate=7):
+            pass
+    except AudioDeviceError as exc:
+        out["mic"] = str(exc)
+asyncio.run(main())
+print(json.dumps(out))
+"""
+
+
+def test_impossible_rates_fail_with_one_line(fake_alsa) -> None:  # type: ignore[no-untyped-def]
+    r = fake_alsa.run(BAD_RATE_SCRIPT)
+    assert r["speaker"] == (
+        "output device 2 ('default') does not accept 16-bit audio at 7 Hz: "
+        "pick another with --output"
+    )
+    assert r["mic"].startswith("input audio device failed: ")
+    assert r["mic"].endswith("; use --input FILE.wav, or --text")
+    assert "\n" not in r["mic"]

@@ -246,6 +246,10 @@ class OutputSink(ABC):
         waits in the buffer until the output starts. Thread-safe, never blocks on I/O.
         After :meth:`close` it is ignored.
         """
+        if len(pcm24k) % 2:
+            raise ValueError(
+                f"PCM16 audio is 2 bytes per sample; got {len(pcm24k)} bytes for {item_id}"
+            )
         if self._closed:
             return
         self.tracker.add_received(item_id, len(pcm24k))
@@ -428,7 +432,10 @@ class SpeakerSink(OutputSink):
 
 def _choose_output_format(sd: Any, index: int, rate: int | None) -> tuple[int, int]:
     """Pick (rate, channels) the device accepts: 24 kHz mono preferred."""
-    info = sd.query_devices(index)
+    try:
+        info = sd.query_devices(index)
+    except sd.PortAudioError as exc:
+        raise audio_error(exc, "output") from None
     rates = [rate] if rate else [API_RATE, int(info["default_samplerate"])]
     max_ch = int(info["max_output_channels"])
     for r in rates:
@@ -440,9 +447,10 @@ def _choose_output_format(sd: Any, index: int, rate: int | None) -> tuple[int, i
             except sd.PortAudioError:
                 continue
             return r, ch
+    tried = " or ".join(str(r) for r in dict.fromkeys(rates))
     raise AudioDeviceError(
-        f"output device {index} ({info['name']!r}) accepts neither 24000 Hz nor "
-        f"{int(info['default_samplerate'])} Hz 16-bit audio: pick another with --output"
+        f"output device {index} ({info['name']!r}) does not accept 16-bit audio at "
+        f"{tried} Hz: pick another with --output"
     )
 
 
