@@ -424,3 +424,41 @@ async def test_wait_for(make_emulator: Any, open_client: Any) -> None:
             await emu.wait_for("nope", timeout=0.05)
         with pytest.raises(TimeoutError):
             await emu.wait_for("response.done", count=2, timeout=0.05)
+
+
+async def test_reconnect_mid_tool_call_continues_with_seeded_history(
+    make_emulator: Any, open_client: Any
+) -> None:
+    emu = await make_emulator(SCENARIO)
+    async with open_client(emu) as client:
+        await _text_session(client)
+        events = await client.turn("what time is it?")
+        call = next(e for e in events if e["type"] == "response.function_call_arguments.done")
+    # A new session, seeded with the history the way the runtime does it after a drop.
+    async with open_client(emu) as client:
+        await _text_session(client)
+        for item in (
+            {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "what time is it?"}],
+            },
+            {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "Let me check."}],
+            },
+            {
+                "type": "function_call",
+                "call_id": call["call_id"],
+                "name": "get_time",
+                "arguments": call["arguments"],
+            },
+            {"type": "function_call_output", "call_id": call["call_id"], "output": "13:00"},
+        ):
+            await client.send({"type": "conversation.item.create", "item": item})
+            await client.until("conversation.item.done")
+        await client.send({"type": "response.create"})
+        events = await client.until("rate_limits.updated")
+    texts = [e["text"] for e in events if e["type"] == "response.output_text.done"]
+    assert texts == ["It is 13:00 now."]

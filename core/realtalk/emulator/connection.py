@@ -453,7 +453,12 @@ class Session:
             )
             self.pending_input = UserInput(text=text.strip(), audio=False)
         elif item["type"] == "function_call_output":
+            # A tool output after the user's words means those words were answered
+            # already (e.g. history re-seeded after a reconnect): continue the turn.
+            self.pending_input = None
             self.progress.last_output = item["output"]
+        elif item["type"] == "message" and item["role"] == "assistant":
+            self.pending_input = None  # seeded history: that user message was answered
 
     async def _on_conversation_item_delete(self, event: dict[str, Any]) -> None:
         index = self._index(event["item_id"], "item_delete_invalid_item_id")
