@@ -251,3 +251,28 @@ async def test_g711_input_vad(make_emulator: Any, open_client: Any) -> None:
     started = next(e for e in events if e["type"] == "input_audio_buffer.speech_started")
     stopped = next(e for e in events if e["type"] == "input_audio_buffer.speech_stopped")
     assert (started["audio_start_ms"], stopped["audio_end_ms"]) == (500 - 300, 1500)
+
+
+async def test_created_input_audio_item_matches_audio_turn(
+    make_emulator: Any, open_client: Any
+) -> None:
+    emu = await make_emulator(AUDIO_SCENARIO)
+    async with open_client(emu) as client:
+        await client.send(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [
+                        {"type": "input_audio", "audio": base64.b64encode(SPEECH).decode()}
+                    ],
+                },
+            }
+        )
+        await client.send({"type": "response.create"})
+        events = await client.until("rate_limits.updated")
+    transcript = [
+        e["transcript"] for e in events if e["type"] == "response.output_audio_transcript.done"
+    ]
+    assert transcript == ["Which dates?"]

@@ -86,6 +86,8 @@ def _is_loopback(host: str) -> bool:
 async def _serve(emulator: Emulator) -> None:
     await emulator.start()
     print(f"realtalk emulator listening on {emulator.url}", flush=True)
+    scenario = emulator.scenario
+    print(f"scenario {scenario.name!r}: {len(scenario.turns)} turn(s); Ctrl-C stops", flush=True)
     try:
         await emulator.serve_forever()
     finally:

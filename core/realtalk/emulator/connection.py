@@ -451,7 +451,11 @@ class Session:
             text = " ".join(
                 str(c.get("text") or c.get("transcript") or "") for c in item["content"]
             )
-            self.pending_input = UserInput(text=text.strip(), audio=False)
+            # Audio without text is speech, as if it had come through the input buffer.
+            spoken = all(c["type"] == "input_audio" for c in item["content"]) and not text.strip()
+            self.pending_input = UserInput(
+                text=text.strip(), audio=spoken and bool(item["content"])
+            )
         elif item["type"] == "function_call_output":
             # A tool output after the user's words means those words were answered
             # already (e.g. history re-seeded after a reconnect): continue the turn.
