@@ -284,3 +284,19 @@ def test_impossible_rates_fail_with_one_line(fake_alsa) -> None:  # type: ignore
     assert r["mic"].startswith("input audio device failed: ")
     assert r["mic"].endswith("; use --input FILE.wav, or --text")
     assert "\n" not in r["mic"]
+
+
+def test_late_deltas_of_an_interrupted_item_never_play(tmp_path: Path) -> None:
+    sink = WavFileSink(tmp_path / "o.wav", realtime=True)
+    sink.feed("a", np.full(2400, 7, np.int16).tobytes())  # queued, output not started
+    assert sink.interrupt() == 100
+    # The server keeps streaming the cancelled response for a moment.
+    sink.feed("a", np.full(2400, 7, np.int16).tobytes())
+    assert sink.queued_ms == 0 and not sink.is_playing
+    assert sink.tracker.received_ms("a") == 200  # received is still the truth
+    assert sink.tracker.truncate_point("a") is None  # nothing heard: delete the item
+    sink.feed("b", np.full(480, -9, np.int16).tobytes())  # the next response plays
+    assert sink.queued_ms == 20
+    assert sink.wait_drained(timeout=5)
+    sink.close()
+    assert read_wav(tmp_path / "o.wav").samples.tolist() == [-9] * 480

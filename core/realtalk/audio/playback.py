@@ -92,12 +92,12 @@ class _JitterBuffer:
         if len(data) == 0:
             return
         with self.lock:
-            last = self._segments[-1] if self._segments else None
-            if last is not None and last.item_id == item_id and last.pos == 0:
-                last.data = np.concatenate([last.data, data])
-            else:
-                self._segments.append(_Segment(item_id, data))
+            self._segments.append(_Segment(item_id, data))
             self._queued += len(data)
+
+    def queued_items(self) -> set[str]:
+        with self.lock:
+            return {seg.item_id for seg in self._segments}
 
     def pull_into(self, out: npt.NDArray[np.int16]) -> int:
         """Fill ``out`` (audio first, then zeros); return the number of audio frames."""
@@ -185,6 +185,7 @@ class OutputSink(ABC):
         self._resampler = Resampler(API_RATE, rate)
         self._feed_lock = threading.Lock()  # the resampler is used by feeders only
         self._last_item: str | None = None
+        self._interrupted: set[str] = set()
         self._started = False
         self._closed = False
         self.failed: str | None = None
@@ -243,8 +244,10 @@ class OutputSink(ABC):
         """Queue PCM16 LE mono 24 kHz audio of assistant item ``item_id``.
 
         Counts it as received in the tracker at once. Audio fed before :meth:`start`
-        waits in the buffer until the output starts. Thread-safe, never blocks on I/O.
-        After :meth:`close` it is ignored.
+        waits in the buffer until the output starts. Audio of an item cut by
+        :meth:`interrupt` is counted but never played: deltas of a cancelled response
+        still arrive after the barge-in. Thread-safe, never blocks on I/O. After
+        :meth:`close` it is ignored.
         """
         if len(pcm24k) % 2:
             raise ValueError(
@@ -254,6 +257,8 @@ class OutputSink(ABC):
             return
         self.tracker.add_received(item_id, len(pcm24k))
         with self._feed_lock:
+            if item_id in self._interrupted:
+                return
             if self._last_item is not None and item_id != self._last_item:
                 self._push(self._last_item, self._resampler.flush_array())
             self._last_item = item_id
@@ -280,12 +285,17 @@ class OutputSink(ABC):
         """Stop playback at once and drop all queued audio (barge-in).
 
         When this returns, no dropped frame can reach the output, and the tracker holds
-        what was played; call ``tracker.truncate_point(item_id)`` next.
+        what was played; call ``tracker.truncate_point(item_id)`` next. Audio fed later
+        for the items that were playing or queued is ignored (the server may still be
+        sending the cancelled response); new items play normally.
 
         Returns:
             Milliseconds of audio dropped.
         """
         with self._feed_lock:
+            self._interrupted |= self._buffer.queued_items()
+            if self._last_item is not None:
+                self._interrupted.add(self._last_item)
             self._resampler.reset()
             self._last_item = None
             dropped = self._buffer.clear()
