@@ -89,7 +89,7 @@ async def test_latency(make_emulator: Any, open_client: Any) -> None:
         start = time.monotonic()
         await client.send({"type": "session.update", "session": {"type": "realtime"}})
         await client.until("session.updated")
-        assert time.monotonic() - start < 0.25
+        assert time.monotonic() - start < elapsed  # the same exchange, without the delay
 
 
 async def test_drop_hits_one_connection_then_reconnect_continues(make_emulator: Any) -> None:

@@ -34,6 +34,7 @@ KEYS = [
     "call_id",
     "output_modalities",
     "bogus",
+    "metadata",
     "model",
     "tool_choice",
 ]

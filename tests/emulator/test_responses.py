@@ -374,6 +374,15 @@ async def test_response_modalities_override_and_session_close(
             "Hi there!"
         ]
         assert not [e for e in events if e["type"] == "response.output_audio.delta"]
+        assert events[-2]["response"]["metadata"] is None
+        await client.send({"type": "response.create", "response": {"metadata": {"topic": "x"}}})
+        events = await client.until("rate_limits.updated")
+        assert events[0]["response"]["metadata"] == {"topic": "x"}  # response.created
+        assert events[-2]["response"]["metadata"] == {"topic": "x"}  # response.done
+        for bad in ({"metadata": "x"}, {"metadata": {"n": 1}}, {"output_modalities": ["video"]}):
+            await client.send({"type": "response.create", "response": bad})
+            error = (await client.recv())["error"]
+            assert error["param"] == f"response.{next(iter(bad))}"
         await client.send({"type": "response.create", "response": {"bogus": 1}})
         error = (await client.recv())["error"]
         assert (error["code"], error["param"]) == ("unknown_parameter", "response.bogus")

@@ -530,6 +530,24 @@ class Session:
                 raise ClientError(
                     "unknown_parameter", f"Unknown parameter: 'response.{key}'.", f"response.{key}"
                 )
+        metadata = params.get("metadata")
+        if metadata is not None and not (
+            isinstance(metadata, dict)
+            and len(metadata) <= 16
+            and all(isinstance(v, str) for v in metadata.values())
+        ):
+            raise ClientError(
+                "invalid_type",
+                "Invalid 'response.metadata': expected an object of at most 16 string values.",
+                "response.metadata",
+            )
+        modalities = params.get("output_modalities")
+        if modalities is not None and modalities not in (["text"], ["audio"]):
+            raise ClientError(
+                "invalid_value",
+                "Invalid 'response.output_modalities': expected ['text'] or ['audio'].",
+                "response.output_modalities",
+            )
         if self.response is not None:
             raise ClientError(
                 "conversation_already_has_active_response",
