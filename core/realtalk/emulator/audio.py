@@ -159,6 +159,11 @@ class Vad:
         """Milliseconds of audio analysed so far."""
         return self._frames_seen * _FRAME_MS
 
+    def continue_clock(self, previous: Vad) -> None:
+        """Take over ``previous``'s audio clock (after a turn_detection change)."""
+        self._frames_seen = previous._frames_seen
+        self.floor_ms = previous.position_ms
+
     def reset_segment(self) -> None:
         """Forget an unfinished segment (after ``input_audio_buffer.clear`` or a commit)."""
         self.in_speech = False

@@ -161,7 +161,6 @@ class Session:
             await self._delay()
             await self.send({"type": "session.created", "session": self.session})
             async for message in self.ws:
-                await self._delay()
                 await self._handle(message)
         except (_Dropped, ConnectionClosed):
             pass
@@ -195,6 +194,7 @@ class Session:
     async def _handle(self, message: str | bytes) -> None:
         if isinstance(message, bytes):
             self.record.add("client", {"_binary": len(message)})
+            await self._delay()
             await self.error(
                 "invalid_event",
                 "Expected a text WebSocket message; binary frames are not supported.",
@@ -204,13 +204,18 @@ class Session:
             event = json.loads(message)
         except ValueError as exc:
             self.record.add("client", {"_raw": message})
+            await self._delay()
             await self.error("invalid_json", f"Invalid event: failed to parse JSON value. {exc}")
             return
         if not isinstance(event, dict):
             self.record.add("client", {"_raw": message})
+            await self._delay()
             await self.error("invalid_json", "Invalid event: expected a JSON object.")
             return
         self.record.add("client", event)
+        if not str(event.get("type")).endswith("input_audio_buffer.append"):
+            # Appends get no reply; delaying them would only make the audio fall behind.
+            await self._delay()
         event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
         try:
             await self._dispatch(event)
@@ -301,9 +306,8 @@ class Session:
             prefix_padding_ms=detection["prefix_padding_ms"] if server else 300,
             silence_duration_ms=detection["silence_duration_ms"] if server else eagerness,
         )
-        if old is not None:  # keep the session's audio clock running
-            self.vad._frames_seen = old._frames_seen
-            self.vad.floor_ms = old.position_ms
+        if old is not None:
+            self.vad.continue_clock(old)
 
     @property
     def _input_format(self) -> AudioFormat:
