@@ -83,6 +83,13 @@ async def test_latency(make_emulator: Any, open_client: Any) -> None:
         await client.send({"type": "session.update", "session": {"type": "realtime"}})
         await client.until("session.updated")
         elapsed = time.monotonic() - start
+        # Appends get no reply and no delay: ten of them plus a clear cost one latency.
+        start = time.monotonic()
+        for _ in range(10):
+            await client.send({"type": "input_audio_buffer.append", "audio": "AAAA"})
+        await client.send({"type": "input_audio_buffer.clear"})
+        await client.until("input_audio_buffer.cleared")
+        assert 0.25 <= time.monotonic() - start < 10 * 0.25
     assert elapsed >= 0.25
     fast = await make_emulator()
     async with open_client(fast) as client:
