@@ -57,7 +57,7 @@ def test_resolve_by_default_index_and_name(fake_alsa) -> None:  # type: ignore[n
     assert r["0/output"] == "fakespeaker"  # PortAudio indices, as `realtalk devices` prints
     assert r["1/input"] == "fakemic"
     assert r["fake/output"].startswith("ERROR 'fake' matches 2 output devices")
-    assert "give more of the name or the index to --output" in r["fake/output"]
+    assert "give more of the name or the index to --output-device" in r["fake/output"]
     assert r["usb/input"] == (
         "ERROR no input audio device matches 'usb': run `realtalk devices` to list them, "
         "or use --input FILE.wav, or --text"

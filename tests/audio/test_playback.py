@@ -279,7 +279,7 @@ def test_impossible_rates_fail_with_one_line(fake_alsa) -> None:  # type: ignore
     r = fake_alsa.run(BAD_RATE_SCRIPT)
     assert r["speaker"] == (
         "output device 2 ('default') does not accept 16-bit audio at 7 Hz: "
-        "pick another with --output"
+        "pick another with --output-device"
     )
     assert r["mic"].startswith("input audio device failed: ")
     assert r["mic"].endswith("; use --input FILE.wav, or --text")

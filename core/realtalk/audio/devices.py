@@ -170,7 +170,7 @@ def resolve_device(spec: int | str | None, kind: DeviceKind) -> DeviceInfo:
     """
     devices = list_devices()
     usable = [d for d in devices if d.supports(kind)]
-    flag = "--input" if kind == "input" else "--output"
+    flag = "--input-device" if kind == "input" else "--output-device"
     if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "default")):
         for d in usable:
             if d.is_default_input if kind == "input" else d.is_default_output:

@@ -460,7 +460,7 @@ def _choose_output_format(sd: Any, index: int, rate: int | None) -> tuple[int, i
     tried = " or ".join(str(r) for r in dict.fromkeys(rates))
     raise AudioDeviceError(
         f"output device {index} ({info['name']!r}) does not accept 16-bit audio at "
-        f"{tried} Hz: pick another with --output"
+        f"{tried} Hz: pick another with --output-device"
     )
 
 
