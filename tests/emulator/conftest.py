@@ -10,38 +10,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Any, Union, get_args
+from typing import Any
 
 import pytest
-from pydantic import Field, TypeAdapter, ValidationError
 from realtalk.emulator import Emulator
+from realtalk.emulator.conformance import server_event_problems
 from websockets.asyncio.client import ClientConnection, connect
-
-
-def _discriminated(alias: Any) -> TypeAdapter[Any]:
-    members = get_args(get_args(alias)[0])  # Annotated[Union[...], PropertyInfo] -> members
-    union = Union[members]  # noqa: UP007  (built from a runtime tuple of member types)
-    return TypeAdapter(Annotated[union, Field(discriminator="type")])  # type: ignore[valid-type]
-
-
-def _ga_server() -> TypeAdapter[Any]:
-    from openai.types.realtime import RealtimeServerEvent
-
-    return _discriminated(RealtimeServerEvent)
-
-
-GA_SERVER = _ga_server()
 
 
 def conformance_problems(events: list[dict[str, Any]]) -> list[str]:
     """Validate server events against the openai GA types; return one line per failure."""
-    problems = []
-    for event in events:
-        try:
-            GA_SERVER.validate_python(event)
-        except ValidationError as exc:
-            problems.append(f"{event.get('type')}: {exc.errors()[:2]} in {json.dumps(event)[:300]}")
-    return problems
+    return server_event_problems(events)
 
 
 @pytest.fixture

@@ -32,3 +32,28 @@ def test_the_validator_can_fail(conformance: Any) -> None:
     problems = conformance([beta, missing])
     assert len(problems) == 2
     assert problems[0].startswith("response.text.delta:")
+
+
+def test_conformance_module_imports_openai_lazily() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, realtalk.emulator, realtalk.emulator.conformance as c; "
+        "assert 'openai' not in sys.modules; "
+        "assert c.client_event_problems([{'type': 'response.create'}]) == []; "
+        "assert 'openai' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_client_validator() -> None:
+    from realtalk.emulator.conformance import client_event_problems
+
+    good = {
+        "type": "conversation.item.create",
+        "item": {"type": "function_call_output", "call_id": "c", "output": "{}"},
+    }
+    assert client_event_problems([good]) == []
+    [problem] = client_event_problems([{"type": "response.text.delta"}])
+    assert problem.startswith("response.text.delta:")
