@@ -17,7 +17,7 @@ from realtalk.audio import SpeakerSink
 
 async def main():
     x = np.load({src!r})
-    sink = SpeakerSink({device!r}, rate={rate}, prebuffer_ms=40)
+    sink = SpeakerSink({device!r}, rate={rate}, prebuffer_ms=40, autostart=False)
     for i in range(0, len(x), 960):  # 40 ms deltas, as the server sends them
         sink.feed("item_a", x[i : i + 960].tobytes())
     sink.end_item("item_a")
@@ -82,7 +82,7 @@ import numpy as np
 from realtalk.audio import SpeakerSink
 
 async def main():
-    sink = SpeakerSink(prebuffer_ms=0)
+    sink = SpeakerSink(prebuffer_ms=0, autostart=False)
     # 20 s of a ramp that never hits zero, so every frame in the file says where it came from.
     a = (1 + np.arange(24000 * 20) % 30000).astype("<i2")
     sink.feed("item_a", a.tobytes())
@@ -152,7 +152,7 @@ def test_wav_sink_instant_mode_counts_everything_played(tmp_path: Path) -> None:
 async def test_wav_sink_real_time_paced_and_awaitable(tmp_path: Path, make_sine) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "out.wav"
     x = make_sine(440.0, 24000, 0.3)
-    sink = WavFileSink(path, realtime=True)
+    sink = WavFileSink(path, realtime=True, autostart=False)
     sink.feed("a", x.tobytes())  # queued until the output starts
     assert sink.is_playing and sink.queued_ms == 300
     t0 = time.monotonic()
@@ -203,8 +203,16 @@ async def test_wav_sink_drain_on_idle_returns_and_close_is_idempotent(tmp_path: 
     assert read_wav(tmp_path / "o.wav").samples.size == 0
 
 
-def test_wav_sink_audio_fed_before_start_is_written_on_start(tmp_path: Path) -> None:
+def test_feed_starts_the_output_by_default(tmp_path: Path) -> None:
     sink = WavFileSink(tmp_path / "o.wav", realtime=False)
+    sink.feed("a", np.arange(1, 241, dtype=np.int16).tobytes())
+    assert sink.tracker.played_ms("a") == 10 and not sink.is_playing
+    sink.close()
+    assert read_wav(tmp_path / "o.wav").samples.tolist() == list(range(1, 241))
+
+
+def test_wav_sink_audio_fed_before_start_is_written_on_start(tmp_path: Path) -> None:
+    sink = WavFileSink(tmp_path / "o.wav", realtime=False, autostart=False)
     sink.feed("a", np.arange(1, 481, dtype=np.int16).tobytes())
     assert sink.tracker.played_ms("a") == 0 and sink.queued_ms == 20
     sink.start()
@@ -287,7 +295,7 @@ def test_impossible_rates_fail_with_one_line(fake_alsa) -> None:  # type: ignore
 
 
 def test_late_deltas_of_an_interrupted_item_never_play(tmp_path: Path) -> None:
-    sink = WavFileSink(tmp_path / "o.wav", realtime=True)
+    sink = WavFileSink(tmp_path / "o.wav", realtime=True, autostart=False)
     sink.feed("a", np.full(2400, 7, np.int16).tobytes())  # queued, output not started
     assert sink.interrupt() == 100
     # The server keeps streaming the cancelled response for a moment.

@@ -38,7 +38,9 @@ def devices_command(json_output: bool = False) -> int:
                 f"{d.default_samplerate:g} Hz)"
             )
         if devices:
-            print("< default input, > default output; use --input-device/--output-device INDEX or NAME")
+            print(
+                "< default input, > default output; use --input-device/--output-device INDEX or NAME"
+            )
     if not devices:
         print(
             "realtalk: no audio devices found: use --input/--output FILE.wav, or --text",

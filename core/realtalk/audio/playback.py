@@ -169,6 +169,8 @@ class OutputSink(ABC):
         rate: The rate the consumer runs at (audio is resampled from 24 kHz to it).
         tracker: Where received and played audio is counted; a new one if omitted.
         prebuffer_ms: Jitter buffer: audio to collect before playback (re)starts.
+        autostart: Start the output on the first :meth:`feed`; with False audio
+            queues until :meth:`start` (or :meth:`drain`).
 
     Attributes:
         tracker: The :class:`PlaybackTracker` counting received and played audio.
@@ -177,9 +179,15 @@ class OutputSink(ABC):
     """
 
     def __init__(
-        self, rate: int, *, tracker: PlaybackTracker | None = None, prebuffer_ms: int = 0
+        self,
+        rate: int,
+        *,
+        tracker: PlaybackTracker | None = None,
+        prebuffer_ms: int = 0,
+        autostart: bool = True,
     ) -> None:
         self.rate = rate
+        self.autostart = autostart
         self.tracker = tracker if tracker is not None else PlaybackTracker()
         self._buffer = _JitterBuffer(rate, self.tracker, rate * prebuffer_ms // 1000)
         self._resampler = Resampler(API_RATE, rate)
@@ -243,8 +251,8 @@ class OutputSink(ABC):
     def feed(self, item_id: str, pcm24k: bytes) -> None:
         """Queue PCM16 LE mono 24 kHz audio of assistant item ``item_id``.
 
-        Counts it as received in the tracker at once. Audio fed before :meth:`start`
-        waits in the buffer until the output starts. Audio of an item cut by
+        Counts it as received in the tracker at once. Starts the output if needed
+        (unless ``autostart=False``: then audio waits until :meth:`start`). Audio of an item cut by
         :meth:`interrupt` is counted but never played: deltas of a cancelled response
         still arrive after the barge-in. Thread-safe, never blocks on I/O. After
         :meth:`close` it is ignored.
@@ -255,6 +263,8 @@ class OutputSink(ABC):
             )
         if self._closed:
             return
+        if self.autostart and not self._started:
+            self.start()
         self.tracker.add_received(item_id, len(pcm24k))
         with self._feed_lock:
             if item_id in self._interrupted:
@@ -363,6 +373,8 @@ class SpeakerSink(OutputSink):
         block_ms: Callback period; the latency of :meth:`interrupt` is at most this
             plus the device's own buffer.
         rate: Force a device rate instead of choosing one.
+        autostart: Open the device on the first :meth:`feed` (default), or only on
+            :meth:`start`.
     """
 
     def __init__(
@@ -373,11 +385,12 @@ class SpeakerSink(OutputSink):
         prebuffer_ms: int = 40,
         block_ms: int = 10,
         rate: int | None = None,
+        autostart: bool = True,
     ) -> None:
         self.device = resolve_device(device, "output")
         self._sd = import_sounddevice()
         chosen, channels = _choose_output_format(self._sd, self.device.index, rate)
-        super().__init__(chosen, tracker=tracker, prebuffer_ms=prebuffer_ms)
+        super().__init__(chosen, tracker=tracker, prebuffer_ms=prebuffer_ms, autostart=autostart)
         self.channels = channels
         self.block_ms = block_ms
         self._stream: Any = None
@@ -479,6 +492,8 @@ class WavFileSink(OutputSink):
         tick_ms: How often the real-time consumer runs.
         write_silence: Also write the silence between responses (a timeline of the
             session) instead of only the assistant's audio.
+        autostart: Open the file on the first :meth:`feed` (default), or only on
+            :meth:`start`.
     """
 
     def __init__(
@@ -489,8 +504,9 @@ class WavFileSink(OutputSink):
         realtime: bool = True,
         tick_ms: int = 10,
         write_silence: bool = False,
+        autostart: bool = True,
     ) -> None:
-        super().__init__(API_RATE, tracker=tracker, prebuffer_ms=0)
+        super().__init__(API_RATE, tracker=tracker, prebuffer_ms=0, autostart=autostart)
         self.path = Path(path)
         self.realtime = realtime
         self.tick_ms = tick_ms
