@@ -14,6 +14,7 @@ it as a user would speak.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +90,9 @@ def make_profile(
     """The connection profile for the options (OpenAI unless ``url`` or ``azure``)."""
     chosen = model or target.graph.get(target.agent).model
     if url is not None:
-        return ConnectionProfile.url(url, api_key=api_key, model=chosen, beta=beta)
+        # Never send an OpenAI key to an arbitrary server: custom URLs get their own variable.
+        key = api_key or os.environ.get("REALTALK_API_KEY") or None
+        return ConnectionProfile.url(url, api_key=key, model=chosen, beta=beta)
     if azure:
         return ConnectionProfile.azure(chosen, api_key=api_key, beta=beta)
     return ConnectionProfile.openai(chosen, api_key=api_key, beta=beta)

@@ -77,3 +77,30 @@ async def test_time_until_future_and_past(tools: dict[str, Tool]) -> None:
 async def test_time_until_bad_moment(tools: dict[str, Tool]) -> None:
     status, result = await call(tools["time_until"], '{"moment": "tomorrow"}')
     assert status == "error" and "is not an ISO 8601 date and time" in result["error"]
+
+
+# --- through a whole conversation, with the realtalk testing kit ---------------------------
+
+from realtalk.testing import converse  # noqa: E402
+
+AGENT = {"name": "clockbot", "instructions": "Tell the time.", "tools": ["get_time", "time_until"]}
+
+
+def test_the_model_gets_the_time_through_the_emulator(emulator: Any) -> None:
+    emulator.use({"turns": [{"user": "tokyo", "reply": [
+        {"call": "get_time", "arguments": {"timezone": "Asia/Tokyo"}},
+        {"say": "In Tokyo: {output}"}]}]})
+    result = converse(AGENT, ["What time is it in Tokyo?"], emulator)
+    [call] = result.calls("get_time")
+    assert call.status == "ok" and json.loads(call.output or "")["utc_offset"] == "+09:00"
+    assert result.transcript[0] == ("user", "What time is it in Tokyo?")
+    assert result.transcript[1][0] == "clockbot" and '"utc_offset": "+09:00"' in result.transcript[1][1]
+    assert result.server_errors == []
+
+
+def test_a_bad_zone_reaches_the_model_as_an_error(emulator: Any) -> None:
+    emulator.use({"turns": [{"user": "mars", "reply": [
+        {"call": "get_time", "arguments": {"timezone": "Mars/Olympus"}}, {"say": "{output}"}]}]})
+    result = converse(AGENT, ["Time on Mars?"], emulator)
+    assert result.calls("get_time")[0].status == "error"
+    assert "unknown IANA time zone" in result.turns[0].text

@@ -1,0 +1,65 @@
+"""runner: loading targets, profiles, and the examples of docs/api.md."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import runpy
+from pathlib import Path
+
+import pytest
+
+from realtalk.exceptions import AuthenticationFailed, ConfigError
+from realtalk.runner import load_target, make_profile, scenario_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_api_doc_examples_run(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(), flags=re.S)
+    assert len(blocks) == 3
+    monkeypatch.chdir(ROOT)
+    script = tmp_path / "example.py"
+    script.write_text(blocks[index])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        runpy.run_path(str(script), run_name="__main__")
+    printed = out.getvalue()
+    expected = {0: "get_time", 1: "billing", 2: "room_status"}[index]
+    assert expected in printed
+
+
+def test_directory_needs_agent_choice() -> None:
+    with pytest.raises(ConfigError, match=r"holds 2 agents \(billing, concierge\); choose one with --agent"):
+        load_target(ROOT / "agents")
+    assert load_target(ROOT / "agents", "billing").agent == "billing"
+
+
+def test_bad_agent_reports_first_problem_and_count(tmp_path: Path) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text("instructions: x\nvoise: 1\nspeed: 9\n")
+    with pytest.raises(ConfigError, match=r"a\.yaml:\d: .*\(and 1 more problem\(s\): run realtalk check"):
+        load_target(path)
+
+
+def test_scenario_beside_agent() -> None:
+    assert scenario_for(ROOT / "agents" / "concierge.yaml") == ROOT / "agents" / "concierge.scenario.yaml"
+    assert scenario_for(ROOT / "agents" / "billing.yaml") is None
+
+
+def test_profiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = load_target(ROOT / "agents" / "concierge.yaml")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(AuthenticationFailed, match="set OPENAI_API_KEY"):
+        make_profile(target)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert make_profile(target).ws_url == "wss://api.openai.com/v1/realtime?model=gpt-realtime"
+    assert make_profile(target, model="gpt-realtime-2").model == "gpt-realtime-2"
+    url = make_profile(target, url="ws://127.0.0.1:9/v1/realtime")
+    assert url.ws_url == "ws://127.0.0.1:9/v1/realtime?model=gpt-realtime" and url.api_key is None
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://res.openai.azure.com")
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "az")
+    azure = make_profile(target, azure=True, model="my-deployment")
+    assert azure.ws_url == "wss://res.openai.azure.com/openai/v1/realtime?model=my-deployment"
