@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -89,8 +90,16 @@ async def voice(session: Session, source: Any, *, gate: Any | None = None, meter
         talking.set()
 
     async def pump() -> None:
+        # Never send faster than real time: an unclocked virtual device would otherwise
+        # flood the server (a real microphone is never ahead of the clock).
+        started = time.monotonic()
+        sent_ms = 0.0
         async with source:
             async for chunk in source:
+                sent_ms += len(chunk) / 48.0
+                ahead = sent_ms / 1000 - (time.monotonic() - started)
+                if ahead > 0.2:
+                    await asyncio.sleep(ahead)
                 if meter and err.isatty():
                     err.write("\r" + _meter(source.level_dbfs))
                     err.flush()

@@ -18,6 +18,7 @@ Typical use::
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import inspect
 import json
@@ -148,7 +149,9 @@ class Session:
         self.agent = self._prepare(graph.get(agent))
         self._approve = approve
         self._recorder = recorder
-        self._output = output
+        from .audio.bridge import AudioBridge
+
+        self._audio = AudioBridge(output, self.agent.audio_format)
         self._max_reconnects = max_reconnects
         self._rotate_margin_s = rotate_margin_s
         self._backoff_s = backoff_s
@@ -177,15 +180,15 @@ class Session:
         self._turn: TurnResult | None = None
         self._turn_started: float | None = None
         self._turn_responses = 0
-        self._turn_done = asyncio.Event()
-        self._last_turn: TurnResult | None = None
+        self._finished: collections.deque[TurnResult] = collections.deque()  # not yet collected
+        self._turn_done = asyncio.Event()  # set whenever a turn is appended to _finished
         self._failed = asyncio.Event()
         self._speaking = False  # the server heard speech start and not yet stop
         self._activity = asyncio.Event()  # speech or a response began
-        self._playing_item: str | None = None
         self._expected_update: dict[str, Any] | None = None
         self._updated = asyncio.Event()
         self.reconnects = 0
+        self._received_at = 0.0  # when the event being handled arrived (perf_counter)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -249,31 +252,35 @@ class Session:
         Returns:
             The turn's text, tool calls, handoffs, usage and latency.
         """
+        self._finished.clear()  # earlier turns nobody collected are not this text's answer
         await self.send_text(text)
         return await self.wait_turn(timeout)
 
     async def wait_turn(self, timeout: float | None = 120.0) -> TurnResult:
-        """Wait until the current turn is over: no response active, owed or in flight,
-        no tool running. Returns that turn's result.
+        """The oldest finished turn not collected yet, or wait for the current one to end.
+
+        A turn ends when nothing is active, owed or in flight and no tool is running.
 
         Raises:
             TimeoutError: The turn did not finish in ``timeout`` seconds.
             SessionError, ConnectionFailed: The session failed meanwhile.
         """
-        done = asyncio.create_task(self._turn_done.wait())
-        failed = asyncio.create_task(self._failed.wait())
-        try:
-            await asyncio.wait({done, failed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            done.cancel()
-            failed.cancel()
-        if self._failure is not None:
-            raise self._failure
-        if not self._turn_done.is_set():
-            raise TimeoutError(f"the turn did not finish within {timeout} s")
-        self._turn_done.clear()
-        turn, self._last_turn = self._last_turn or TurnResult(), None
-        return turn
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._finished:
+            if self._failure is not None:
+                raise self._failure
+            self._turn_done.clear()
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError(f"the turn did not finish within {timeout} s")
+            done = asyncio.create_task(self._turn_done.wait())
+            failed = asyncio.create_task(self._failed.wait())
+            try:
+                await asyncio.wait({done, failed}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                done.cancel()
+                failed.cancel()
+        return self._finished.popleft()
 
     async def next_turn(self, timeout: float | None = 120.0, settle_s: float = 1.5) -> TurnResult | None:
         """The next finished turn, or None if nothing starts within ``settle_s``.
@@ -281,7 +288,7 @@ class Session:
         For audio input: after the last chunk, the server may still be deciding whether
         the user spoke; this waits briefly for speech or a response to begin.
         """
-        pending = self._turn_done.is_set() or self._turn is not None or self._speaking or self._busy()
+        pending = bool(self._finished) or self._turn is not None or self._speaking or self._busy()
         if not pending:
             self._activity.clear()
             try:
@@ -290,11 +297,9 @@ class Session:
                 return None
         return await self.wait_turn(timeout)
 
-    async def append_audio(self, pcm: bytes) -> None:
-        """Send input audio (in the session's input format) to the server's buffer."""
-        import base64
-
-        await self._send({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()})
+    async def append_audio(self, pcm24k: bytes) -> None:
+        """Send input audio (PCM16 mono 24 kHz; converted to G.711 when the agent uses it)."""
+        await self._send({"type": "input_audio_buffer.append", "audio": self._audio.encode_input(pcm24k)})
 
     async def commit_audio(self) -> None:
         """End a push-to-talk turn: commit the buffer and ask for a response."""
@@ -320,6 +325,7 @@ class Session:
     def _agent_update(self, agent: AgentSpec, *, include_voice: bool) -> dict[str, Any]:
         tools = self.graph.tools_for(agent, self.registry)
         self._tools = {t.name: t for t in tools}
+        self._audio.set_format(agent.audio_format)
         event = build_session_update(agent, tools, profile=self._dialect, include_voice=include_voice)  # type: ignore[arg-type]
         if include_voice:
             self._voice = agent.voice
@@ -377,6 +383,7 @@ class Session:
                     if not self._closing:
                         await self._recover(f"connection closed ({closed})")
                     return  # a new reader runs on the new connection
+                self._received_at = time.perf_counter()
                 self._record("server", event)
                 await self._handle(event)
         except asyncio.CancelledError:
@@ -399,8 +406,7 @@ class Session:
         # A response cut off by the drop, or one still owed, is asked for again.
         owed = bool(_needs_reply(history) or self._arbiter.wants_response or self._arbiter.in_flight
                     or self._arbiter.active_response_id)
-        if self._output is not None:
-            self._output.interrupt()
+        self._audio.stop()
         log.warning("reconnecting: %s", reason)
         try:
             conn = await self._connect(retries=self._max_reconnects)
@@ -513,11 +519,9 @@ class Session:
         elif kind == "response.output_audio.delta":
             self._audio_heard = True
             self._first_delta()
-            if self._output is not None:
-                import base64
-
-                self._playing_item = event.get("item_id")
-                self._output.feed(event["item_id"], base64.b64decode(event.get("delta", "")))
+            self._audio.on_delta(event.get("item_id", ""), event.get("delta", ""))
+        elif kind == "response.output_audio.done":
+            self._audio.on_done(event.get("item_id", ""))
         elif kind in ("response.output_text.delta", "response.output_audio_transcript.delta"):
             self._first_delta()
             self._emit("assistant.delta", agent=self.agent.name, delta=event.get("delta", ""))
@@ -535,7 +539,6 @@ class Session:
             self._turn_responses += 1
             if self._turn is None:  # a response the server started by itself
                 self._turn = TurnResult()
-                self._turn_done.clear()
         elif kind == "response.done":
             response = event.get("response", {})
             if response.get("usage") and self._turn is not None:
@@ -581,7 +584,6 @@ class Session:
         """The user's input just ended (text sent, audio committed, speech stopped)."""
         if self._turn is None:
             self._turn = TurnResult()
-            self._turn_done.clear()
         self._turn_started = time.perf_counter()
 
     def _first_delta(self) -> None:
@@ -606,7 +608,7 @@ class Session:
         if self._turn_started is not None:
             turn.done_ms = (time.perf_counter() - self._turn_started) * 1000
         self._turn, self._turn_started, self._turn_responses = None, None, 0
-        self._last_turn = turn
+        self._finished.append(turn)
         self._turn_done.set()
         self._emit("turn.done", agent=self.agent.name, text=turn.text,
                    first_delta_ms=turn.first_delta_ms, done_ms=turn.done_ms, usage=turn.usage)
@@ -723,17 +725,16 @@ class Session:
             tool = self._tools.get(record.name) if record else None
             if tool is not None and tool.cancellable and tool.handoff_to is None:
                 task.cancel()
-        if self._output is None or self._playing_item is None:
+        started = self._received_at
+        cut = self._audio.interrupt()
+        if cut is None:
             return
-        item = self._playing_item
-        self._playing_item = None
-        self._output.interrupt()
-        played = self._output.tracker.played_ms(item)
-        events = self._conversation.interrupt(item, played)
+        events = self._conversation.interrupt(cut.item_id, cut.played_ms)
         for event in events:
             await self._transmit(event)
-        self._emit("interrupted", item_id=item, played_ms=played,
-                   action=events[0]["type"] if events else "none")
+        self._emit("interrupted", item_id=cut.item_id, played_ms=cut.played_ms, dropped_ms=cut.dropped_ms,
+                   action=events[0]["type"] if events else "none",
+                   latency_ms=(time.perf_counter() - started) * 1000)
 
     # -- publishing ---------------------------------------------------------------------
 

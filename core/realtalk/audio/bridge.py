@@ -1,0 +1,110 @@
+"""Between a session and the sound: formats, playback, and what was heard at barge-in.
+
+:class:`AudioBridge` is what :class:`~realtalk.session.Session` talks to. It converts the
+session's wire format (``audio/pcm`` 24 kHz, or G.711 ``audio/pcmu``/``audio/pcma``) to and
+from the 24 kHz PCM16 that sources and sinks use, feeds assistant audio to the sink, and
+on barge-in stops playback at once and says how many milliseconds of which item were
+actually played, from the sink's playback tracker (frames consumed, not wall-clock time).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+from .g711 import G711Decoder, G711Encoder
+from .playback import OutputSink
+
+__all__ = ["AudioBridge", "Interruption"]
+
+_LAWS = {"audio/pcmu": "pcmu", "audio/pcma": "pcma"}
+
+
+@dataclass(frozen=True)
+class Interruption:
+    """What barge-in cut off.
+
+    Attributes:
+        item_id: The assistant item that was playing.
+        played_ms: Milliseconds of it the user heard, at most what was received.
+        dropped_ms: Queued milliseconds that were never played.
+    """
+
+    item_id: str
+    played_ms: int
+    dropped_ms: int
+
+
+class AudioBridge:
+    """Audio in and out of one session.
+
+    Args:
+        output: Where assistant audio plays (or None to discard it).
+        audio_format: The session's GA format type (``audio/pcm``, ``audio/pcmu``, ``audio/pcma``).
+    """
+
+    def __init__(self, output: OutputSink | None, audio_format: str = "audio/pcm") -> None:
+        self.output = output
+        self._playing: str | None = None
+        self._interrupted: set[str] = set()
+        self.set_format(audio_format)
+
+    def set_format(self, audio_format: str) -> None:
+        """Switch the wire format (after a handoff to an agent with another format)."""
+        law = _LAWS.get(audio_format)
+        self.audio_format = audio_format
+        self._encoder = G711Encoder(law) if law else None  # type: ignore[arg-type]
+        self._decoder = G711Decoder(law) if law else None  # type: ignore[arg-type]
+
+    # -- input ------------------------------------------------------------------------
+
+    def encode_input(self, pcm24k: bytes) -> str:
+        """24 kHz PCM16 from a source -> base64 audio for ``input_audio_buffer.append``."""
+        data = self._encoder.encode(pcm24k) if self._encoder is not None else pcm24k
+        return base64.b64encode(data).decode("ascii")
+
+    # -- output -----------------------------------------------------------------------
+
+    def on_delta(self, item_id: str, delta_b64: str) -> None:
+        """Play one ``response.output_audio.delta``.
+
+        Audio of an item already interrupted is not played: the user has moved on.
+        """
+        if self.output is None or item_id in self._interrupted:
+            return
+        data = base64.b64decode(delta_b64)
+        if self._decoder is not None:
+            data = self._decoder.decode(data)
+        self._playing = item_id
+        self.output.feed(item_id, data)
+
+    def on_done(self, item_id: str) -> None:
+        """``response.output_audio.done``: let the sink play out the item's tail now."""
+        if self.output is not None and item_id not in self._interrupted:
+            self.output.end_item(item_id)
+
+    def interrupt(self) -> Interruption | None:
+        """Barge-in: stop playback at once and drop queued audio.
+
+        Returns:
+            The item that was playing and how much of it was heard, or None when no
+            assistant audio was playing (nothing to truncate). The caller must then send
+            ``conversation.item.truncate`` (or delete the item when ``played_ms`` is 0).
+        """
+        if self.output is None or self._playing is None:
+            return None
+        item = self._playing
+        self._playing = None
+        dropped = self.output.interrupt()
+        if self._decoder is not None:
+            self._decoder.reset()
+        self._interrupted.add(item)
+        tracker = self.output.tracker
+        played = min(tracker.played_ms(item), tracker.received_ms(item))
+        return Interruption(item, played, dropped)
+
+    def stop(self) -> None:
+        """Drop everything queued (the connection is being replaced)."""
+        if self.output is not None:
+            self.output.interrupt()
+        self._playing = None
