@@ -58,7 +58,8 @@ def test_bad_scenario_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert f"{bad}:3:" in err and "repyl" in err
 
 
-def test_serves_until_ctrl_c() -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_serves_until_ctrl_c(stop: signal.Signals) -> None:
     scenario = Path(__file__).parents[2] / "agents" / "concierge.scenario.yaml"
     code = (
         "import sys; from argparse import ArgumentParser; "
@@ -105,7 +106,7 @@ def test_serves_until_ctrl_c() -> None:
         seen = asyncio.run(talk())
         assert "Let me check the clock for Tokyo." in seen
         assert "response.function_call_arguments.done" in seen
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         assert proc.wait(timeout=10) == 0
         assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
     finally:

@@ -101,3 +101,18 @@ async def test_session_created_defaults(emu: Emulator, open_client: Any) -> None
     }
     assert session["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
     assert session["audio"]["output"]["voice"] == "alloy"
+
+
+async def test_serve_forever_until_cancelled(emu: Emulator, open_client: Any) -> None:
+    import asyncio
+
+    task = asyncio.create_task(emu.serve_forever())
+    async with open_client(emu) as client:
+        assert client.received[0]["type"] == "session.created"
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with pytest.raises(OSError):
+        async with connect(emu.url + "?model=m", open_timeout=2):
+            pass

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from openai import AsyncOpenAI
+from realtalk.emulator.conformance import client_event_problems
 
 SCENARIO = {
     "turns": [
@@ -88,7 +89,5 @@ async def test_sdk_text_turn_and_function_call(make_emulator: Any) -> None:
     assert "openai-beta" not in connection.headers
     assert connection.path.startswith("/v1/realtime?model=gpt-realtime")
     # What the SDK sent is valid GA too (the oracle checks both directions).
-    from realtalk.emulator.conformance import client_event_problems
-
     assert client_event_problems(emu.client_events()) == []
     assert len(emu.client_events()) == 7

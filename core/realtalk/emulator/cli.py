@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import ipaddress
+import signal
 import sys
 from pathlib import Path
 
@@ -88,8 +90,12 @@ async def _serve(emulator: Emulator) -> None:
     print(f"realtalk emulator listening on {emulator.url}", flush=True)
     scenario = emulator.scenario
     print(f"scenario {scenario.name!r}: {len(scenario.turns)} turn(s); Ctrl-C stops", flush=True)
+    stop = asyncio.Event()
+    # SIGTERM (docker stop, systemd) ends as cleanly as Ctrl-C does.
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
-        await emulator.serve_forever()
+        await stop.wait()
     finally:
         await emulator.stop()
 
@@ -98,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C.
 
     Returns:
-        0 after Ctrl-C; 1 when the scenario is invalid or the address cannot be bound
+        0 after Ctrl-C or SIGTERM; 1 when the scenario is invalid or the address cannot be bound
         (one line on stderr, no traceback).
     """
     try:
