@@ -4,7 +4,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from realtalk.agents import AgentGraph, load_agent, load_agents
 from realtalk.exceptions import ConfigError
 from realtalk.tools import ToolRegistry, make_tool

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from realtalk.agents import agent_schema, check_document
 from realtalk.plugins import load_plugins
 from realtalk.tools import validate_arguments
@@ -18,13 +17,13 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def blocks(text: str, language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
 
 
 def test_every_agent_key_is_documented_and_nothing_else() -> None:
     text = (DOCS / "agents.md").read_text()
     keys_section = text.split("## Keys", 1)[1].split("\n## ", 1)[0]
-    documented = re.findall(r"^### (\w+)$", keys_section, flags=re.M)
+    documented = re.findall(r"^### (\w+)$", keys_section, flags=re.MULTILINE)
     assert sorted(documented) == sorted(agent_schema()["properties"])
 
 

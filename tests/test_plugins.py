@@ -4,7 +4,6 @@ import inspect
 from typing import Any
 
 import pytest
-
 from realtalk import hookspecs
 from realtalk.plugins import load_plugins
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from realtalk.testing import ThreadedEmulator
 
 ROOT = Path(__file__).resolve().parent.parent

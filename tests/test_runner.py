@@ -9,7 +9,6 @@ import runpy
 from pathlib import Path
 
 import pytest
-
 from realtalk.exceptions import AuthenticationFailed, ConfigError
 from realtalk.runner import load_target, make_profile, scenario_for
 
@@ -18,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize("index", [0, 1, 2])
 def test_api_doc_examples_run(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(), flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(), flags=re.DOTALL)
     assert len(blocks) == 3
     monkeypatch.chdir(ROOT)
     script = tmp_path / "example.py"

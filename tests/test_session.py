@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import realtalk
 from realtalk.emulator import Emulator
 from realtalk.exceptions import AuthenticationFailed, ServerRejected, SessionError
@@ -323,7 +322,7 @@ async def test_unapplied_session_update_is_an_error(agents: Path) -> None:
 async def test_rotates_before_expiry_at_an_idle_boundary(emu: Emulator, agents: Path) -> None:
     scenario = [{"user": "one", **say({"say": "One."})}, {"user": "two", **say({"say": "Two."})}]
     rotated = asyncio.Event()
-    listener = lambda e: rotated.set() if e.type == "reconnected" else None  # noqa: E731
+    listener = lambda e: rotated.set() if e.type == "reconnected" else None
     async with await session_for(emu, agents, scenario, listeners=[listener]) as session:
         await session.ask("one")
         # The rotation is due at half the session's life (0.5 s), while idle.

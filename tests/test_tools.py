@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from realtalk.exceptions import ToolDefinitionError
 from realtalk.tools import (
     Tool,

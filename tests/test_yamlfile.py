@@ -3,7 +3,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from realtalk.exceptions import ConfigError
 from realtalk.yamlfile import json_path, load_yaml
 

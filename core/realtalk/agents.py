@@ -229,7 +229,7 @@ def _article(json_type: object) -> str:
     names = {"string": "a string", "object": "a mapping", "array": "a list", "integer": "an integer",
              "number": "a number", "boolean": "true or false", "null": "null"}
     if isinstance(json_type, list):
-        return " or ".join(names.get(t, t) for t in json_type)
+        return " or ".join(names.get(str(t), str(t)) for t in json_type)
     return names.get(str(json_type), str(json_type))
 
 

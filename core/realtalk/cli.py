@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from . import __version__
 from .exceptions import ConfigError, RealtalkError
@@ -162,7 +162,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(f"realtalk: {len(errors)} error(s)", file=sys.stderr)
         return 1
     if args.print_update and graph is not None:
-        profile = "beta" if args.beta else "ga"
+        profile: Literal["ga", "beta"] = "beta" if args.beta else "ga"
         for agent in (graph.agents[name] for name in graph.roots):
             event = build_session_update(agent, graph.tools_for(agent, plugins.registry), profile=profile)
             print(json.dumps(event, indent=2, ensure_ascii=False))

@@ -35,7 +35,15 @@ from .protocol.arbiter import ResponseArbiter
 from .protocol.conversation import Conversation
 from .protocol.events import EventIds, normalize_server_event, to_wire
 from .protocol.session_config import build_session_update
-from .tools import Tool, ToolContext, ToolOutcome, ToolRegistry, error_output, run_tool, validate_arguments
+from .tools import (
+    Tool,
+    ToolContext,
+    ToolOutcome,
+    ToolRegistry,
+    error_output,
+    run_tool,
+    validate_arguments,
+)
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -216,11 +224,11 @@ class Session:
         self._arbiter.withdraw()
         for task in list(self._calls.values()):
             task.cancel()
-        for task in (self._rotator, self._reader):
-            if task is not None:
-                task.cancel()
+        for background in (self._rotator, self._reader):
+            if background is not None:
+                background.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                    await background
         if self._conn is not None:
             await self._conn.close()
         if self._recorder is not None:
@@ -753,4 +761,4 @@ def _needs_reply(history: list[dict[str, Any]]) -> bool:
     if not history:
         return False
     last = history[-1]["item"]
-    return last.get("type") == "function_call_output" or last.get("role") == "user"
+    return bool(last.get("type") == "function_call_output" or last.get("role") == "user")

@@ -327,7 +327,7 @@ class ToolRegistry:
 
     def suggest(self, name: str) -> str:
         """A ``(did you mean ...?)`` hint for a misspelled tool name, or ``""``."""
-        return _did_you_mean(name, self._tools.keys())
+        return _did_you_mean(name, set(self._tools))
 
     def describe_available(self) -> str:
         """``get_time (realtalk-clock), ...`` for error messages."""

@@ -16,7 +16,7 @@ import yaml
 
 from .exceptions import ConfigError
 
-__all__ = ["YamlDocument", "load_yaml", "json_path"]
+__all__ = ["YamlDocument", "json_path", "load_yaml"]
 
 PathKey = tuple[object, ...]
 

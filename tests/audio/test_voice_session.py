@@ -15,11 +15,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from realtalk.audio import WavFileSink, read_wav, resample
 from realtalk.emulator import Emulator
 from realtalk.emulator.audio import CHARS_PER_SECOND
-from realtalk.runner import open_session, stream_audio_file
+from realtalk.runner import open_session
 from realtalk.session import SessionEvent
 
 ROOT = Path(__file__).resolve().parents[2]

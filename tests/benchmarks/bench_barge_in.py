@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from realtalk.audio import WavFileSink
 from realtalk.emulator import Emulator
 from realtalk.runner import open_session
@@ -93,7 +92,7 @@ def main() -> None:
     args = parser.parse_args()
     latencies, off = asyncio.run(run(args.runs))
     latencies.sort()
-    p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
+    p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]
     print(f"barge-in runs: {len(latencies)}")
     print(f"speech_started -> playback silenced + truncate sent: p50 {p(0.5):.3f} ms, "
           f"p99 {p(0.99):.3f} ms, max {latencies[-1]:.3f} ms, mean {statistics.mean(latencies):.3f} ms")

@@ -9,7 +9,6 @@ from typing import Annotated, Any, Union, get_args
 
 import pytest
 import yaml
-
 from realtalk.agents import AgentSpec, load_agents
 from realtalk.plugins import load_plugins
 from realtalk.protocol.session_config import build_session_update
@@ -23,7 +22,7 @@ def _discriminated(alias: Any) -> Any:
     from pydantic import Field, TypeAdapter
 
     members = get_args(get_args(alias)[0])
-    return TypeAdapter(Annotated[Union[members], Field(discriminator="type")])  # type: ignore[valid-type]
+    return TypeAdapter(Annotated[Union[members], Field(discriminator="type")])  # type: ignore[valid-type]  # noqa: UP007
 
 
 @lru_cache(maxsize=1)
@@ -44,7 +43,7 @@ def beta_client() -> Any:
 def spec() -> dict[str, Any]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with SPEC.open(encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=loader)  # noqa: S506 - a safe loader
+        return yaml.load(handle, Loader=loader)
 
 
 def _resolve(schema: dict[str, Any]) -> dict[str, Any]:

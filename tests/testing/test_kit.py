@@ -7,14 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from realtalk.testing import ThreadedEmulator, aconverse, converse
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
 
 
 def test_doc_example_runs(emulator: ThreadedEmulator) -> None:
-    [code] = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+    [code] = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
     namespace: dict[str, Any] = {}
     exec(compile(code, str(DOC), "exec"), namespace)  # noqa: S102 - our own documentation
     namespace["test_get_time_in_tokyo"](emulator)

@@ -71,11 +71,11 @@ class ThreadedEmulator:
         self.emulator.scenario = load_scenario(scenario)
         self.emulator.progress = ScenarioProgress(self.emulator.scenario)
 
-    def client_events(self, type: str | None = None) -> list[dict[str, Any]]:  # noqa: A002
+    def client_events(self, type: str | None = None) -> list[dict[str, Any]]:
         """Client events the emulator received (all connections)."""
         return self.emulator.client_events(type)
 
-    def server_events(self, type: str | None = None) -> list[dict[str, Any]]:  # noqa: A002
+    def server_events(self, type: str | None = None) -> list[dict[str, Any]]:
         """Server events the emulator sent (all connections)."""
         return self.emulator.server_events(type)
 

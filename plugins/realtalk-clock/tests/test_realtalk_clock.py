@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-
 from realtalk.plugins import load_plugins
 from realtalk.tools import Tool, ToolContext, run_tool, validate_arguments
 
@@ -81,7 +80,7 @@ async def test_time_until_bad_moment(tools: dict[str, Tool]) -> None:
 
 # --- through a whole conversation, with the realtalk testing kit ---------------------------
 
-from realtalk.testing import converse  # noqa: E402
+from realtalk.testing import converse
 
 AGENT = {"name": "clockbot", "instructions": "Tell the time.", "tools": ["get_time", "time_until"]}
 
