@@ -119,8 +119,8 @@ async def voice(session: Session, source: Any, *, gate: Any | None = None, meter
                 if await _prompt("", reader) is None:
                     break
                 talking.clear()
-                await session.commit_audio()
-                await session.wait_turn()
+                if await session.commit_audio():
+                    await session.wait_turn()
         else:
             await task
     finally:

@@ -92,6 +92,7 @@ class TurnResult:
         usage: Token usage of each response.
         first_delta_ms: From the end of the user's turn to the first output delta.
         done_ms: From the end of the user's turn to the session being idle.
+        interrupted: The user spoke again before the turn was over (barge-in).
     """
 
     text: str = ""
@@ -100,6 +101,7 @@ class TurnResult:
     usage: list[dict[str, Any]] = field(default_factory=list)
     first_delta_ms: float | None = None
     done_ms: float | None = None
+    interrupted: bool = False
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,7 @@ class Session:
         self._updated = asyncio.Event()
         self.reconnects = 0
         self._received_at = 0.0  # when the event being handled arrived (perf_counter)
+        self._uncommitted_ms = 0.0  # input audio sent since the last commit
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -308,14 +311,25 @@ class Session:
     async def append_audio(self, pcm24k: bytes) -> None:
         """Send input audio (PCM16 mono 24 kHz; converted to G.711 when the agent uses it)."""
         await self._send({"type": "input_audio_buffer.append", "audio": self._audio.encode_input(pcm24k)})
+        self._uncommitted_ms += len(pcm24k) / 48.0
 
-    async def commit_audio(self) -> None:
-        """End a push-to-talk turn: commit the buffer and ask for a response."""
+    async def commit_audio(self) -> bool:
+        """End a push-to-talk turn: commit the buffer and ask for a response.
+
+        Returns:
+            False (and a ``warning`` event) when less than 100 ms of audio was sent since
+            the last commit: the server would refuse it, so nothing is sent.
+        """
+        if self._uncommitted_ms < 100:
+            self._emit("warning", message="nothing recorded: hold the turn open longer before sending")
+            return False
+        self._uncommitted_ms = 0.0
         self._begin_turn()
         await self._send({"type": "input_audio_buffer.commit"})
         for event in self._arbiter.request_response("push-to-talk"):
             await self._send(event)
         self._update_idle()
+        return True
 
     async def switch_agent(self, name: str) -> None:
         """Make ``name`` the active agent now (the same path a handoff takes, no call).
@@ -394,6 +408,9 @@ class Session:
                 self._received_at = time.perf_counter()
                 self._record("server", event)
                 await self._handle(event)
+                # Let tool tasks run between events: a burst of buffered events must not
+                # delay an output (say, of a tool cancelled by barge-in) behind it.
+                await asyncio.sleep(0)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -555,6 +572,9 @@ class Session:
             self._speaking = True
             self._activity.set()
             await self._barge_in()
+            self._finish_turn(interrupted=True)  # the user moved on: what follows is a new turn
+        elif kind in ("input_audio_buffer.committed", "input_audio_buffer.cleared"):
+            self._uncommitted_ms = 0.0
         elif kind == "input_audio_buffer.speech_stopped":
             self._speaking = False
             self._begin_turn()
@@ -610,15 +630,20 @@ class Session:
             self._idle.clear()
             return
         self._idle.set()
+        self._finish_turn()
+
+    def _finish_turn(self, *, interrupted: bool = False) -> None:
+        """End the current turn if it saw a response, and hand it to ``wait_turn``."""
         turn = self._turn
         if turn is None or self._turn_responses == 0:
             return
         if self._turn_started is not None:
             turn.done_ms = (time.perf_counter() - self._turn_started) * 1000
+        turn.interrupted = interrupted
         self._turn, self._turn_started, self._turn_responses = None, None, 0
         self._finished.append(turn)
         self._turn_done.set()
-        self._emit("turn.done", agent=self.agent.name, text=turn.text,
+        self._emit("turn.done", agent=self.agent.name, text=turn.text, interrupted=interrupted,
                    first_delta_ms=turn.first_delta_ms, done_ms=turn.done_ms, usage=turn.usage)
 
     # -- tools --------------------------------------------------------------------------

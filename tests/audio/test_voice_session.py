@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -175,3 +176,147 @@ def test_voice_mode_through_portaudio(fake_alsa: Any, speech_wav: Path) -> None:
     assert "→ get_time(" in out and "you: What time is it in Tokyo?" in out
     assert "Traceback" not in err
     assert os.path.getsize(fake_alsa.outfile) > 0
+
+
+# --- voices across handoffs, tools cut by barge-in, push-to-talk -----------------------------
+
+
+def two_voices(tmp_path: Path, policy: str) -> Path:
+    (tmp_path / "front.yaml").write_text("instructions: Front.\nvoice: marin\nhandoffs: [back]\n"
+                                         "turn_detection: {type: server_vad, silence_duration_ms: 300}\n")
+    (tmp_path / "back.yaml").write_text(f"instructions: Back.\nvoice: cedar\nvoice_policy: {policy}\n"
+                                        "turn_detection: {type: server_vad, silence_duration_ms: 300}\n")
+    return tmp_path / "front.yaml"
+
+
+HANDOFF_SCENARIO = {"turns": [{"user": "hi", "reply": "Hello, I am the front desk."},
+                              {"user": "back", "reply": [{"handoff": "back"}, {"say": "Back office here."}]}]}
+
+
+async def test_voice_policy_keep_warns_and_leaves_the_voice(tmp_path: Path) -> None:
+    events: list[SessionEvent] = []
+    async with Emulator(HANDOFF_SCENARIO, fast=True) as emu:
+        async with open_session(two_voices(tmp_path, "keep"), emulator=emu, listeners=[events.append]) as session:
+            await session.ask("hi")
+            turn = await session.ask("to the back office")
+    assert turn.handoffs == [("front", "back")] and turn.text == "Back office here."
+    [warning] = [e.data["message"] for e in events if e.type == "warning"]
+    assert "keeping marin" in warning and "voice_policy: reconnect" in warning
+    update = emu.client_events("session.update")[-1]["session"]
+    assert update["instructions"] == "Back." and "voice" not in update["audio"]["output"]
+    assert len(emu.connections) == 1
+    assert not [e for e in emu.errors() if e.get("code") == "cannot_update_voice"]
+
+
+async def test_voice_policy_reconnect_opens_a_seeded_session_with_the_new_voice(tmp_path: Path) -> None:
+    async with Emulator(HANDOFF_SCENARIO, fast=True) as emu:
+        async with open_session(two_voices(tmp_path, "reconnect"), emulator=emu) as session:
+            await session.ask("hi")
+            turn = await session.ask("to the back office")
+    assert turn.handoffs == [("front", "back")] and turn.text == "Back office here."
+    assert len(emu.connections) == 2
+    second = emu.connections[1]
+    update = second.client_events("session.update")[0]["session"]
+    assert update["audio"]["output"]["voice"] == "cedar" and update["instructions"] == "Back."
+    seeded = [e["item"] for e in second.client_events("conversation.item.create")]
+    assert [i["type"] for i in seeded] == ["message", "message", "message", "function_call",
+                                           "function_call_output"]
+    assert seeded[1]["content"][0]["text"] == "Hello, I am the front desk."
+    assert json.loads(seeded[-1]["output"]) == {"transferred_to": "back"}
+    assert second.client_events("response.create")
+
+
+async def test_barge_in_cancels_a_running_cancellable_tool(voice_agent: Path) -> None:
+    import realtalk
+
+    started = asyncio.Event()
+
+    async def lookup() -> str:
+        started.set()
+        await asyncio.Event().wait()  # never finishes on its own
+        return "unreachable"
+
+    class Slow:
+        __name__ = "slow-tools"
+
+        @realtalk.hookimpl
+        def register_tools(self, register: realtalk.Registrar) -> None:
+            register("lookup", description="Slow lookup", handler=lookup)
+
+    voice_agent.write_text(voice_agent.read_text() + "tools: [lookup]\n")
+    scenario = {"turns": [{"audio": True, "reply": [{"call": "lookup"}, {"say": "{output}"}]},
+                          {"audio": True, "reply": "Okay, never mind."}]}
+    async with Emulator(scenario, fast=True) as emu:
+        async with open_session(voice_agent, emulator=emu, extra_plugins=[Slow()]) as session:
+            await speak(session, tone(0.6) + silence(0.6))
+            await asyncio.wait_for(started.wait(), 10)
+            # The user starts speaking; the tool's cancelled output goes out while they
+            # speak (as it would in real time), before the end of their turn.
+            await speak(session, tone(0.6, 660))
+            deadline = time.monotonic() + 10
+            while not [e for e in emu.client_events("conversation.item.create")
+                       if e["item"]["type"] == "function_call_output"]:
+                assert time.monotonic() < deadline, "no output for the cancelled call"
+                await asyncio.sleep(0.01)
+            await speak(session, silence(0.6))
+            first = await session.wait_turn(10)
+            second = await session.wait_turn(10)
+    assert first.tool_calls[0].status == "cancelled"
+    outputs = [e["item"]["output"] for e in emu.client_events("conversation.item.create")
+               if e["item"]["type"] == "function_call_output"]
+    assert outputs == ['{"error": "cancelled: the user interrupted"}']
+    assert second.text == "Okay, never mind."
+
+
+async def test_push_to_talk_commits_on_enter(tmp_path: Path, speech_wav: Path) -> None:
+    from realtalk.audio import WavFileSource
+    from realtalk.interactive import voice
+
+    agent = tmp_path / "ptt.yaml"
+    agent.write_text("instructions: Push to talk.\nturn_detection: none\n")
+    spoken = threading.Event()
+    presses = 0
+
+    def reader(prompt: str) -> str:
+        # Enter to start; Enter to send once the whole question was spoken; then quit.
+        nonlocal presses
+        presses += 1
+        if presses == 2:
+            assert spoken.wait(20)
+        if presses > 2:
+            raise EOFError
+        return ""
+
+    class Spoken(WavFileSource):
+        async def __anext__(self) -> bytes:
+            try:
+                return await super().__anext__()
+            except StopAsyncIteration:
+                spoken.set()
+                raise
+
+    scenario = {"turns": [{"audio": True, "reply": "Heard you."}]}
+    events: list[SessionEvent] = []
+    async with Emulator(scenario, fast=True) as emu:
+        async with open_session(agent, emulator=emu, text_only=True, listeners=[events.append]) as session:
+            source = Spoken(speech_wav, realtime=False)
+            await voice(session, source, meter=False, reader=reader)
+    assert emu.client_events("input_audio_buffer.commit")
+    assert [e.data["text"] for e in events if e.type == "assistant.done"] == ["Heard you."]
+    # No server VAD: nothing was detected or answered by the server on its own.
+    assert emu.server_events("input_audio_buffer.speech_started") == []
+
+
+async def test_push_to_talk_with_nothing_recorded_sends_nothing(tmp_path: Path) -> None:
+    agent = tmp_path / "ptt.yaml"
+    agent.write_text("instructions: Push to talk.\nturn_detection: none\n")
+    events: list[SessionEvent] = []
+    async with Emulator({"turns": []}, fast=True) as emu:
+        async with open_session(agent, emulator=emu, text_only=True, listeners=[events.append]) as session:
+            assert await session.commit_audio() is False
+            await session.append_audio(silence(0.05))
+            assert await session.commit_audio() is False
+    assert emu.client_events("input_audio_buffer.commit") == []
+    assert emu.client_events("response.create") == []
+    assert [e.data["message"] for e in events if e.type == "warning"] == [
+        "nothing recorded: hold the turn open longer before sending"] * 2
