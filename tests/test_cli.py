@@ -134,3 +134,15 @@ def test_unknown_option_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["check", "--bogus", "x"])
     assert info.value.code == 2
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_check_malformed_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "desk.scenario.yaml"
+    path.write_text("turns:\n  - user: hi\n    reply:\n      - sing: la la\n")
+    code, out, _ = run(capsys, "check", str(path))
+    assert code == 1
+    [line] = out.splitlines()
+    assert line.startswith(f"{path}:4: ")
+    # Scenarios in a checked directory are checked too.
+    code, out, _ = run(capsys, "check", str(tmp_path))
+    assert code == 1 and out.startswith(f"{path}:4: ")
