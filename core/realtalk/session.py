@@ -26,9 +26,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .agents import AgentGraph, AgentSpec
+from .audio.bridge import AudioBridge
 from .connection import Backoff, ConnectionClosed, ConnectionProfile, RealtimeConnection, connect
 from .exceptions import AuthenticationFailed, ConnectionFailed, ServerRejected, SessionError
 from .protocol.arbiter import ResponseArbiter
@@ -46,6 +47,7 @@ from .tools import (
 )
 
 if TYPE_CHECKING:
+    from .audio.playback import OutputSink
     from .recorder import Recorder
 
 __all__ = ["ApprovalRequest", "Session", "SessionEvent", "ToolCallRecord", "TurnResult"]
@@ -147,7 +149,7 @@ class Session:
         text_only: bool = False,
         approve: Approver | None = None,
         recorder: Recorder | None = None,
-        output: Any | None = None,
+        output: OutputSink | None = None,
         max_reconnects: int = 5,
         rotate_margin_s: float = 120.0,
         backoff_s: float = 0.5,
@@ -157,49 +159,57 @@ class Session:
         self.profile = profile
         self.text_only = text_only
         self.agent = self._prepare(graph.get(agent))
+        self.reconnects = 0
         self._approve = approve
         self._recorder = recorder
-        from .audio.bridge import AudioBridge
-
-        self._audio = AudioBridge(output, self.agent.audio_format)
         self._max_reconnects = max_reconnects
         self._rotate_margin_s = rotate_margin_s
         self._backoff_s = backoff_s
-        self._dialect = "beta" if profile.beta else "ga"
-        self._ids = EventIds()
+        self._audio = AudioBridge(output, self.agent.audio_format)
+        self._uncommitted_ms = 0.0  # input audio sent since the last commit
+
+        # The connection, and the session on it (replaced on every reconnect).
+        self._dialect: Literal["ga", "beta"] = profile.dialect
         self._conn: RealtimeConnection | None = None
+        self._connected = asyncio.Event()  # clear while a connection is being replaced
+        self._reconnecting = False  # a turn is not over while its session is being replaced
+        self._closing = False
+        self._reader: asyncio.Task[None] | None = None
+        self._rotator: asyncio.Task[None] | None = None
+        self._expires_at: float | None = None
+        self._created_at: float | None = None
+        self._expected_update: dict[str, Any] | None = None  # what session.updated must show
+        self._updated = asyncio.Event()
+        self._received_at = 0.0  # when the event being handled arrived (perf_counter)
+
+        # The sans-I/O core: what the conversation holds, and who may ask for a response.
+        self._ids = EventIds()
         self._conversation = Conversation()
         self._arbiter = ResponseArbiter(ids=self._ids)
+
+        # The active agent's tools and voice, and the calls running now.
         self._tools: dict[str, Tool] = {}
         self._voice: str | None = None
         self._audio_heard = False  # assistant audio exists: the voice is locked
-        self._expires_at: float | None = None
-        self._created_at: float | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._rotator: asyncio.Task[None] | None = None
         self._calls: dict[str, asyncio.Task[None]] = {}
         self._call_records: list[ToolCallRecord] = []
         self._pending_handoffs = 0
-        self._reconnecting = False  # a turn is not over while its session is being replaced
+
+        # Turns: the one in progress, and finished ones not yet collected by wait_turn().
         self._idle = asyncio.Event()
-        self._connected = asyncio.Event()
-        self._closing = False
-        self._failure: BaseException | None = None
-        self._listeners: list[Listener] = []
-        self._queue: asyncio.Queue[SessionEvent] = asyncio.Queue()
         self._turn: TurnResult | None = None
         self._turn_started: float | None = None
         self._turn_responses = 0
-        self._finished: collections.deque[TurnResult] = collections.deque()  # not yet collected
+        self._finished: collections.deque[TurnResult] = collections.deque()
         self._turn_done = asyncio.Event()  # set whenever a turn is appended to _finished
-        self._failed = asyncio.Event()
         self._speaking = False  # the server heard speech start and not yet stop
         self._activity = asyncio.Event()  # speech or a response began
-        self._expected_update: dict[str, Any] | None = None
-        self._updated = asyncio.Event()
-        self.reconnects = 0
-        self._received_at = 0.0  # when the event being handled arrived (perf_counter)
-        self._uncommitted_ms = 0.0  # input audio sent since the last commit
+        self._failure: BaseException | None = None
+        self._failed = asyncio.Event()
+
+        # Publishing.
+        self._listeners: list[Listener] = []
+        self._queue: asyncio.Queue[SessionEvent] = asyncio.Queue()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -348,7 +358,7 @@ class Session:
         tools = self.graph.tools_for(agent, self.registry)
         self._tools = {t.name: t for t in tools}
         self._audio.set_format(agent.audio_format)
-        event = build_session_update(agent, tools, profile=self._dialect, include_voice=include_voice)  # type: ignore[arg-type]
+        event = build_session_update(agent, tools, profile=self._dialect, include_voice=include_voice)
         if include_voice:
             self._voice = agent.voice
         self._expected_update = {"instructions": agent.instructions, "tools": sorted(self._tools)}
@@ -512,7 +522,7 @@ class Session:
         """
         assert self._conn is not None
         event = self._ids.stamp(event)
-        await self._conn.send(to_wire(event, self._dialect))  # type: ignore[arg-type]
+        await self._conn.send(to_wire(event, self._dialect))
         self._record("client", event)
         self._conversation.on_client_event(event)
         if seeding:
