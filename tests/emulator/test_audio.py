@@ -73,6 +73,11 @@ async def test_vad_turn(make_emulator: Any, open_client: Any) -> None:
     assert user_item["content"][0]["type"] == "input_audio"
     transcription = events[types.index("conversation.item.input_audio_transcription.completed")]
     assert transcription["transcript"] == "book a room"
+    delta = events[types.index("conversation.item.input_audio_transcription.delta")]
+    assert delta["delta"] == "book a room"
+    assert types.index("conversation.item.input_audio_transcription.delta") < types.index(
+        "conversation.item.input_audio_transcription.completed"
+    )
     transcript = [
         e["transcript"] for e in events if e["type"] == "response.output_audio_transcript.done"
     ]

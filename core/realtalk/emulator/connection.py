@@ -409,6 +409,15 @@ class Session:
             transcript = (turn.transcript if turn is not None else None) or ""
             item["content"][0]["transcript"] = transcript
             seconds = round(self._input_format.ms(len(audio)) / 1000.0, 3)
+            if transcript:  # streaming transcription models send deltas first
+                await self.send(
+                    {
+                        "type": "conversation.item.input_audio_transcription.delta",
+                        "item_id": item_id,
+                        "content_index": 0,
+                        "delta": transcript,
+                    }
+                )
             await self.send(
                 {
                     "type": "conversation.item.input_audio_transcription.completed",
