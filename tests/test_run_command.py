@@ -84,8 +84,8 @@ def test_bad_api_key_is_one_line_and_exit_1(keyed_emulator: ThreadedEmulator) ->
 def test_missing_openai_key_says_what_to_do() -> None:
     result = realtalk("run", str(CONCIERGE), "--text", "hi")
     assert result.returncode == 1
-    assert result.stderr == ("realtalk: error: no OpenAI API key: set OPENAI_API_KEY (or pass --api-key),"
-                             " or use --emulator\n")
+    assert result.stderr == ("realtalk: error: no OpenAI API key: set OPENAI_API_KEY, or use --emulator"
+                             " (no key needed)\n")
 
 
 def test_beta_against_ga_server_is_a_clear_error() -> None:

@@ -179,7 +179,7 @@ class ConnectionProfile:
         key = api_key or os.environ.get("OPENAI_API_KEY") or None
         if not key:
             raise AuthenticationFailed(
-                "no OpenAI API key: set OPENAI_API_KEY (or pass --api-key), or use --emulator"
+                "no OpenAI API key: set OPENAI_API_KEY, or use --emulator (no key needed)"
             )
         return cls(
             kind="openai",
