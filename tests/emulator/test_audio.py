@@ -281,3 +281,17 @@ async def test_created_input_audio_item_matches_audio_turn(
         e["transcript"] for e in events if e["type"] == "response.output_audio_transcript.done"
     ]
     assert transcript == ["Which dates?"]
+
+
+def test_g711_round_trip_and_threshold_mapping() -> None:
+    from realtalk.emulator.audio import AudioFormat, encode, synthesize, threshold_dbfs
+
+    signal_ = np.linspace(-1.0, 1.0, 4001)
+    for kind in ("audio/pcmu", "audio/pcma"):
+        fmt = AudioFormat(kind, 8000, 1)
+        decoded = fmt.decode(encode(signal_, fmt))
+        error = np.abs(decoded - signal_) / np.maximum(np.abs(signal_), 0.01)
+        assert error.max() < 0.05, kind  # G.711 keeps about 3% relative precision
+    assert (threshold_dbfs(0.0), threshold_dbfs(0.5), threshold_dbfs(1.0)) == (-70, -40, -10)
+    pcm24 = AudioFormat.from_session({"type": "audio/pcm", "rate": 24000})
+    assert len(synthesize("abc", pcm24)) == 3 * 1600 * 2  # 15 characters a second

@@ -25,6 +25,7 @@ __all__ = [
     "AudioFormat",
     "SpeechEvent",
     "Vad",
+    "encode",
     "synthesize",
     "threshold_dbfs",
 ]
@@ -171,7 +172,7 @@ class Vad:
         self.floor_ms = self.position_ms
 
 
-def _encode(samples: np.ndarray[Any, np.dtype[np.float64]], fmt: AudioFormat) -> bytes:
+def encode(samples: np.ndarray[Any, np.dtype[np.float64]], fmt: AudioFormat) -> bytes:
     """Encode float samples as PCM16 or G.711 (the inverse of AudioFormat.decode)."""
     pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int32)
     if fmt.kind == "audio/pcm":
@@ -215,4 +216,4 @@ def synthesize(text: str, fmt: AudioFormat) -> bytes:
         out[index * per_char : (index + 1) * per_char] = (
             0.2 * envelope * np.sin(2 * np.pi * pitch * t)
         )
-    return _encode(out, fmt)
+    return encode(out, fmt)
