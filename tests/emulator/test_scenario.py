@@ -148,3 +148,14 @@ async def test_doc_python_example() -> None:
     namespace: dict[str, Any] = {}
     exec(compile(block, "docs/emulator.md", "exec"), namespace)  # noqa: S102
     assert await namespace["greet"]() == "Welcome to Hotel Aurora. How can I help?"
+
+
+def test_render_say_fills_output_and_its_fields() -> None:
+    from realtalk.emulator.scenario import render_say
+
+    output = '{"time": "21:49", "zone": {"name": "JST"}, "n": 3}'
+    assert render_say("Raw: {output}", output) == f"Raw: {output}"
+    assert render_say("It is {output.time} ({output.zone.name}), {output.n}", output) == "It is 21:49 (JST), 3"
+    # A missing field, or an output that is not JSON, leaves the placeholder visible.
+    assert render_say("{output.nope}", output) == "{output.nope}"
+    assert render_say("{output.time}", "not json") == "{output.time}"

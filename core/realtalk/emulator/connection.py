@@ -30,7 +30,7 @@ from .events import (
     new_id,
     validate_item,
 )
-from .scenario import Step
+from .scenario import Step, render_say
 from .session_config import (
     SessionUpdateError,
     default_session,
@@ -631,7 +631,7 @@ class Session:
                 if response.cancel_reason:
                     break
                 if step.kind == "say":
-                    text = step.text.replace("{output}", self.progress.last_output)
+                    text = render_say(step.text, self.progress.last_output)
                     await self._say(response, text)
                 else:
                     await self._call(response, step)

@@ -23,7 +23,8 @@ Reply steps run in order. Consecutive ``call``/``handoff`` steps form one respon
 parallel calls; a ``say`` after a call starts the *next* response, which the emulator
 only produces once the client has sent the calls' ``function_call_output`` items and
 ``response.create`` (as the real server does). ``{output}`` in a ``say`` is replaced by
-the text of the latest ``function_call_output``, so a test can prove the tool result
+the text of the latest ``function_call_output`` (``{output.time}``: one field of it, when
+it is a JSON object), so a test can prove the tool result
 reached the "model".
 """
 
@@ -45,11 +46,37 @@ __all__ = [
     "Turn",
     "check_scenario_file",
     "load_scenario",
+    "render_say",
 ]
 
 _TURN_KEYS = {"user", "audio", "greeting", "transcript", "reply"}
 _STEP_KEYS = {"say", "call", "arguments", "handoff"}
 _CALL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+_OUTPUT_FIELD = re.compile(r"\{output((?:\.[A-Za-z0-9_]+)*)\}")
+
+
+def render_say(text: str, output: str) -> str:
+    """Fill ``{output}`` (the latest tool output) and ``{output.key.sub}`` (a field of it,
+    when the output is a JSON object) into a ``say`` text. A missing field renders as
+    ``{output.key}`` unchanged, so a scenario mistake stays visible in the transcript."""
+
+    def field(match: re.Match[str]) -> str:
+        path = match.group(1)
+        if not path:
+            return output
+        try:
+            value: Any = json.loads(output)
+        except ValueError:
+            return match.group(0)
+        for key in path[1:].split("."):
+            if not isinstance(value, dict) or key not in value:
+                return match.group(0)
+            value = value[key]
+        return value if isinstance(value, str) else json.dumps(value)
+
+    return _OUTPUT_FIELD.sub(field, text)
 
 
 @dataclass(frozen=True)
