@@ -193,8 +193,9 @@ asyncio.run(main())
 def test_a_lost_microphone_ends_iteration_with_one_line(fake_alsa) -> None:  # type: ignore[no-untyped-def]
     fake_alsa.infile.write_bytes(bytes(44100 * 2 * 3))
     r = fake_alsa.run(LOST_DEVICE_SCRIPT)
-    # What was captured before the loss is still delivered (at most max_queue_ms).
-    assert r["chunks_after"] <= 1000 // 40 + 1
+    # What was captured before the loss is still delivered (at most max_queue_ms, which
+    # the queue may overshoot by one device block, plus what the resampler holds).
+    assert r["chunks_after"] <= 1000 // 40 + 3
     assert r["error"] == (
         "input audio device 'fakemic' stopped delivering audio: check the device, "
         "or use --input FILE.wav, or --text"
