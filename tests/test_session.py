@@ -218,13 +218,12 @@ async def test_switch_agent_from_the_api(emu: Emulator, agents: Path) -> None:
 async def test_expiry_mid_conversation_reconnects_with_history(emu: Emulator, agents: Path) -> None:
     scenario = [{"user": "first", **say(call("weather", {"city": "Rome"}), {"say": "Rome is warm."})},
                 {"user": "second", **say({"say": "Still here."})}]
-    events: list[SessionEvent] = []
-    async with await session_for(emu, agents, scenario, listeners=[events.append],
+    reconnected = asyncio.Event()
+    listener = lambda e: reconnected.set() if e.type == "reconnected" else None  # noqa: E731
+    async with await session_for(emu, agents, scenario, listeners=[listener],
                                  rotate_margin_s=0) as session:
         await session.ask("first question")
         # Wait for the server to expire the session, then keep talking.
-        reconnected = asyncio.Event()
-        session.on(lambda e: reconnected.set() if e.type == "reconnected" else None)
         await asyncio.wait_for(reconnected.wait(), 10)
         turn = await session.ask("second question")
     assert turn.text == "Still here."
@@ -318,14 +317,14 @@ async def test_unapplied_session_update_is_an_error(agents: Path) -> None:
                 pass
 
 
-@pytest.mark.emulator(expire_after=1.0)
+@pytest.mark.emulator(expire_after=2.0)
 async def test_rotates_before_expiry_at_an_idle_boundary(emu: Emulator, agents: Path) -> None:
     scenario = [{"user": "one", **say({"say": "One."})}, {"user": "two", **say({"say": "Two."})}]
     rotated = asyncio.Event()
     listener = lambda e: rotated.set() if e.type == "reconnected" else None
     async with await session_for(emu, agents, scenario, listeners=[listener]) as session:
         await session.ask("one")
-        # The rotation is due at half the session's life (0.5 s), while idle.
+        # The rotation is due at half the session's life (1 s), while idle.
         await asyncio.wait_for(rotated.wait(), 5)
         turn = await session.ask("two")
     assert turn.text == "Two."
