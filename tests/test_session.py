@@ -15,7 +15,7 @@ import realtalk
 from realtalk.emulator import Emulator
 from realtalk.exceptions import AuthenticationFailed, ServerRejected, SessionError
 from realtalk.runner import open_session
-from realtalk.session import ApprovalRequest, Session, SessionEvent
+from realtalk.session import ApprovalRequest, Session
 
 RELEASE = threading.Event()
 
