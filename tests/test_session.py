@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import realtalk
 from realtalk.emulator import Emulator
+from realtalk.emulator.conformance import client_event_problems, server_event_problems
 from realtalk.exceptions import AuthenticationFailed, ServerRejected, SessionError
 from realtalk.runner import open_session
 from realtalk.session import ApprovalRequest, Session
@@ -76,6 +77,10 @@ async def emu(request: pytest.FixtureRequest) -> AsyncIterator[Emulator]:
     # The arbiter's promise, checked on every test's full record.
     codes = [e.get("code") for e in server.errors()]
     assert "conversation_already_has_active_response" not in codes
+    # Everything the runtime sent is a valid GA client event (the official openai types),
+    # and everything it was sent is a valid GA server event.
+    assert client_event_problems(server.client_events()) == []
+    assert server_event_problems(server.server_events()) == []
 
 
 def say(*steps: Any) -> dict[str, Any]:

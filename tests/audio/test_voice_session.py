@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from realtalk.audio import WavFileSink, read_wav, resample
 from realtalk.emulator import Emulator
+from realtalk.emulator.conformance import client_event_problems
 from realtalk.emulator.audio import CHARS_PER_SECOND
 from realtalk.runner import open_session
 from realtalk.session import SessionEvent
@@ -71,6 +72,7 @@ async def test_barge_in_truncates_to_what_was_played(voice_agent: Path, tmp_path
             interrupted = await session.wait_turn(20)
             answer = await session.wait_turn(20)
         sink.close()
+    assert client_event_problems(emu.client_events()) == []
     [cut] = [e.data for e in events if e.type == "interrupted"]
     [truncate] = emu.client_events("conversation.item.truncate")
     assert truncate["item_id"] == cut["item_id"] and truncate["audio_end_ms"] == cut["played_ms"]
@@ -103,6 +105,7 @@ async def test_barge_in_before_anything_played_deletes_the_item(voice_agent: Pat
             await speak(session, tone(0.6, 660) + silence(0.6))
             await session.wait_turn(20)
         sink.close()
+    assert client_event_problems(emu.client_events()) == []
     assert emu.client_events("conversation.item.truncate") == []
     [delete] = emu.client_events("conversation.item.delete")
     first_item = emu.server_events("response.output_audio.delta")[0]["item_id"]
