@@ -27,6 +27,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 
 from .exceptions import ToolDefinitionError
+from .yamlfile import json_path, load_yaml
 
 __all__ = [
     "ArgumentCheck",
@@ -166,7 +167,7 @@ def make_tool(
     try:
         Draft202012Validator.check_schema(dict(parameters))
     except SchemaError as exc:
-        where = _path(exc.absolute_path)
+        where = json_path(list(exc.absolute_path))
         raise fail(f"parameters is not a valid JSON Schema at {where}: {exc.message}") from None
     if parameters.get("type") != "object":
         raise fail("the root of parameters must be {type: object} (the model sends an object)")
@@ -236,7 +237,6 @@ def load_tool_definitions(
         ToolDefinitionError: The file or one of its tools is invalid (with file and line).
     """
     from .exceptions import ConfigError
-    from .yamlfile import load_yaml
 
     origin = f"{plugin} {plugin_version}".strip()
     try:
@@ -357,13 +357,6 @@ class ArgumentCheck:
         return self.error is None
 
 
-def _path(parts: Sequence[object]) -> str:
-    out = "$"
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
-
-
 def validate_arguments(tool: Tool, raw: str) -> ArgumentCheck:
     """Parse the model's ``arguments`` string and check it against the tool's schema.
 
@@ -404,7 +397,7 @@ def validate_arguments(tool: Tool, raw: str) -> ArgumentCheck:
 
 
 def _describe(error: ValidationError) -> dict[str, str]:
-    return {"path": _path(error.absolute_path), "message": error.message}
+    return {"path": json_path(list(error.absolute_path)), "message": error.message}
 
 
 def _argument_error(tool: Tool, problems: list[dict[str, str]]) -> str:

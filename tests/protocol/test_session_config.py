@@ -10,6 +10,7 @@ from typing import Annotated, Any, Union, get_args
 import pytest
 import yaml
 from realtalk.agents import AgentSpec, load_agents
+from realtalk.emulator.conformance import client_event_problems
 from realtalk.plugins import load_plugins
 from realtalk.protocol.session_config import build_session_update
 from realtalk.tools import make_tool
@@ -23,13 +24,6 @@ def _discriminated(alias: Any) -> Any:
 
     members = get_args(get_args(alias)[0])
     return TypeAdapter(Annotated[Union[members], Field(discriminator="type")])  # type: ignore[valid-type]  # noqa: UP007
-
-
-@lru_cache(maxsize=1)
-def ga_client() -> Any:
-    from openai.types.realtime import RealtimeClientEvent
-
-    return _discriminated(RealtimeClientEvent)
 
 
 @lru_cache(maxsize=1)
@@ -105,11 +99,10 @@ TOOL = make_tool("echo", "Echo", {"type": "object", "properties": {"x": {"type":
 def test_example_agents_validate_against_openai_ga_types() -> None:
     updates = example_updates()
     assert len(updates) >= 2
+    assert client_event_problems(updates) == []
     for event in updates:
-        model = ga_client().validate_python(event)
-        assert model.type == "session.update"
-        assert model.session.type == "realtime"
-        assert [t.name for t in model.session.tools] == [t["name"] for t in event["session"]["tools"]]
+        assert event["session"]["type"] == "realtime"
+        assert all(t["type"] == "function" for t in event["session"]["tools"])
 
 
 def test_example_agents_use_no_key_the_spec_does_not_define() -> None:
@@ -129,7 +122,7 @@ def test_key_check_catches_an_undefined_key() -> None:
 @pytest.mark.parametrize("agent", variety(), ids=lambda a: a.name)
 def test_all_agent_settings_map_to_valid_ga(agent: AgentSpec) -> None:
     event = build_session_update(agent, [TOOL], event_id="evt_1")
-    ga_client().validate_python(event)
+    assert client_event_problems([event]) == []
     schema = spec()["components"]["schemas"]["RealtimeClientEventSessionUpdate"]
     assert undefined_keys(event, schema) == []
     assert event["event_id"] == "evt_1"
