@@ -343,3 +343,17 @@ async def test_rotates_before_expiry_at_an_idle_boundary(emu: Emulator, agents: 
 
 def test_session_is_public() -> None:
     assert Session.__module__ == "realtalk.session"
+
+
+async def test_events_iterate_until_the_session_closes(emu: Emulator, agents: Path) -> None:
+    scenario = [{"user": "weather", **say(call("weather", {"city": "Lisbon"}), {"say": "Sunny."})}]
+    async with await session_for(emu, agents, scenario) as session:
+
+        async def collect() -> list[str]:
+            return [event.type async for event in session.events()]
+
+        collector = asyncio.create_task(collect())
+        await session.ask("weather?")
+    types = await asyncio.wait_for(collector, 5)
+    assert types[0] == "connected"
+    assert types.index("tool.started") < types.index("tool.finished") < types.index("turn.done")

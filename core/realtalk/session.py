@@ -209,7 +209,7 @@ class Session:
 
         # Publishing.
         self._listeners: list[Listener] = []
-        self._queue: asyncio.Queue[SessionEvent] = asyncio.Queue()
+        self._queue: asyncio.Queue[SessionEvent | None] = asyncio.Queue()  # None: closed
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -246,6 +246,7 @@ class Session:
             await self._conn.close()
         if self._recorder is not None:
             self._recorder.close()
+        self._queue.put_nowait(None)
 
     # -- what applications call ---------------------------------------------------------
 
@@ -255,8 +256,8 @@ class Session:
 
     async def events(self) -> AsyncIterator[SessionEvent]:
         """Iterate over :class:`SessionEvent` until the session closes."""
-        while not (self._closing and self._queue.empty()):
-            yield await self._queue.get()
+        while (event := await self._queue.get()) is not None:
+            yield event
 
     async def send_text(self, text: str) -> None:
         """Add a user text message and ask for a response (through the arbiter)."""
