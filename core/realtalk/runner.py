@@ -166,13 +166,9 @@ async def open_session(
                           **session_options)
         for listener in listeners:
             session.on(listener)
-        try:
-            await session.start()
-        except BaseException:
-            if recorder is not None:
-                recorder.close()
-            raise
+        # Closed however start() ends: a half-configured session still holds a socket.
         stack.push_async_callback(session.close)
+        await session.start()
         yield session
 
 
