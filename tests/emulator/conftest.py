@@ -81,8 +81,8 @@ class Client:
             if event["type"] == type_:
                 return got
 
-    async def turn(self, text: str) -> list[dict[str, Any]]:
-        """Send a user text item and response.create; return events through rate_limits."""
+    async def user_text(self, text: str) -> None:
+        """Send a user text message item (no response.create)."""
         await self.send(
             {
                 "type": "conversation.item.create",
@@ -93,6 +93,10 @@ class Client:
                 },
             }
         )
+
+    async def turn(self, text: str) -> list[dict[str, Any]]:
+        """Send a user text item and response.create; return events through rate_limits."""
+        await self.user_text(text)
         await self.send({"type": "response.create"})
         return await self.until("rate_limits.updated")
 

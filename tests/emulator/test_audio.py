@@ -163,16 +163,7 @@ async def _audio_span(make_emulator: Any, open_client: Any, fast: bool) -> tuple
     text = "x" * 30  # two seconds of audio
     emu = await make_emulator({"turns": [{"user": "go", "reply": text}]}, fast=fast)
     async with open_client(emu) as client:
-        await client.send(
-            {
-                "type": "conversation.item.create",
-                "item": {
-                    "type": "message",
-                    "role": "user",
-                    "content": [{"type": "input_text", "text": "go"}],
-                },
-            }
-        )
+        await client.user_text("go")
         await client.send({"type": "response.create"})
         await client.until("response.output_audio.delta")
         start = time.monotonic()

@@ -188,16 +188,7 @@ async def test_fallback_reply(make_emulator: Any, open_client: Any) -> None:
 async def test_second_response_refused_while_active(make_emulator: Any, open_client: Any) -> None:
     emu = await make_emulator(SCENARIO, fast=False)
     async with open_client(emu) as client:
-        await client.send(
-            {
-                "type": "conversation.item.create",
-                "item": {
-                    "type": "message",
-                    "role": "user",
-                    "content": [{"type": "input_text", "text": "long"}],
-                },
-            }
-        )
+        await client.user_text("long")
         await client.send({"type": "response.create"})
         created = (await client.until("response.created"))[-1]
         await client.send({"type": "response.create", "event_id": "evt_again"})
@@ -213,16 +204,7 @@ async def test_second_response_refused_while_active(make_emulator: Any, open_cli
 async def test_cancel(make_emulator: Any, open_client: Any) -> None:
     emu = await make_emulator(SCENARIO, fast=False)
     async with open_client(emu) as client:
-        await client.send(
-            {
-                "type": "conversation.item.create",
-                "item": {
-                    "type": "message",
-                    "role": "user",
-                    "content": [{"type": "input_text", "text": "long"}],
-                },
-            }
-        )
+        await client.user_text("long")
         await client.send({"type": "response.create"})
         await client.until("response.output_audio.delta")
         await client.send({"type": "response.cancel"})
@@ -353,16 +335,7 @@ async def test_response_modalities_override_and_session_close(
 ) -> None:
     emu = await make_emulator(SCENARIO)
     async with open_client(emu) as client:
-        await client.send(
-            {
-                "type": "conversation.item.create",
-                "item": {
-                    "type": "message",
-                    "role": "user",
-                    "content": [{"type": "input_text", "text": "hello"}],
-                },
-            }
-        )
+        await client.user_text("hello")
         await client.send(
             {
                 "type": "response.create",
@@ -414,16 +387,7 @@ async def test_greeting_turn(make_emulator: Any, open_client: Any) -> None:
 async def test_wait_for(make_emulator: Any, open_client: Any) -> None:
     emu = await make_emulator(SCENARIO)
     async with open_client(emu) as client:
-        await client.send(
-            {
-                "type": "conversation.item.create",
-                "item": {
-                    "type": "message",
-                    "role": "user",
-                    "content": [{"type": "input_text", "text": "hello"}],
-                },
-            }
-        )
+        await client.user_text("hello")
         received = await emu.wait_for("conversation.item.create", direction="client")
         assert received["item"]["content"][0]["text"] == "hello"
         await client.send({"type": "response.create"})
