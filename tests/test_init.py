@@ -17,3 +17,13 @@ def test_version_matches_distribution() -> None:
     from importlib.metadata import version
 
     assert realtalk.__version__ == version("realtalk")
+
+
+def test_runtime_is_loaded_lazily() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, realtalk; assert 'realtalk.session' not in sys.modules;"
+            " assert realtalk.Session.__module__ == 'realtalk.session'; print('ok')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.stdout.strip() == "ok", result.stderr

@@ -1,7 +1,8 @@
 """realtalk: voice and text agents on the OpenAI Realtime API.
 
 Agents are YAML files (:func:`load_agents`), tools come from plugins
-(:func:`load_plugins`, implementing hooks with :data:`hookimpl`).
+(:func:`load_plugins`, implementing hooks with :data:`hookimpl`), and a :class:`Session`
+runs a conversation (:func:`open_session`, :func:`run_agent`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,27 @@ from .hookspecs import hookimpl
 from .plugins import PluginSet, Registrar, load_plugins
 from .tools import Tool, ToolContext, ToolRegistry, validate_arguments
 
+# The runtime pulls in websockets, numpy and soxr: loaded on first use, so that
+# `realtalk check` and plugin imports stay light.
+_LAZY = {
+    "Session": "realtalk.session",
+    "SessionEvent": "realtalk.results",
+    "TurnResult": "realtalk.results",
+    "ToolCallRecord": "realtalk.results",
+    "ApprovalRequest": "realtalk.results",
+    "open_session": "realtalk.runner",
+    "run_agent": "realtalk.runner",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'realtalk' has no attribute {name!r}")
+
+
 try:
     __version__ = version("realtalk")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
@@ -32,6 +54,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "AgentGraph",
+    "ApprovalRequest",
     "AgentSpec",
     "AudioDeviceError",
     "AuthenticationFailed",
@@ -43,15 +66,21 @@ __all__ = [
     "Registrar",
     "ScenarioError",
     "ServerRejected",
+    "Session",
     "SessionError",
+    "SessionEvent",
     "Tool",
     "ToolContext",
+    "ToolCallRecord",
     "ToolDefinitionError",
     "ToolRegistry",
+    "TurnResult",
     "__version__",
     "hookimpl",
     "load_agent",
     "load_agents",
     "load_plugins",
+    "open_session",
+    "run_agent",
     "validate_arguments",
 ]

@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from .session import SessionEvent
+from .results import SessionEvent
 
 __all__ = ["ConsoleRenderer"]
 

@@ -24,7 +24,8 @@ from .agents import AgentGraph, load_agents
 from .connection import ConnectionProfile
 from .exceptions import ConfigError
 from .plugins import PluginSet, load_plugins
-from .session import Approver, Session, TurnResult
+from .results import Approver, TurnResult
+from .session import Session
 
 __all__ = ["RunTarget", "load_target", "open_session", "run_agent", "scenario_for", "stream_audio_file"]
 

@@ -24,8 +24,8 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from .agents import AgentGraph, AgentSpec
@@ -36,6 +36,7 @@ from .protocol.arbiter import ResponseArbiter
 from .protocol.conversation import Conversation
 from .protocol.events import EventIds, normalize_server_event, to_wire
 from .protocol.session_config import build_session_update
+from .results import ApprovalRequest, Approver, Listener, SessionEvent, ToolCallRecord, TurnResult
 from .tools import (
     Tool,
     ToolContext,
@@ -50,74 +51,11 @@ if TYPE_CHECKING:
     from .audio.playback import OutputSink
     from .recorder import Recorder
 
-__all__ = ["ApprovalRequest", "Session", "SessionEvent", "ToolCallRecord", "TurnResult"]
+__all__ = ["ApprovalRequest", "Session", "SessionEvent", "ToolCallRecord", "TurnResult"]  # results re-exported
 
 log = logging.getLogger(__name__)
 
 SETUP_TIMEOUT_S = 15.0
-
-
-@dataclass(frozen=True)
-class SessionEvent:
-    """Something that happened, for consoles, logs and applications.
-
-    ``type`` is one of: ``connected``, ``reconnected``, ``user.transcript``,
-    ``assistant.delta``, ``assistant.done``, ``tool.started``, ``tool.finished``,
-    ``handoff``, ``turn.done``, ``interrupted``, ``warning``, ``error``.
-    """
-
-    type: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class ToolCallRecord:
-    """One function call and what came of it."""
-
-    call_id: str
-    name: str
-    arguments: str
-    agent: str
-    output: str | None = None
-    status: str | None = None
-    duration_s: float = 0.0
-
-
-@dataclass
-class TurnResult:
-    """Everything one turn produced, from the user's input until the session was idle.
-
-    Attributes:
-        text: What the assistant said (text or audio transcript), all responses joined.
-        tool_calls: The calls made during the turn, in order.
-        handoffs: ``(from, to)`` agent pairs.
-        usage: Token usage of each response.
-        first_delta_ms: From the end of the user's turn to the first output delta.
-        done_ms: From the end of the user's turn to the session being idle.
-        interrupted: The user spoke again before the turn was over (barge-in).
-    """
-
-    text: str = ""
-    tool_calls: list[ToolCallRecord] = field(default_factory=list)
-    handoffs: list[tuple[str, str]] = field(default_factory=list)
-    usage: list[dict[str, Any]] = field(default_factory=list)
-    first_delta_ms: float | None = None
-    done_ms: float | None = None
-    interrupted: bool = False
-
-
-@dataclass(frozen=True)
-class ApprovalRequest:
-    """A call to a ``requires_approval`` tool, waiting for a yes or no."""
-
-    tool: str
-    arguments: dict[str, Any]
-    agent: str
-    call_id: str
-
-
-Approver = Callable[[ApprovalRequest], "bool | Awaitable[bool]"]
-Listener = Callable[[SessionEvent], None]
 
 
 class Session:

@@ -8,9 +8,27 @@ event is recorded per connection for assertions. See ``docs/emulator.md``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .scenario import Scenario, Step, Turn, check_scenario_file, load_scenario
-from .server import Emulator
-from .state import ConnectionRecord, EventRecord
+
+if TYPE_CHECKING:
+    from .server import Emulator
+    from .state import ConnectionRecord, EventRecord
+
+
+def __getattr__(name: str) -> object:
+    # The server pulls in websockets and numpy; `realtalk check` only needs scenarios.
+    if name == "Emulator":
+        from .server import Emulator
+
+        return Emulator
+    if name in ("ConnectionRecord", "EventRecord"):
+        from . import state
+
+        return getattr(state, name)
+    raise AttributeError(f"module 'realtalk.emulator' has no attribute {name!r}")
+
 
 __all__ = [
     "ConnectionRecord",

@@ -13,9 +13,12 @@ import ipaddress
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..exceptions import ScenarioError
-from .server import Emulator
+
+if TYPE_CHECKING:
+    from .server import Emulator
 
 __all__ = ["add_arguments", "run"]
 
@@ -108,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         (one line on stderr, no traceback).
     """
     try:
+        from .server import Emulator
+
         emulator = Emulator(
             args.scenario,
             host=args.host,

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from ..session import SessionEvent, ToolCallRecord, TurnResult
+from ..results import SessionEvent, ToolCallRecord, TurnResult
 
 __all__ = ["Conversation", "ThreadedEmulator", "aconverse", "converse"]
 
