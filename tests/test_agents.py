@@ -245,3 +245,16 @@ def test_declared_voice_policy_silences_the_warning(tmp_path: Path) -> None:
     write(tmp_path, "b.yaml", "instructions: y\nvoice: cedar\nvoice_policy: reconnect\n")
     graph = load_agents([tmp_path])
     assert graph.warnings == [] and graph.get("b").voice_policy == "reconnect"
+
+
+def test_truncation_maps_to_ga(tmp_path: Path) -> None:
+    agent = load_agent(write(tmp_path, "a.yaml", "instructions: x\ntruncation: {retention_ratio: 0.8, post_instructions_tokens: 8000}\n"))
+    assert agent.truncation == {"type": "retention_ratio", "retention_ratio": 0.8,
+                                "token_limits": {"post_instructions": 8000}}
+    assert load_agent(write(tmp_path, "b.yaml", "instructions: x\ntruncation: disabled\n")).truncation == "disabled"
+    assert load_agent(write(tmp_path, "c.yaml", MINIMAL)).truncation == "auto"
+
+
+def test_truncation_ratio_out_of_range(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: x\ntruncation: {retention_ratio: 1.5}\n")
+    assert "retention_ratio is 1.5, out of range: must be between 0 and 1" in only_problem(path)

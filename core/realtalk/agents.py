@@ -109,6 +109,7 @@ class AgentSpec:
         input_transcription: GA ``audio.input.transcription``, or None.
         noise_reduction: ``near_field``, ``far_field`` or None.
         max_output_tokens: An int, ``"inf"``, or None for the server default.
+        truncation: GA ``truncation``: ``auto``, ``disabled`` or a retention-ratio object.
         tool_choice: ``auto``, ``none`` or ``required``.
         tools: The tools it lists.
         handoffs: The agents it can hand off to.
@@ -131,6 +132,7 @@ class AgentSpec:
     input_transcription: dict[str, Any] | None = None
     noise_reduction: str | None = None
     max_output_tokens: int | str | None = None
+    truncation: str | dict[str, Any] = "auto"
     tool_choice: str = "auto"
     tools: tuple[ToolUse, ...] = ()
     handoffs: tuple[Handoff, ...] = ()
@@ -306,12 +308,22 @@ def _build(doc: YamlDocument) -> AgentSpec:
         input_transcription=data.get("input_audio_transcription"),
         noise_reduction=data.get("noise_reduction"),
         max_output_tokens=data.get("max_output_tokens"),
+        truncation=_truncation(data.get("truncation", "auto")),
         tool_choice=data.get("tool_choice", "auto"),
         tools=tuple(tools),
         handoffs=tuple(handoffs),
         file=doc.file,
         notes=tuple(notes),
     )
+
+
+def _truncation(value: str | dict[str, Any]) -> str | dict[str, Any]:
+    if isinstance(value, str):
+        return value
+    out: dict[str, Any] = {"type": "retention_ratio", "retention_ratio": value["retention_ratio"]}
+    if "post_instructions_tokens" in value:
+        out["token_limits"] = {"post_instructions": value["post_instructions_tokens"]}
+    return out
 
 
 def load_agent(path: str | Path) -> AgentSpec:

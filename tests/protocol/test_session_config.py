@@ -89,7 +89,9 @@ def variety() -> list[AgentSpec]:
                   turn_detection={"type": "semantic_vad", "eagerness": "low", "create_response": True,
                                   "interrupt_response": False},
                   input_transcription={"model": "whisper-1", "language": "en", "prompt": "hotel"},
-                  audio_format="audio/pcma", tool_choice="required"),
+                  audio_format="audio/pcma", tool_choice="required",
+                  truncation={"type": "retention_ratio", "retention_ratio": 0.5,
+                              "token_limits": {"post_instructions": 4000}}),
     ]
 
 

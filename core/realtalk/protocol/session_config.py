@@ -81,6 +81,7 @@ def _ga_session(agent: AgentSpec, tools: list[dict[str, Any]], include_voice: bo
         "audio": {"input": audio_in, "output": audio_out},
         "tools": tools,
         "tool_choice": agent.tool_choice,
+        "truncation": agent.truncation,
     }
     if agent.max_output_tokens is not None:
         session["max_output_tokens"] = agent.max_output_tokens
