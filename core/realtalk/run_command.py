@@ -90,6 +90,9 @@ async def run_command(args: argparse.Namespace) -> int:
             record_audio=args.record_audio, output=output, block_plugins=args.no_plugin,
             listeners=[renderer],
         ) as session:
+            if mode in ("voice", "file") and session.agent.input_transcription is None:
+                print("realtalk: warning: no input_audio_transcription in the agent: after a"
+                      " reconnect the new session cannot be told what the user said", file=sys.stderr)
             if mode == "text":
                 for text in args.text:
                     await session.ask(text, args.timeout)

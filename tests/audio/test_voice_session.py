@@ -124,6 +124,7 @@ def test_wav_in_wav_out_from_the_command_line(speech_wav: Path, tmp_path: Path) 
     said = [e["text"] for e in events if e["type"] == "assistant.done"]
     assert [e["name"] for e in events if e["type"] == "tool.finished"] == ["get_time"]
     assert any(e["type"] == "user.transcript" for e in events)
+    assert "no input_audio_transcription" not in result.stderr
     audio = read_wav(reply)
     assert audio.rate == RATE
     # The emulator speaks 15 characters a second: the file holds the scripted reply.
@@ -323,3 +324,15 @@ async def test_push_to_talk_with_nothing_recorded_sends_nothing(tmp_path: Path) 
     assert emu.client_events("response.create") == []
     assert [e.data["message"] for e in events if e.type == "warning"] == [
         "nothing recorded: hold the turn open longer before sending"] * 2
+
+
+def test_audio_without_transcription_warns_about_reconnects(speech_wav: Path, tmp_path: Path) -> None:
+    agent = tmp_path / "plain.yaml"
+    agent.write_text("instructions: Talk.\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "realtalk.cli", "run", str(agent), "--emulator", "--fast",
+         "--input", str(speech_wav)],
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no input_audio_transcription in the agent" in result.stderr
