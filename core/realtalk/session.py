@@ -373,24 +373,13 @@ class Session:
         self._failed.set()
 
     async def _recover(self, reason: str) -> None:
-        """Reconnect with backoff and seed the new session with the conversation."""
-        self._connected.clear()
-        self._reconnecting = True
+        """The socket dropped (or the session expired): reconnect and carry on."""
         history = self._conversation.history_items()
         # A response cut off by the drop, or one still owed, is asked for again.
         owed = bool(_needs_reply(history) or self._arbiter.wants_response or self._arbiter.in_flight
                     or self._arbiter.active_response_id)
-        self._audio.stop()
         log.warning("reconnecting: %s", reason)
-        try:
-            conn = await self._connect(retries=self._max_reconnects)
-        except (AuthenticationFailed, ServerRejected):
-            raise
-        except ConnectionFailed as exc:
-            raise ConnectionFailed(f"lost the connection ({reason}) and could not reconnect: {exc}") from None
-        self.reconnects += 1
-        await self._setup(conn, history)
-        self._emit("reconnected", reason=reason, items=len(history), attempt=self.reconnects)
+        await self._replace_session(reason, history, retries=self._max_reconnects)
         # Calls still running send their outputs on the new connection; a turn that was
         # cut off before the assistant answered gets its response now.
         if owed and not self._calls:
@@ -398,6 +387,27 @@ class Session:
                 await self._transmit(event)
         self._reconnecting = False
         self._update_idle()
+
+    async def _replace_session(self, reason: str, history: list[dict[str, Any]], retries: int = 4) -> None:
+        """Close the current connection and go live on a new one seeded with ``history``.
+
+        The caller must have stopped the old reader unless it is the old reader, and
+        must clear ``_reconnecting`` once it has sent what the new session needs next.
+        """
+        self._reconnecting = True
+        self._connected.clear()
+        self._audio.stop()
+        if self._conn is not None:
+            await self._conn.close()
+        try:
+            conn = await self._connect(retries=retries)
+        except (AuthenticationFailed, ServerRejected):
+            raise
+        except ConnectionFailed as exc:
+            raise ConnectionFailed(f"could not open a new session ({reason}): {exc}") from None
+        await self._setup(conn, history)
+        self.reconnects += 1
+        self._emit("reconnected", reason=reason, items=len(history), attempt=self.reconnects)
 
     async def _rotate_when_due(self, conn: RealtimeConnection) -> None:
         """Replace ``conn``'s session shortly before it expires, at an idle turn boundary."""
@@ -409,16 +419,9 @@ class Session:
             await self._idle.wait()
             if self._conn is not conn or self._closing:
                 return
-            self._reconnecting = True
-            self._connected.clear()
-            history = self._conversation.history_items()
             if self._reader is not None:
                 self._reader.cancel()
-            await conn.close()
-            await self._setup(await self._connect(), history)
-            self.reconnects += 1
-            self._emit("reconnected", reason="rotated before expiry", items=len(history),
-                       attempt=self.reconnects)
+            await self._replace_session("rotated before expiry", self._conversation.history_items())
             self._reconnecting = False
             self._update_idle()
         except asyncio.CancelledError:
@@ -676,16 +679,13 @@ class Session:
                 history.append({"type": "conversation.item.create", "item": {
                     "type": "function_call_output", "call_id": call_id,
                     "output": json.dumps({"transferred_to": target.name})}})
-            self._connected.clear()
             if self._reader is not None:
                 self._reader.cancel()
-            if self._conn is not None:
-                await self._conn.close()
-            await self._setup(await self._connect(), history)
-            self.reconnects += 1
+            await self._replace_session(f"new voice for {target.name}", history)
             if call_id is not None:
                 for event in self._arbiter.request_response(f"handoff to {target.name}"):
-                    await self._send(event)
+                    await self._transmit(event)
+            self._reconnecting = False
         else:
             if voice_change and self._audio_heard:
                 self._emit("warning", message=(
