@@ -68,3 +68,17 @@ def test_every_cli_command_is_documented() -> None:
     sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
     for command in sub.choices:
         assert f"## realtalk {command}\n" in text, command
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    root = DOCS.parent
+    commands = blocks((root / "README.md").read_text(), "")
+    ci = (root / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert commands[1].strip() == ci
+    assert "realtalk run agents/concierge.yaml --emulator" in commands[0]
+
+
+def test_readme_links_exist() -> None:
+    root = DOCS.parent
+    for link in re.findall(r"\]\((docs/[^)]+)\)", (root / "README.md").read_text()):
+        assert (root / link).exists(), link
