@@ -357,3 +357,28 @@ async def test_events_iterate_until_the_session_closes(emu: Emulator, agents: Pa
     types = await asyncio.wait_for(collector, 5)
     assert types[0] == "connected"
     assert types.index("tool.started") < types.index("tool.finished") < types.index("turn.done")
+
+
+async def test_greeting_at_start_and_on_handoff(emu: Emulator, tmp_path: Path) -> None:
+    (tmp_path / "host.yaml").write_text("instructions: Host.\ngreeting: Welcome to the show!\nhandoffs: [guest]\n")
+    (tmp_path / "guest.yaml").write_text("instructions: Guest.\ngreeting: Hi, guest speaking.\n")
+    scenario = [{"greeting": True, "reply": "Welcome to the show!"},
+                {"user": "guest", **say({"handoff": "guest"}, {"say": "Hi, guest speaking."})}]
+    async with await session_for(emu, tmp_path / "host.yaml", scenario) as session:
+        hello = await session.greet()
+        turn = await session.ask("let me talk to the guest")
+    assert hello is not None and hello.text == "Welcome to the show!"
+    assert turn.handoffs == [("host", "guest")] and turn.text == "Hi, guest speaking."
+    creates = emu.client_events("response.create")
+    assert creates[0]["response"]["instructions"].endswith("Start by greeting the user with: Welcome to the show!")
+    # The follow-up after the handoff's output carries the new agent's greeting.
+    assert creates[-1]["response"]["instructions"].startswith("Guest.")
+    types = [(e["type"], e.get("item", {}).get("type")) for e in emu.client_events()]
+    assert types.index(("conversation.item.create", "function_call_output")) < len(types) - 1
+    assert types[-1] == ("response.create", None)
+
+
+async def test_no_greeting_means_no_response(emu: Emulator, agents: Path) -> None:
+    async with await session_for(emu, agents, []) as session:
+        assert await session.greet() is None
+    assert emu.client_events("response.create") == []

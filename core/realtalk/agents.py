@@ -98,6 +98,7 @@ class AgentSpec:
         name: Unique within its graph.
         instructions: System instructions.
         description: One line for other agents' handoff tools.
+        greeting: What the agent says first (session start, or a handoff reaching it).
         model: Realtime model or Azure deployment.
         voice: Output voice.
         voice_policy: ``keep``, ``reconnect`` or None (undeclared) when a handoff
@@ -120,6 +121,7 @@ class AgentSpec:
     name: str
     instructions: str
     description: str = ""
+    greeting: str | None = None
     model: str = DEFAULT_MODEL
     voice: str = DEFAULT_VOICE
     voice_policy: str | None = None
@@ -143,6 +145,13 @@ class AgentSpec:
     def text_only(self) -> bool:
         """True when the agent answers in text, not audio."""
         return self.output_modalities == ("text",)
+
+
+def greeting_response(agent: AgentSpec) -> dict[str, Any] | None:
+    """The ``response.create`` body that makes ``agent`` greet, or None without a greeting."""
+    if agent.greeting is None:
+        return None
+    return {"instructions": f"{agent.instructions}\n\nStart by greeting the user with: {agent.greeting}"}
 
 
 # --- reading one file --------------------------------------------------------------------
@@ -298,6 +307,7 @@ def _build(doc: YamlDocument) -> AgentSpec:
         name=data.get("name", doc.file.stem),
         instructions=data["instructions"],
         description=data.get("description", ""),
+        greeting=data.get("greeting"),
         model=data.get("model", DEFAULT_MODEL),
         voice=data.get("voice", DEFAULT_VOICE),
         voice_policy=data.get("voice_policy"),

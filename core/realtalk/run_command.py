@@ -101,8 +101,10 @@ async def run_command(args: argparse.Namespace) -> int:
                 if output is not None:
                     await output.drain()
             elif mode == "chat":
+                await session.greet(args.timeout)
                 await chat(session)
             else:
+                await session.greet(args.timeout)
                 await voice(session, source, gate=gate)
     finally:
         if output is not None:

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from .agents import AgentGraph, AgentSpec
+from .agents import AgentGraph, AgentSpec, greeting_response
 from .audio.bridge import AudioBridge
 from .connection import Backoff, ConnectionClosed, ConnectionProfile, RealtimeConnection, connect
 from .exceptions import AuthenticationFailed, ConnectionFailed, ServerRejected, SessionError
@@ -205,6 +205,22 @@ class Session:
         for event in self._arbiter.request_response("user text"):
             await self._send(event)
         self._update_idle()
+
+    async def greet(self, timeout: float | None = 120.0) -> TurnResult | None:
+        """Let the active agent speak first, if it has a ``greeting``; wait for it.
+
+        Returns:
+            The greeting turn, or None when the agent has no greeting.
+        """
+        body = greeting_response(self.agent)
+        if body is None:
+            return None
+        self._finished.clear()
+        self._begin_turn()
+        for event in self._arbiter.request_response("greeting", body):
+            await self._send(event)
+        self._update_idle()
+        return await self.wait_turn(timeout)
 
     async def ask(self, text: str, timeout: float | None = 120.0) -> TurnResult:
         """Send ``text`` and wait until the turn is over (tools, handoffs, replies).
@@ -683,7 +699,8 @@ class Session:
                 self._reader.cancel()
             await self._replace_session(f"new voice for {target.name}", history)
             if call_id is not None:
-                for event in self._arbiter.request_response(f"handoff to {target.name}"):
+                for event in self._arbiter.request_response(f"handoff to {target.name}",
+                                                             greeting_response(target)):
                     await self._transmit(event)
             self._reconnecting = False
         else:
@@ -692,6 +709,11 @@ class Session:
                     f"{target.name} speaks with voice {target.voice}, but the API locks the voice once"
                     f" audio exists; keeping {self._voice} (set voice_policy: reconnect to switch)"))
             await self._send(self._agent_update(target, include_voice=not self._audio_heard))
+            greeting = greeting_response(target)
+            if call_id is not None and greeting is not None:
+                # Held by the arbiter until the output is sent: the follow-up greets.
+                for event in self._arbiter.request_response(f"{target.name} greets", greeting):
+                    await self._send(event)
             if call_id is not None:
                 await self._send_output(call_id, json.dumps({"transferred_to": target.name}))
         if self._turn is not None:

@@ -164,21 +164,32 @@ def test_voice_mode_through_portaudio(fake_alsa: Any, speech_wav: Path) -> None:
         env=fake_alsa.env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 60
-        while True:
-            played = np.fromfile(fake_alsa.outfile, dtype="<i2") if fake_alsa.outfile.exists() else np.zeros(0)
-            if np.count_nonzero(played) > 11025:  # a quarter second of the reply has been played
-                break
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no reply reached the speaker"
+        # The greeting plays, then the question is heard, get_time runs, and the reply
+        # (its transcript printed when complete) plays into the fake speaker.
+        while not any(line.startswith("concierge: It is now") for line in lines):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, f"no reply; output so far: {lines}"
             time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+    assert proc.stdout is not None and proc.stderr is not None
+    err = proc.stderr.read()
+    proc.stdout.close()
+    proc.stderr.close()
+    out = "".join(lines)
     assert proc.returncode in (0, 130), err
+    assert "concierge: Good evening, welcome to Hotel Aurora." in out
     assert "→ get_time(" in out and "you: What time is it in Tokyo?" in out
     assert "Traceback" not in err
+    played = np.fromfile(fake_alsa.outfile, dtype="<i2")
+    assert np.count_nonzero(played) > 44100  # greeting and reply audio reached the speaker
     assert os.path.getsize(fake_alsa.outfile) > 0
 
 
