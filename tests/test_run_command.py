@@ -131,6 +131,7 @@ def test_chat_prompt_switches_agents_and_quits() -> None:
                       stdin="/agents\n/agent billing\n/agent nobody\nWhen is checkout?\n/quit\n")
     assert result.returncode == 0, result.stderr
     out = result.stdout
+    assert out.index("concierge: Good evening, welcome to Hotel Aurora.") < out.index("agents: concierge")
     assert "agents: concierge (active), billing" in out
     assert "! unknown agent 'nobody'" in out
     assert "→ time_until(" in out  # asked while billing was active
