@@ -99,6 +99,7 @@ class Session:
         self.created_at = time.time()
         self.session = default_session(model, int(self.created_at + options.expire_after))
         self.items: list[dict[str, Any]] = []
+        self._sizes: dict[str, int] = {}  # JSON size of finished items, for usage estimates
         self.audio_ms: dict[str, int] = {}  # assistant item id -> audio sent (ms)
         self.input_audio: dict[str, bytes] = {}
         self.assistant_audio = False
@@ -489,8 +490,17 @@ class Session:
             item = {**item, "content": [{**item["content"][0], "audio": audio}]}
         await self.send({"type": "conversation.item.retrieved", "item": item})
 
+    def _size(self, item: dict[str, Any]) -> int:
+        # Measured once per item: re-encoding the whole conversation on every response
+        # made long scripted sessions quadratic. Truncation forgets the measure.
+        size = self._sizes.get(item["id"])
+        if size is None:
+            size = self._sizes[item["id"]] = len(json.dumps(item))
+        return size
+
     async def _on_conversation_item_truncate(self, event: dict[str, Any]) -> None:
         item = self.items[self._index(event["item_id"], "item_truncate_invalid_item_id")]
+        self._sizes.pop(item["id"], None)
         if item["id"] not in self.audio_ms:
             raise ClientError(
                 "item_truncate_invalid_item_id",
@@ -652,7 +662,7 @@ class Session:
         body["output"] = response.output
         text_tokens = sum(len(json.dumps(i)) for i in response.output) // 16 + 1
         audio_tokens = sum(self.audio_ms.get(i["id"], 0) for i in response.output) // 50
-        input_tokens = sum(len(json.dumps(i)) for i in self.items) // 16 + 1
+        input_tokens = sum(self._size(i) for i in self.items) // 16 + 1
         output_tokens = text_tokens + audio_tokens
         body["usage"] = {
             "total_tokens": input_tokens + output_tokens,
