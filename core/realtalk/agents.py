@@ -14,10 +14,9 @@ maps an AgentSpec to the GA ``session.update`` event.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -28,7 +27,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from .exceptions import ConfigError
 from .tools import Tool, ToolRegistry, make_tool
-from .yamlfile import YamlDocument, load_yaml
+from .yamlfile import YamlDocument, did_you_mean, load_yaml
 
 __all__ = [
     "AgentGraph",
@@ -170,8 +169,7 @@ def _friendly(error: ValidationError) -> tuple[list[object], str]:
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
         key = extra[0] if extra else "?"
-        close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.5)
-        hint = f" (did you mean {close[0]!r}?)" if close else f"; valid keys: {', '.join(allowed)}"
+        hint = did_you_mean(str(key), allowed, cutoff=0.5) or f"; valid keys: {', '.join(allowed)}"
         return parts + [key], f"unknown key {key!r}{hint}"
     if error.validator == "enum":
         choices = ", ".join("null" if c is None else str(c) for c in error.validator_value)
@@ -392,17 +390,13 @@ class AgentGraph:
         for use in agent.tools:
             tool = registry.get(use.name)
             if tool is None:
-                raise ConfigError(
-                    f"unknown tool {use.name!r}{registry.suggest(use.name)}; available:"
-                    f" {registry.describe_available()}", file=agent.file, line=use.line,
-                )
+                raise ConfigError(registry.unknown(use.name), file=agent.file, line=use.line)
             overrides: dict[str, Any] = {
                 k: v for k, v in (("timeout_s", use.timeout_s),
                                   ("requires_approval", use.requires_approval),
                                   ("cancellable", use.cancellable)) if v is not None
             }
             if overrides:
-                from dataclasses import replace
                 tool = replace(tool, **overrides)
             tools.append(tool)
         for handoff in agent.handoffs:
@@ -431,10 +425,8 @@ class AgentGraph:
                         f"tool {use.name!r} clashes with a generated handoff tool",
                         file=agent.file, line=use.line))
                 elif use.name not in registry:
-                    self.problems.append(ConfigError(
-                        f"unknown tool {use.name!r}{registry.suggest(use.name)}; available:"
-                        f" {registry.describe_available()}",
-                        file=agent.file, line=use.line))
+                    self.problems.append(ConfigError(registry.unknown(use.name), file=agent.file,
+                                                     line=use.line))
 
 
 def _agent_files(path: Path) -> list[Path]:
@@ -525,8 +517,7 @@ def _close_over_handoffs(
                 queue.append(siblings[handoff.agent])
             else:
                 known = sorted(set(specs) | set(siblings))
-                close = difflib.get_close_matches(handoff.agent, known, n=1, cutoff=0.6)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                hint = did_you_mean(handoff.agent, known)
                 where = agent.file.parent if agent.file else Path(".")
                 graph.problems.append(ConfigError(
                     f"unknown handoff target {handoff.agent!r}{hint}: no agent of that name in"

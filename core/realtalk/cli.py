@@ -217,10 +217,7 @@ def _cmd_tools(args: argparse.Namespace) -> int:
     if args.name:
         tool = registry.get(args.name)
         if tool is None:
-            raise ConfigError(
-                f"unknown tool {args.name!r}{registry.suggest(args.name)}; available:"
-                f" {registry.describe_available()}"
-            )
+            raise ConfigError(registry.unknown(args.name))
         tools = [tool]
     if args.json:
         data = [_tool_dict(t) for t in tools]

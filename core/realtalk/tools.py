@@ -11,14 +11,13 @@ string for ``function_call_output``: failures belong to the model, not to the se
 from __future__ import annotations
 
 import asyncio
-import difflib
 import importlib
 import inspect
 import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +26,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 
 from .exceptions import ToolDefinitionError
-from .yamlfile import json_path, load_yaml
+from .yamlfile import did_you_mean, json_path, load_yaml
 
 __all__ = [
     "ArgumentCheck",
@@ -254,7 +253,7 @@ def load_tool_definitions(
             raise ToolDefinitionError(f"{where}: each tool must be a mapping", plugin=origin)
         unknown = sorted(set(entry) - _TOOL_KEYS)
         if unknown:
-            hint = _did_you_mean(unknown[0], _TOOL_KEYS)
+            hint = did_you_mean(unknown[0], _TOOL_KEYS)
             raise ToolDefinitionError(
                 f"{doc.file}:{doc.line_of(('tools', index, unknown[0]))}: unknown key"
                 f" {unknown[0]!r}{hint}",
@@ -280,11 +279,6 @@ def load_tool_definitions(
         except ToolDefinitionError as exc:
             raise ToolDefinitionError(f"{where}: {exc.message}", plugin=origin) from None
     return tools
-
-
-def _did_you_mean(word: str, choices: Sequence[str] | set[str]) -> str:
-    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class ToolRegistry:
@@ -327,7 +321,11 @@ class ToolRegistry:
 
     def suggest(self, name: str) -> str:
         """A ``(did you mean ...?)`` hint for a misspelled tool name, or ``""``."""
-        return _did_you_mean(name, set(self._tools))
+        return did_you_mean(name, self._tools)
+
+    def unknown(self, name: str) -> str:
+        """The message for a tool name nobody registered: a hint and what is installed."""
+        return f"unknown tool {name!r}{self.suggest(name)}; available: {self.describe_available()}"
 
     def describe_available(self) -> str:
         """``get_time (realtalk-clock), ...`` for error messages."""

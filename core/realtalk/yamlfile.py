@@ -7,7 +7,8 @@ path. Agent files, tool files and scenario files all load through here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,15 @@ import yaml
 
 from .exceptions import ConfigError
 
-__all__ = ["YamlDocument", "json_path", "load_yaml"]
+__all__ = ["YamlDocument", "did_you_mean", "json_path", "load_yaml"]
 
 PathKey = tuple[object, ...]
+
+
+def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or ``""``."""
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=cutoff)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def json_path(parts: Sequence[object]) -> str:
