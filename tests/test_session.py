@@ -92,10 +92,7 @@ def call(name: str, arguments: Any = None) -> dict[str, Any]:
 
 
 async def session_for(emu: Emulator, path: Path, scenario: list[dict[str, Any]], **options: Any) -> Any:
-    emu.scenario = realtalk.emulator.load_scenario({"turns": scenario})  # type: ignore[attr-defined]
-    from realtalk.emulator.state import ScenarioProgress
-
-    emu.progress = ScenarioProgress(emu.scenario)
+    emu.use({"turns": scenario})
     options.setdefault("text_only", True)
     return open_session(path, emulator=emu, extra_plugins=[Tools()], **options)
 

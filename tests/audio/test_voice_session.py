@@ -98,10 +98,7 @@ async def test_barge_in_before_anything_played_deletes_the_item(voice_agent: Pat
     async with Emulator(scenario, fast=False) as emu:
         async with open_session(voice_agent, emulator=emu, output=sink) as session:
             await speak(session, tone(0.8) + silence(0.6))
-            deadline = time.monotonic() + 20
-            while not emu.server_events("response.output_audio.delta"):
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.02)
+            await emu.wait_for("response.output_audio.delta", timeout=20)
             await speak(session, tone(0.6, 660) + silence(0.6))
             await session.wait_turn(20)
         sink.close()
@@ -268,11 +265,8 @@ async def test_barge_in_cancels_a_running_cancellable_tool(voice_agent: Path) ->
             # The user starts speaking; the tool's cancelled output goes out while they
             # speak (as it would in real time), before the end of their turn.
             await speak(session, tone(0.6, 660))
-            deadline = time.monotonic() + 10
-            while not [e for e in emu.client_events("conversation.item.create")
-                       if e["item"]["type"] == "function_call_output"]:
-                assert time.monotonic() < deadline, "no output for the cancelled call"
-                await asyncio.sleep(0.01)
+            # Audio turns create no client items: the first one is the cancelled call's output.
+            await emu.wait_for("conversation.item.create", direction="client", timeout=10)
             await speak(session, silence(0.6))
             first = await session.wait_turn(10)
             second = await session.wait_turn(10)

@@ -96,6 +96,15 @@ class Emulator:
         self._server: Server | None = None
         self._changed = asyncio.Event()  # set whenever any event is recorded
 
+    def use(self, scenario: str | Path | Mapping[str, Any] | Scenario | None) -> None:
+        """Replace the scenario and start it from its first turn (also while serving).
+
+        Raises:
+            ScenarioError: The scenario is invalid.
+        """
+        self.scenario = load_scenario(scenario)
+        self.progress = ScenarioProgress(self.scenario)
+
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:

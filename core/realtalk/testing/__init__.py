@@ -65,11 +65,7 @@ class ThreadedEmulator:
 
     def use(self, scenario: str | Path | Mapping[str, Any]) -> None:
         """Replace the scenario and start it from its first turn."""
-        from ..emulator.scenario import load_scenario
-        from ..emulator.state import ScenarioProgress
-
-        self.emulator.scenario = load_scenario(scenario)
-        self.emulator.progress = ScenarioProgress(self.emulator.scenario)
+        self.emulator.use(scenario)
 
     def client_events(self, type: str | None = None) -> list[dict[str, Any]]:
         """Client events the emulator received (all connections)."""
