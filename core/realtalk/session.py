@@ -129,8 +129,8 @@ class Session:
         self._tools: dict[str, Tool] = {}
         self._voice: str | None = None
         self._audio_heard = False  # assistant audio exists: the voice is locked
-        self._calls: dict[str, asyncio.Task[None]] = {}
-        self._call_records: list[ToolCallRecord] = []
+        self._calls: dict[str, tuple[asyncio.Task[None], bool]] = {}  # running: task, cancellable
+        self._seen_calls: set[str] = set()  # every call_id ever started, to ignore repeats
         self._pending_handoffs = 0
 
         # Turns: the one in progress, and finished ones not yet collected by wait_turn().
@@ -173,7 +173,7 @@ class Session:
         """Cancel running tools, close the socket, and stop the reader."""
         self._closing = True
         self._arbiter.withdraw()
-        for task in list(self._calls.values()):
+        for task, _ in list(self._calls.values()):
             task.cancel()
         for background in (self._rotator, self._reader):
             if background is not None:
@@ -618,17 +618,18 @@ class Session:
 
     def _start_call(self, event: dict[str, Any]) -> None:
         call_id = event.get("call_id", "")
-        if call_id in self._calls or any(r.call_id == call_id for r in self._call_records):
+        if call_id in self._seen_calls:
             return  # a duplicate done event must not run the tool twice
+        self._seen_calls.add(call_id)
         record = ToolCallRecord(call_id, event.get("name", ""), event.get("arguments", ""), self.agent.name)
-        self._call_records.append(record)
         if self._turn is not None:
             self._turn.tool_calls.append(record)
         tool = self._tools.get(record.name)
         if tool is not None and tool.handoff_to is not None:
             self._pending_handoffs += 1
         task = asyncio.create_task(self._run_call(record, tool), name=f"realtalk-call-{record.name}")
-        self._calls[call_id] = task
+        cancellable = tool is not None and tool.cancellable and tool.handoff_to is None
+        self._calls[call_id] = (task, cancellable)
 
     async def _run_call(self, record: ToolCallRecord, tool: Tool | None) -> None:
         self._emit("tool.started", call_id=record.call_id, name=record.name,
@@ -724,10 +725,8 @@ class Session:
 
     async def _barge_in(self) -> None:
         """The user started speaking: silence playback, truncate to what was heard."""
-        for call_id, task in list(self._calls.items()):
-            record = next((r for r in self._call_records if r.call_id == call_id), None)
-            tool = self._tools.get(record.name) if record else None
-            if tool is not None and tool.cancellable and tool.handoff_to is None:
+        for task, cancellable in list(self._calls.values()):
+            if cancellable:
                 task.cancel()
         started = self._received_at
         cut = self._audio.interrupt()
