@@ -98,6 +98,11 @@ class Tool:
     cancellable: bool = True
     handoff_to: str | None = None
     _wants_context: bool = field(default=False, repr=False)
+    _validator: Draft202012Validator | None = field(default=None, repr=False)  # built once
+
+    def validator(self) -> Draft202012Validator:
+        """The validator of ``parameters``; built at registration, reused on every call."""
+        return self._validator or Draft202012Validator(dict(self.parameters))
 
     @property
     def origin(self) -> str:
@@ -196,6 +201,7 @@ def make_tool(
         cancellable=bool(cancellable),
         handoff_to=handoff_to,
         _wants_context=wants_context,
+        _validator=Draft202012Validator(dict(parameters)),
     )
 
 
@@ -387,7 +393,7 @@ def validate_arguments(tool: Tool, raw: str) -> ArgumentCheck:
         return ArgumentCheck(None, _argument_error(
             tool, [{"path": "$", "message": f"arguments must be a JSON object, got {type(value).__name__}"}]
         ))
-    validator = Draft202012Validator(dict(tool.parameters))
+    validator = tool.validator()
     errors = sorted(validator.iter_errors(value), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
         return ArgumentCheck(None, _argument_error(tool, [_describe(e) for e in errors[:5]]))
