@@ -1,14 +1,18 @@
 """session.update built from agents: checked against the official openai types (the
-conformance oracle) and against the OpenAPI spec's GA session schema, key by key."""
+conformance oracle) and against the OpenAPI spec's GA session schema, key by key.
+
+The spec's schemas live in ``spec/openai-realtime-session-update.json``: an unchanged
+excerpt of OpenAI's OpenAPI document (MIT), with its source and version noted inside.
+"""
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args
 
 import pytest
-import yaml
 from realtalk.agents import AgentSpec, load_agents
 from realtalk.emulator.conformance import client_event_problems
 from realtalk.plugins import load_plugins
@@ -16,7 +20,7 @@ from realtalk.protocol.session_config import build_session_update
 from realtalk.tools import make_tool
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC = ROOT.parent / "shared" / "reference" / "openai-openapi.yaml"
+SPEC = Path(__file__).with_name("spec") / "openai-realtime-session-update.json"
 
 
 def _discriminated(alias: Any) -> Any:
@@ -34,16 +38,17 @@ def beta_client() -> Any:
 
 
 @lru_cache(maxsize=1)
-def spec() -> dict[str, Any]:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+def schemas() -> dict[str, Any]:
+    """The spec's ``components.schemas`` excerpt."""
     with SPEC.open(encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=loader)
+        data: dict[str, Any] = json.load(handle)
+    return data["schemas"]
 
 
 def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
     while "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[-1]
-        schema = spec()["components"]["schemas"][name]
+        schema = schemas()[name]
     return schema
 
 
@@ -108,13 +113,13 @@ def test_example_agents_validate_against_openai_ga_types() -> None:
 
 
 def test_example_agents_use_no_key_the_spec_does_not_define() -> None:
-    schema = spec()["components"]["schemas"]["RealtimeClientEventSessionUpdate"]
+    schema = schemas()["RealtimeClientEventSessionUpdate"]
     for event in example_updates():
         assert undefined_keys(event, schema) == []
 
 
 def test_key_check_catches_an_undefined_key() -> None:
-    schema = spec()["components"]["schemas"]["RealtimeClientEventSessionUpdate"]
+    schema = schemas()["RealtimeClientEventSessionUpdate"]
     event = example_updates()[0]
     event["session"]["voice"] = "marin"  # beta placement: the SDK types accept it, the server does not
     event["session"]["audio"]["output"]["pitch"] = 2
@@ -125,7 +130,7 @@ def test_key_check_catches_an_undefined_key() -> None:
 def test_all_agent_settings_map_to_valid_ga(agent: AgentSpec) -> None:
     event = build_session_update(agent, [TOOL], event_id="evt_1")
     assert client_event_problems([event]) == []
-    schema = spec()["components"]["schemas"]["RealtimeClientEventSessionUpdate"]
+    schema = schemas()["RealtimeClientEventSessionUpdate"]
     assert undefined_keys(event, schema) == []
     assert event["event_id"] == "evt_1"
 
