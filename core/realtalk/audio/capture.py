@@ -297,16 +297,22 @@ class MicrophoneSource(AudioSource):
             except RuntimeError:
                 pass
 
-    def _take_blocks(self) -> list[bytes]:
+    def _take_block(self) -> bytes | None:
+        """The oldest captured block, or None (and arm the wake-up) when there is none.
+
+        One block at a time: audio stays counted against ``max_queue_ms`` until the
+        consumer needs it, so a consumer that falls behind, or a lost device, never
+        sees more than the cap plus one block.
+        """
         with self._lock:
-            blocks = list(self._blocks)
-            self._blocks.clear()
-            self._queued_frames = 0
-            if not blocks:
-                self._waiting = True
-                if self._wake is not None:
-                    self._wake.clear()
-            return blocks
+            if self._blocks:
+                block = self._blocks.popleft()
+                self._queued_frames -= len(block) // (2 * self.channels)
+                return block
+            self._waiting = True
+            if self._wake is not None:
+                self._wake.clear()
+            return None
 
     def _to_mono(self, data: bytes) -> npt.NDArray[np.int16]:
         x: npt.NDArray[np.int16] = np.frombuffer(data, dtype=np.int16)
@@ -321,10 +327,9 @@ class MicrophoneSource(AudioSource):
         if self._stream is None and not self._closed:
             await self.start()
         while len(self._pending) < self.chunk_bytes:
-            blocks = self._take_blocks()
-            if blocks:
-                for block in blocks:
-                    self._pending += self._resampler.process(_le_bytes(self._to_mono(block)))
+            block = self._take_block()
+            if block is not None:
+                self._pending += self._resampler.process(_le_bytes(self._to_mono(block)))
                 continue
             if self._closed:
                 raise StopAsyncIteration
