@@ -54,8 +54,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "AgentGraph",
-    "ApprovalRequest",
     "AgentSpec",
+    "ApprovalRequest",
     "AudioDeviceError",
     "AuthenticationFailed",
     "ConfigError",
@@ -70,8 +70,8 @@ __all__ = [
     "SessionError",
     "SessionEvent",
     "Tool",
-    "ToolContext",
     "ToolCallRecord",
+    "ToolContext",
     "ToolDefinitionError",
     "ToolRegistry",
     "TurnResult",
