@@ -14,8 +14,10 @@ from realtalk.connection import (
     Backoff,
     ConnectionClosed,
     ConnectionProfile,
+    FrameTooLarge,
     RealtimeConnection,
     connect,
+    redact_url,
 )
 from realtalk.exceptions import AuthenticationFailed, ConnectionFailed, ServerRejected
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -25,6 +27,7 @@ from websockets.http11 import Request, Response
 KEY = "sk-test-SECRET-0123456789abcdef"
 FAST = Backoff(initial=0.001, max=0.004, rng=random.Random(7))
 
+BIG = 5000  # bytes of padding in a frame meant to exceed a 1024-byte max_size
 SESSION_CREATED = {"type": "session.created", "event_id": "event_1",
                    "session": {"type": "realtime", "id": "sess_1"}}
 
@@ -38,6 +41,7 @@ class Loopback:
     received: list[dict[str, Any]] = field(default_factory=list)
     server: Server | None = None
     error_message: str = "Incorrect API key provided."
+    compression: str | None = "deflate"
 
     @property
     def port(self) -> int:
@@ -101,6 +105,13 @@ class Loopback:
             await ws.wait_closed()
         elif kind == "hangup":
             await ws.close(1011, "internal")
+        elif kind == "big":
+            await ws.send(json.dumps(SESSION_CREATED))
+            await ws.send(json.dumps({"type": "response.output_audio.delta", "delta": "A" * BIG}))
+            await ws.wait_closed()
+        elif kind == "big_first":
+            await ws.send(json.dumps({"type": "session.created", "pad": "A" * BIG}))
+            await ws.wait_closed()
 
 
 @pytest.fixture
@@ -109,7 +120,8 @@ async def loopback() -> AsyncIterator[Callable[..., Any]]:
 
     async def start(*behaviours: str, **kwargs: Any) -> Loopback:
         lb = Loopback(list(behaviours), **kwargs)
-        lb.server = await serve(lb.handler, "127.0.0.1", 0, process_request=lb.process_request)
+        lb.server = await serve(lb.handler, "127.0.0.1", 0, process_request=lb.process_request,
+                                compression=lb.compression)
         servers.append(lb.server)
         return lb
 
@@ -358,3 +370,142 @@ async def test_binary_and_non_json_frames_are_skipped(loopback: Callable[..., An
     assert (await conn.recv())["type"] == "session.created"
     assert (await conn.recv())["type"] == "rate_limits.updated"
     await conn.close()
+
+
+# -- frames over max_size -----------------------------------------------------------------------
+
+
+async def test_frame_over_max_size_raises_frame_too_large(loopback: Callable[..., Any]) -> None:
+    lb = await loopback("big", compression=None)  # uncompressed: the frame header has the size
+    conn = await connect(ConnectionProfile.url(lb.url, api_key=KEY), retries=0, max_size=1024)
+    assert (await conn.recv())["type"] == "session.created"
+    with pytest.raises(FrameTooLarge) as info:
+        await conn.recv()
+    exc = info.value
+    assert isinstance(exc, ConnectionClosed)  # the session's reconnect path still sees it
+    size = len(json.dumps({"type": "response.output_audio.delta", "delta": "A" * BIG}))
+    assert (exc.code, exc.limit, exc.size) == (1009, 1024, size)
+    text = str(exc)
+    assert f"a {size} bytes frame" in text and "over the 1024 bytes limit (max_size)" in text
+    assert "1009" in text and "dropped" not in text and KEY not in text and "\n" not in text
+    assert conn.close_info is not None and conn.close_info.code == 1009
+    # Iterating does not mistake it for a normal end either.
+    with pytest.raises(FrameTooLarge):
+        async for _ in conn:
+            pass
+
+
+async def test_first_event_over_max_size_is_not_retried(loopback: Callable[..., Any]) -> None:
+    # Compressed, the frame is small and only its decompressed size is over the limit:
+    # websockets does not know the size then, the limit is still named.
+    lb = await loopback("big_first")
+    with pytest.raises(FrameTooLarge) as info:
+        await connect(ConnectionProfile.url(lb.url), retries=3, backoff=FAST, max_size=1024)
+    assert len(lb.requests) == 1
+    assert info.value.size is None and info.value.limit == 1024
+    assert "sent a frame, over the 1024 bytes limit (max_size)" in str(info.value)
+
+
+async def test_frames_under_max_size_pass(loopback: Callable[..., Any]) -> None:
+    lb = await loopback("big")
+    conn = await connect(ConnectionProfile.url(lb.url), retries=0, max_size=BIG + 1024)
+    await conn.recv()
+    assert len((await conn.recv())["delta"]) == BIG
+    await conn.close()
+
+
+# -- secrets in URLs ----------------------------------------------------------------------------
+
+URL_SECRETS = {
+    "api-key": "apikey-SECRET-1",
+    "api_key": "apikey-SECRET-2",
+    "key": "key-SECRET-3",
+    "token": "token-SECRET-4",
+    "access_token": "access/SECRET+5",  # percent-encoded on the wire
+    "sig": "sig-SECRET-6",
+}
+PASSWORD = "pass-SECRET-7"
+
+
+def secret_url(base: str, *, with_userinfo: bool = True) -> str:
+    from urllib.parse import urlencode
+
+    scheme, rest = base.split("://", 1)
+    userinfo = f"alice:{PASSWORD}@" if with_userinfo else ""
+    return f"{scheme}://{userinfo}{rest}?{urlencode(URL_SECRETS)}&model=m1"
+
+
+def assert_no_secret(text: str) -> None:
+    from urllib.parse import quote, quote_plus
+
+    for value in [*URL_SECRETS.values(), PASSWORD, KEY]:
+        for form in {value, quote(value, safe=""), quote_plus(value)}:
+            assert form not in text, f"{form!r} leaked in {text!r}"
+
+
+def test_display_url_and_redact_remove_url_credentials() -> None:
+    profile = ConnectionProfile.url(secret_url("ws://h:1/v1/realtime"), api_key=KEY)
+    shown = profile.display_url
+    assert shown == ("ws://***@h:1/v1/realtime?api-key=***&api_key=***&key=***&token=***"
+                     "&access_token=***&sig=***&model=m1")
+    assert_no_secret(shown + repr(profile))
+    # The raw values, wherever they appear in a message, decoded or encoded.
+    message = f"failed: {profile.ws_url}; server said {URL_SECRETS['access_token']} {PASSWORD}"
+    redacted = profile.redact(message)
+    assert_no_secret(redacted)
+    assert "***@h:1" in redacted and "model=m1" in redacted
+    assert set(profile.secrets) >= {KEY, PASSWORD, *URL_SECRETS.values()}
+    # Harmless parameters and URLs without credentials are left alone.
+    plain = ConnectionProfile.url("ws://h:1/v1/realtime?model=m&api-version=2025")
+    assert plain.display_url == plain.ws_url and plain.secrets == ()
+    assert redact_url("wss://x/y?deployment=d&client_secret=cs-1234") == (
+        "wss://x/y?deployment=d&client_secret=***")
+    assert redact_url("not a url") == "not a url"
+
+
+def test_bad_url_error_does_not_echo_credentials() -> None:
+    with pytest.raises(ConnectionFailed, match="not a WebSocket URL") as info:
+        ConnectionProfile.url(secret_url("ftp://h:1/x"))
+    assert_no_secret(str(info.value))
+
+
+async def test_refused_connection_error_has_no_url_secret() -> None:
+    with socket.socket() as sock:  # a port that is certainly closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    profile = ConnectionProfile.url(secret_url(f"ws://127.0.0.1:{port}/v1/realtime"), api_key=KEY)
+    with pytest.raises(ConnectionFailed, match="refused") as info:
+        await connect(profile, retries=1, backoff=FAST)
+    assert f"ws://***@127.0.0.1:{port}/v1/realtime?api-key=***" in str(info.value)
+    assert_no_secret(str(info.value))
+
+
+async def test_http_401_error_has_no_url_secret(loopback: Callable[..., Any]) -> None:
+    lb = await loopback("http401")
+    with pytest.raises(AuthenticationFailed) as info:
+        await connect(ConnectionProfile.url(secret_url(lb.url)), retries=0)
+    assert_no_secret(str(info.value))
+    assert lb.requests[0].path.startswith("/v1/realtime?api-key=apikey-SECRET-1")  # still sent
+
+
+async def test_url_secrets_never_shown_with_the_emulator(tmp_path: Any) -> None:
+    from realtalk.emulator import Emulator
+    from realtalk.runner import open_session
+
+    agent = tmp_path / "a.yaml"
+    agent.write_text("description: Test\ninstructions: Be brief.\n")
+    record = tmp_path / "run.jsonl"
+    shown: list[str] = []
+    async with Emulator(api_key="apikey-SECRET-1") as emu:
+        # A successful connection (the emulator takes its key from the api-key parameter).
+        async with open_session(agent, url=secret_url(emu.url), record=record, text_only=True,
+                                listeners=[lambda e: shown.append(json.dumps(e.data, default=str))]):
+            pass
+        # A refused one: the wrong key in the URL, close 3000.
+        wrong = secret_url(emu.url).replace("apikey-SECRET-1", "apikey-SECRET-2", 1)
+        with pytest.raises(AuthenticationFailed) as info:
+            async with open_session(agent, url=wrong, text_only=True):
+                pass
+    assert any("api-key=***" in line and "***@127.0.0.1" in line for line in shown)
+    for text in [*shown, str(info.value), record.read_text(encoding="utf-8")]:
+        assert_no_secret(text)

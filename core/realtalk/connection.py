@@ -19,7 +19,12 @@ Handshake policy (reference §1, §6):
 
 The API key is only ever placed in a request header. It never appears in a ``repr``, an
 exception message or a log line: every message built here passes through the profile's
-redaction.
+redaction. Credentials written into the URL itself (``user:pass@``, or query parameters
+such as ``api-key``, ``token``, ``sig``) are sent as given but shown as ``***``
+(:func:`redact_url`, :attr:`ConnectionProfile.display_url`).
+
+A frame larger than ``max_size`` ends the connection with close 1009 and raises
+:class:`FrameTooLarge`, which names the limit and the frame's size.
 """
 
 from __future__ import annotations
@@ -32,12 +37,21 @@ import random
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import (
+    parse_qsl,
+    quote,
+    quote_plus,
+    unquote,
+    unquote_plus,
+    urlencode,
+    urlsplit,
+    urlunsplit,
+)
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed as WsConnectionClosed
-from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, PayloadTooBig
 
 from realtalk.exceptions import AuthenticationFailed, ConnectionFailed, ServerRejected
 
@@ -47,8 +61,11 @@ __all__ = [
     "CloseInfo",
     "ConnectionClosed",
     "ConnectionProfile",
+    "FrameTooLarge",
     "RealtimeConnection",
     "connect",
+    "redact_url",
+    "url_secrets",
 ]
 
 log = logging.getLogger("realtalk.connection")
@@ -77,6 +94,26 @@ class ConnectionClosed(ConnectionFailed):
         super().__init__(message)
         self.code = code
         self.reason = reason
+
+
+class FrameTooLarge(ConnectionClosed):
+    """The server sent a frame over ``max_size``; the connection was closed with 1009.
+
+    Reconnecting rarely helps: the same item (a long retrieved audio item, a huge tool
+    output echoed back) is likely to come again. Raise ``max_size`` in :func:`connect`, or
+    end the session.
+
+    Attributes:
+        limit: The ``max_size`` in bytes that the frame exceeded.
+        size: The frame's size in bytes, when websockets reported it (else None).
+    """
+
+    def __init__(
+        self, message: str, *, code: int, reason: str, limit: int | None, size: int | None
+    ) -> None:
+        super().__init__(message, code=code, reason=reason)
+        self.limit = limit
+        self.size = size
 
 
 @dataclass(frozen=True)
@@ -134,6 +171,73 @@ class Backoff:
             attempt += 1
 
 
+# -- secrets in URLs ----------------------------------------------------------------------------
+
+_SECRET_PARAMS = frozenset({
+    "key", "apikey", "token", "auth", "authorization", "sig", "signature", "secret",
+    "password", "passwd", "pass", "pwd", "code", "credential", "credentials", "jwt",
+    "bearer", "session", "sas",
+})
+_SECRET_SUFFIXES = ("_key", "_token", "_secret", "_sig", "_signature", "_password",
+                    "_credential", "_jwt")
+
+
+def _is_secret_param(name: str) -> bool:
+    norm = unquote_plus(name).strip().lower().replace("-", "_")
+    return norm in _SECRET_PARAMS or norm.endswith(_SECRET_SUFFIXES)
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The credentials written into ``url``, in every form they may appear in a message.
+
+    That is the ``user:pass`` userinfo and its password, and the values of query parameters
+    named like secrets (``api-key``, ``api_key``, ``key``, ``token``, ``access_token``,
+    ``sig``, ``signature``, ``secret``, ``password``, anything ending in ``_key``,
+    ``_token``, ``_secret``...), each raw, decoded and re-encoded. Longest first, so that
+    replacing them in order never leaves part of one behind.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ()
+    found: set[str] = set()
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    if at and userinfo:
+        found.add(userinfo)
+        _, colon, password = userinfo.partition(":")
+        if colon and password:
+            found.update((password, unquote(password)))
+    for pair in parts.query.split("&"):
+        name, eq, value = pair.partition("=")
+        if eq and value and _is_secret_param(name):
+            plain = unquote_plus(value)
+            found.update((value, plain, quote_plus(plain), quote(plain, safe="")))
+    return tuple(sorted((s for s in found if len(s) >= 4), key=len, reverse=True))
+
+
+def redact_url(url: str) -> str:
+    """``url`` with userinfo shown as ``***@`` and secret query values as ``***``.
+
+    Other parts are kept as written. Works on any string: one that does not parse as a URL
+    is returned unchanged.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    pairs = []
+    for pair in parts.query.split("&") if parts.query else []:
+        name, eq, value = pair.partition("=")
+        pairs.append(f"{name}=***" if eq and value and _is_secret_param(name) else pair)
+    query = "&".join(pairs)
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
 # -- profiles -----------------------------------------------------------------------------------
 
 
@@ -143,7 +247,8 @@ class ConnectionProfile:
 
     Attributes:
         kind: ``"openai"``, ``"azure"`` or ``"url"``.
-        ws_url: The full WebSocket URL including the query (never contains the key).
+        ws_url: The full WebSocket URL including the query (never contains :attr:`api_key`;
+            it may hold credentials the user wrote into it: show :attr:`display_url`).
         model: The model (or Azure deployment) requested, when known.
         beta: Opt-in legacy beta protocol (sends ``OpenAI-Beta: realtime=v1``).
         api_key: The secret; excluded from ``repr`` and comparisons.
@@ -272,8 +377,11 @@ class ConnectionProfile:
         parts = urlsplit(url)
         scheme = {"https": "wss", "http": "ws"}.get(parts.scheme, parts.scheme)
         if scheme not in ("ws", "wss") or not parts.netloc:
+            shown = redact_url(url)
+            for secret in url_secrets(url):
+                shown = shown.replace(secret, "***")
             raise ConnectionFailed(
-                f"not a WebSocket URL: {url!r}; expected ws://host:port/path or wss://..."
+                f"not a WebSocket URL: {shown!r}; expected ws://host:port/path or wss://..."
             )
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         if model and "model" not in query:
@@ -297,8 +405,22 @@ class ConnectionProfile:
 
     @property
     def display_url(self) -> str:
-        """The URL for messages and logs (the key is never in it)."""
-        return self.redact(self.ws_url)
+        """The URL for messages and logs: no key, userinfo as ``***@``, secret query values
+        (``api-key``, ``token``, ``sig``...) as ``***``."""
+        return self.redact(redact_url(self.ws_url))
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret string of this profile (the key, credentials in the URL), for
+        scrubbing logs and records (e.g. ``Recorder(..., secrets=profile.secrets)``)."""
+        key = (self.api_key,) if self.api_key and len(self.api_key) >= 4 else ()
+        return key + url_secrets(self.ws_url)
+
+    def __repr__(self) -> str:
+        return (
+            f"ConnectionProfile(kind={self.kind!r}, url={self.display_url!r},"
+            f" model={self.model!r}, beta={self.beta!r}, auth={self.auth!r})"
+        )
 
     def headers(self) -> dict[str, str]:
         """The request headers for the upgrade. Contains the secret: never log it."""
@@ -312,9 +434,19 @@ class ConnectionProfile:
         return headers
 
     def redact(self, text: str) -> str:
-        """Return ``text`` with every occurrence of the API key replaced by ``***``."""
+        """Return ``text`` with every secret of the profile replaced by ``***``.
+
+        The API key, and the credentials in the URL wherever they appear: the URL's
+        userinfo becomes ``***@``, secret query values (raw or percent-encoded) ``***``.
+        """
         if self.api_key and len(self.api_key) >= 4:
-            return text.replace(self.api_key, "***")
+            text = text.replace(self.api_key, "***")
+        if "@" in self.ws_url or "=" in self.ws_url:
+            userinfo = self.ws_url.partition("://")[2].partition("/")[0].rpartition("@")[0]
+            if userinfo:
+                text = text.replace(userinfo + "@", "***@")
+            for secret in url_secrets(self.ws_url):
+                text = text.replace(secret, "***")
         return text
 
 
@@ -338,6 +470,7 @@ class RealtimeConnection:
     Attributes:
         profile: The profile it was opened with.
         attempts: How many connection attempts :func:`connect` needed.
+        max_size: The largest incoming frame accepted, in bytes (None: unlimited).
     """
 
     def __init__(
@@ -347,13 +480,16 @@ class RealtimeConnection:
         *,
         first: dict[str, Any] | None = None,
         attempts: int = 1,
+        max_size: int | None = None,
     ) -> None:
         self._ws = ws
         self.profile = profile
         self.attempts = attempts
+        self.max_size = max_size
         self._pending: list[dict[str, Any]] = [first] if first is not None else []
         self._closed_by_us = False
         self._last_error: str | None = None
+        self._too_large: FrameTooLarge | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self.close_info is not None else "open"
@@ -370,9 +506,12 @@ class RealtimeConnection:
         code = self._ws.close_code
         if code is None:
             return None
+        reason = self._ws.close_reason or ""
+        if self._too_large is not None:  # we closed it: websockets reports 1006 then
+            code, reason = self._too_large.code, self._too_large.reason
         return CloseInfo(
             code=code,
-            reason=self._ws.close_reason or "",
+            reason=reason,
             by_server=not self._closed_by_us,
             error=self._last_error,
         )
@@ -394,6 +533,7 @@ class RealtimeConnection:
         Frames that are not a JSON object are logged and skipped.
 
         Raises:
+            FrameTooLarge: The server sent a frame over ``max_size`` (we closed with 1009).
             ConnectionClosed: The connection ended; reconnect if appropriate.
             AuthenticationFailed: The server closed with 3000.
             ServerRejected: The server closed with 4000.
@@ -417,11 +557,14 @@ class RealtimeConnection:
     async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
         """Yield events until the connection closes; then stop (see :attr:`close_info`).
 
-        A fatal close (3000/4000) still raises, so it cannot be mistaken for an end.
+        A fatal close (3000/4000) and :class:`FrameTooLarge` still raise, so they cannot be
+        mistaken for an end.
         """
         while True:
             try:
                 yield await self.recv()
+            except FrameTooLarge:
+                raise
             except ConnectionClosed:
                 return
 
@@ -437,6 +580,10 @@ class RealtimeConnection:
         return event
 
     def _closed_error(self, exc: WsConnectionClosed) -> ConnectionFailed:
+        sent = exc.sent
+        if exc.rcvd is None and sent is not None and sent.code == 1009 and not self._closed_by_us:
+            self._too_large = self._too_large_error(exc, sent.reason)
+            return self._too_large
         rcvd = exc.rcvd
         code = rcvd.code if rcvd is not None else 1006
         reason = rcvd.reason if rcvd is not None else ""
@@ -451,6 +598,31 @@ class RealtimeConnection:
         else:
             msg = f"server closed the connection to {self.profile.display_url} ({detail})"
         return ConnectionClosed(self.profile.redact(msg), code=code, reason=reason)
+
+
+    def _too_large_error(self, exc: WsConnectionClosed, reason: str) -> FrameTooLarge:
+        # websockets chains the parser's PayloadTooBig (size and limit) as the cause.
+        cause = exc.__cause__
+        size = limit = None
+        if isinstance(cause, PayloadTooBig) and cause.message is None:
+            size, limit = cause.size, cause.max_size
+        limit = limit if limit is not None else self.max_size
+        what = f"a {_bytes(size)} frame" if size is not None else "a frame"
+        over = f"over the {_bytes(limit)} limit" if limit is not None else "over the size limit"
+        msg = (
+            f"{self.profile.display_url} sent {what}, {over} (max_size); the connection was"
+            " closed with 1009 message too big. Raise max_size in connect(), or avoid"
+            " what made the server send it (a long audio item retrieved, a huge tool output)"
+        )
+        return FrameTooLarge(
+            self.profile.redact(msg), code=1009, reason=reason, limit=limit, size=size
+        )
+
+
+def _bytes(n: int) -> str:
+    if n >= 1024 * 1024:
+        return f"{n / (1024 * 1024):.1f} MiB ({n} bytes)"
+    return f"{n} bytes"
 
 
 def _decode(raw: str | bytes) -> dict[str, Any] | None:
@@ -534,6 +706,7 @@ async def connect(
     Raises:
         AuthenticationFailed: HTTP 401/403 or close 3000 (not retried).
         ServerRejected: Another HTTP 4xx, or close 4000 (not retried).
+        FrameTooLarge: The first event was larger than ``max_size`` (not retried).
         ConnectionFailed: Every attempt failed for a retryable reason.
     """
     delays = backoff or Backoff()
@@ -586,7 +759,7 @@ async def connect(
         except (OSError, asyncio.TimeoutError, InvalidHandshake) as exc:
             last = profile.redact(_describe(exc))
             continue
-        conn = await _check_first_event(ws, profile, first_event_timeout, attempt + 1)
+        conn = await _check_first_event(ws, profile, first_event_timeout, attempt + 1, max_size)
         if conn is not None:
             return conn
         last = "the server closed the connection right after the upgrade"
@@ -599,18 +772,24 @@ async def connect(
 
 
 async def _check_first_event(
-    ws: ClientConnection, profile: ConnectionProfile, timeout: float, attempts: int
+    ws: ClientConnection,
+    profile: ConnectionProfile,
+    timeout: float,
+    attempts: int,
+    max_size: int | None,
 ) -> RealtimeConnection | None:
     """Read the first event; turn an error + close 3000/4000 into an exception.
 
     Returns None when the server closed without a fatal code (worth another attempt).
     """
-    conn = RealtimeConnection(ws, profile, attempts=attempts)
+    conn = RealtimeConnection(ws, profile, attempts=attempts, max_size=max_size)
     try:
         first = await asyncio.wait_for(conn.recv(), timeout=timeout)
     except asyncio.TimeoutError:
         log.warning("no event from %s within %.1f s of connecting", profile.display_url, timeout)
         return conn
+    except FrameTooLarge:
+        raise  # the same first event would come again: not worth another attempt
     except ConnectionClosed:
         return None
     if first.get("type") != "error":
