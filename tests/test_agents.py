@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -258,3 +260,47 @@ def test_truncation_maps_to_ga(tmp_path: Path) -> None:
 def test_truncation_ratio_out_of_range(tmp_path: Path) -> None:
     path = write(tmp_path, "a.yaml", "instructions: x\ntruncation: {retention_ratio: 1.5}\n")
     assert "retention_ratio is 1.5, out of range: must be between 0 and 1" in only_problem(path)
+
+
+def test_unrelated_siblings_are_never_read(tmp_path: Path) -> None:
+    # A FIFO blocks whoever opens it for reading: if loading the agent read the unrelated
+    # sibling, the load would not finish until the test writes to it.
+    a = write(tmp_path, "a.yaml", "instructions: x\nhandoffs: [b]\n")
+    write(tmp_path, "b.yaml", MINIMAL)
+    fifo = tmp_path / "unrelated.yaml"
+    os.mkfifo(fifo)
+    result: list[AgentGraph] = []
+    worker = threading.Thread(target=lambda: result.append(load_agents([a])), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    if worker.is_alive():
+        fifo.write_text("instructions: y\n")  # unblock it
+        worker.join()
+        pytest.fail("loading a.yaml read unrelated.yaml")
+    [graph] = result
+    assert list(graph.agents) == ["a", "b"] and graph.problems == []
+
+
+def test_handoff_target_named_inside_another_file_is_still_found(tmp_path: Path) -> None:
+    a = write(tmp_path, "a.yaml", "instructions: x\nhandoffs: [billing]\n")
+    write(tmp_path, "billing.yaml", "name: accounts\ninstructions: y\n")
+    write(tmp_path, "desk.yaml", "name: billing\ninstructions: z\n")
+    graph = load_agents([a])
+    assert graph.problems == [] and graph.agents["billing"].file == tmp_path / "desk.yaml"
+
+
+def test_check_of_a_directory_bounds_each_file(tmp_path: Path) -> None:
+    levels = ['l0: &l0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]'] + [
+        f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 8)]
+    write(tmp_path, "bomb.yaml", "instructions: x\n" + "\n".join(levels) + "\n")
+    write(tmp_path, "deep.yaml", "instructions: x\nd: " + "[" * 200 + "]" * 200 + "\n")
+    write(tmp_path, "good.yaml", MINIMAL)
+    graph = load_agents([tmp_path])
+    assert [str(p) for p in graph.problems] == [
+        (f"{tmp_path / 'bomb.yaml'}:7: the document expands to more than 100000 values"
+         " (aliases repeated inside aliases?); realtalk refuses it"),
+        f"{tmp_path / 'deep.yaml'}:2: nested more than 64 levels deep",
+    ]
+    assert list(graph.agents) == ["good"]
+    # Running the good agent beside them does not even open them.
+    assert load_agents([tmp_path / "good.yaml"]).problems == []

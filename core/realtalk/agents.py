@@ -384,13 +384,16 @@ class AgentGraph:
         ``transfer_to_<agent>`` tool per handoff. Only these go into ``session.update``.
 
         Raises:
-            ConfigError: A listed tool or handoff target is missing (run ``check``).
+            ConfigError: A listed tool or handoff target is missing, or the tool's name
+                is registered by more than one distribution (run ``check``).
         """
         tools: list[Tool] = []
         for use in agent.tools:
             tool = registry.get(use.name)
             if tool is None:
                 raise ConfigError(registry.unknown(use.name), file=agent.file, line=use.line)
+            if registry.conflicts(use.name):
+                raise ConfigError(registry.ambiguous(use.name), file=agent.file, line=use.line)
             overrides: dict[str, Any] = {
                 k: v for k, v in (("timeout_s", use.timeout_s),
                                   ("requires_approval", use.requires_approval),
@@ -416,7 +419,8 @@ class AgentGraph:
         return tools
 
     def check_tools(self, registry: ToolRegistry) -> None:
-        """Record a problem for every tool an agent lists that is not installed."""
+        """Record a problem for every tool an agent lists that is not installed, or that
+        more than one distribution registered (which one would run is anybody's guess)."""
         for agent in self.agents.values():
             handoff_names = {h.tool_name for h in agent.handoffs}
             for use in agent.tools:
@@ -426,6 +430,9 @@ class AgentGraph:
                         file=agent.file, line=use.line))
                 elif use.name not in registry:
                     self.problems.append(ConfigError(registry.unknown(use.name), file=agent.file,
+                                                     line=use.line))
+                elif registry.conflicts(use.name):
+                    self.problems.append(ConfigError(registry.ambiguous(use.name), file=agent.file,
                                                      line=use.line))
 
 
@@ -461,10 +468,10 @@ def load_agents(paths: Iterable[str | Path], registry: ToolRegistry | None = Non
             if file.resolve() not in seen:
                 seen.add(file.resolve())
                 requested.append(file)
-    # Siblings are loaded only to resolve handoffs; their own problems do not count
-    # unless they are needed.
-    siblings = [f for d in {f.parent for f in requested} for f in _agent_files(d)
-                if f.resolve() not in seen]
+    # Siblings are parsed only when a handoff names an agent not found yet; their own
+    # problems do not count, and a broken or hostile sibling costs nothing otherwise.
+    siblings = _Siblings([f for d in sorted({f.parent for f in requested}) for f in _agent_files(d)
+                          if f.resolve() not in seen])
     specs: dict[str, AgentSpec] = {}
     for file in requested:
         try:
@@ -483,16 +490,7 @@ def load_agents(paths: Iterable[str | Path], registry: ToolRegistry | None = Non
             continue
         specs[spec.name] = spec
         graph.roots.append(spec.name)
-    sibling_specs: dict[str, AgentSpec] = {}
-    for file in sorted(siblings):
-        try:
-            doc = load_yaml(file)
-        except ConfigError:
-            continue
-        if not check_document(doc):
-            spec = _build(doc)
-            sibling_specs.setdefault(spec.name, spec)
-    _close_over_handoffs(graph, specs, sibling_specs)
+    _close_over_handoffs(graph, specs, siblings)
     graph.agents = specs
     _check_voices(graph)
     if registry is not None:
@@ -500,9 +498,39 @@ def load_agents(paths: Iterable[str | Path], registry: ToolRegistry | None = Non
     return graph
 
 
-def _close_over_handoffs(
-    graph: AgentGraph, specs: dict[str, AgentSpec], siblings: dict[str, AgentSpec]
-) -> None:
+class _Siblings:
+    """Agent files beside the requested ones, each parsed the first time it may be needed."""
+
+    def __init__(self, files: list[Path]) -> None:
+        self._pending = sorted(files)
+        self._specs: dict[str, AgentSpec] = {}
+
+    def _load(self, file: Path) -> None:
+        self._pending.remove(file)
+        try:
+            doc = load_yaml(file)
+        except ConfigError:
+            return
+        if not check_document(doc):
+            spec = _build(doc)
+            self._specs.setdefault(spec.name, spec)
+
+    def find(self, name: str) -> AgentSpec | None:
+        """The sibling agent called ``name``: the file of that stem first, then the others."""
+        for file in sorted(self._pending, key=lambda f: f.stem != name):
+            if name in self._specs:
+                break
+            self._load(file)
+        return self._specs.get(name)
+
+    def names(self) -> set[str]:
+        """Every sibling agent's name (parses them all: for error messages)."""
+        for file in list(self._pending):
+            self._load(file)
+        return set(self._specs)
+
+
+def _close_over_handoffs(graph: AgentGraph, specs: dict[str, AgentSpec], siblings: _Siblings) -> None:
     queue = list(specs.values())
     while queue:
         agent = queue.pop()
@@ -512,11 +540,11 @@ def _close_over_handoffs(
                     f"agent {agent.name!r} hands off to itself", file=agent.file, line=handoff.line))
             elif handoff.agent in specs:
                 continue
-            elif handoff.agent in siblings:
-                specs[handoff.agent] = siblings[handoff.agent]
-                queue.append(siblings[handoff.agent])
+            elif (found := siblings.find(handoff.agent)) is not None:
+                specs[handoff.agent] = found
+                queue.append(found)
             else:
-                known = sorted(set(specs) | set(siblings))
+                known = sorted(set(specs) | siblings.names())
                 hint = did_you_mean(handoff.agent, known)
                 where = agent.file.parent if agent.file else Path(".")
                 graph.problems.append(ConfigError(

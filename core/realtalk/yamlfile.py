@@ -3,6 +3,11 @@
 ``load_yaml(path)`` returns a :class:`YamlDocument`: the data (from ``yaml.safe_load``
 semantics) plus the line of every mapping key and sequence item, addressed by its JSON
 path. Agent files, tool files and scenario files all load through here.
+
+The file is parsed once (by libyaml when PyYAML has it) and composed by a bounded
+composer: a document whose aliases expand past :data:`MAX_NODES` nodes (a "billion
+laughs" bomb), that nests deeper than :data:`MAX_DEPTH`, or whose alias refers to its own
+ancestor is refused with a ``file:line`` error before anything walks the expanded tree.
 """
 
 from __future__ import annotations
@@ -17,9 +22,14 @@ import yaml
 
 from .exceptions import ConfigError
 
-__all__ = ["YamlDocument", "did_you_mean", "json_path", "load_yaml"]
+__all__ = ["MAX_DEPTH", "MAX_NODES", "YamlDocument", "did_you_mean", "json_path", "load_yaml"]
 
 PathKey = tuple[object, ...]
+
+MAX_NODES = 100_000
+"""Most nodes a document may hold once every alias is expanded (agent files hold ~100)."""
+MAX_DEPTH = 64
+"""Deepest nesting of mappings and sequences a document may have."""
 
 
 def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
@@ -85,15 +95,99 @@ def _walk(node: yaml.Node, parts: PathKey, lines: dict[PathKey, int], file: Path
             _walk(item, parts + (index,), lines, file)
 
 
-def load_yaml(path: str | Path, text: str | None = None) -> YamlDocument:
+class _BoundedComposer(yaml.composer.Composer):  # type: ignore[misc]
+    """PyYAML's composer, counting the expanded size and depth of what it composes.
+
+    Aliases share the anchored node, so composing stays linear; it is everything that
+    walks the data afterwards (line map, schema, JSON) that pays for the expansion. Each
+    finished node's expanded size is remembered, so an alias costs one lookup.
+    """
+
+    def __init__(self, file: Path) -> None:
+        yaml.composer.Composer.__init__(self)
+        self.file = file
+        self._sizes: dict[yaml.Node, int] = {}
+        self._expanded = 0
+        self._depth = 0
+
+    def _refuse(self, message: str, mark: Any) -> ConfigError:
+        return ConfigError(message, file=self.file, line=mark.line + 1 if mark is not None else None)
+
+    def _count(self, size: int, mark: Any) -> None:
+        self._expanded += size
+        if self._expanded > MAX_NODES:
+            raise self._refuse(
+                f"the document expands to more than {MAX_NODES} values (aliases repeated"
+                " inside aliases?); realtalk refuses it", mark)
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            target = self.anchors.get(event.anchor)
+            if target is not None:
+                if target not in self._sizes:
+                    raise self._refuse(f"alias *{event.anchor} refers to a node that contains it", event.start_mark)
+                self._count(self._sizes[target], event.start_mark)
+            node: yaml.Node = super().compose_node(parent, index)
+            return node
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            self._depth += 1
+            if self._depth > MAX_DEPTH:
+                raise self._refuse(f"nested more than {MAX_DEPTH} levels deep", event.start_mark)
+        before = self._expanded
+        self._count(1, event.start_mark)
+        node = super().compose_node(parent, index)
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            self._depth -= 1
+        self._sizes[node] = self._expanded - before
+        return node
+
+
+def _loader_class(libyaml: bool = True) -> type[Any]:
+    """A safe loader with the bounded composer: on libyaml's parser when PyYAML has it."""
+    # PyYAML built without libyaml has no yaml.cyaml.
+    cparser: Any = yaml.cyaml.CParser if libyaml and yaml.__with_libyaml__ else None
+    if cparser is not None:
+        # The composer comes first in the MRO so that it, not CParser's built-in one,
+        # runs; libyaml still scans and parses, and its marks carry the same lines.
+        class CLoader(_BoundedComposer, cparser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):  # type: ignore[misc]
+            def __init__(self, stream: str, file: Path) -> None:
+                cparser.__init__(self, stream)
+                _BoundedComposer.__init__(self, file)
+                yaml.constructor.SafeConstructor.__init__(self)
+                yaml.resolver.Resolver.__init__(self)
+
+        return CLoader
+
+    class PyLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser,  # type: ignore[misc]
+                   _BoundedComposer, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):  # type: ignore[misc]
+        def __init__(self, stream: str, file: Path) -> None:
+            yaml.reader.Reader.__init__(self, stream)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
+            _BoundedComposer.__init__(self, file)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+    return PyLoader
+
+
+_LOADERS = {True: _loader_class(True), False: _loader_class(False)}
+
+
+def load_yaml(path: str | Path, text: str | None = None, *, libyaml: bool = True) -> YamlDocument:
     """Parse a YAML file safely and record the line of every key and item.
 
     Args:
         path: The file to read (also used in error messages).
         text: The file's text, if already read.
+        libyaml: Parse with libyaml when PyYAML has it (fast); False uses PyYAML's
+            pure-Python parser. Both give the same data, lines and errors.
 
     Raises:
-        ConfigError: The file cannot be read, is not valid YAML, or repeats a key.
+        ConfigError: The file cannot be read, is not valid YAML, repeats a key, or is too
+            large once its aliases are expanded (:data:`MAX_NODES`) or too deep
+            (:data:`MAX_DEPTH`).
     """
     file = Path(path)
     if text is None:
@@ -103,9 +197,14 @@ def load_yaml(path: str | Path, text: str | None = None) -> YamlDocument:
             raise ConfigError(f"cannot read file: {exc.strerror or exc}", file=file) from None
         except UnicodeDecodeError as exc:
             raise ConfigError(f"not UTF-8 text ({exc.reason})", file=file) from None
+    loader = _LOADERS[libyaml](text, file)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        lines: dict[PathKey, int] = {}
+        if node is not None:
+            # Before construction: merge keys (<<) rewrite the node in place.
+            _walk(node, (), lines, file)
+        data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -113,7 +212,6 @@ def load_yaml(path: str | Path, text: str | None = None) -> YamlDocument:
         raise ConfigError(f"YAML syntax error: {problem}", file=file, line=line) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"YAML error: {exc}", file=file) from None
-    lines: dict[PathKey, int] = {}
-    if node is not None:
-        _walk(node, (), lines, file)
+    finally:
+        loader.dispose()
     return YamlDocument(data=data, file=file, lines=lines)
