@@ -86,3 +86,78 @@ def test_scrub_event_does_not_mutate_and_rejects_bad_direction(tmp_path: Path) -
     assert event["audio"] == AUDIO
     with Recorder(tmp_path / "x.jsonl") as rec, pytest.raises(ValueError, match="direction"):
         rec.record("sideways", event)
+
+
+def test_credentials_in_urls_are_scrubbed(tmp_path: Path) -> None:
+    path = tmp_path / "u.jsonl"
+    with Recorder(path, secrets=["tok-FROM-PROFILE-1"]) as rec:
+        rec.record("server", {"type": "error", "error": {"message": (
+            "bad url wss://bob:pw-SECRET-2@gw.example/v1/realtime?model=m&api-key=k-SECRET-3"
+            "&access_token=at-SECRET-4&sig=sig-SECRET-5")}})
+        rec.record("client", {"type": "conversation.item.create", "item": {
+            "type": "function_call_output", "call_id": "c",
+            "output": "see https://x.example/a?api_key=k-SECRET-6&page=2 and tok-FROM-PROFILE-1"}})
+    text = path.read_text(encoding="utf-8")
+    for secret in ("tok-FROM-PROFILE-1", "pw-SECRET-2", "k-SECRET-3", "at-SECRET-4",
+                   "sig-SECRET-5", "k-SECRET-6"):
+        assert secret not in text
+    got = [g["event"] for g in lines(path)]
+    assert got[0]["error"]["message"] == (
+        "bad url wss://***@gw.example/v1/realtime?model=m&api-key=***&access_token=***&sig=***")
+    assert got[1]["item"]["output"] == "see https://x.example/a?api_key=***&page=2 and ***"
+
+
+def test_large_strings_and_images_are_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "b.jsonl"
+    huge = "x" * 300_000
+    image = "data:image/png;base64," + "A" * 200_000
+    with Recorder(path, max_chars=1000) as rec:
+        rec.record("client", {"type": "conversation.item.create", "item": {
+            "type": "function_call_output", "call_id": "c", "output": huge}})
+        rec.record("client", {"type": "conversation.item.create", "item": {
+            "type": "message", "role": "user",
+            "content": [{"type": "input_image", "image_url": image}]}})
+    got = [g["event"]["item"] for g in lines(path)]
+    assert got[0]["output"] == "x" * 1000 + "…<299000 more chars>"
+    assert got[1]["content"][0]["image_url"] == f"<image/png {len(image)} chars>"
+    assert all(len(line) < 2000 for line in path.read_text(encoding="utf-8").splitlines())
+    # Opting out keeps everything.
+    assert scrub_event({"type": "x", "s": huge}, max_chars=None)["s"] == huge
+    assert scrub_event({"type": "x", "u": image}, record_audio=True)["u"] == image
+
+
+async def test_a_real_session_record_is_bounded_and_secret_free(tmp_path: Path) -> None:
+    import realtalk
+    from realtalk.connection import ConnectionProfile
+    from realtalk.emulator import Emulator
+    from realtalk.protocol.validate import check_server_event
+    from realtalk.runner import open_session
+
+    class Tools:
+        __name__ = "record-tools"
+
+        @realtalk.hookimpl
+        def register_tools(self, register: realtalk.Registrar) -> None:
+            register("dump", description="A very large result", handler=lambda: "y" * 500_000)
+
+    agent = tmp_path / "a.yaml"
+    agent.write_text("description: Test\ninstructions: Be brief.\ntools: [dump]\n")
+    record = tmp_path / "run.jsonl"
+    async with Emulator(api_key=KEY) as emu:
+        emu.use({"turns": [{"user": "dump", "reply": [{"call": "dump", "arguments": {}},
+                                                      {"say": "Done."}]}]})
+        url = f"{emu.url}?token=tok-URL-SECRET-1"
+        async with open_session(agent, url=url, api_key=KEY, record=record,
+                                extra_plugins=[Tools()]) as session:
+            turn = await session.ask("dump it")
+        assert turn.tool_calls[0].status == "ok"
+        # The runtime's own events are well typed: the boundary check finds nothing to say.
+        for event in emu.server_events():
+            assert check_server_event(event) == (event, [])
+    text = record.read_text(encoding="utf-8")
+    assert KEY not in text and "tok-URL-SECRET-1" not in text
+    assert ConnectionProfile.url(url, api_key=KEY).secrets  # what a caller should pass on
+    events = [json.loads(line)["event"] for line in text.splitlines()]
+    assert any(e.get("type") == "response.output_audio.delta" for e in events)
+    assert all(len(line) < 110_000 for line in text.splitlines())  # 500 kB output, cut
+    assert "<audio " in text

@@ -3,13 +3,21 @@
 Each line is ``{"t": <seconds since the recorder started>, "dir": "client"|"server",
 "event": {...}}``. Lines are flushed one by one, so a crash loses nothing that was recorded.
 
-Audio is large and usually unwanted in a log: unless ``record_audio`` is set, every audio
-payload (``input_audio_buffer.append.audio``, ``response.output_audio.delta.delta``, item
-content ``audio``) is replaced by ``"<audio N bytes>"`` with N the decoded length.
+The file stays bounded by what was said, not by what was sent:
 
-Secrets never reach the file: every string is scrubbed of the configured API key(s) and of
-anything shaped like an OpenAI key or a Bearer token. Connection headers are never passed to
-the recorder in the first place.
+* Audio is large and usually unwanted in a log: unless ``record_audio`` is set, every audio
+  payload (``input_audio_buffer.append.audio``, ``response.output_audio.delta.delta``, item
+  content ``audio``) is replaced by ``"<audio N bytes>"`` with N the decoded length, and an
+  image sent as a ``data:`` URL by ``"<image/png N chars>"`` (with ``record_audio`` both
+  are kept whole).
+* Any other string longer than ``max_chars`` (a huge tool output, echoed back by the server
+  in several events) is cut there and ends with ``…<N more chars>``.
+
+Secrets never reach the file: every string is scrubbed of the configured secrets (pass
+``ConnectionProfile.secrets``: the API key and credentials in the URL), of anything shaped
+like an OpenAI key or a Bearer token, and of credentials inside URLs (``user:pass@``,
+``api-key=``/``token=``/``sig=``... query values). Connection headers are never passed to the
+recorder in the first place.
 """
 
 from __future__ import annotations
@@ -24,13 +32,23 @@ from typing import IO, Any, Literal
 
 from realtalk.protocol.events import audio_byte_length
 
-__all__ = ["Recorder", "scrub_event"]
+__all__ = ["MAX_CHARS", "Recorder", "scrub_event"]
 
 _AUDIO_DELTA_EVENTS = frozenset({
     "response.output_audio.delta",
     "response.audio.delta",  # beta name, in case raw events are recorded
 })
 _KEYLIKE = re.compile(r"(?:sk-[A-Za-z0-9_\-]{16,}|(?i:bearer)\s+[A-Za-z0-9._\-]{16,})")
+# Credentials inside URLs, wherever a URL appears in a string (same names as
+# realtalk.connection.redact_url): userinfo, and secret-looking query parameters.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@?#]+@")
+_URL_SECRET_PARAM = re.compile(
+    r"(?i)([?&](?:[a-z0-9_.\-]*[_\-])?(?:api[_\-]?key|key|token|secret|sig|signature"
+    r"|password|passwd|pass|pwd|auth|authorization|code|credentials?|jwt|sas)=)[^&\s\"'#<>]+"
+)
+_DATA_URL = re.compile(r"data:([\w.+\-]+/[\w.+\-]+)?[;,]")
+MAX_CHARS = 100_000
+"""Default longest string kept in a record line (longer ones are cut)."""
 
 
 def _audio_placeholder(value: str) -> str:
@@ -38,31 +56,46 @@ def _audio_placeholder(value: str) -> str:
 
 
 def scrub_event(
-    event: dict[str, Any], *, record_audio: bool = False, secrets: Iterable[str] = ()
+    event: dict[str, Any],
+    *,
+    record_audio: bool = False,
+    secrets: Iterable[str] = (),
+    max_chars: int | None = MAX_CHARS,
 ) -> dict[str, Any]:
     """Return a copy of ``event`` fit for a log file (the input is not changed).
 
     Args:
         event: A client or server event.
-        record_audio: Keep audio payloads instead of replacing them by their length.
-        secrets: Strings to replace by ``***`` wherever they occur (API keys).
+        record_audio: Keep audio payloads and ``data:`` URL images whole (not cut either)
+            instead of replacing them by their length.
+        secrets: Strings to replace by ``***`` wherever they occur (API keys, credentials
+            from the URL: ``ConnectionProfile.secrets``).
+        max_chars: Cut longer strings to this many characters (None: keep everything).
     """
-    keys = tuple(s for s in secrets if s and len(s) >= 4)
+    keys = tuple(sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True))
     etype = event.get("type")
-    audio_delta = not record_audio and etype in _AUDIO_DELTA_EVENTS
+    audio_delta = etype in _AUDIO_DELTA_EVENTS
 
     def clean_str(value: str) -> str:
         for key in keys:
             if key in value:
                 value = value.replace(key, "***")
-        return _KEYLIKE.sub("***", value) if ("sk-" in value or "earer" in value) else value
+        if "sk-" in value or "earer" in value:
+            value = _KEYLIKE.sub("***", value)
+        if "://" in value:
+            value = _URL_USERINFO.sub(r"\1***@", value)
+        if "=" in value:
+            value = _URL_SECRET_PARAM.sub(r"\1***", value)
+        if max_chars is not None and len(value) > max_chars:
+            value = f"{value[:max_chars]}…<{len(value) - max_chars} more chars>"
+        return value
 
     def walk(value: Any, key: str | None, top: bool) -> Any:
         if isinstance(value, str):
-            if not record_audio and key == "audio":
-                return _audio_placeholder(value)
-            if audio_delta and top and key == "delta":
-                return _audio_placeholder(value)
+            if key == "audio" or (audio_delta and top and key == "delta"):
+                return value if record_audio else _audio_placeholder(value)
+            if value.startswith("data:") and (media := _DATA_URL.match(value)):
+                return value if record_audio else f"<{media.group(1) or 'data'} {len(value)} chars>"
             return clean_str(value)
         if isinstance(value, dict):
             return {k: walk(v, k, False) for k, v in value.items()}
@@ -80,7 +113,9 @@ class Recorder:
         path: The file to write; parent directories are created; an existing file is
             replaced.
         record_audio: Keep audio payloads (large) instead of ``"<audio N bytes>"``.
-        secrets: API keys (or other strings) that must never be written.
+        secrets: Strings that must never be written: pass ``ConnectionProfile.secrets``
+            (the API key and any credentials in the URL).
+        max_chars: Longest string kept in a line; longer ones (huge tool outputs) are cut.
 
     Use as a context manager, or call :meth:`close` when done.
     """
@@ -91,9 +126,11 @@ class Recorder:
         *,
         record_audio: bool = False,
         secrets: Iterable[str] = (),
+        max_chars: int | None = MAX_CHARS,
     ) -> None:
         self.path = Path(path)
         self.record_audio = record_audio
+        self.max_chars = max_chars
         self._secrets = tuple(s for s in secrets if s)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] | None = self.path.open("w", encoding="utf-8")
@@ -123,7 +160,8 @@ class Recorder:
         line = {
             "t": round(time.monotonic() - self._start, 6),
             "dir": direction,
-            "event": scrub_event(event, record_audio=self.record_audio, secrets=self._secrets),
+            "event": scrub_event(event, record_audio=self.record_audio, secrets=self._secrets,
+                                 max_chars=self.max_chars),
         }
         self._file.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
         self._file.flush()
