@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import socket
@@ -19,6 +20,7 @@ from realtalk.connection import (
     connect,
     redact_url,
 )
+from realtalk.console import ConsoleRenderer
 from realtalk.exceptions import AuthenticationFailed, ConnectionFailed, ServerRejected
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -463,6 +465,18 @@ def test_display_url_and_redact_remove_url_credentials() -> None:
     assert redact_url("not a url") == "not a url"
 
 
+def test_console_redacts_a_url_it_is_given() -> None:
+    from realtalk.results import SessionEvent
+
+    raw = secret_url("ws://h:1/v1/realtime")
+    prose, lines = io.StringIO(), io.StringIO()
+    for renderer in (ConsoleRenderer(prose), ConsoleRenderer(lines, json_lines=True)):
+        renderer(SessionEvent("connected", {"url": raw, "agent": "a"}))
+    assert prose.getvalue().startswith("· connected to ws://***@h:1/v1/realtime?api-key=***")
+    assert json.loads(lines.getvalue())["url"].startswith("ws://***@h:1/")
+    assert_no_secret(prose.getvalue() + lines.getvalue())
+
+
 def test_bad_url_error_does_not_echo_credentials() -> None:
     with pytest.raises(ConnectionFailed, match="not a WebSocket URL") as info:
         ConnectionProfile.url(secret_url("ftp://h:1/x"))
@@ -496,10 +510,13 @@ async def test_url_secrets_never_shown_with_the_emulator(tmp_path: Any) -> None:
     agent.write_text("description: Test\ninstructions: Be brief.\n")
     record = tmp_path / "run.jsonl"
     shown: list[str] = []
+    prose, lines = io.StringIO(), io.StringIO()
+    listeners = [lambda e: shown.append(json.dumps(e.data, default=str)),
+                 ConsoleRenderer(prose), ConsoleRenderer(lines, json_lines=True)]
     async with Emulator(api_key="apikey-SECRET-1") as emu:
         # A successful connection (the emulator takes its key from the api-key parameter).
         async with open_session(agent, url=secret_url(emu.url), record=record, text_only=True,
-                                listeners=[lambda e: shown.append(json.dumps(e.data, default=str))]):
+                                listeners=listeners):
             pass
         # A refused one: the wrong key in the URL, close 3000.
         wrong = secret_url(emu.url).replace("apikey-SECRET-1", "apikey-SECRET-2", 1)
@@ -507,5 +524,8 @@ async def test_url_secrets_never_shown_with_the_emulator(tmp_path: Any) -> None:
             async with open_session(agent, url=wrong, text_only=True):
                 pass
     assert any("api-key=***" in line and "***@127.0.0.1" in line for line in shown)
-    for text in [*shown, str(info.value), record.read_text(encoding="utf-8")]:
+    assert "connected to ws://***@127.0.0.1" in prose.getvalue()
+    assert '"type": "connected"' in lines.getvalue()
+    for text in [*shown, prose.getvalue(), lines.getvalue(), str(info.value),
+                 record.read_text(encoding="utf-8")]:
         assert_no_secret(text)

@@ -12,6 +12,7 @@ import json
 import sys
 from typing import Any, TextIO
 
+from .connection import redact_url
 from .results import SessionEvent
 
 __all__ = ["ConsoleRenderer"]
@@ -43,7 +44,10 @@ class ConsoleRenderer:
 
     def __call__(self, event: SessionEvent) -> None:
         if self.json_lines:
-            self._print(json.dumps({"type": event.type, **event.data}, ensure_ascii=False, default=str))
+            data = event.data
+            if isinstance(data.get("url"), str):  # never print credentials from a URL
+                data = {**data, "url": redact_url(data["url"])}
+            self._print(json.dumps({"type": event.type, **data}, ensure_ascii=False, default=str))
             return
         handler = getattr(self, "_on_" + event.type.replace(".", "_"), None)
         if handler is not None:
@@ -59,7 +63,7 @@ class ConsoleRenderer:
     # -- one method per event type --------------------------------------------------------
 
     def _on_connected(self, data: dict[str, Any]) -> None:
-        self._print(f"· connected to {data['url']} as {data['agent']}")
+        self._print(f"· connected to {redact_url(data['url'])} as {data['agent']}")
 
     def _on_reconnected(self, data: dict[str, Any]) -> None:
         self._print(f"· reconnected ({data['reason']}); restored {data['items']} conversation items")
