@@ -384,13 +384,16 @@ class AgentGraph:
         ``transfer_to_<agent>`` tool per handoff. Only these go into ``session.update``.
 
         Raises:
-            ConfigError: A listed tool or handoff target is missing (run ``check``).
+            ConfigError: A listed tool or handoff target is missing, or the tool's name
+                is registered by more than one distribution (run ``check``).
         """
         tools: list[Tool] = []
         for use in agent.tools:
             tool = registry.get(use.name)
             if tool is None:
                 raise ConfigError(registry.unknown(use.name), file=agent.file, line=use.line)
+            if registry.conflicts(use.name):
+                raise ConfigError(registry.ambiguous(use.name), file=agent.file, line=use.line)
             overrides: dict[str, Any] = {
                 k: v for k, v in (("timeout_s", use.timeout_s),
                                   ("requires_approval", use.requires_approval),
@@ -416,7 +419,8 @@ class AgentGraph:
         return tools
 
     def check_tools(self, registry: ToolRegistry) -> None:
-        """Record a problem for every tool an agent lists that is not installed."""
+        """Record a problem for every tool an agent lists that is not installed, or that
+        more than one distribution registered (which one would run is anybody's guess)."""
         for agent in self.agents.values():
             handoff_names = {h.tool_name for h in agent.handoffs}
             for use in agent.tools:
@@ -426,6 +430,9 @@ class AgentGraph:
                         file=agent.file, line=use.line))
                 elif use.name not in registry:
                     self.problems.append(ConfigError(registry.unknown(use.name), file=agent.file,
+                                                     line=use.line))
+                elif registry.conflicts(use.name):
+                    self.problems.append(ConfigError(registry.ambiguous(use.name), file=agent.file,
                                                      line=use.line))
 
 

@@ -22,7 +22,14 @@ import pluggy
 
 from . import hookspecs
 from .exceptions import PluginError
-from .tools import DEFAULT_TIMEOUT_S, Tool, ToolRegistry, load_tool_definitions, make_tool
+from .tools import (
+    DEFAULT_MAX_OUTPUT_CHARS,
+    DEFAULT_TIMEOUT_S,
+    Tool,
+    ToolRegistry,
+    load_tool_definitions,
+    make_tool,
+)
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "PluginSet", "Registrar", "load_plugins"]
 
@@ -93,6 +100,7 @@ class Registrar:
         timeout_s: float | None = DEFAULT_TIMEOUT_S,
         requires_approval: bool = False,
         cancellable: bool = True,
+        max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
     ) -> None:
         """Register one tool defined in code.
 
@@ -104,12 +112,15 @@ class Registrar:
             timeout_s: Seconds before a call is abandoned; None for no limit.
             requires_approval: Ask a person before each call.
             cancellable: Cancel a running call on barge-in.
+            max_output_chars: The longest output sent to the model (default 16,000);
+                a longer one is cut, in a JSON envelope that says so.
         """
         try:
             tool = make_tool(
                 name, description, parameters or {"type": "object", "properties": {}}, handler,
                 plugin=self._info.distribution, plugin_version=self._info.version,
                 timeout_s=timeout_s, requires_approval=requires_approval, cancellable=cancellable,
+                max_output_chars=max_output_chars,
             )
         except PluginError as exc:
             self._problems.append(exc)
@@ -209,7 +220,7 @@ def load_plugins(
         infos.append(info)
         try:
             plugin = ep.load()
-        except Exception as exc:  # any import error of a plugin is reported, not fatal
+        except Exception as exc:  # noqa: BLE001 - importing runs the plugin's code, which may raise anything
             info.error = f"import of {ep.value!r} failed: {type(exc).__name__}: {exc}"
             problems.append(PluginError(info.error, plugin=info.origin))
             continue
@@ -244,7 +255,7 @@ def _register(
             raise ValueError("the same module is registered by another entry point")
         manager.register(plugin, name=info.entry_point)
         manager.check_pending()
-    except Exception as exc:  # pluggy raises ValueError or PluginValidationError
+    except (ValueError, pluggy.PluginValidationError) as exc:
         if manager.is_registered(plugin):
             manager.unregister(plugin)
         info.error = f"cannot register: {exc}"

@@ -2,10 +2,17 @@
 
 A :class:`Tool` is what a plugin registers and what the model may call. The
 :class:`ToolRegistry` holds every installed tool and refuses a second tool with a name
-already taken (naming both plugins). :func:`validate_arguments` checks the model's raw
+already taken (naming both plugins, and remembering the conflict so that an agent using
+that name can be refused). :func:`validate_arguments` checks the model's raw
 ``arguments`` string against the exact schema that was sent in ``session.update``, and
 :func:`run_tool` executes a handler. Every outcome of a call, good or bad, becomes a
 string for ``function_call_output``: failures belong to the model, not to the session.
+
+Execution is contained: sync handlers run on realtalk's own bounded pool of daemon
+threads (:class:`ToolThreads`), never the event loop's default executor; an async
+handler's synchronous steps are timed, so one that blocks the loop is named; the
+output is capped at ``max_output_chars``; and whatever a handler raises (even
+``SystemExit``) or returns (even an object whose ``__str__`` raises) becomes an output.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +33,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 
 from .exceptions import ToolDefinitionError
+from .toolthreads import ToolThreads, ToolThreadsBusy, default_threads
 from .yamlfile import did_you_mean, json_path, load_yaml
 
 __all__ = [
@@ -34,6 +42,10 @@ __all__ = [
     "ToolContext",
     "ToolOutcome",
     "ToolRegistry",
+    "ToolThreads",
+    "ToolThreadsBusy",
+    "cap_output",
+    "default_threads",
     "format_output",
     "load_tool_definitions",
     "make_tool",
@@ -46,8 +58,15 @@ log = logging.getLogger(__name__)
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 MAX_DESCRIPTION = 1024
 DEFAULT_TIMEOUT_S = 30.0
+# About 4,000 tokens: an eighth of a 32k-token realtime context. A tool output is part of
+# the conversation, sent again whenever a session is re-seeded after a reconnect, and
+# spoken about by a voice model that cannot read a page of text aloud anyway; a larger
+# output crowds out the instructions and the conversation itself.
+DEFAULT_MAX_OUTPUT_CHARS = 16_000
+MIN_MAX_OUTPUT_CHARS = 100  # room for the truncation envelope and some of the output
 _TOOL_KEYS = {
     "name", "description", "parameters", "handler", "timeout_s", "requires_approval", "cancellable",
+    "max_output_chars",
 }
 
 
@@ -84,6 +103,7 @@ class Tool:
         requires_approval: Ask a person before each call.
         cancellable: Cancel a running call when the user barges in.
         handoff_to: For ``transfer_to_<agent>`` tools, the target agent's name.
+        max_output_chars: Longer outputs are cut to fit, in a JSON envelope that says so.
     """
 
     name: str
@@ -97,6 +117,7 @@ class Tool:
     requires_approval: bool = False
     cancellable: bool = True
     handoff_to: str | None = None
+    max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
     _wants_context: bool = field(default=False, repr=False)
     _validator: Draft202012Validator | None = field(default=None, repr=False)  # built once
 
@@ -131,6 +152,7 @@ def make_tool(
     requires_approval: bool = False,
     cancellable: bool = True,
     handoff_to: str | None = None,
+    max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
 ) -> Tool:
     """Build a Tool after checking everything a registration must check.
 
@@ -145,6 +167,7 @@ def make_tool(
         requires_approval: Ask before each call.
         cancellable: Cancel on barge-in.
         handoff_to: Target agent for generated handoff tools.
+        max_output_chars: The longest output sent to the model; at least 100.
 
     Raises:
         ToolDefinitionError: The name, description, schema, options or handler are invalid.
@@ -177,6 +200,12 @@ def make_tool(
         raise fail("the root of parameters must be {type: object} (the model sends an object)")
     if timeout_s is not None and (not isinstance(timeout_s, (int, float)) or timeout_s <= 0):
         raise fail(f"timeout_s must be a positive number, got {timeout_s!r}")
+    if (not isinstance(max_output_chars, int) or isinstance(max_output_chars, bool)
+            or max_output_chars < MIN_MAX_OUTPUT_CHARS):
+        raise fail(
+            f"max_output_chars must be an integer of at least {MIN_MAX_OUTPUT_CHARS},"
+            f" got {max_output_chars!r}"
+        )
     handler_path = ""
     if isinstance(handler, str):
         handler_path = handler
@@ -200,6 +229,7 @@ def make_tool(
         requires_approval=bool(requires_approval),
         cancellable=bool(cancellable),
         handoff_to=handoff_to,
+        max_output_chars=max_output_chars,
         _wants_context=wants_context,
         _validator=Draft202012Validator(dict(parameters)),
     )
@@ -211,7 +241,7 @@ def _resolve_handler(path: str, fail: Callable[[str], ToolDefinitionError]) -> C
         raise fail(f"handler {path!r} must look like 'package.module:function'")
     try:
         target: Any = importlib.import_module(module_name)
-    except Exception as exc:  # an import can fail in any way; report it, never crash
+    except Exception as exc:  # noqa: BLE001 - importing runs the module's code, which may raise anything
         raise fail(f"handler {path!r}: cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
     for part in attr.split("."):
         if not hasattr(target, part):
@@ -236,7 +266,7 @@ def load_tool_definitions(
 
     The file holds ``tools:``, a list of mappings with ``name``, ``description``,
     ``parameters``, ``handler`` (``module:function``) and optional ``timeout_s``,
-    ``requires_approval`` and ``cancellable``.
+    ``requires_approval``, ``cancellable`` and ``max_output_chars``.
 
     Raises:
         ToolDefinitionError: The file or one of its tools is invalid (with file and line).
@@ -280,6 +310,7 @@ def load_tool_definitions(
                     timeout_s=entry.get("timeout_s", DEFAULT_TIMEOUT_S),
                     requires_approval=entry.get("requires_approval", False),
                     cancellable=entry.get("cancellable", True),
+                    max_output_chars=entry.get("max_output_chars", DEFAULT_MAX_OUTPUT_CHARS),
                 )
             )
         except ToolDefinitionError as exc:
@@ -288,10 +319,16 @@ def load_tool_definitions(
 
 
 class ToolRegistry:
-    """Every installed tool by name. A name can be taken only once."""
+    """Every installed tool by name. A name can be taken only once.
+
+    When a second distribution registers a taken name, the first keeps it, but the
+    conflict is remembered (:meth:`conflicts`): an agent that uses such a name is refused,
+    since nobody can tell which of the two tools it means.
+    """
 
     def __init__(self) -> None:
         self._tools: dict[str, Tool] = {}
+        self._conflicts: dict[str, list[Tool]] = {}
 
     def add(self, tool: Tool) -> None:
         """Add a tool.
@@ -301,6 +338,9 @@ class ToolRegistry:
         """
         existing = self._tools.get(tool.name)
         if existing is not None:
+            claimants = self._conflicts.get(tool.name, [existing])
+            if all(t.plugin != tool.plugin for t in claimants):
+                self._conflicts[tool.name] = [*claimants, tool]
             raise ToolDefinitionError(
                 f"tool name {tool.name!r} is already registered by {existing.origin};"
                 f" rename one of them or uninstall/block a plugin (--no-plugin {tool.plugin})",
@@ -324,6 +364,21 @@ class ToolRegistry:
     def names(self) -> list[str]:
         """All tool names, sorted."""
         return sorted(self._tools)
+
+    def conflicts(self, name: str) -> list[str]:
+        """The origins (``distribution version``) of every distribution that registered
+        ``name``, in registration order, when more than one did; else ``[]``."""
+        return [t.origin for t in self._conflicts.get(name, [])]
+
+    def ambiguous(self, name: str) -> str:
+        """The message for a tool name that several distributions registered."""
+        claimants = self._conflicts.get(name, [])
+        origins = ", ".join(t.origin for t in claimants[:-1]) + f" and {claimants[-1].origin}"
+        leave_out = " or ".join(f"--no-plugin {t.plugin}" for t in reversed(claimants))
+        return (
+            f"tool {name!r} is ambiguous: it is registered by {origins}; leave all but one"
+            f" out with {leave_out}, or list the plugins to load in REALTALK_PLUGINS"
+        )
 
     def suggest(self, name: str) -> str:
         """A ``(did you mean ...?)`` hint for a misspelled tool name, or ``""``."""
@@ -415,6 +470,10 @@ def _argument_error(tool: Tool, problems: list[dict[str, str]]) -> str:
 
 # --- execution ---------------------------------------------------------------------------
 
+BLOCK_STEP_S = 0.1  # a synchronous step of an async handler this long blocked the loop
+BLOCK_WARN_S = 0.5  # this much blocking in one call earns a note on the console
+CANCEL_GRACE_S = 1.0  # how long a cancelled async handler may take to stop
+
 
 @dataclass(frozen=True)
 class ToolOutcome:
@@ -425,11 +484,15 @@ class ToolOutcome:
         status: ``ok``, ``invalid_arguments``, ``error``, ``timeout``, ``cancelled``,
             ``refused`` (approval denied) or ``unknown_tool``.
         duration_s: Wall time of the call.
+        note: A warning for the person running the session, naming the tool, or None:
+            the handler overran its timeout and its thread still runs, blocked the event
+            loop, ignored cancellation, or its output was cut to ``max_output_chars``.
     """
 
     output: str
     status: Literal["ok", "invalid_arguments", "error", "timeout", "cancelled", "refused", "unknown_tool"]
     duration_s: float = 0.0
+    note: str | None = None
 
 
 def format_output(result: Any) -> str:
@@ -437,15 +500,49 @@ def format_output(result: Any) -> str:
 
     Strings pass through; None becomes ``{"ok": true}``; anything JSON can encode
     (dicts, lists, numbers) becomes JSON; other objects use ``str()``.
+
+    Raises:
+        Exception: Whatever the value's own ``__str__`` raises; :func:`run_tool`
+            reports that as the tool's error.
     """
     if isinstance(result, str):
-        return result
+        return str.__str__(result)  # a plain str, whatever subclass the handler returned
     if result is None:
         return '{"ok": true}'
     try:
         return json.dumps(result, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError):  # keys JSON cannot encode, circular references
         return str(result)
+
+
+def cap_output(output: str, limit: int) -> str:
+    """``output`` if it has at most ``limit`` characters, else a JSON envelope that does.
+
+    The envelope, ``{"truncated": true, "original_chars": N, "output": "<first K
+    characters>"}``, is valid JSON whatever was cut, and tells the model it saw only
+    the beginning. ``limit`` must be at least ``MIN_MAX_OUTPUT_CHARS``.
+    """
+    if len(output) <= limit:
+        return output
+
+    def envelope(keep: int) -> str:
+        return json.dumps(
+            {"truncated": True, "original_chars": len(output), "output": output[:keep]},
+            ensure_ascii=False,
+        )
+
+    # Escaping (quotes, control characters) can make the envelope longer than its text:
+    # try the common case, then search for the longest prefix that fits.
+    low, high = 0, limit - len(envelope(0))
+    if len(envelope(high)) <= limit:
+        return envelope(high)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(envelope(middle)) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return envelope(low)
 
 
 def error_output(message: str) -> str:
@@ -453,12 +550,193 @@ def error_output(message: str) -> str:
     return json.dumps({"error": message}, ensure_ascii=False)
 
 
-async def run_tool(tool: Tool, arguments: Mapping[str, Any], context: ToolContext) -> ToolOutcome:
+class _Failed(Exception):
+    """A handler raised (anything), or returned a value that cannot become text."""
+
+    def __init__(self, error: BaseException, *, output: bool = False) -> None:
+        super().__init__(error)
+        self.error = error
+        self.output = output
+
+    def message(self, tool: str) -> str:
+        try:
+            detail = str(self.error)
+        except Exception:  # noqa: BLE001 - an exception whose __str__ raises is still reported
+            detail = "<unprintable>"
+        kind = type(self.error).__name__
+        if self.output:
+            return f"{tool} returned a value that cannot be turned into text: {kind}: {detail}"
+        return f"{tool} failed: {kind}: {detail}"
+
+
+class _TimedOut(Exception):
+    pass
+
+
+@dataclass
+class _CallState:
+    blocked_s: float = 0.0  # event-loop time spent in synchronous steps of BLOCK_STEP_S or more
+    overran: bool = False  # a sync handler's thread outlived the call
+    ignored_cancel: bool = False  # an async handler did not stop within CANCEL_GRACE_S
+
+    def step(self, seconds: float) -> None:
+        if seconds >= BLOCK_STEP_S:
+            self.blocked_s += seconds
+
+
+class _Stepper:
+    """Awaits an awaitable one step at a time, timing each synchronous step.
+
+    A step is the code between two suspensions; while it runs, nothing else on the
+    event loop does. Everything else passes through untouched: yielded futures, sent
+    values, thrown exceptions (cancellation) and the context the task runs in.
+    """
+
+    def __init__(self, awaitable: Awaitable[Any], state: _CallState) -> None:
+        self._awaitable = awaitable
+        self._state = state
+        self.closed = False  # closed from outside, as opposed to a handler raising GeneratorExit
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        steps = self._awaitable.__await__()
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            started = time.perf_counter()
+            try:
+                yielded = steps.send(value) if error is None else steps.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                self._state.step(time.perf_counter() - started)
+            value, error = None, None
+            try:
+                value = yield yielded
+            except GeneratorExit:
+                self.closed = True
+                close = getattr(steps, "close", None)
+                if close is not None:
+                    close()
+                raise
+            except BaseException as exc:  # noqa: BLE001 - thrown in by the task: forwarded to the handler
+                error = exc
+
+
+def _cancelled_by_us() -> bool:
+    # A CancelledError is ours when our task is being cancelled; one a handler raises on
+    # its own is its error. Before Python 3.11 the two cannot be told apart.
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is None or cancelling() > 0
+
+
+async def _contained(start: Callable[[], Awaitable[Any]], state: _CallState) -> str:
+    stepper: _Stepper | None = None
+    try:
+        stepper = _Stepper(start(), state)
+        result = await stepper
+    except GeneratorExit as exc:
+        if stepper is not None and stepper.closed:
+            raise
+        raise _Failed(exc) from None
+    except asyncio.CancelledError as exc:
+        if _cancelled_by_us():
+            raise
+        raise _Failed(exc) from None
+    except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt too: they must not end the loop
+        raise _Failed(exc) from None
+    try:
+        return format_output(result)
+    except BaseException as exc:  # noqa: BLE001 - a value's __str__ may raise anything
+        raise _Failed(exc, output=True) from None
+
+
+async def _on_loop(start: Callable[[], Awaitable[Any]], timeout: float | None, state: _CallState) -> str:
+    # In a task of its own, so a handler that ignores cancellation cannot hold us past
+    # the timeout (asyncio.wait_for would wait for it without bound).
+    task = asyncio.create_task(_contained(start, state))
+    try:
+        await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:
+        await _stop(task)
+        raise
+    if task.done():
+        return task.result()
+    state.ignored_cancel = not await _stop(task)
+    raise _TimedOut
+
+
+async def _stop(task: asyncio.Task[str]) -> bool:
+    """Cancel the handler's task and wait for it a bounded time; True if it ended."""
+    task.cancel()
+    await asyncio.wait({task}, timeout=CANCEL_GRACE_S)
+    if task.done() and not task.cancelled():
+        task.exception()  # a result that came too late; retrieved so asyncio does not log it
+    return task.done()
+
+
+def _in_thread(handler: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[str, Any]:
+    # Runs in a worker thread: formatting a huge value happens there too, not on the loop.
+    try:
+        result = handler(**kwargs)
+    except BaseException as exc:  # noqa: BLE001 - reported as the tool's error
+        return "raised", exc
+    if inspect.isawaitable(result):
+        return "awaitable", result
+    try:
+        return "text", format_output(result)
+    except BaseException as exc:  # noqa: BLE001 - a value's __str__ may raise anything
+        return "unprintable", exc
+
+
+async def _call(tool: Tool, kwargs: dict[str, Any], state: _CallState, threads: ToolThreads) -> str:
+    handler = tool.handler
+    assert handler is not None
+    timeout = tool.timeout_s
+    if inspect.iscoroutinefunction(handler):
+        return await _on_loop(lambda: handler(**kwargs), timeout, state)
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    job = threads.submit(lambda: _in_thread(handler, kwargs))  # before the first await
+    try:
+        await asyncio.wait({job.future}, timeout=timeout)
+    except asyncio.CancelledError:
+        if threads.abandon(job):
+            log.info("tool %s (%s) was cancelled; its thread is still running", tool.name, tool.origin)
+        raise
+    if not job.future.done():
+        state.overran = threads.abandon(job)
+        raise _TimedOut
+    completed, value = job.future.result()
+    kind, result = value if completed else ("raised", value)
+    if kind == "raised":
+        raise _Failed(result)
+    if kind == "unprintable":
+        raise _Failed(result, output=True)
+    if kind == "awaitable":
+        remaining = None if deadline is None else max(0.0, deadline - loop.time())
+        return await _on_loop(lambda: result, remaining, state)
+    return str(result)
+
+
+async def run_tool(
+    tool: Tool, arguments: Mapping[str, Any], context: ToolContext, *, threads: ToolThreads | None = None
+) -> ToolOutcome:
     """Run a tool's handler with validated arguments; never raises for the handler's sake.
 
-    Async handlers are awaited; sync handlers run in a worker thread, so a slow tool
-    never blocks the event loop. A timeout returns at once with an error output (a sync
-    handler's thread cannot be killed and finishes in the background).
+    Async handlers run on the event loop, each synchronous step timed: a handler that
+    blocks the loop for ``timeout_s`` is reported as a timeout, and for ``BLOCK_WARN_S``
+    gets a note. Sync handlers run on ``threads`` (default: :func:`default_threads`);
+    at a timeout the call returns at once and, when its thread is still running, the
+    note says so (a thread cannot be killed). Anything the handler raises, including
+    ``SystemExit`` and ``KeyboardInterrupt``, is an error output; the output is cut to
+    the tool's ``max_output_chars``.
+
+    Args:
+        tool: The tool to run.
+        arguments: Arguments already checked by :func:`validate_arguments`.
+        context: Passed to a handler that declares a ``context`` parameter.
+        threads: The pool for sync handlers.
 
     Raises:
         asyncio.CancelledError: Only when the calling task itself is cancelled.
@@ -468,32 +746,43 @@ async def run_tool(tool: Tool, arguments: Mapping[str, Any], context: ToolContex
     kwargs = dict(arguments)
     if tool._wants_context:
         kwargs["context"] = context
-    handler = tool.handler
+    state = _CallState()
+    notes: list[str] = []
+    status: Literal["ok", "error", "timeout"] = "ok"
     started = time.perf_counter()
-
-    async def call() -> Any:
-        if inspect.iscoroutinefunction(handler):
-            return await handler(**kwargs)
-        result = await asyncio.to_thread(handler, **kwargs)
-        if inspect.isawaitable(result):
-            return await result
-        return result
-
     try:
-        result = await asyncio.wait_for(call(), timeout=tool.timeout_s)
-    except asyncio.TimeoutError:
-        elapsed = time.perf_counter() - started
-        log.warning("tool %s (%s) timed out after %.1f s", tool.name, tool.origin, elapsed)
-        return ToolOutcome(
-            error_output(f"{tool.name} timed out after {tool.timeout_s:g} s; the result is unknown"),
-            "timeout", elapsed,
-        )
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # a plugin's failure belongs to the model, not the session
-        elapsed = time.perf_counter() - started
-        log.error("tool %s (%s) raised", tool.name, tool.origin, exc_info=True)
-        return ToolOutcome(
-            error_output(f"{tool.name} failed: {type(exc).__name__}: {exc}"), "error", elapsed
-        )
-    return ToolOutcome(format_output(result), "ok", time.perf_counter() - started)
+        output = await _call(tool, kwargs, state, threads or default_threads())
+    except _TimedOut:
+        status, output = "timeout", _timeout_output(tool)
+        log.warning("tool %s (%s) timed out after %g s", tool.name, tool.origin, tool.timeout_s)
+    except _Failed as failed:
+        status, output = "error", error_output(failed.message(tool.name))
+        log.error("tool %s (%s) failed", tool.name, tool.origin, exc_info=failed.error)
+    except ToolThreadsBusy as busy:
+        status, output = "error", error_output(f"{tool.name} was not run: {busy}")
+        notes.append(f"{tool.name} was not run: {busy}")
+    elapsed = time.perf_counter() - started
+    blocked_past_timeout = tool.timeout_s is not None and 0 < tool.timeout_s <= state.blocked_s
+    if blocked_past_timeout and status == "ok":
+        status, output = "timeout", _timeout_output(tool)  # a result this late cannot count
+    if blocked_past_timeout or state.blocked_s >= BLOCK_WARN_S:
+        notes.append(f"{tool.name} blocked the event loop for {state.blocked_s:.1f} s:"
+                     " use await asyncio.sleep or a sync handler")
+    if state.overran:
+        notes.append(f"{tool.name} overran its {tool.timeout_s:g} s timeout; its thread is still running")
+    if state.ignored_cancel:
+        notes.append(f"{tool.name} ignored cancellation after its {tool.timeout_s:g} s timeout;"
+                     " it is still running")
+    if len(output) > tool.max_output_chars:
+        notes.append(f"{tool.name} returned {len(output):,} characters; the model got the first"
+                     f" {tool.max_output_chars:,} (max_output_chars)")
+        output = cap_output(output, tool.max_output_chars)
+    for note in notes:
+        log.warning("tool %s (%s): %s", tool.name, tool.origin, note)
+    # Lone surrogates cannot be sent as UTF-8; replaced here, they cannot break the send.
+    output = output.encode("utf-8", "replace").decode("utf-8")
+    return ToolOutcome(output, status, elapsed, "; ".join(notes) or None)
+
+
+def _timeout_output(tool: Tool) -> str:
+    return error_output(f"{tool.name} timed out after {tool.timeout_s:g} s; the result is unknown")
