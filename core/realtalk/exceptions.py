@@ -11,6 +11,7 @@ The hierarchy::
     │   ├── AuthenticationFailed      bad or missing API key (close 3000): never retried
     │   └── ServerRejected            bad model, beta shape, other fatal close (4000): never retried
     ├── SessionError                  the server broke a protocol promise (e.g. dropped our update)
+    │   └── ProtocolError             a server event the runtime cannot use (malformed, wrong types)
     └── AudioDeviceError              no usable microphone or speaker, or a device failed
 
 Every message is one line that says what was wrong, where, and what to do; the CLI prints
@@ -27,6 +28,7 @@ __all__ = [
     "ConfigError",
     "ConnectionFailed",
     "PluginError",
+    "ProtocolError",
     "RealtalkError",
     "ScenarioError",
     "ServerRejected",
@@ -106,6 +108,13 @@ class ServerRejected(ConnectionFailed):
 
 class SessionError(RealtalkError):
     """The server broke a protocol promise, such as silently dropping our session.update."""
+
+
+class ProtocolError(SessionError):
+    """A server event the runtime cannot use: malformed, wrongly typed, or out of order.
+
+    Usually a warning (the event is skipped); raised only when the session cannot go on.
+    """
 
 
 class AudioDeviceError(RealtalkError):

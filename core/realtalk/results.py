@@ -51,6 +51,12 @@ class TurnResult:
         first_delta_ms: From the end of the user's turn to the first output delta.
         done_ms: From the end of the user's turn to the session being idle.
         interrupted: The user spoke again before the turn was over (barge-in).
+        status: How the turn's responses ended: ``completed``; ``failed`` (the server
+            reported an error, or refused our ``response.create``); ``incomplete`` (cut
+            short, e.g. ``max_output_tokens``); ``cancelled`` (barge-in or cancel). The
+            worst of the turn's responses counts.
+        status_reason: Why, when the status is not ``completed``
+            (``"server_error: The server had an error"``, ``"max_output_tokens"``).
     """
 
     text: str = ""
@@ -60,6 +66,21 @@ class TurnResult:
     first_delta_ms: float | None = None
     done_ms: float | None = None
     interrupted: bool = False
+    status: str = "completed"
+    status_reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether every response of the turn completed."""
+        return self.status == "completed"
+
+    def note_status(self, status: str, reason: str | None) -> None:
+        """Record a response's end; keeps the worst (failed > incomplete > cancelled)."""
+        if _SEVERITY.get(status, 0) > _SEVERITY.get(self.status, 0):
+            self.status, self.status_reason = status, reason
+
+
+_SEVERITY = {"completed": 0, "cancelled": 1, "incomplete": 2, "failed": 3}
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import contextlib
 import inspect
 import json
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -31,10 +32,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from .agents import AgentGraph, AgentSpec, greeting_response
 from .audio.bridge import AudioBridge
 from .connection import Backoff, ConnectionClosed, ConnectionProfile, RealtimeConnection, connect
-from .exceptions import AuthenticationFailed, ConnectionFailed, ServerRejected, SessionError
-from .protocol.arbiter import ResponseArbiter
+from .exceptions import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    RealtalkError,
+    ServerRejected,
+    SessionError,
+)
+from .protocol.arbiter import ALREADY_ACTIVE, ResponseArbiter
 from .protocol.conversation import Conversation
-from .protocol.events import EventIds, normalize_server_event, to_wire
+from .protocol.events import EventIds, error_summary, normalize_server_event, to_wire
 from .protocol.session_config import build_session_update
 from .results import ApprovalRequest, Approver, Listener, SessionEvent, ToolCallRecord, TurnResult
 from .tools import (
@@ -56,6 +63,17 @@ __all__ = ["ApprovalRequest", "Session", "SessionEvent", "ToolCallRecord", "Turn
 log = logging.getLogger(__name__)
 
 SETUP_TIMEOUT_S = 15.0
+CLOSE_TIMEOUT_S = 2.0
+"""How long closing waits for the server's close frame before dropping the socket."""
+HEALTHY_S = 30.0
+"""A connection that stayed up this long ends a run of failed reconnects."""
+MIN_LIFETIME_S = 1.0
+"""A session said to live shorter than this (or to have expired already: the clocks
+disagree) is not rotated ahead of expiry; it is reconnected when it ends."""
+
+# The tools a response may call: those of the agent the server was configured with when
+# the response was created.
+Scope = tuple[AgentSpec, dict[str, Tool]]
 
 
 class Session:
@@ -71,7 +89,10 @@ class Session:
             calls are refused (the model is told).
         recorder: Writes every event sent and received.
         output: Where assistant audio goes (speaker or WAV), with its playback tracker.
-        max_reconnects: Attempts to reconnect after a drop before giving up.
+        max_reconnects: Reconnects in a row, with no response completed and no
+            connection up for 30 s in between, before the session gives up with a
+            :class:`~realtalk.exceptions.ConnectionFailed`. Each reconnect after the first
+            of such a run waits longer (``backoff_s`` doubling, full jitter).
         rotate_margin_s: Reconnect proactively this long before ``expires_at``, at an
             idle turn boundary.
         backoff_s: First reconnect delay; doubles per attempt, with full jitter.
@@ -117,6 +138,12 @@ class Session:
         self._expires_at: float | None = None
         self._created_at: float | None = None
         self._expected_update: dict[str, Any] | None = None  # what session.updated must show
+        self._pending_scope: Scope | None = None  # the agent of the update not yet confirmed
+        self._live_since = 0.0  # when the current connection went live (monotonic)
+        self._streak = 0  # reconnects in a row without progress (see max_reconnects)
+        self._reconnect_backoff = Backoff(initial=backoff_s)
+        self._clock_warned = False
+        self._carried = False  # the replaced arbiter still owed a response
         self._updated = asyncio.Event()
         self._received_at = 0.0  # when the event being handled arrived (perf_counter)
 
@@ -125,8 +152,11 @@ class Session:
         self._conversation = Conversation()
         self._arbiter = ResponseArbiter(ids=self._ids)
 
-        # The active agent's tools and voice, and the calls running now.
+        # The active agent's tools and voice, and the calls running now. A call is checked
+        # against the scope of the response that made it, never the agent active now.
         self._tools: dict[str, Tool] = {}
+        self._live: Scope = (self.agent, {})  # what the server confirmed it is configured as
+        self._response_scope: dict[str, Scope] = {}  # response id -> scope, until its done
         self._voice: str | None = None
         self._audio_heard = False  # assistant audio exists: the voice is locked
         self._calls: dict[str, tuple[asyncio.Task[None], bool]] = {}  # running: task, cancellable
@@ -151,7 +181,7 @@ class Session:
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    async def __aenter__(self) -> Session:
+    async def __aenter__(self) -> Session:  # noqa: PYI034 - typing.Self needs Python 3.11
         await self.start()
         return self
 
@@ -170,18 +200,30 @@ class Session:
         self._emit("connected", agent=self.agent.name, url=self.profile.display_url)
 
     async def close(self) -> None:
-        """Cancel running tools, close the socket, and stop the reader."""
+        """Cancel running tools, close the socket, and stop the reader (bounded, idempotent).
+
+        The socket is closed first, while the reader still drains it: a server that is
+        still streaming gets its close frame answered at once, not after a timeout.
+        """
+        if self._closing:
+            return
         self._closing = True
         self._arbiter.withdraw()
+        self._failed.set()  # wake whoever waits for a live connection
         for task, _ in list(self._calls.values()):
             task.cancel()
-        for background in (self._rotator, self._reader):
-            if background is not None:
-                background.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await background
+        if self._rotator is not None:
+            self._rotator.cancel()
         if self._conn is not None:
-            await self._conn.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._conn.close(), CLOSE_TIMEOUT_S)
+        reader = self._reader
+        if reader is not None and reader is not asyncio.current_task():
+            done, _ = await asyncio.wait({reader}, timeout=CLOSE_TIMEOUT_S)
+            if not done:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader
         if self._recorder is not None:
             self._recorder.close()
         self._queue.put_nowait(None)
@@ -198,12 +240,16 @@ class Session:
             yield event
 
     async def send_text(self, text: str) -> None:
-        """Add a user text message and ask for a response (through the arbiter)."""
+        """Add a user text message and ask for a response (through the arbiter).
+
+        The message carries an id of ours, so that if the socket dies before the server
+        confirms it, the reconnect sends it again.
+        """
         self._begin_turn()
         await self._send({"type": "conversation.item.create", "item": {
-            "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}})
-        for event in self._arbiter.request_response("user text"):
-            await self._send(event)
+            "id": f"item_rt{secrets.token_hex(8)}", "type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": text}]}})
+        await self._request("user text")
         self._update_idle()
 
     async def greet(self, timeout: float | None = 120.0) -> TurnResult | None:
@@ -217,8 +263,7 @@ class Session:
             return None
         self._finished.clear()
         self._begin_turn()
-        for event in self._arbiter.request_response("greeting", body):
-            await self._send(event)
+        await self._request("greeting", body)
         self._update_idle()
         return await self.wait_turn(timeout)
 
@@ -229,8 +274,12 @@ class Session:
             The turn's text, tool calls, handoffs, usage and latency.
         """
         self._finished.clear()  # earlier turns nobody collected are not this text's answer
-        await self.send_text(text)
-        return await self.wait_turn(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            await asyncio.wait_for(self.send_text(text), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"could not send the text within {timeout} s (reconnecting?)") from None
+        return await self._wait_turn(deadline, timeout)
 
     async def wait_turn(self, timeout: float | None = 120.0) -> TurnResult:
         """The oldest finished turn not collected yet, or wait for the current one to end.
@@ -239,12 +288,16 @@ class Session:
 
         Raises:
             TimeoutError: The turn did not finish in ``timeout`` seconds.
-            SessionError, ConnectionFailed: The session failed meanwhile.
+            SessionError, ConnectionFailed: The session failed meanwhile, or was closed.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        return await self._wait_turn(None if timeout is None else time.monotonic() + timeout, timeout)
+
+    async def _wait_turn(self, deadline: float | None, timeout: float | None) -> TurnResult:
         while not self._finished:
             if self._failure is not None:
                 raise self._failure
+            if self._closing:
+                raise SessionError("the session is closed")
             self._turn_done.clear()
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
@@ -291,8 +344,7 @@ class Session:
         self._uncommitted_ms = 0.0
         self._begin_turn()
         await self._send({"type": "input_audio_buffer.commit"})
-        for event in self._arbiter.request_response("push-to-talk"):
-            await self._send(event)
+        await self._request("push-to-talk")
         self._update_idle()
         return True
 
@@ -317,6 +369,7 @@ class Session:
         if include_voice:
             self._voice = agent.voice
         self._expected_update = {"instructions": agent.instructions, "tools": sorted(self._tools)}
+        self._pending_scope = (agent, dict(self._tools))
         self._updated.clear()
         return event
 
@@ -327,7 +380,12 @@ class Session:
         """Take a fresh connection to a configured, seeded, running session."""
         self._conn = conn
         self._conversation = Conversation()
+        # What the old connection's arbiter still owed (queued or unanswered requests)
+        # is asked for again once the new session is live (see _recover).
+        old = self._arbiter
+        self._carried = self._carried or bool(old.wants_response or old.in_flight)
         self._arbiter = ResponseArbiter(ids=self._ids)
+        self._response_scope.clear()
         self._audio_heard = False
         first = await self._recv(SETUP_TIMEOUT_S, "session.created")
         if first.get("type") != "session.created":
@@ -343,7 +401,12 @@ class Session:
         # right after this one cannot lose what was not confirmed yet.
         while len(self._conversation.order) < len(history):
             await self._handle(await self._recv(deadline - time.monotonic(), "conversation.item.done"))
+        # Calls still running answer a response of the old connection: the follow-up
+        # waits for all of their outputs, as it would have there.
+        answered = {e["item"].get("call_id") for e in history if e["item"].get("type") == "function_call_output"}
+        self._arbiter.expect_outputs([c for c in self._calls if c not in answered])
         self._connected.set()
+        self._live_since = time.monotonic()
         self._reader = asyncio.create_task(self._read_loop(), name="realtalk-reader")
         if self._rotate_margin_s > 0:
             self._rotator = asyncio.create_task(self._rotate_when_due(conn), name="realtalk-rotator")
@@ -366,23 +429,33 @@ class Session:
                 assert self._conn is not None
                 try:
                     event = await self._conn.recv()
-                except ConnectionClosed as closed:
+                    self._received_at = time.perf_counter()
+                    self._record("server", event)
+                    await self._handle(event)
+                except ConnectionClosed as closed:  # reading, or sending what an event asked for
                     if not self._closing:
                         await self._recover(f"connection closed ({closed})")
                     return  # a new reader runs on the new connection
-                self._received_at = time.perf_counter()
-                self._record("server", event)
-                await self._handle(event)
                 # Let tool tasks run between events: a burst of buffered events must not
                 # delay an output (say, of a tool cancelled by barge-in) behind it.
                 await asyncio.sleep(0)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever ends the reader ends the session, visibly
             self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
-        """Record a failure that ends the session; whoever waits on it gets ``exc``."""
+        """Record a failure that ends the session; whoever waits on it gets it.
+
+        Only :class:`~realtalk.exceptions.RealtalkError` reaches applications: anything
+        else (a bug, or a server event we could not cope with) becomes a SessionError
+        with one line, and its traceback goes to the debug log.
+        """
+        if self._closing:
+            return
+        if not isinstance(exc, RealtalkError):
+            log.debug("session failed", exc_info=exc)
+            exc = SessionError(f"the session failed: {type(exc).__name__}: {exc}")
         if self._failure is None:
             self._failure = exc
             self._emit("error", message=str(exc), fatal=True)
@@ -391,11 +464,12 @@ class Session:
     async def _recover(self, reason: str) -> None:
         """The socket dropped (or the session expired): reconnect and carry on."""
         history = self._conversation.history_items()
-        # A response cut off by the drop, or one still owed, is asked for again.
-        owed = bool(_needs_reply(history) or self._arbiter.wants_response or self._arbiter.in_flight
-                    or self._arbiter.active_response_id)
+        # Owed: the conversation ends on the user or a tool output (a reply cut off by the
+        # drop is not in the history), or a request was queued or not yet started. A reply
+        # the server finished before the drop is not asked for twice.
         log.warning("reconnecting: %s", reason)
-        await self._replace_session(reason, history, retries=self._max_reconnects)
+        await self._replace_session(reason, history, dropped=True)
+        owed = _needs_reply(history) or self._carried
         # Calls still running send their outputs on the new connection; a turn that was
         # cut off before the assistant answered gets its response now.
         if owed and not self._calls:
@@ -404,26 +478,59 @@ class Session:
         self._reconnecting = False
         self._update_idle()
 
-    async def _replace_session(self, reason: str, history: list[dict[str, Any]], retries: int = 4) -> None:
+    async def _replace_session(self, reason: str, history: list[dict[str, Any]], *, dropped: bool) -> None:
         """Close the current connection and go live on a new one seeded with ``history``.
 
+        ``dropped`` says the old connection failed (rather than being rotated or replaced
+        for a voice): such reconnects count against ``max_reconnects`` and back off. A
+        new connection that drops while the history is restored is retried the same way.
         The caller must have stopped the old reader unless it is the old reader, and
         must clear ``_reconnecting`` once it has sent what the new session needs next.
+
+        Raises:
+            ConnectionFailed: The budget of reconnects in a row is spent, or the server
+                cannot be reached.
+            AuthenticationFailed, ServerRejected: The server refused us.
         """
         self._reconnecting = True
         self._connected.clear()
+        self._carried = False
         self._audio.stop()
-        if self._conn is not None:
-            await self._conn.close()
-        try:
-            conn = await self._connect(retries=retries)
-        except (AuthenticationFailed, ServerRejected):
-            raise
-        except ConnectionFailed as exc:
-            raise ConnectionFailed(f"could not open a new session ({reason}): {exc}") from None
-        await self._setup(conn, history)
+        rotator, self._rotator = self._rotator, None
+        if rotator is not None and rotator is not asyncio.current_task():
+            rotator.cancel()  # the new connection gets a rotator of its own
+        while True:
+            if dropped:
+                await self._back_off(reason)
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._conn.close(), CLOSE_TIMEOUT_S)
+            try:
+                conn = await self._connect()
+            except (AuthenticationFailed, ServerRejected):
+                raise
+            except ConnectionFailed as exc:
+                raise ConnectionFailed(f"could not open a new session ({reason}): {exc}") from None
+            try:
+                await self._setup(conn, history)
+            except ConnectionClosed as exc:
+                reason, dropped = f"the connection dropped while the conversation was restored ({exc})", True
+                continue
+            break
         self.reconnects += 1
         self._emit("reconnected", reason=reason, items=len(history), attempt=self.reconnects)
+
+    async def _back_off(self, reason: str) -> None:
+        """Count one failed connection; wait longer the more fail in a row, or give up."""
+        if self._live_since and time.monotonic() - self._live_since >= HEALTHY_S:
+            self._streak = 0  # it served a good while: a fresh run of reconnects
+        self._streak += 1
+        if self._streak > self._max_reconnects:
+            raise ConnectionFailed(
+                f"gave up after {self._max_reconnects} reconnects in a row with no response"
+                f" completed in between (last: {reason})")
+        if self._streak > 1:
+            await asyncio.sleep(self._reconnect_backoff.delay(self._streak - 2))
 
     async def _rotate_when_due(self, conn: RealtimeConnection) -> None:
         """Replace ``conn``'s session shortly before it expires, at an idle turn boundary."""
@@ -437,20 +544,31 @@ class Session:
                 return
             if self._reader is not None:
                 self._reader.cancel()
-            await self._replace_session("rotated before expiry", self._conversation.history_items())
+            await self._replace_session("rotated before expiry", self._conversation.history_items(),
+                                        dropped=False)
             self._reconnecting = False
             self._update_idle()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed rotation ends the session, visibly
             self._fail(exc)
 
     def _rotation_due(self) -> float | None:
+        """When to rotate (wall clock), or None: no expiry known, or one we cannot trust."""
         if self._expires_at is None or self._created_at is None:
+            return None
+        lifetime = self._expires_at - self._created_at
+        if lifetime < MIN_LIFETIME_S:
+            if not self._clock_warned:
+                self._clock_warned = True
+                self._emit("warning", message=(
+                    f"the server says this session expires in {lifetime:.0f} s (expires_at"
+                    f" {self._expires_at:.0f}); are the clocks apart? not rotating ahead of"
+                    " expiry, the session reconnects when it ends"))
             return None
         # Never rotate a session younger than half its life: short-lived sessions (as in
         # tests, or servers with small limits) would otherwise rotate at every turn.
-        margin = min(self._rotate_margin_s, (self._expires_at - self._created_at) / 2)
+        margin = min(self._rotate_margin_s, lifetime / 2)
         return float(self._expires_at) - margin
 
     # -- sending ------------------------------------------------------------------------
@@ -463,7 +581,7 @@ class Session:
         or user message is lost.
         """
         while True:
-            await self._connected.wait()
+            await self._wait_live()
             try:
                 await self._transmit(event)
                 return
@@ -471,6 +589,40 @@ class Session:
                 if self._closing:
                     raise
                 self._connected.clear()
+
+    async def _request(self, reason: str, body: dict[str, Any] | None = None) -> None:
+        """Ask the arbiter for a response and send what it allows now.
+
+        A ``response.create`` is never carried over to another connection: if the
+        connection is replaced before it is sent, or dies under it, the reconnect decides
+        what the new session owes (see ``_recover``), so it is never sent twice.
+        """
+        arbiter = self._arbiter
+        for event in arbiter.request_response(reason, body):
+            await self._wait_live()
+            if self._arbiter is not arbiter:
+                return
+            try:
+                await self._transmit(event)
+            except ConnectionClosed:
+                if self._closing:
+                    raise
+                return
+
+    async def _wait_live(self) -> None:
+        """Wait for a live connection; raise if the session failed or closed meanwhile."""
+        while not self._connected.is_set():
+            if self._failure is not None:
+                raise self._failure
+            if self._closing:
+                raise SessionError("the session is closed")
+            live = asyncio.create_task(self._connected.wait())
+            failed = asyncio.create_task(self._failed.wait())
+            try:
+                await asyncio.wait({live, failed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                live.cancel()
+                failed.cancel()
 
     async def _transmit(self, event: dict[str, Any], *, seeding: bool = False) -> None:
         """Send one client event now; every event the runtime sends ends here.
@@ -505,7 +657,8 @@ class Session:
     async def _dispatch(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == "session.created":
-            self._expires_at = event.get("session", {}).get("expires_at")
+            expires = event.get("session", {}).get("expires_at")
+            self._expires_at = float(expires) if isinstance(expires, (int, float)) and expires > 0 else None
             self._created_at = time.time()
         elif kind == "session.updated":
             self._verify_update(event.get("session", {}))
@@ -525,6 +678,12 @@ class Session:
             self._emit("assistant.done", agent=self.agent.name, text=text or "")
         elif kind == "conversation.item.input_audio_transcription.completed":
             self._emit("user.transcript", text=event.get("transcript", ""))
+        elif kind == "conversation.item.input_audio_transcription.failed":
+            error = event.get("error")
+            said = (error.get("message") or error.get("code")) if isinstance(error, dict) else None
+            self._emit("warning", message=(
+                f"the user's speech could not be transcribed ({said or 'no reason given'}); the turn is kept, but a"
+                " reconnect could not tell the new session what was said"))
         elif kind == "response.function_call_arguments.done":
             self._start_call(event)
         elif kind == "response.created":
@@ -532,10 +691,11 @@ class Session:
             self._turn_responses += 1
             if self._turn is None:  # a response the server started by itself
                 self._turn = TurnResult()
+            rid = event.get("response", {}).get("id")
+            if isinstance(rid, str):
+                self._response_scope[rid] = self._live
         elif kind == "response.done":
-            response = event.get("response", {})
-            if response.get("usage") and self._turn is not None:
-                self._turn.usage.append(response["usage"])
+            self._on_response_done(event.get("response", {}))
         elif kind == "input_audio_buffer.speech_started":
             self._speaking = True
             self._activity.set()
@@ -549,6 +709,21 @@ class Session:
         elif kind == "error":
             self._on_error(event)
 
+    def _on_response_done(self, response: dict[str, Any]) -> None:
+        if isinstance(response.get("id"), str):
+            self._response_scope.pop(response["id"], None)
+        if response.get("usage") and self._turn is not None:
+            self._turn.usage.append(response["usage"])
+        status = response.get("status") or "completed"
+        if status == "completed":
+            self._streak = 0  # progress: a run of failed reconnects is over
+            return
+        reason = _status_reason(response)
+        if self._turn is not None:
+            self._turn.note_status(str(status), reason)
+        if status in ("failed", "incomplete"):
+            self._emit("warning", message=f"the response ended {status}: {reason or 'no reason given'}")
+
     def _verify_update(self, session: dict[str, Any]) -> None:
         expected = self._expected_update
         if expected is None:
@@ -560,6 +735,8 @@ class Session:
                 f" {got_tools} and {'other' if session.get('instructions') != expected['instructions'] else 'the same'}"
                 f" instructions, expected tools {expected['tools']}")
         self._expected_update = None
+        if self._pending_scope is not None:
+            self._live, self._pending_scope = self._pending_scope, None
         self._updated.set()
 
     def _on_error(self, event: dict[str, Any]) -> None:
@@ -573,6 +750,13 @@ class Session:
                 raise SessionError(f"the server refused our session.update: {error.get('message')}")
         log.warning("%s", message)
         self._emit("error", message=message, code=code, fatal=False)
+        if cause is not None and cause.get("type") == "response.create" and code != ALREADY_ACTIVE:
+            # Refused for good (the arbiter gave the request up): the turn ends with it.
+            turn = self._turn if self._turn is not None else TurnResult()
+            self._turn = turn
+            turn.note_status("failed", error_summary(event))
+            if not self._busy():
+                self._finish_turn(force=True)
 
     # -- turns --------------------------------------------------------------------------
 
@@ -600,10 +784,10 @@ class Session:
         self._idle.set()
         self._finish_turn()
 
-    def _finish_turn(self, *, interrupted: bool = False) -> None:
-        """End the current turn if it saw a response, and hand it to ``wait_turn``."""
+    def _finish_turn(self, *, interrupted: bool = False, force: bool = False) -> None:
+        """End the current turn if it saw a response (or ``force``), and hand it to ``wait_turn``."""
         turn = self._turn
-        if turn is None or self._turn_responses == 0:
+        if turn is None or (self._turn_responses == 0 and not force):
             return
         if self._turn_started is not None:
             turn.done_ms = (time.perf_counter() - self._turn_started) * 1000
@@ -612,7 +796,8 @@ class Session:
         self._finished.append(turn)
         self._turn_done.set()
         self._emit("turn.done", agent=self.agent.name, text=turn.text, interrupted=interrupted,
-                   first_delta_ms=turn.first_delta_ms, done_ms=turn.done_ms, usage=turn.usage)
+                   first_delta_ms=turn.first_delta_ms, done_ms=turn.done_ms, usage=turn.usage,
+                   status=turn.status, status_reason=turn.status_reason)
 
     # -- tools --------------------------------------------------------------------------
 
@@ -621,17 +806,21 @@ class Session:
         if call_id in self._seen_calls:
             return  # a duplicate done event must not run the tool twice
         self._seen_calls.add(call_id)
-        record = ToolCallRecord(call_id, event.get("name", ""), event.get("arguments", ""), self.agent.name)
+        # The agent that produced the response decides what may run, not whoever is
+        # active by now: a handoff in the same response must not unlock the target's tools.
+        agent, tools = self._response_scope.get(event.get("response_id") or "", self._live)
+        record = ToolCallRecord(call_id, event.get("name", ""), event.get("arguments", ""), agent.name)
         if self._turn is not None:
             self._turn.tool_calls.append(record)
-        tool = self._tools.get(record.name)
+        tool = tools.get(record.name)
         if tool is not None and tool.handoff_to is not None:
             self._pending_handoffs += 1
-        task = asyncio.create_task(self._run_call(record, tool), name=f"realtalk-call-{record.name}")
+        task = asyncio.create_task(self._run_call(record, tool, sorted(tools)),
+                                   name=f"realtalk-call-{record.name}")
         cancellable = tool is not None and tool.cancellable and tool.handoff_to is None
         self._calls[call_id] = (task, cancellable)
 
-    async def _run_call(self, record: ToolCallRecord, tool: Tool | None) -> None:
+    async def _run_call(self, record: ToolCallRecord, tool: Tool | None, available: list[str]) -> None:
         self._emit("tool.started", call_id=record.call_id, name=record.name,
                    arguments=record.arguments, agent=record.agent)
         started = time.perf_counter()
@@ -643,7 +832,7 @@ class Session:
                     self._pending_handoffs -= 1
                 record.status, record.output = "ok", f"transferred to {tool.handoff_to}"
                 return
-            outcome = await self._outcome(record, tool)
+            outcome = await self._outcome(record, tool, available)
             record.output, record.status = outcome.output, outcome.status
             record.duration_s = time.perf_counter() - started
             self._emit("tool.finished", call_id=record.call_id, name=record.name, status=outcome.status,
@@ -653,17 +842,17 @@ class Session:
             if not self._closing:
                 record.status, record.output = "cancelled", error_output("cancelled: the user interrupted")
                 await self._send_output(record.call_id, record.output)
-        except Exception as exc:  # a failed handoff or send ends the session, visibly
+        except Exception as exc:  # noqa: BLE001 - a failed handoff or send ends the session, visibly
             self._fail(exc)
         finally:
             self._calls.pop(record.call_id, None)
             self._update_idle()
 
-    async def _outcome(self, record: ToolCallRecord, tool: Tool | None) -> ToolOutcome:
+    async def _outcome(self, record: ToolCallRecord, tool: Tool | None, available: list[str]) -> ToolOutcome:
         if tool is None:
-            known = ", ".join(sorted(self._tools)) or "none"
+            known = ", ".join(available) or "none"
             return ToolOutcome(error_output(
-                f"unknown tool {record.name!r}: agent {self.agent.name} can call: {known}"), "unknown_tool")
+                f"unknown tool {record.name!r}: agent {record.agent} can call: {known}"), "unknown_tool")
         check = validate_arguments(tool, record.arguments)
         if check.error is not None or check.arguments is None:
             return ToolOutcome(check.error or "", "invalid_arguments")
@@ -698,7 +887,7 @@ class Session:
                     "output": json.dumps({"transferred_to": target.name})}})
             if self._reader is not None:
                 self._reader.cancel()
-            await self._replace_session(f"new voice for {target.name}", history)
+            await self._replace_session(f"new voice for {target.name}", history, dropped=False)
             if call_id is not None:
                 for event in self._arbiter.request_response(f"handoff to {target.name}",
                                                              greeting_response(target)):
@@ -713,8 +902,7 @@ class Session:
             greeting = greeting_response(target)
             if call_id is not None and greeting is not None:
                 # Held by the arbiter until the output is sent: the follow-up greets.
-                for event in self._arbiter.request_response(f"{target.name} greets", greeting):
-                    await self._send(event)
+                await self._request(f"{target.name} greets", greeting)
             if call_id is not None:
                 await self._send_output(call_id, json.dumps({"transferred_to": target.name}))
         if self._turn is not None:
@@ -747,8 +935,23 @@ class Session:
         for listener in self._listeners:
             try:
                 listener(event)
-            except Exception:  # a broken listener must not break the session
-                log.exception("session listener failed on %s", kind)
+            except Exception as exc:  # a broken listener must not break the session
+                log.warning("session listener %r failed on %s: %s: %s", listener, kind, type(exc).__name__, exc)
+                log.debug("listener traceback", exc_info=exc)
+
+
+def _status_reason(response: dict[str, Any]) -> str | None:
+    """``server_error: The server had an error`` / ``max_output_tokens`` from ``status_details``."""
+    details = response.get("status_details")
+    if not isinstance(details, dict):
+        return None
+    error = details.get("error")
+    if isinstance(error, dict):
+        code = error.get("code") or error.get("type") or "error"
+        message = error.get("message")
+        return f"{code}: {message}" if message else str(code)
+    reason = details.get("reason")
+    return str(reason) if reason else None
 
 
 def _needs_reply(history: list[dict[str, Any]]) -> bool:

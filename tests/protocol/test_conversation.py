@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from realtalk.protocol.conversation import Conversation, bytes_per_ms
+from realtalk.protocol.conversation import UNTRANSCRIBED, Conversation, bytes_per_ms
 from realtalk.protocol.events import normalize_server_event
 
 
@@ -202,7 +202,7 @@ def test_history_items_reseed_everything_in_order() -> None:
                                      status="cancelled"))
     feed(conv, {"type": "conversation.item.truncated", "item_id": "a2", "content_index": 0,
                 "audio_end_ms": 500})
-    feed(conv, *user_audio("u3", "a2"))  # no transcript: nothing to replay
+    feed(conv, *user_audio("u3", "a2"))  # no transcript: kept as a marked placeholder
 
     history = conv.history_items()
     assert all(e["type"] == "conversation.item.create" for e in history)
@@ -218,6 +218,8 @@ def test_history_items_reseed_everything_in_order() -> None:
          "content": [{"type": "input_text", "text": "Tell me a story"}]},
         {"type": "message", "role": "assistant",
          "content": [{"type": "output_text", "text": "Once upon a"}]},
+        {"type": "message", "role": "user",
+         "content": [{"type": "input_text", "text": UNTRANSCRIBED}]},
     ]
     # Never assistant audio, never ids.
     for e in history:
@@ -290,3 +292,31 @@ def test_history_and_barge_in_events_are_valid_client_events() -> None:
     for event in events:
         ga.validate_python(event)
         beta.validate_python(to_wire(event, "beta"))
+
+
+def test_a_message_the_server_never_confirmed_is_reseeded_once() -> None:
+    conv = Conversation()
+    feed(conv, *user_text("u1", "first"))
+    sent = {"id": "item_rt_1", "type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "into a dying socket"}]}
+    conv.on_client_event({"type": "conversation.item.create", "item": sent})
+    items = [e["item"] for e in conv.history_items()]
+    assert items[-1] == {"type": "message", "role": "user",
+                         "content": [{"type": "input_text", "text": "into a dying socket"}]}
+    # Once the server confirms it, it is history like any other item: not added twice.
+    feed(conv, *user_text("item_rt_1", "into a dying socket", prev="u1"))
+    texts = [e["item"]["content"][0]["text"] for e in conv.history_items()]
+    assert texts == ["first", "into a dying socket"]
+
+
+def test_an_assistant_item_cut_off_by_a_drop_is_left_out() -> None:
+    conv = Conversation()
+    feed(conv, *user_text("u1", "hello"))
+    events = assistant_audio_turn("r1", "a1", "A long answer", 4800)
+    cut = [e for e in events if not e["type"].endswith(("transcript.done", "response.done"))]
+    feed(conv, *cut)  # deltas only: the socket dropped mid-stream
+    assert [e["item"]["role"] for e in conv.history_items()] == ["user"]
+    # The same item with its transcript done (the drop came before response.done) stays.
+    feed(conv, {"type": "response.output_audio_transcript.done", "response_id": "r1",
+                "item_id": "a1", "transcript": "A long answer"})
+    assert [e["item"]["role"] for e in conv.history_items()] == ["user", "assistant"]

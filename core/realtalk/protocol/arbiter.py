@@ -203,6 +203,21 @@ class ResponseArbiter:
                     return self.on_output_sent(cid)
         return []
 
+    def expect_outputs(self, call_ids: list[str]) -> None:
+        """Register calls of a response that ended on another connection (a reconnect).
+
+        Their outputs are still to come; the follow-up ``response.create`` waits until every
+        one of them is sent, as it would have on the old connection. Nothing to send.
+        """
+        lost = f"lost_{next(self._seq)}"
+        self._status[lost] = "completed"
+        for call_id in call_ids:
+            call = self._calls.get(call_id)
+            if call is None:
+                self._calls[call_id] = _Call(call_id, lost)
+            elif not call.output_sent:
+                call.response_id = lost
+
     def withdraw(self) -> None:
         """Drop the queued wish and every owed follow-up (e.g. the session is ending).
 

@@ -24,12 +24,17 @@ from typing import Any
 from realtalk.protocol.events import audio_byte_length
 
 __all__ = [
+    "UNTRANSCRIBED",
     "Conversation",
     "FunctionCall",
     "Item",
     "ResponseState",
     "bytes_per_ms",
 ]
+
+UNTRANSCRIBED = "[the user spoke here; no transcript of it exists]"
+"""Stands for user audio without a transcript in re-seeded history (the words are lost,
+the turn is not)."""
 
 _BYTES_PER_MS = {
     "pcm16": 48,
@@ -125,6 +130,8 @@ class Item:
         played_ms: Assistant audio played to the user, as reported by the caller.
         truncated_ms: ``audio_end_ms`` of a confirmed truncation, if any.
         response_id: The response that produced it (assistant output items).
+        content_done: The item's text or transcript is final (its ``.done`` event, or the
+            item's own ``done``): an assistant item without it was cut off mid-stream.
     """
 
     id: str
@@ -138,6 +145,7 @@ class Item:
     played_ms: int | None = None
     truncated_ms: int | None = None
     response_id: str | None = None
+    content_done: bool = False
     placed: bool = field(default=False, repr=False)  # position came from previous_item_id
 
 
@@ -158,6 +166,9 @@ class Conversation:
         self.active_response_id: str | None = None
         self.usage: list[dict[str, Any]] = []
         self.session: dict[str, Any] = {}
+        # Messages we sent that the server has not confirmed yet (item id -> item): a
+        # socket that dies under them loses them, so history_items() sends them again.
+        self.unconfirmed: dict[str, dict[str, Any]] = {}
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -229,7 +240,10 @@ class Conversation:
         if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
             return
         authoritative = event.get("type") == "conversation.item.retrieved"
+        self.unconfirmed.pop(raw["id"], None)
         item = self._upsert_item(raw, event.get("previous_item_id"), "previous_item_id" in event)
+        if item.status == "completed" and event.get("type") != "conversation.item.added":
+            item.content_done = True
         if item.type == "function_call":
             self._track_call(raw, item.response_id)
         elif item.type == "function_call_output":
@@ -413,6 +427,7 @@ class Conversation:
         item = self._item_for(event)
         if item is not None and isinstance(event.get("text"), str):
             item.text = event["text"]
+            item.content_done = True
 
     def _on_transcript_delta(self, event: dict[str, Any]) -> None:
         item = self._item_for(event)
@@ -425,6 +440,7 @@ class Conversation:
             event.get("transcript"), str
         ):
             item.transcript = event["transcript"]
+            item.content_done = True
 
     def _on_user_transcript(self, event: dict[str, Any]) -> None:
         iid = event.get("item_id")
@@ -462,12 +478,16 @@ class Conversation:
 
         The caller must pass every event it sent, after sending it. Only
         ``function_call_output`` items change state here (the call counts as answered even if
-        the socket drops before the server confirms); everything else is confirmed by the
-        server's own events.
+        the socket drops before the server confirms), and messages that carry an ``id``
+        stay :attr:`unconfirmed` until the server's own events confirm them.
         """
         if event.get("type") != "conversation.item.create":
             return
         item = event.get("item")
+        if isinstance(item, dict) and item.get("type") == "message":
+            iid = item.get("id")
+            if isinstance(iid, str) and iid not in self.items:
+                self.unconfirmed[iid] = item
         if isinstance(item, dict) and item.get("type") == "function_call_output":
             cid = item.get("call_id")
             if isinstance(cid, str):
@@ -531,9 +551,12 @@ class Conversation:
         images kept), system messages, assistant messages as ``output_text`` (audio
         transcript cut to the heard part when the item was truncated), function calls with
         complete arguments, and their outputs (also outputs we sent that the server never
-        confirmed). Items with nothing recoverable (user audio without a transcript, an
-        assistant item deleted at barge-in) are skipped. No ``event_id``s and no item ids:
-        the caller must stamp and send them, in order, before any ``response.create``.
+        confirmed), then messages we sent that the server never confirmed. User audio
+        without a transcript is kept as a marked placeholder, so the turn is not lost.
+        Skipped: assistant items deleted at barge-in, and assistant items cut off
+        mid-stream by a drop (the caller asks for that response again). No ``event_id``s
+        and no item ids: the caller must stamp and send them, in order, before any
+        ``response.create``.
         """
         events: list[dict[str, Any]] = []
         confirmed = {
@@ -561,6 +584,9 @@ class Conversation:
                             },
                         }
                     )
+        for sent in self.unconfirmed.values():
+            message = {k: v for k, v in sent.items() if k != "id"}
+            events.append({"type": "conversation.item.create", "item": message})
         return events
 
     def _history_item(self, item: Item) -> dict[str, Any] | None:
@@ -586,6 +612,8 @@ class Conversation:
         if item.type != "message":
             return None
         if item.role == "assistant":
+            if not (item.content_done or item.played_ms is not None or item.truncated_ms is not None):
+                return None  # cut off by a drop: the response will be asked for again
             text = self._assistant_text(item)
             if not text:
                 return None
@@ -605,8 +633,7 @@ class Conversation:
                 content.append({k: v for k, v in part.items() if k in ("type", "image_url", "detail")})
             elif ptype == "input_audio":
                 said = part.get("transcript") or item.transcript
-                if said:
-                    content.append({"type": "input_text", "text": said})
+                content.append({"type": "input_text", "text": said or UNTRANSCRIBED})
         if not content and item.role == "user" and item.transcript:
             content.append({"type": "input_text", "text": item.transcript})
         if not content:
