@@ -152,12 +152,6 @@ def test_unknown_types_and_fields_pass_through_untouched() -> None:
 
 
 @pytest.mark.parametrize(("event", "warning"), [
-    ({"type": "error", "event_id": "evt_9", "error": "boom"},
-     "server event error evt_9: $.error is a string, expected an object; event ignored"),
-    ({"type": "response.done", "response": "done"},
-     "server event response.done: $.response is a string, expected an object; event ignored"),
-    ({"type": "session.created", "event_id": "evt_1", "session": None},
-     "server event session.created evt_1: $.session is null, expected an object; event ignored"),
     ({"type": "response.output_text.delta", "event_id": "e", "delta": 7},
      ("server event response.output_text.delta e: $.delta is an integer, expected a string;"
      " event ignored")),
@@ -180,6 +174,20 @@ def test_unknown_types_and_fields_pass_through_untouched() -> None:
 ])
 def test_mistyped_required_field_drops_the_event(event: dict[str, Any], warning: str) -> None:
     assert check(event) == (None, [warning])
+
+
+@pytest.mark.parametrize(("event", "warning"), [
+    ({"type": "error", "event_id": "evt_9", "error": "boom"},
+     "server event error evt_9: $.error is a string, expected an object; ignored"),
+    ({"type": "response.done", "response": "done"},
+     "server event response.done: $.response is a string, expected an object; ignored"),
+    ({"type": "session.created", "event_id": "evt_1", "session": None},
+     "server event session.created evt_1: $.session is null, expected an object; ignored"),
+])
+def test_a_bare_event_still_means_something(event: dict[str, Any], warning: str) -> None:
+    # A session.created without its session still starts a session; keep the event.
+    assert check(event) == ({"type": event["type"], **(
+        {"event_id": event["event_id"]} if "event_id" in event else {})}, [warning])
 
 
 def test_mistyped_optional_fields_are_removed_from_a_copy() -> None:
@@ -235,6 +243,10 @@ def test_nested_arrays_drop_only_the_bad_element_or_field() -> None:
       "$.response.usage.total_tokens is a number"]),
     ({"type": "conversation.item.done", "item": {"id": 1, "type": "message", "content": "hi"}},
      ["$.item.id is an integer", "$.item.content is a string"]),
+    ({"type": "session.created", "session": {"expires_at": 10**400}},
+     ["$.session.expires_at is a number out of range"]),
+    ({"type": "session.created", "session": {"expires_at": float("nan")}},
+     ["$.session.expires_at is a number out of range"]),
 ])
 def test_optional_fields_named_by_path(event: dict[str, Any], path: list[str]) -> None:
     out, warnings = check(event)
@@ -251,8 +263,8 @@ def test_a_missing_required_field_drops_the_event() -> None:
 
 # -- the property: never raises, and what comes out is safe to read ----------------------------
 
-JUNK = st.sampled_from([None, True, False, 0, -1, 2**70, 1.5, "", "x", [], ["x"], [None], {},
-                        {"a": 1}, {"type": None}])
+JUNK = st.sampled_from([None, True, False, 0, -1, 2**70, 10**400, float("inf"), 1.5, "", "x",
+                        [], ["x"], [None], {}, {"a": 1}, {"type": None}])
 
 
 def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

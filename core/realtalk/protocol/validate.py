@@ -28,6 +28,7 @@ returned as the very same object, without a copy.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -107,7 +108,9 @@ _ARTICLE = {
 
 # -- the tables ---------------------------------------------------------------------------------
 # Only what the runtime reads (session.py, protocol/conversation.py, protocol/arbiter.py,
-# audio/bridge.py, console.py) is listed; the types are the GA ones.
+# audio/bridge.py, console.py) is listed; the types are the GA ones. Required means the
+# event is meaningless without it; ``session``, ``response`` and ``error`` are not: a bare
+# session.created still starts a session, a bare response.done still ends a response.
 
 _CONTENT_PART = _obj({
     "type": _str(),
@@ -147,7 +150,6 @@ _SESSION = _obj(
         "output_audio_format": _AUDIO_FORMAT,
         "turn_detection": _TURN_DETECTION,
     },
-    required=True,
 )
 _USAGE = _obj(
     {
@@ -169,7 +171,6 @@ _RESPONSE = _obj(
         "metadata": _obj(null=True),
         "output": _arr(_ITEM, null=True),
     },
-    required=True,
 )
 _ERROR = _obj(
     {
@@ -179,7 +180,6 @@ _ERROR = _obj(
         "param": _str(null=True),
         "event_id": _str(null=True),
     },
-    required=True,
 )
 
 _IDS = {"item_id": _str(), "response_id": _str()}
@@ -258,6 +258,8 @@ def _describe(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
+    if isinstance(value, (int, float)) and not _finite(value):
+        return "a number out of range"
     if isinstance(value, int):
         return "an integer"
     if isinstance(value, float):
@@ -281,7 +283,18 @@ def _type_ok(value: Any, spec: _Field) -> bool:
         return spec.nullable
     if isinstance(value, bool):
         return "boolean" in spec.kinds
+    if spec.kinds == ("number",) and isinstance(value, (int, float)):
+        # Python's json accepts NaN, Infinity and integers no float can hold; the
+        # runtime does float arithmetic with these (session expiry).
+        return _finite(value)
     return any(isinstance(value, _PY_TYPES[k]) for k in spec.kinds)
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _check(value: Any, spec: _Field, path: str, warnings: list[str]) -> Any:
