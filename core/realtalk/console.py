@@ -114,6 +114,9 @@ class ConsoleRenderer:
             parts.append(f"tokens {tokens_in} in / {tokens_out} out")
         if parts:
             self._print("  · " + ", ".join(parts))
+        status = data.get("status", "completed")
+        if status not in ("completed", "cancelled"):
+            self._print(f"  ✗ turn {status}: {data.get('status_reason') or 'no reason given'}")
 
     def _on_warning(self, data: dict[str, Any]) -> None:
         self._print(f"! {data['message']}")

@@ -31,7 +31,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .agents import AgentGraph, AgentSpec, greeting_response
 from .audio.bridge import AudioBridge
-from .connection import Backoff, ConnectionClosed, ConnectionProfile, RealtimeConnection, connect
+from .connection import (
+    Backoff,
+    ConnectionClosed,
+    ConnectionProfile,
+    FrameTooLarge,
+    RealtimeConnection,
+    connect,
+)
 from .exceptions import (
     AuthenticationFailed,
     ConnectionFailed,
@@ -43,6 +50,7 @@ from .protocol.arbiter import ALREADY_ACTIVE, ResponseArbiter
 from .protocol.conversation import Conversation
 from .protocol.events import EventIds, error_summary, normalize_server_event, to_wire
 from .protocol.session_config import build_session_update
+from .protocol.validate import check_server_event
 from .results import ApprovalRequest, Approver, Listener, SessionEvent, ToolCallRecord, TurnResult
 from .tools import (
     Tool,
@@ -144,6 +152,7 @@ class Session:
         self._reconnect_backoff = Backoff(initial=backoff_s)
         self._clock_warned = False
         self._carried = False  # the replaced arbiter still owed a response
+        self._oversized = 0  # frames over the size limit so far (see _read_loop)
         self._updated = asyncio.Event()
         self._received_at = 0.0  # when the event being handled arrived (perf_counter)
 
@@ -433,6 +442,11 @@ class Session:
                     self._record("server", event)
                     await self._handle(event)
                 except ConnectionClosed as closed:  # reading, or sending what an event asked for
+                    if isinstance(closed, FrameTooLarge):
+                        self._oversized += 1
+                        if self._oversized > 1:  # it came again after a reconnect: give up
+                            raise ConnectionFailed(f"{closed}; it happened twice, ending the session") from None
+                        self._emit("warning", message=f"{closed}; reconnecting once")
                     if not self._closing:
                         await self._recover(f"connection closed ({closed})")
                     return  # a new reader runs on the new connection
@@ -647,11 +661,31 @@ class Session:
     # -- server events ------------------------------------------------------------------
 
     async def _handle(self, raw: dict[str, Any]) -> None:
-        for event in normalize_server_event(raw):
+        """Check one server event's field types, then feed it to the core and act on it.
+
+        A malformed event is a warning (and skipped when it means nothing without the
+        bad field), never a traceback; see ``protocol.validate``.
+        """
+        checked, problems = check_server_event(raw)
+        for problem in problems:
+            log.warning("%s", problem)
+            self._emit("warning", message=problem)
+        if checked is None:
+            return
+        for event in normalize_server_event(checked):
             self._conversation.on_server_event(event)
             for out in self._arbiter.on_server_event(event):
                 await self._transmit(out)
-            await self._dispatch(event)
+            try:
+                await self._dispatch(event)
+            except (RealtalkError, ConnectionClosed, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                where = f"{event.get('type')} {event.get('event_id') or ''}".strip()
+                message = f"could not act on server event {where}: {type(exc).__name__}: {exc}"
+                log.warning("%s", message)
+                log.debug("traceback", exc_info=exc)
+                self._emit("warning", message=message)
         self._update_idle()
 
     async def _dispatch(self, event: dict[str, Any]) -> None:
@@ -836,7 +870,11 @@ class Session:
             record.output, record.status = outcome.output, outcome.status
             record.duration_s = time.perf_counter() - started
             self._emit("tool.finished", call_id=record.call_id, name=record.name, status=outcome.status,
-                       output=outcome.output, duration_s=record.duration_s, agent=record.agent)
+                       output=outcome.output, duration_s=record.duration_s, agent=record.agent,
+                       note=outcome.note)
+            if outcome.note:
+                log.warning("%s", outcome.note)
+                self._emit("warning", message=outcome.note)
             await self._send_output(record.call_id, outcome.output)
         except asyncio.CancelledError:
             if not self._closing:
