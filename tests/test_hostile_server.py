@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 import realtalk
 from hypothesis import HealthCheck, Phase, given, settings
@@ -738,9 +739,27 @@ def faults_strategy(kinds: tuple[str, ...], most: int) -> st.SearchStrategy[list
                               pick=st.integers(0, 2**16)), max_size=most)
 
 
-def check(name: str, agent: Path, examples: int, kinds: tuple[str, ...], most: int) -> None:
+# Failures the fuzz found once, replayed on every run (turns, faults).
+FOUND: tuple[tuple[list[str], list[Fault]], ...] = (
+    (["tool", "text", "tool"], [Fault(2, "unknown", 31458)]),  # args.done with call_id null
+    (["tool", "tool"], [Fault(10, "bare", 44398), Fault(2, "delete", 63472)]),  # call_id ""
+    (["text", "text", "audio"], [Fault(14, "unknown", 61481)]),  # response.done output: 5
+    (["audio", "audio"], [Fault(1, "oversize", 59642)]),  # session.updated session: "xxx..."
+    (["parallel", "audio"], [Fault(14, "unknown", 38276)]),  # error: "boom"
+    (["audio", "tool", "text"], [Fault(2, "huge_frame", 27644)]),  # 1009 before the user item
+)
+
+
+def check(name: str, agent: Path, examples: int, kinds: tuple[str, ...], most: int,
+          found: tuple[tuple[list[str], list[Fault]], ...] = ()) -> None:
     runs = 0
 
+    def replaying(test: Any) -> Any:
+        for turns, faults in found:
+            test = hypothesis.example(turns=turns, faults=faults)(test)
+        return test
+
+    @replaying
     @settings(max_examples=examples, deadline=None, derandomize=True, database=None, print_blob=True,
               phases=PHASES, suppress_health_check=[HealthCheck.too_slow])
     @given(turns=turns_strategy, faults=faults_strategy(kinds, most))
@@ -769,7 +788,7 @@ def test_healthy_streams_pass(agent: Path) -> None:
 
 def test_hostile_server(agent: Path) -> None:
     """Corrupted, unknown, reordered, duplicated events and drops anywhere."""
-    check("hostile-server fuzz", agent, 100, FAULT_KINDS, 5)
+    check("hostile-server fuzz", agent, 100, FAULT_KINDS, 5, FOUND)
 
 
 def test_drops_keep_the_history(agent: Path) -> None:
