@@ -309,11 +309,11 @@ async def test_a_drop_while_the_history_is_restored_is_retried(agents: Path) -> 
         return event
 
     scenario = {"turns": [{"user": "one", **say({"say": "One."})}, {"user": "two", **say({"say": "Two."})}]}
-    async with Emulator(scenario, fast=True) as emu, proxied(emu, client=restore_fails_once) as proxy:
-        async with session(proxy, agents) as live:
-            await live.ask("one")
-            turn = await live.ask("two")
-            assert live.reconnects == 1
+    async with Emulator(scenario, fast=True) as emu, proxied(emu, client=restore_fails_once) as proxy, \
+            session(proxy, agents) as live:
+        await live.ask("one")
+        turn = await live.ask("two")
+        assert live.reconnects == 1
     assert turn.text == "Two." and proxy.connections == 3
     assert user_texts(emu.connections[-1].client_events("conversation.item.create")) == ["one", "two"]
 
@@ -375,10 +375,10 @@ async def test_a_failed_transcription_warns_and_keeps_the_turn(agents: Path) -> 
                                "message": "Audio could not be transcribed"}}]
         return event
 
-    async with Emulator({"turns": []}, fast=True) as emu, proxied(emu, server=transcription_fails) as proxy:
-        async with session(proxy, agents, listeners=[warned]) as live:
-            await warned.wait()
-            history = live._conversation.history_items()
+    async with Emulator({"turns": []}, fast=True) as emu, proxied(emu, server=transcription_fails) as proxy, \
+            session(proxy, agents, listeners=[warned]) as live:
+        await warned.wait()
+        history = live._conversation.history_items()
     warning = warned.seen[0].data["message"]
     assert "could not be transcribed (Audio could not be transcribed)" in warning
     assert history[0]["item"]["content"] == [{"type": "input_text", "text": UNTRANSCRIBED}]
