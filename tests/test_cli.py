@@ -32,8 +32,8 @@ def test_console_script_error_is_one_line_without_traceback(tmp_path: Path) -> N
                             capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
-        f"{bad}:2: $.voice: 'nova' is not a valid voice; use one of: alloy, ash, ballad, coral,"
-        " echo, sage, shimmer, verse, marin, cedar"]
+        (f"{bad}:2: $.voice: 'nova' is not a valid voice; use one of: alloy, ash, ballad, coral,"
+         " echo, sage, shimmer, verse, marin, cedar")]
     assert "Traceback" not in result.stderr
 
 

@@ -62,3 +62,17 @@ def test_profiles(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", "az")
     azure = make_profile(target, azure=True, model="my-deployment")
     assert azure.ws_url == "wss://res.openai.azure.com/openai/v1/realtime?model=my-deployment"
+
+
+async def test_unwritable_record_is_a_config_error_before_connecting(tmp_path: Path) -> None:
+    from realtalk.emulator import Emulator
+    from realtalk.runner import open_session
+
+    (tmp_path / "file").write_text("")
+    record = tmp_path / "file" / "run.jsonl"  # a folder that is a file
+    async with Emulator(fast=True) as emu:
+        with pytest.raises(ConfigError) as info:
+            async with open_session(ROOT / "agents" / "concierge.yaml", emulator=emu, record=record):
+                pass
+        assert emu.connections == []
+    assert str(info.value).startswith(f"{record}: cannot write the record: ")

@@ -9,17 +9,27 @@ Modes, in order of precedence:
   chat prompt when stdin is a terminal, else one clear error.
 
 Text modes answer in text unless ``--output`` asks for audio.
+
+However the run ends, the session is closed and ``--output``/``--record`` files are
+complete: SIGTERM cancels the run as Ctrl-C does (exit 143), and so does a closed stdout
+(``| head``, exit 141). In ``--text`` mode a last turn that failed or was cut short exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import signal
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
+from .cli import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, stdout_closed
 from .console import ConsoleRenderer
 from .exceptions import AudioDeviceError
 from .interactive import chat, console_approver, voice
+from .results import SessionEvent
 from .runner import open_session, stream_audio_file
 
 __all__ = ["run_command"]
@@ -65,14 +75,80 @@ def _output_sink(args: argparse.Namespace, mode: str) -> Any:
     return None
 
 
+class _Stop:
+    """Ends the run cleanly on Ctrl-C, SIGTERM or a closed stdout: cancels the task and
+    keeps the exit code. The first signal stops cleanly; a second one acts as if realtalk
+    had not caught it (Ctrl-C raises KeyboardInterrupt, SIGTERM kills), for a stuck cleanup.
+    """
+
+    SIGNALS: ClassVar[dict[signal.Signals, int]] = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.code: int | None = None
+        self._loop = asyncio.get_running_loop()
+        self._handled: list[signal.Signals] = []
+        for sig, code in self.SIGNALS.items():
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not on Windows
+                self._loop.add_signal_handler(sig, self, code)
+                self._handled.append(sig)
+
+    def __call__(self, code: int) -> None:
+        if self.code is None:
+            self.code = code
+            self.task.cancel()
+            self.release()
+
+    def release(self) -> None:
+        """Give the signals back their default handling."""
+        for sig in self._handled:
+            self._loop.remove_signal_handler(sig)
+        self._handled.clear()
+
+
+def _quiet_on_closed_stdout(renderer: Callable[[SessionEvent], None], stop: _Stop) -> Callable[[SessionEvent], None]:
+    def listener(event: SessionEvent) -> None:
+        if stop.code is not None:
+            return
+        try:
+            renderer(event)
+        except BrokenPipeError:
+            stdout_closed()
+            stop(EXIT_BROKEN_PIPE)
+
+    return listener
+
+
 async def run_command(args: argparse.Namespace) -> int:
-    """Run ``realtalk run`` with parsed arguments; returns the exit code."""
+    """Run ``realtalk run`` with parsed arguments; returns the exit code.
+
+    Returns:
+        0; 1 when the last ``--text`` turn failed or is incomplete; 130 after Ctrl-C,
+        143 after SIGTERM, 141 when stdout was closed (each after a clean shutdown).
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    stop = _Stop(task)
+    try:
+        return await _run(args, stop)
+    except asyncio.CancelledError:
+        if stop.code is None:
+            raise
+        if sys.version_info >= (3, 11):
+            task.uncancel()
+        return stop.code
+    finally:
+        stop.release()
+
+
+async def _run(args: argparse.Namespace, stop: _Stop) -> int:
     mode = _mode(args)
     text_only = mode in ("text", "chat") and args.output is None
     renderer = ConsoleRenderer(json_lines=args.json, stream_deltas=mode == "chat" and not args.json)
     output = _output_sink(args, mode)
     source = None
     gate = None
+    code = 0
     if mode == "voice":
         from .audio import EchoGate, MicrophoneSource
 
@@ -88,14 +164,21 @@ async def run_command(args: argparse.Namespace) -> int:
             beta=args.beta, emulator=args.emulator, fast=args.fast or mode != "voice",
             text_only=text_only, approve=_approver(args, mode), record=args.record,
             record_audio=args.record_audio, output=output, block_plugins=args.no_plugin,
-            listeners=[renderer],
+            listeners=[_quiet_on_closed_stdout(renderer, stop)],
         ) as session:
             if mode in ("voice", "file") and session.agent.input_transcription is None:
                 print("realtalk: warning: no input_audio_transcription in the agent: after a"
                       " reconnect the new session cannot be told what the user said", file=sys.stderr)
             if mode == "text":
                 for text in args.text:
-                    await session.ask(text, args.timeout)
+                    # A stop can be lost when it lands as asyncio.wait_for finishes (Python
+                    # < 3.12 returns the result instead): never start another turn after it.
+                    if stop.code is not None:
+                        return stop.code
+                    turn = await session.ask(text, args.timeout)
+                # The console has shown why; a script must see it in the exit code too.
+                if turn.status in ("failed", "incomplete"):
+                    code = EXIT_ERROR
             elif mode == "file":
                 await stream_audio_file(session, args.input, realtime=not args.fast, timeout=args.timeout)
                 if output is not None:
@@ -109,4 +192,4 @@ async def run_command(args: argparse.Namespace) -> int:
     finally:
         if output is not None:
             output.close()
-    return 0
+    return stop.code if stop.code is not None else code

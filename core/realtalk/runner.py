@@ -161,7 +161,10 @@ async def open_session(
         if record:
             from .recorder import Recorder
 
-            recorder = Recorder(record, record_audio=record_audio, secrets=[profile.api_key or ""])
+            try:
+                recorder = Recorder(record, record_audio=record_audio, secrets=[profile.api_key or ""])
+            except OSError as exc:
+                raise ConfigError(f"cannot write the record: {exc.strerror or exc}", file=Path(record)) from None
         session = Session(target.graph, target.agent, target.plugins.registry, profile,
                           text_only=text_only, approve=approve, recorder=recorder, output=output,
                           **session_options)
