@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -58,19 +59,53 @@ def test_bad_scenario_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert f"{bad}:3:" in err and "repyl" in err
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
-def test_serves_until_ctrl_c(stop: signal.Signals) -> None:
+def test_key_from_the_environment_silences_the_warning(
+    busy_port: int, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REALTALK_EMULATOR_API_KEY", "k")
+    assert run(_args("--host", "0.0.0.0", "--port", str(busy_port))) == 1
+    assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--port", "99999"],
+        ["--port", "-1"],
+        ["--port", "http"],
+        ["--expire-after", "0"],
+        ["--expire-after", "inf"],
+        ["--refuse", "-3"],
+        ["--drop-after", "-1"],
+        ["--latency-ms", "-5"],
+        ["--latency-ms", "nan"],
+    ],
+)
+def test_bad_values_are_one_usage_line(argv: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "realtalk.cli", "emulator", *argv],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"realtalk: error: argument {argv[0]}: ")
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
+
+
+@pytest.mark.parametrize(("stop", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_serves_until_ctrl_c(stop: signal.Signals, exit_code: int) -> None:
     scenario = Path(__file__).parents[2] / "agents" / "concierge.scenario.yaml"
     code = (
         "import sys; from argparse import ArgumentParser; "
         "from realtalk.emulator.cli import add_arguments, run; p = ArgumentParser(); "
         "add_arguments(p); sys.exit(run(p.parse_args(sys.argv[1:])))"
     )
+    # The key comes from the environment: it is not in the process list.
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "--port", "0", "--fast", "--scenario", str(scenario)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "REALTALK_EMULATOR_API_KEY": "env-key-42"},
     )
     try:
         assert proc.stdout is not None
@@ -78,8 +113,15 @@ def test_serves_until_ctrl_c(stop: signal.Signals) -> None:
         assert line.startswith("realtalk emulator listening on ws://127.0.0.1:")
         url = line.split()[-1]
 
+        async def refused() -> str:
+            async with connect(url + "?model=gpt-realtime&api-key=wrong") as ws:
+                return str(json.loads(await ws.recv())["error"]["code"])
+
+        assert asyncio.run(refused()) == "invalid_api_key"
+
         async def talk() -> list[str]:
-            async with connect(url + "?model=gpt-realtime") as ws:
+            headers = {"Authorization": "Bearer env-key-42"}
+            async with connect(url + "?model=gpt-realtime", additional_headers=headers) as ws:
                 await ws.send(
                     json.dumps(
                         {
@@ -95,7 +137,7 @@ def test_serves_until_ctrl_c(stop: signal.Signals) -> None:
                     )
                 )
                 await ws.send(json.dumps({"type": "response.create"}))
-                seen = []
+                seen: list[str] = []
                 while not seen or seen[-1] != "response.done":
                     event = json.loads(await ws.recv())
                     seen.append(event["type"])
@@ -107,7 +149,7 @@ def test_serves_until_ctrl_c(stop: signal.Signals) -> None:
         assert "Let me check the clock for Tokyo." in seen
         assert "response.function_call_arguments.done" in seen
         proc.send_signal(stop)
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=10) == exit_code
         assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
     finally:
         if proc.poll() is None:

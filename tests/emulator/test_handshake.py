@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from realtalk.emulator import Emulator
@@ -116,3 +117,18 @@ async def test_serve_forever_until_cancelled(emu: Emulator, open_client: Any) ->
     with pytest.raises(OSError):
         async with connect(emu.url + "?model=m", open_timeout=2):
             pass
+
+
+@pytest.mark.parametrize(("sent", "accepted"), [("clé-ü-1", True), ("clé-ü-2", False), ("ascii", False)])
+async def test_keys_compare_as_bytes_even_non_ascii(make_emulator: Any, sent: str, accepted: bool) -> None:
+    # The comparison is constant-time (hmac.compare_digest), which refuses non-ASCII str:
+    # a non-ASCII key must be compared, not crash the handshake.
+    emu = await make_emulator(api_key="clé-ü-1")
+    url = emu.url + "?model=gpt-realtime&api-key=" + quote(sent)
+    async with connect(url) as ws:
+        event = json.loads(await ws.recv())
+    if accepted:
+        assert event["type"] == "session.created"
+    else:
+        assert event["error"]["code"] == "invalid_api_key"
+    assert emu.connections[0].handshake_error == (None if accepted else "invalid_api_key")

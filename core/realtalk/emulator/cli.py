@@ -1,6 +1,8 @@
-"""``realtalk emulator``: serve the emulator until Ctrl-C.
+"""``realtalk emulator``: serve the emulator until Ctrl-C or SIGTERM.
 
-``realtalk.cli`` wires the subcommand to :func:`add_arguments` and :func:`run`.
+``realtalk.cli`` wires the subcommand to :func:`add_arguments` and :func:`run`. The key
+clients must present comes from ``--api-key`` or, kept out of the process list, from
+``REALTALK_EMULATOR_API_KEY``.
 """
 
 from __future__ import annotations
@@ -10,17 +12,29 @@ import asyncio
 import contextlib
 import errno
 import ipaddress
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..cli import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    non_negative_int,
+    non_negative_number,
+    port_number,
+    positive_seconds,
+)
 from ..exceptions import ScenarioError
 
 if TYPE_CHECKING:
     from .server import Emulator
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["API_KEY_VARIABLE", "add_arguments", "run"]
+
+API_KEY_VARIABLE = "REALTALK_EMULATOR_API_KEY"
+"""Where the emulator reads its key when ``--api-key`` is not given."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--port",
-        type=int,
+        type=port_number,
         default=8765,
         help="port to listen on; 0 picks a free one (default 8765)",
     )
@@ -41,7 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a *.scenario.yaml script of replies (default: fallback replies)",
     )
     parser.add_argument(
-        "--api-key", metavar="KEY", help="require this key (Bearer or api-key header); default: any"
+        "--api-key", metavar="KEY",
+        help=f"require this key (Bearer or api-key header); default: ${API_KEY_VARIABLE}, else any"
+             f" (prefer the variable: the command line is visible to other users)",
     )
     parser.add_argument(
         "--fast",
@@ -51,28 +67,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults = parser.add_argument_group("faults")
     faults.add_argument(
         "--expire-after",
-        type=float,
+        type=positive_seconds,
         default=3600.0,
         metavar="SECONDS",
         help="end each session with session_expired and close 1001 (default 3600)",
     )
     faults.add_argument(
         "--refuse",
-        type=int,
+        type=non_negative_int,
         default=0,
         metavar="N",
         help="answer the first N connection attempts with HTTP 429",
     )
     faults.add_argument(
         "--drop-after",
-        type=int,
+        type=non_negative_int,
         default=None,
         metavar="N",
         help="abort the first connection without a close frame after N server events",
     )
     faults.add_argument(
         "--latency-ms",
-        type=float,
+        type=non_negative_number,
         default=0.0,
         metavar="MS",
         help="delay before reacting to each client event",
@@ -88,28 +104,42 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-async def _serve(emulator: Emulator) -> None:
+async def _serve(emulator: Emulator) -> int:
     await emulator.start()
     print(f"realtalk emulator listening on {emulator.url}", flush=True)
     scenario = emulator.scenario
     print(f"scenario {scenario.name!r}: {len(scenario.turns)} turn(s); Ctrl-C stops", flush=True)
-    stop = asyncio.Event()
-    # SIGTERM (docker stop, systemd) ends as cleanly as Ctrl-C does.
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    loop = asyncio.get_running_loop()
+    stopped: asyncio.Future[int] = loop.create_future()
+
+    def stop(code: int) -> None:
+        if not stopped.done():
+            stopped.set_result(code)
+
+    # Ctrl-C and SIGTERM (docker stop, systemd) both close every session cleanly; after
+    # the first, signals get their default handling back, in case closing ever hangs.
+    handled = []
+    for sig, code in ((signal.SIGINT, EXIT_INTERRUPTED), (signal.SIGTERM, EXIT_TERMINATED)):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not on Windows
+            loop.add_signal_handler(sig, stop, code)
+            handled.append(sig)
     try:
-        await stop.wait()
+        return await stopped
     finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
         await emulator.stop()
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve until Ctrl-C.
+    """Serve until Ctrl-C or SIGTERM.
 
     Returns:
-        0 after Ctrl-C or SIGTERM; 1 when the scenario is invalid or the address cannot be bound
-        (one line on stderr, no traceback).
+        130 after Ctrl-C, 143 after SIGTERM (sessions closed either way); 1 when the
+        scenario is invalid or the address cannot be bound (one line on stderr, no
+        traceback).
     """
+    api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or None
     try:
         from .server import Emulator
 
@@ -117,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
             args.scenario,
             host=args.host,
             port=args.port,
-            api_key=args.api_key,
+            api_key=api_key,
             fast=args.fast,
             expire_after=args.expire_after,
             refuse_connections=args.refuse,
@@ -127,16 +157,16 @@ def run(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(f"realtalk emulator: {exc}", file=sys.stderr)
         return 1
-    if not _is_loopback(args.host) and not args.api_key:
+    if not _is_loopback(args.host) and not api_key:
         print(
-            f"realtalk emulator: warning: listening on {args.host} without --api-key; "
-            "anyone who can reach this address can use it",
+            f"realtalk emulator: warning: listening on {args.host} without --api-key or"
+            f" {API_KEY_VARIABLE}; anyone who can reach this address can use it",
             file=sys.stderr,
         )
     try:
-        asyncio.run(_serve(emulator))
+        return asyncio.run(_serve(emulator))
     except KeyboardInterrupt:
-        return 0
+        return EXIT_INTERRUPTED
     except OSError as exc:
         reason = (
             "address already in use"
@@ -148,4 +178,3 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    return 0

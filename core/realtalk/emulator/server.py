@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 from collections.abc import Mapping
@@ -265,7 +266,7 @@ class Emulator:
                     3000,
                     "invalid_request_error",
                 )
-            if token != self.api_key:
+            if not hmac.compare_digest(token.encode(), self.api_key.encode()):  # no timing leak
                 shown = token[:3] + "*" * 4 + token[-4:] if len(token) > 8 else "*" * len(token)
                 return (
                     "invalid_api_key",
