@@ -568,11 +568,29 @@ class RealtimeConnection:
             except ConnectionClosed:
                 return
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the connection (idempotent). Nothing else to do afterwards."""
+    async def close(self, code: int = 1000, reason: str = "", *, timeout: float | None = None) -> None:
+        """Close the connection (idempotent). Nothing else to do afterwards.
+
+        Args:
+            code: The close code.
+            reason: The close reason.
+            timeout: Seconds allowed for the closing handshake; after them the socket is
+                dropped (no close frame awaited). None waits as long as websockets does.
+        """
         if self._ws.close_code is None:
             self._closed_by_us = True
-        await self._ws.close(code, reason)
+        if timeout is None:
+            await self._ws.close(code, reason)
+            return
+        try:
+            await asyncio.wait_for(self._ws.close(code, reason), timeout)
+        except (asyncio.TimeoutError, OSError):
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop the socket at once, without a closing handshake (idempotent)."""
+        self._closed_by_us = True
+        self._ws.transport.abort()
 
     def _note(self, event: dict[str, Any]) -> dict[str, Any]:
         if event.get("type") == "error":

@@ -205,7 +205,11 @@ class Session:
             ConnectionFailed: The server could not be reached after retries.
             SessionError: The server did not apply our configuration.
         """
-        await self._setup(await self._connect(), history=[])
+        try:
+            await self._setup(await self._connect(), history=[])
+        except ConnectionClosed as exc:  # dropped before it was configured: like any drop
+            await self._replace_session(f"the connection dropped during setup ({exc})", [], dropped=True)
+            self._reconnecting = False
         self._emit("connected", agent=self.agent.name, url=self.profile.display_url)
 
     async def close(self) -> None:
@@ -225,7 +229,7 @@ class Session:
             self._rotator.cancel()
         if self._conn is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._conn.close(), CLOSE_TIMEOUT_S)
+                await self._conn.close(timeout=CLOSE_TIMEOUT_S)
         reader = self._reader
         if reader is not None and reader is not asyncio.current_task():
             done, _ = await asyncio.wait({reader}, timeout=CLOSE_TIMEOUT_S)
@@ -518,7 +522,7 @@ class Session:
                 await self._back_off(reason)
             if self._conn is not None:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._conn.close(), CLOSE_TIMEOUT_S)
+                    await self._conn.close(timeout=CLOSE_TIMEOUT_S)
             try:
                 conn = await self._connect()
             except (AuthenticationFailed, ServerRejected):
