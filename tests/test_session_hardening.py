@@ -402,3 +402,15 @@ async def test_a_frame_over_the_limit_reconnects_once_then_ends_with_one_line(ag
     assert "happened twice" in message and "\n" not in message
     assert proxy.connections == 2
     assert "reconnecting once" in warned.seen[0].data["message"]
+
+
+async def test_a_server_that_does_not_start_with_session_created_is_a_protocol_error(agents: Path) -> None:
+    async def wrong(ws: ServerConnection) -> None:
+        await ws.send(json.dumps({"type": "response.done", "event_id": "e1", "response": {"id": "r"}}))
+        await ws.wait_closed()
+
+    async with serve(wrong, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/realtime"
+        with pytest.raises(realtalk.ProtocolError, match="expected session.created as the first event"):
+            async with open_session(agents, url=url, text_only=True, extra_plugins=[Tools()]):
+                pass

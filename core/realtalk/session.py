@@ -42,6 +42,7 @@ from .connection import (
 from .exceptions import (
     AuthenticationFailed,
     ConnectionFailed,
+    ProtocolError,
     RealtalkError,
     ServerRejected,
     SessionError,
@@ -402,7 +403,7 @@ class Session:
         self._audio_heard = False
         first = await self._recv(SETUP_TIMEOUT_S, "session.created")
         if first.get("type") != "session.created":
-            raise SessionError(f"expected session.created as the first event, got {first.get('type')!r}")
+            raise ProtocolError(f"expected session.created as the first event, got {first.get('type')!r}")
         await self._handle(first)
         await self._transmit(self._agent_update(self.agent, include_voice=True))
         deadline = time.monotonic() + SETUP_TIMEOUT_S
