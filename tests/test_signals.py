@@ -3,8 +3,12 @@ WAV and ``--record`` files are complete (a real subprocess, a real signal)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import pty
+import select
 import signal
 import struct
 import subprocess
@@ -67,3 +71,40 @@ def test_signal_mid_run_closes_the_session_and_completes_the_files(
     lines = record.read_text().splitlines()
     assert all(json.loads(line) for line in lines)  # no half-written line
     assert any(json.loads(line)["event"]["type"] == "response.done" for line in lines)
+
+
+@pytest.mark.parametrize(("stop", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_at_the_chat_prompt_of_a_terminal_exits_without_enter(stop: signal.Signals, exit_code: int) -> None:
+    # A prompt waiting in a worker thread used to hold the exit until Enter was pressed.
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: realtalk on the pseudo-terminal
+        os.chdir(ROOT)
+        os.execv(sys.executable, [sys.executable, "-m", "realtalk.cli", "run", str(CONCIERGE), "--emulator", "--chat"])
+    try:
+        seen = b""
+        while b"you> " not in seen:
+            ready, _, _ = select.select([terminal], [], [], 60)
+            assert ready, f"no prompt; the terminal showed {seen!r}"
+            seen += os.read(terminal, 4096)
+        os.kill(pid, stop)
+        status = _wait(pid, terminal, 60)
+        assert status is not None, "still running: the prompt held the exit"
+        assert os.waitstatus_to_exitcode(status) == exit_code
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(terminal)
+
+
+def _wait(pid: int, terminal: int, timeout: float) -> int | None:
+    """The child's wait status, reading (and dropping) its output meanwhile; None if it runs on."""
+    for _ in range(int(timeout * 10)):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        ready, _, _ = select.select([terminal], [], [], 0.1)
+        if ready:
+            with contextlib.suppress(OSError):
+                os.read(terminal, 4096)
+    return None

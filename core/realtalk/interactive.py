@@ -7,8 +7,10 @@ event loop keeps serving tools and audio meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -23,9 +25,44 @@ CHAT_HELP = "commands: /agent NAME (switch agent), /agents (list), /quit; anythi
 
 async def _prompt(text: str, reader: Callable[[str], str]) -> str | None:
     try:
+        if reader is input and sys.stdin.isatty():
+            return await _terminal_input(text)
         return await asyncio.to_thread(reader, text)
     except EOFError:
         return None
+
+
+async def _terminal_input(text: str) -> str:
+    """``input(text)`` on a terminal, in a daemon thread.
+
+    A prompt still waiting when the run is stopped (Ctrl-C, SIGTERM) must not hold the
+    exit until someone presses Enter, as a worker of ``asyncio.to_thread`` would. On a
+    terminal ``input`` reads through readline, not ``sys.stdin``'s buffer, so the thread
+    left behind holds no lock the interpreter needs at exit.
+    """
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def settle(line: str | None, error: BaseException | None) -> None:
+        if answer.done():
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(line or "")
+
+    def read() -> None:
+        line: str | None = None
+        error: BaseException | None = None
+        try:
+            line = input(text)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting task
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, line, error)
+
+    threading.Thread(target=read, name="realtalk-prompt", daemon=True).start()
+    return await answer
 
 
 def console_approver(reader: Callable[[str], str] = input) -> Callable[[ApprovalRequest], Any]:
