@@ -221,7 +221,7 @@ async def test_expiry_mid_conversation_reconnects_with_history(emu: Emulator, ag
     scenario = [{"user": "first", **say(call("weather", {"city": "Rome"}), {"say": "Rome is warm."})},
                 {"user": "second", **say({"say": "Still here."})}]
     reconnected = asyncio.Event()
-    listener = lambda e: reconnected.set() if e.type == "reconnected" else None  # noqa: E731
+    listener = lambda e: reconnected.set() if e.type == "reconnected" else None
     async with await session_for(emu, agents, scenario, listeners=[listener],
                                  rotate_margin_s=0) as session:
         await session.ask("first question")

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from realtalk.audio import WavFileSink, read_wav, resample
 from realtalk.emulator import Emulator
-from realtalk.emulator.conformance import client_event_problems
 from realtalk.emulator.audio import CHARS_PER_SECOND
+from realtalk.emulator.conformance import client_event_problems
 from realtalk.runner import open_session
 from realtalk.session import SessionEvent
 
@@ -207,10 +207,10 @@ HANDOFF_SCENARIO = {"turns": [{"user": "hi", "reply": "Hello, I am the front des
 
 async def test_voice_policy_keep_warns_and_leaves_the_voice(tmp_path: Path) -> None:
     events: list[SessionEvent] = []
-    async with Emulator(HANDOFF_SCENARIO, fast=True) as emu:
-        async with open_session(two_voices(tmp_path, "keep"), emulator=emu, listeners=[events.append]) as session:
-            await session.ask("hi")
-            turn = await session.ask("to the back office")
+    async with Emulator(HANDOFF_SCENARIO, fast=True) as emu, \
+            open_session(two_voices(tmp_path, "keep"), emulator=emu, listeners=[events.append]) as session:
+        await session.ask("hi")
+        turn = await session.ask("to the back office")
     assert turn.handoffs == [("front", "back")] and turn.text == "Back office here."
     [warning] = [e.data["message"] for e in events if e.type == "warning"]
     assert "keeping marin" in warning and "voice_policy: reconnect" in warning
@@ -221,10 +221,10 @@ async def test_voice_policy_keep_warns_and_leaves_the_voice(tmp_path: Path) -> N
 
 
 async def test_voice_policy_reconnect_opens_a_seeded_session_with_the_new_voice(tmp_path: Path) -> None:
-    async with Emulator(HANDOFF_SCENARIO, fast=True) as emu:
-        async with open_session(two_voices(tmp_path, "reconnect"), emulator=emu) as session:
-            await session.ask("hi")
-            turn = await session.ask("to the back office")
+    async with Emulator(HANDOFF_SCENARIO, fast=True) as emu, \
+            open_session(two_voices(tmp_path, "reconnect"), emulator=emu) as session:
+        await session.ask("hi")
+        turn = await session.ask("to the back office")
     assert turn.handoffs == [("front", "back")] and turn.text == "Back office here."
     assert len(emu.connections) == 2
     second = emu.connections[1]
@@ -258,18 +258,18 @@ async def test_barge_in_cancels_a_running_cancellable_tool(voice_agent: Path) ->
     voice_agent.write_text(voice_agent.read_text() + "tools: [lookup]\n")
     scenario = {"turns": [{"audio": True, "reply": [{"call": "lookup"}, {"say": "{output}"}]},
                           {"audio": True, "reply": "Okay, never mind."}]}
-    async with Emulator(scenario, fast=True) as emu:
-        async with open_session(voice_agent, emulator=emu, extra_plugins=[Slow()]) as session:
-            await speak(session, tone(0.6) + silence(0.6))
-            await asyncio.wait_for(started.wait(), 10)
-            # The user starts speaking; the tool's cancelled output goes out while they
-            # speak (as it would in real time), before the end of their turn.
-            await speak(session, tone(0.6, 660))
-            # Audio turns create no client items: the first one is the cancelled call's output.
-            await emu.wait_for("conversation.item.create", direction="client", timeout=10)
-            await speak(session, silence(0.6))
-            first = await session.wait_turn(10)
-            second = await session.wait_turn(10)
+    async with Emulator(scenario, fast=True) as emu, \
+            open_session(voice_agent, emulator=emu, extra_plugins=[Slow()]) as session:
+        await speak(session, tone(0.6) + silence(0.6))
+        await asyncio.wait_for(started.wait(), 10)
+        # The user starts speaking; the tool's cancelled output goes out while they
+        # speak (as it would in real time), before the end of their turn.
+        await speak(session, tone(0.6, 660))
+        # Audio turns create no client items: the first one is the cancelled call's output.
+        await emu.wait_for("conversation.item.create", direction="client", timeout=10)
+        await speak(session, silence(0.6))
+        first = await session.wait_turn(10)
+        second = await session.wait_turn(10)
     assert first.tool_calls[0].status == "cancelled"
     outputs = [e["item"]["output"] for e in emu.client_events("conversation.item.create")
                if e["item"]["type"] == "function_call_output"]
@@ -306,10 +306,10 @@ async def test_push_to_talk_commits_on_enter(tmp_path: Path, speech_wav: Path) -
 
     scenario = {"turns": [{"audio": True, "reply": "Heard you."}]}
     events: list[SessionEvent] = []
-    async with Emulator(scenario, fast=True) as emu:
-        async with open_session(agent, emulator=emu, text_only=True, listeners=[events.append]) as session:
-            source = Spoken(speech_wav, realtime=False)
-            await voice(session, source, meter=False, reader=reader)
+    async with Emulator(scenario, fast=True) as emu, \
+            open_session(agent, emulator=emu, text_only=True, listeners=[events.append]) as session:
+        source = Spoken(speech_wav, realtime=False)
+        await voice(session, source, meter=False, reader=reader)
     assert emu.client_events("input_audio_buffer.commit")
     assert [e.data["text"] for e in events if e.type == "assistant.done"] == ["Heard you."]
     # No server VAD: nothing was detected or answered by the server on its own.
@@ -320,11 +320,11 @@ async def test_push_to_talk_with_nothing_recorded_sends_nothing(tmp_path: Path) 
     agent = tmp_path / "ptt.yaml"
     agent.write_text("instructions: Push to talk.\nturn_detection: none\n")
     events: list[SessionEvent] = []
-    async with Emulator({"turns": []}, fast=True) as emu:
-        async with open_session(agent, emulator=emu, text_only=True, listeners=[events.append]) as session:
-            assert await session.commit_audio() is False
-            await session.append_audio(silence(0.05))
-            assert await session.commit_audio() is False
+    async with Emulator({"turns": []}, fast=True) as emu, \
+            open_session(agent, emulator=emu, text_only=True, listeners=[events.append]) as session:
+        assert await session.commit_audio() is False
+        await session.append_audio(silence(0.05))
+        assert await session.commit_audio() is False
     assert emu.client_events("input_audio_buffer.commit") == []
     assert emu.client_events("response.create") == []
     assert [e.data["message"] for e in events if e.type == "warning"] == [

@@ -64,24 +64,24 @@ async def run(runs: int) -> tuple[list[float], int]:
             cuts.append(event.data)
 
     off_by_more_than_a_block = 0
-    async with Emulator(scenario, fast=False) as emu:
-        async with open_session(agent, emulator=emu, output=sink, listeners=[collect]) as session:
-            await speak(session, tone(0.5, 440) + bytes(RATE * 2 // 2))
-            for index in range(runs):
-                deadline = time.monotonic() + 20
-                while True:
-                    playing = [i for i in sink.tracker.snapshot() if i.played_ms >= 200]
-                    if len(playing) > index:
-                        break
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("the reply did not start playing")
-                    await asyncio.sleep(0.005)
-                await speak(session, tone(0.4, 660) + bytes(RATE * 2 // 2))
-                while len(cuts) <= index:
-                    await asyncio.sleep(0.005)
-                cut = cuts[index]
-                if abs(sink.tracker.played_ms(cut["item_id"]) - cut["played_ms"]) > 10:
-                    off_by_more_than_a_block += 1
+    async with Emulator(scenario, fast=False) as emu, \
+            open_session(agent, emulator=emu, output=sink, listeners=[collect]) as session:
+        await speak(session, tone(0.5, 440) + bytes(RATE * 2 // 2))
+        for index in range(runs):
+            deadline = time.monotonic() + 20
+            while True:
+                playing = [i for i in sink.tracker.snapshot() if i.played_ms >= 200]
+                if len(playing) > index:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the reply did not start playing")
+                await asyncio.sleep(0.005)
+            await speak(session, tone(0.4, 660) + bytes(RATE * 2 // 2))
+            while len(cuts) <= index:
+                await asyncio.sleep(0.005)
+            cut = cuts[index]
+            if abs(sink.tracker.played_ms(cut["item_id"]) - cut["played_ms"]) > 10:
+                off_by_more_than_a_block += 1
     sink.close()
     return [c["latency_ms"] for c in cuts], off_by_more_than_a_block
 
