@@ -76,3 +76,9 @@ async def test_unwritable_record_is_a_config_error_before_connecting(tmp_path: P
                 pass
         assert emu.connections == []
     assert str(info.value).startswith(f"{record}: cannot write the record: ")
+
+
+def test_directory_without_agents(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(ConfigError, match=rf"^no agent files \(\*\.yaml\) in {tmp_path}$"):
+        load_target(tmp_path)

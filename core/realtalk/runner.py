@@ -62,6 +62,8 @@ def load_target(
         if more:
             first.message += f" (and {more} more problem(s): run realtalk check {path})"
         raise first
+    if not graph.roots:
+        raise ConfigError(f"no agent files (*.yaml) in {path}")
     if agent is None:
         if len(graph.roots) != 1:
             raise ConfigError(
