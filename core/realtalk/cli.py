@@ -32,6 +32,14 @@ __all__ = [
     "EXIT_TERMINATED",
     "EXIT_USAGE",
     "main",
+    "non_negative_int",
+    "non_negative_number",
+    "port_number",
+    "positive_seconds",
+    "readable_wav",
+    "stdout_closed",
+    "websocket_url",
+    "writable_file",
 ]
 
 EXIT_ERROR = 1
