@@ -164,7 +164,7 @@ async def open_session(
             from .recorder import Recorder
 
             try:
-                recorder = Recorder(record, record_audio=record_audio, secrets=[profile.api_key or ""])
+                recorder = Recorder(record, record_audio=record_audio, secrets=profile.secrets)
             except OSError as exc:
                 raise ConfigError(f"cannot write the record: {exc.strerror or exc}", file=Path(record)) from None
         session = Session(target.graph, target.agent, target.plugins.registry, profile,

@@ -289,10 +289,17 @@ class Session:
         """
         self._finished.clear()  # earlier turns nobody collected are not this text's answer
         deadline = None if timeout is None else time.monotonic() + timeout
+        # Not asyncio.wait_for: before Python 3.12 it can swallow a cancellation that
+        # arrives just as the send finishes, and Ctrl-C must always work.
+        sending = asyncio.create_task(self.send_text(text))
         try:
-            await asyncio.wait_for(self.send_text(text), timeout)
-        except asyncio.TimeoutError:
-            raise TimeoutError(f"could not send the text within {timeout} s (reconnecting?)") from None
+            done, _ = await asyncio.wait({sending}, timeout=timeout)
+        finally:
+            if not sending.done():
+                sending.cancel()
+        if not done:
+            raise TimeoutError(f"could not send the text within {timeout} s (reconnecting?)")
+        sending.result()
         return await self._wait_turn(deadline, timeout)
 
     async def wait_turn(self, timeout: float | None = 120.0) -> TurnResult:
