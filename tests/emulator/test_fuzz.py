@@ -8,8 +8,8 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from realtalk.emulator.events import SUPPORTED_TYPES, ClientError, validate_item
-from realtalk.emulator.session_config import SessionUpdateError, validate_session_update
+from realtalk.emulator.builders import SUPPORTED_TYPES, ClientError, validate_item
+from realtalk.emulator.config import SessionUpdateError, validate_session_update
 
 KEYS = [
     "type",

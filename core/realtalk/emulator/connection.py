@@ -22,7 +22,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from .audio import CHARS_PER_SECOND, AudioFormat, Vad, synthesize
-from .events import (
+from .builders import (
     EVENT_FIELDS,
     RESPONSE_KEYS,
     SUPPORTED_TYPES,
@@ -30,13 +30,13 @@ from .events import (
     new_id,
     validate_item,
 )
-from .scenario import Step, render_say
-from .session_config import (
+from .config import (
     SessionUpdateError,
     default_session,
     merge_session,
     validate_session_update,
 )
+from .scenario import Step, render_say
 from .state import ConnectionRecord, ScenarioProgress, UserInput
 
 __all__ = ["Options", "Session"]

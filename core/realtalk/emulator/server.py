@@ -18,8 +18,8 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from .builders import new_id
 from .connection import Options, Session
-from .events import new_id
 from .scenario import Scenario, load_scenario
 from .state import ConnectionRecord, ScenarioProgress
 

@@ -1,6 +1,6 @@
 """Client events: the accepted types, their fields, and validation of conversation items.
 
-Pure functions and constants, shared by the session (:mod:`.connection`) and its tests.
+Pure functions and constants, shared by the server protocol (:mod:`.protocol`) and its tests.
 """
 
 from __future__ import annotations
