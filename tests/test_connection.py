@@ -466,12 +466,12 @@ def test_display_url_and_redact_remove_url_credentials() -> None:
 
 
 def test_console_redacts_a_url_it_is_given() -> None:
-    from realtalk.results import SessionEvent
+    from realtalk import Connected
 
     raw = secret_url("ws://h:1/v1/realtime")
     prose, lines = io.StringIO(), io.StringIO()
     for renderer in (ConsoleRenderer(prose), ConsoleRenderer(lines, json_lines=True)):
-        renderer(SessionEvent("connected", {"url": raw, "agent": "a"}))
+        renderer(Connected(agent="a", url=raw))
     assert prose.getvalue().startswith("· connected to ws://***@h:1/v1/realtime?api-key=***")
     assert json.loads(lines.getvalue())["url"].startswith("ws://***@h:1/")
     assert_no_secret(prose.getvalue() + lines.getvalue())
@@ -511,7 +511,7 @@ async def test_url_secrets_never_shown_with_the_emulator(tmp_path: Any) -> None:
     record = tmp_path / "run.jsonl"
     shown: list[str] = []
     prose, lines = io.StringIO(), io.StringIO()
-    listeners = [lambda e: shown.append(json.dumps(e.data, default=str)),
+    listeners = [lambda e: shown.append(json.dumps(e.as_dict(), default=str)),
                  ConsoleRenderer(prose), ConsoleRenderer(lines, json_lines=True)]
     async with Emulator(api_key="apikey-SECRET-1") as emu:
         # A successful connection (the emulator takes its key from the api-key parameter).

@@ -254,8 +254,8 @@ async def test_failed_and_incomplete_responses_are_surfaced(
         turn = await live.ask("hi")
     assert (turn.status, turn.status_reason) == (status, reason)
     done = [e for e in events if e.type == "turn.done"][-1]
-    assert (done.data["status"], done.data["status_reason"]) == (status, reason)
-    assert any(e.type == "warning" and reason in e.data["message"] for e in events)
+    assert (done.status, done.status_reason) == (status, reason)
+    assert any(e.type == "warning" and reason in e.message for e in events)
     assert f"  ✗ turn {status}: {reason}\n" in prose.getvalue()
     json_done = [json.loads(line) for line in lines.getvalue().splitlines() if '"turn.done"' in line]
     assert (json_done[-1]["status"], json_done[-1]["status_reason"]) == (status, reason)
@@ -343,7 +343,7 @@ async def test_an_expiry_in_the_past_is_not_a_rotation_loop(agents: Path) -> Non
         await live.ask("one")
         await live.ask("two")
     assert proxy.connections == 1
-    warnings = [e.data["message"] for e in events if e.type == "warning"]
+    warnings = [e.message for e in events if e.type == "warning"]
     assert len(warnings) == 1 and "not rotating ahead of expiry" in warnings[0]
 
 
@@ -379,7 +379,7 @@ async def test_a_failed_transcription_warns_and_keeps_the_turn(agents: Path) -> 
             session(proxy, agents, listeners=[warned]) as live:
         await warned.wait()
         history = live._conversation.history_items()
-    warning = warned.seen[0].data["message"]
+    warning = warned.seen[0].message
     assert "could not be transcribed (Audio could not be transcribed)" in warning
     assert history[0]["item"]["content"] == [{"type": "input_text", "text": UNTRANSCRIBED}]
 
@@ -401,7 +401,7 @@ async def test_a_frame_over_the_limit_reconnects_once_then_ends_with_one_line(ag
     assert "16777216" in message or "16 MiB" in message or "16 MB" in message, message
     assert "happened twice" in message and "\n" not in message
     assert proxy.connections == 2
-    assert "reconnecting once" in warned.seen[0].data["message"]
+    assert "reconnecting once" in warned.seen[0].message
 
 
 async def test_a_server_that_does_not_start_with_session_created_is_a_protocol_error(agents: Path) -> None:

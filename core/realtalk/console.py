@@ -10,10 +10,25 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
 from .connection import redact_url
-from .results import SessionEvent
+from .results import (
+    AssistantDelta,
+    AssistantDone,
+    Connected,
+    ErrorEvent,
+    HandoffDone,
+    Interrupted,
+    Reconnected,
+    SessionEvent,
+    SessionWarning,
+    ToolFinished,
+    ToolStarted,
+    TurnDone,
+    UserText,
+    UserTranscript,
+)
 
 __all__ = ["ConsoleRenderer"]
 
@@ -43,15 +58,40 @@ class ConsoleRenderer:
         self._mid_line = False
 
     def __call__(self, event: SessionEvent) -> None:
+        """Print ``event`` (a session listener)."""
         if self.json_lines:
-            data = event.data
-            if isinstance(data.get("url"), str):  # never print credentials from a URL
-                data = {**data, "url": redact_url(data["url"])}
-            self._print(json.dumps({"type": event.type, **data}, ensure_ascii=False, default=str))
+            data = event.as_dict()
+            if isinstance(event, Connected):  # never print credentials from a URL
+                data["url"] = redact_url(event.url)
+            self._print(json.dumps(data, ensure_ascii=False, default=str))
             return
-        handler = getattr(self, "_on_" + event.type.replace(".", "_"), None)
-        if handler is not None:
-            handler(event.data)
+        match event:
+            case Connected():
+                self._connected(event)
+            case Reconnected():
+                self._reconnected(event)
+            case UserText():
+                self._user_text(event)
+            case UserTranscript():
+                self._user_transcript(event)
+            case AssistantDelta():
+                self._assistant_delta(event)
+            case AssistantDone():
+                self._assistant_done(event)
+            case ToolStarted():
+                self._tool_started(event)
+            case ToolFinished():
+                self._tool_finished(event)
+            case HandoffDone():
+                self._handoff(event)
+            case Interrupted():
+                self._interrupted(event)
+            case TurnDone():
+                self._turn_done(event)
+            case SessionWarning():
+                self._warning(event)
+            case ErrorEvent():
+                self._error(event)
 
     def _print(self, line: str) -> None:
         if self._mid_line:
@@ -60,66 +100,67 @@ class ConsoleRenderer:
         self.stream.write(line + "\n")
         self.stream.flush()
 
-    # -- one method per event type --------------------------------------------------------
+    # -- one method per event class -------------------------------------------------------
 
-    def _on_connected(self, data: dict[str, Any]) -> None:
-        self._print(f"· connected to {redact_url(data['url'])} as {data['agent']}")
+    def _connected(self, event: Connected) -> None:
+        self._print(f"· connected to {redact_url(event.url)} as {event.agent}")
 
-    def _on_reconnected(self, data: dict[str, Any]) -> None:
-        self._print(f"· reconnected ({data['reason']}); restored {data['items']} conversation items")
+    def _reconnected(self, event: Reconnected) -> None:
+        self._print(f"· reconnected ({event.reason}); restored {event.items} conversation items")
 
-    def _on_user_transcript(self, data: dict[str, Any]) -> None:
-        self._print(f"you: {data['text']}")
+    def _user_text(self, event: UserText) -> None:
+        self._print(f"you: {event.text}")
 
-    def _on_assistant_delta(self, data: dict[str, Any]) -> None:
+    def _user_transcript(self, event: UserTranscript) -> None:
+        self._print(f"you: {event.text}")
+
+    def _assistant_delta(self, event: AssistantDelta) -> None:
         if not self.stream_deltas:
             return
         if not self._mid_line:
-            self.stream.write(f"{data['agent']}: ")
+            self.stream.write(f"{event.agent}: ")
             self._mid_line = True
-        self.stream.write(data["delta"])
+        self.stream.write(event.delta)
         self.stream.flush()
 
-    def _on_assistant_done(self, data: dict[str, Any]) -> None:
+    def _assistant_done(self, event: AssistantDone) -> None:
         if self.stream_deltas and self._mid_line:
             self.stream.write("\n")
             self._mid_line = False
-        elif data["text"]:
-            self._print(f"{data['agent']}: {data['text']}")
+        elif event.text:
+            self._print(f"{event.agent}: {event.text}")
 
-    def _on_tool_started(self, data: dict[str, Any]) -> None:
-        self._print(f"  → {data['name']}({_short(data['arguments'] or '{}', 120)})")
+    def _tool_started(self, event: ToolStarted) -> None:
+        self._print(f"  → {event.name}({_short(event.arguments or '{}', 120)})")
 
-    def _on_tool_finished(self, data: dict[str, Any]) -> None:
-        mark = "✓" if data["status"] == "ok" else "✗"
-        ms = data["duration_s"] * 1000
-        self._print(f"  {mark} {data['name']} {data['status']} in {ms:.0f} ms: {_short(data['output'])}")
+    def _tool_finished(self, event: ToolFinished) -> None:
+        mark = "✓" if event.status == "ok" else "✗"
+        ms = event.duration_s * 1000
+        self._print(f"  {mark} {event.name} {event.status} in {ms:.0f} ms: {_short(event.output)}")
 
-    def _on_handoff(self, data: dict[str, Any]) -> None:
-        self._print(f"  ⇢ handoff {data['source']} → {data['target']}")
+    def _handoff(self, event: HandoffDone) -> None:
+        self._print(f"  ⇢ handoff {event.source} → {event.target}")
 
-    def _on_interrupted(self, data: dict[str, Any]) -> None:
-        self._print(f"  ✂ interrupted after {data['played_ms']} ms played ({data['action']})")
+    def _interrupted(self, event: Interrupted) -> None:
+        self._print(f"  ✂ interrupted after {event.played_ms} ms played ({event.action})")
 
-    def _on_turn_done(self, data: dict[str, Any]) -> None:
+    def _turn_done(self, event: TurnDone) -> None:
         parts = []
-        if data.get("first_delta_ms") is not None:
-            parts.append(f"first delta {data['first_delta_ms']:.0f} ms")
-        if data.get("done_ms") is not None:
-            parts.append(f"done {data['done_ms']:.0f} ms")
-        usage = data.get("usage") or []
-        if usage:
-            tokens_in = sum(u.get("input_tokens", 0) for u in usage)
-            tokens_out = sum(u.get("output_tokens", 0) for u in usage)
+        if event.first_delta_ms is not None:
+            parts.append(f"first delta {event.first_delta_ms:.0f} ms")
+        if event.done_ms is not None:
+            parts.append(f"done {event.done_ms:.0f} ms")
+        if event.usage:
+            tokens_in = sum(u.get("input_tokens", 0) for u in event.usage)
+            tokens_out = sum(u.get("output_tokens", 0) for u in event.usage)
             parts.append(f"tokens {tokens_in} in / {tokens_out} out")
         if parts:
             self._print("  · " + ", ".join(parts))
-        status = data.get("status", "completed")
-        if status not in ("completed", "cancelled"):
-            self._print(f"  ✗ turn {status}: {data.get('status_reason') or 'no reason given'}")
+        if event.status not in ("completed", "cancelled"):
+            self._print(f"  ✗ turn {event.status}: {event.status_reason or 'no reason given'}")
 
-    def _on_warning(self, data: dict[str, Any]) -> None:
-        self._print(f"! {data['message']}")
+    def _warning(self, event: SessionWarning) -> None:
+        self._print(f"! {event.message}")
 
-    def _on_error(self, data: dict[str, Any]) -> None:
-        self._print(f"! {data['message']}")
+    def _error(self, event: ErrorEvent) -> None:
+        self._print(f"! {event.message}")

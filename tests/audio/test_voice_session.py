@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from realtalk import AssistantDone, Interrupted, SessionEvent, SessionWarning
 from realtalk.audio import WavFileSink, read_wav, resample
 from realtalk.emulator import Emulator
 from realtalk.emulator.audio import CHARS_PER_SECOND
 from realtalk.emulator.conformance import client_event_problems
 from realtalk.runner import open_session
-from realtalk.session import SessionEvent
 
 ROOT = Path(__file__).resolve().parents[2]
 CONCIERGE = ROOT / "agents" / "concierge.yaml"
@@ -73,10 +73,10 @@ async def test_barge_in_truncates_to_what_was_played(voice_agent: Path, tmp_path
             answer = await session.wait_turn(20)
         sink.close()
     assert client_event_problems(emu.client_events()) == []
-    [cut] = [e.data for e in events if e.type == "interrupted"]
+    [cut] = [e for e in events if isinstance(e, Interrupted)]
     [truncate] = emu.client_events("conversation.item.truncate")
-    assert truncate["item_id"] == cut["item_id"] and truncate["audio_end_ms"] == cut["played_ms"]
-    played = sink.tracker.played_ms(cut["item_id"])
+    assert truncate["item_id"] == cut.item_id and truncate["audio_end_ms"] == cut.played_ms
+    played = sink.tracker.played_ms(cut.item_id)
     # Within one block (the WAV sink consumes 10 ms ticks) of what was actually played.
     assert abs(truncate["audio_end_ms"] - played) <= 10
     assert 700 <= played < len(LONG) / CHARS_PER_SECOND * 1000
@@ -212,7 +212,7 @@ async def test_voice_policy_keep_warns_and_leaves_the_voice(tmp_path: Path) -> N
         await session.ask("hi")
         turn = await session.ask("to the back office")
     assert turn.handoffs == [("front", "back")] and turn.text == "Back office here."
-    [warning] = [e.data["message"] for e in events if e.type == "warning"]
+    [warning] = [e.message for e in events if isinstance(e, SessionWarning)]
     assert "keeping marin" in warning and "voice_policy: reconnect" in warning
     update = emu.client_events("session.update")[-1]["session"]
     assert update["instructions"] == "Back." and "voice" not in update["audio"]["output"]
@@ -311,7 +311,7 @@ async def test_push_to_talk_commits_on_enter(tmp_path: Path, speech_wav: Path) -
         source = Spoken(speech_wav, realtime=False)
         await voice(session, source, meter=False, reader=reader)
     assert emu.client_events("input_audio_buffer.commit")
-    assert [e.data["text"] for e in events if e.type == "assistant.done"] == ["Heard you."]
+    assert [e.text for e in events if isinstance(e, AssistantDone)] == ["Heard you."]
     # No server VAD: nothing was detected or answered by the server on its own.
     assert emu.server_events("input_audio_buffer.speech_started") == []
 
@@ -327,7 +327,7 @@ async def test_push_to_talk_with_nothing_recorded_sends_nothing(tmp_path: Path) 
         assert await session.commit_audio() is False
     assert emu.client_events("input_audio_buffer.commit") == []
     assert emu.client_events("response.create") == []
-    assert [e.data["message"] for e in events if e.type == "warning"] == [
+    assert [e.message for e in events if isinstance(e, SessionWarning)] == [
         "nothing recorded: hold the turn open longer before sending"] * 2
 
 

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from realtalk import Interrupted, SessionEvent
 from realtalk.audio import WavFileSink
 from realtalk.emulator import Emulator
 from realtalk.runner import open_session
-from realtalk.session import SessionEvent
 
 RATE = 24000
 LONG = "A long answer that goes on and on so that it can be interrupted at leisure. " * 2
@@ -57,11 +57,11 @@ async def run(runs: int) -> tuple[list[float], int]:
     """))
     scenario = {"turns": [{"audio": True, "reply": LONG} for _ in range(runs + 1)]}
     sink = WavFileSink(tmp / "out.wav", realtime=True)
-    cuts: list[dict[str, Any]] = []
+    cuts: list[Interrupted] = []
 
     def collect(event: SessionEvent) -> None:
-        if event.type == "interrupted":
-            cuts.append(event.data)
+        if isinstance(event, Interrupted):
+            cuts.append(event)
 
     off_by_more_than_a_block = 0
     async with Emulator(scenario, fast=False) as emu, \
@@ -80,10 +80,10 @@ async def run(runs: int) -> tuple[list[float], int]:
             while len(cuts) <= index:
                 await asyncio.sleep(0.005)
             cut = cuts[index]
-            if abs(sink.tracker.played_ms(cut["item_id"]) - cut["played_ms"]) > 10:
+            if abs(sink.tracker.played_ms(cut.item_id) - cut.played_ms) > 10:
                 off_by_more_than_a_block += 1
     sink.close()
-    return [c["latency_ms"] for c in cuts], off_by_more_than_a_block
+    return [c.latency_ms for c in cuts], off_by_more_than_a_block
 
 
 def main() -> None:

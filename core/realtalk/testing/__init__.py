@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from ..results import SessionEvent, ToolCallRecord, TurnResult
+from ..results import AssistantDone, SessionEvent, ToolCallRecord, TurnResult, UserText
 
 __all__ = ["Conversation", "ThreadedEmulator", "aconverse", "converse"]
 
@@ -95,7 +95,8 @@ class Conversation:
 
     Attributes:
         turns: One result per user text.
-        events: Every session event, in order.
+        events: Every session event, in order, with a :class:`~realtalk.results.UserText`
+            before each turn.
         server_errors: ``error`` objects the emulator sent (should be empty).
     """
 
@@ -117,10 +118,10 @@ class Conversation:
         """``(speaker, text)`` lines: ``user`` or the agent's name."""
         lines: list[tuple[str, str]] = []
         for event in self.events:
-            if event.type == "user.text":
-                lines.append(("user", event.data["text"]))
-            elif event.type == "assistant.done" and event.data.get("text"):
-                lines.append((event.data["agent"], event.data["text"]))
+            if isinstance(event, UserText):
+                lines.append(("user", event.text))
+            elif isinstance(event, AssistantDone) and event.text:
+                lines.append((event.agent, event.text))
         return lines
 
 
@@ -152,7 +153,7 @@ async def aconverse(
                                 **options) as session:
             session.on(result.events.append)
             for text in texts:
-                result.events.append(SessionEvent("user.text", {"text": text}))
+                result.events.append(UserText(text))
                 result.turns.append(await session.ask(text, timeout))
     result.server_errors = emulator.errors()
     return result
