@@ -56,6 +56,26 @@ def test_valid_tool_records_origin_and_handler_path() -> None:
                               "description": "Weather in a city", "parameters": CITY}
 
 
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"name": "get weather"}, r"^plugin realtalk-test: invalid tool name 'get weather': use 1-64 letters.*\(no spaces\)$"),
+    ({"name": "x" * 65}, r"^plugin realtalk-test: invalid tool name 'x{65}'"),
+    ({"description": "d" * 1025}, r"^plugin realtalk-test: tool 'weather': description is 1025 characters; .* at most 1024$"),
+    ({"description": " "}, r"^plugin realtalk-test: tool 'weather': description is missing$"),
+    ({"parameters": {"type": "array"}}, r"^plugin realtalk-test: tool 'weather': the root of parameters must be \{type: object\}"),
+    ({"parameters": {"type": "object", "properties": {"a": {"type": 7}}}},
+     r"^plugin realtalk-test: tool 'weather': parameters is not a valid JSON Schema at \$\.properties\.a\.type: "),
+    ({"timeout_s": 0}, r"^plugin realtalk-test: tool 'weather': timeout_s must be a positive number, got 0$"),
+    ({"max_output_chars": 10}, r"^plugin realtalk-test: tool 'weather': max_output_chars must be an integer of at least 100"),
+])
+def test_an_invalid_tool_cannot_be_built(fields: dict[str, Any], message: str) -> None:
+    base: dict[str, Any] = {"name": "weather", "description": "Weather in a city", "parameters": CITY,
+                            "handler": weather, "plugin": "realtalk-test"}
+    with pytest.raises(ToolDefinitionError, match=message) as info:
+        Tool(**{**base, **fields})
+    assert "\n" not in str(info.value) and info.value.plugin == "realtalk-test"
+    assert Tool(**base).validator().is_valid({"city": "Oslo"})  # the valid one builds
+
+
 def test_name_with_spaces_is_rejected() -> None:
     with pytest.raises(ToolDefinitionError, match=r"invalid tool name 'get weather'.*no spaces"):
         tool(name="get weather")

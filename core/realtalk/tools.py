@@ -121,6 +121,22 @@ class Tool:
     _wants_context: bool = field(default=False, repr=False)
     _validator: Draft202012Validator | None = field(default=None, repr=False)  # built once
 
+    def __post_init__(self) -> None:
+        """Refuse a tool the API would refuse (or that could never be called).
+
+        Raises:
+            ToolDefinitionError: One line naming the tool and what is wrong with it.
+        """
+        problem = _definition_problem(self.name, self.description, self.parameters, self.timeout_s,
+                                      self.max_output_chars)
+        if problem is None and self._wants_context and "context" in self.parameters.get("properties", {}):
+            problem = "a parameter named 'context' clashes with the handler's context argument"
+        if problem is not None:
+            raise ToolDefinitionError(problem if problem.startswith("invalid tool name") else
+                                      f"tool {self.name!r}: {problem}", plugin=self.origin)
+        if self._validator is None:
+            object.__setattr__(self, "_validator", Draft202012Validator(dict(self.parameters)))
+
     def validator(self) -> Draft202012Validator:
         """The validator of ``parameters``; built at registration, reused on every call."""
         return self._validator or Draft202012Validator(dict(self.parameters))
@@ -177,35 +193,11 @@ def make_tool(
     def fail(message: str) -> ToolDefinitionError:
         return ToolDefinitionError(f"tool {name!r}: {message}", plugin=origin)
 
-    if not isinstance(name, str) or not TOOL_NAME.match(name):
-        raise ToolDefinitionError(
-            f"invalid tool name {name!r}: use 1-64 letters, digits, '_' or '-' (no spaces)",
-            plugin=origin,
-        )
-    if not isinstance(description, str) or not description.strip():
-        raise fail("description is missing")
-    if len(description) > MAX_DESCRIPTION:
-        raise fail(
-            f"description is {len(description)} characters; the Realtime API allows at most"
-            f" {MAX_DESCRIPTION}"
-        )
-    if not isinstance(parameters, Mapping):
-        raise fail("parameters must be a JSON Schema mapping")
-    try:
-        Draft202012Validator.check_schema(dict(parameters))
-    except SchemaError as exc:
-        where = json_path(list(exc.absolute_path))
-        raise fail(f"parameters is not a valid JSON Schema at {where}: {exc.message}") from None
-    if parameters.get("type") != "object":
-        raise fail("the root of parameters must be {type: object} (the model sends an object)")
-    if timeout_s is not None and (not isinstance(timeout_s, (int, float)) or timeout_s <= 0):
-        raise fail(f"timeout_s must be a positive number, got {timeout_s!r}")
-    if (not isinstance(max_output_chars, int) or isinstance(max_output_chars, bool)
-            or max_output_chars < MIN_MAX_OUTPUT_CHARS):
-        raise fail(
-            f"max_output_chars must be an integer of at least {MIN_MAX_OUTPUT_CHARS},"
-            f" got {max_output_chars!r}"
-        )
+    # Checked before the handler is imported: a bad definition is named first.
+    problem = _definition_problem(name, description, parameters, timeout_s, max_output_chars)
+    if problem is not None:
+        raise ToolDefinitionError(problem, plugin=origin) if problem.startswith("invalid tool name") \
+            else fail(problem)
     handler_path = ""
     if isinstance(handler, str):
         handler_path = handler
@@ -231,8 +223,35 @@ def make_tool(
         handoff_to=handoff_to,
         max_output_chars=max_output_chars,
         _wants_context=wants_context,
-        _validator=Draft202012Validator(dict(parameters)),
     )
+
+
+def _definition_problem(name: object, description: object, parameters: object, timeout_s: object,
+                        max_output_chars: object) -> str | None:
+    """What makes a tool definition invalid (one line), or None; for make_tool and Tool."""
+    if not isinstance(name, str) or not TOOL_NAME.match(name):
+        return f"invalid tool name {name!r}: use 1-64 letters, digits, '_' or '-' (no spaces)"
+    if not isinstance(description, str) or not description.strip():
+        return "description is missing"
+    if len(description) > MAX_DESCRIPTION:
+        return (f"description is {len(description)} characters; the Realtime API allows at most"
+                f" {MAX_DESCRIPTION}")
+    if not isinstance(parameters, Mapping):
+        return "parameters must be a JSON Schema mapping"
+    try:
+        Draft202012Validator.check_schema(dict(parameters))
+    except SchemaError as exc:
+        return f"parameters is not a valid JSON Schema at {json_path(list(exc.absolute_path))}: {exc.message}"
+    if parameters.get("type") != "object":
+        return "the root of parameters must be {type: object} (the model sends an object)"
+    if timeout_s is not None and (not isinstance(timeout_s, (int, float)) or isinstance(timeout_s, bool)
+                                  or timeout_s <= 0):
+        return f"timeout_s must be a positive number, got {timeout_s!r}"
+    if (not isinstance(max_output_chars, int) or isinstance(max_output_chars, bool)
+            or max_output_chars < MIN_MAX_OUTPUT_CHARS):
+        return (f"max_output_chars must be an integer of at least {MIN_MAX_OUTPUT_CHARS},"
+                f" got {max_output_chars!r}")
+    return None
 
 
 def _resolve_handler(path: str, fail: Callable[[str], ToolDefinitionError]) -> Callable[..., Any]:
