@@ -304,3 +304,28 @@ def test_check_of_a_directory_bounds_each_file(tmp_path: Path) -> None:
     assert list(graph.agents) == ["good"]
     # Running the good agent beside them does not even open them.
     assert load_agents([tmp_path / "good.yaml"]).problems == []
+
+
+# --- agent names -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["a b", "x" * 53, "", "tr.ansfer"])
+def test_an_agent_spec_with_an_invalid_name_cannot_be_built(name: str, tmp_path: Path) -> None:
+    from realtalk.agents import AgentSpec
+
+    with pytest.raises(ConfigError) as info:
+        AgentSpec(name=name, instructions="x", file=tmp_path / "a.yaml")
+    assert str(info.value) == (f"{tmp_path / 'a.yaml'}: invalid agent name {name!r}: use 1-52 letters,"
+                               " digits, '_' or '-' (it becomes the tool name transfer_to_<name>)")
+    assert AgentSpec(name="x" * 52, instructions="x").name == "x" * 52
+
+
+def test_a_file_name_that_is_no_agent_name_needs_a_name_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "my agent.yaml", MINIMAL)
+    with pytest.raises(ConfigError, match=r"my agent\.yaml:1: the agent is named after its file, 'my agent', .*"
+                                          r"rename the file or set 'name:'$"):
+        load_agent(path)
+    graph = load_agents([path])
+    assert len(graph.problems) == 1 and graph.agents == {}
+    write(tmp_path, "my agent.yaml", "name: mine\n" + MINIMAL)
+    assert load_agent(path).name == "mine"

@@ -15,6 +15,7 @@ maps an AgentSpec to the GA ``session.update`` event.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -49,6 +50,9 @@ SERVER_VAD_DEFAULTS = {
 }
 SEMANTIC_VAD_DEFAULTS = {"eagerness": "auto", "create_response": True, "interrupt_response": True}
 AUDIO_FORMATS = {"pcm16": "audio/pcm", "g711_ulaw": "audio/pcmu", "g711_alaw": "audio/pcma"}
+
+# As in the schema: the name becomes the tool name transfer_to_<name> (at most 64).
+AGENT_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,52}$")
 
 
 @lru_cache(maxsize=1)
@@ -139,6 +143,16 @@ class AgentSpec:
     handoffs: tuple[Handoff, ...] = ()
     file: Path | None = None
     notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        """Refuse a name that other agents could not hand off to.
+
+        Raises:
+            ConfigError: One line with the name and, when known, the file.
+        """
+        if not isinstance(self.name, str) or not AGENT_NAME.match(self.name):
+            raise ConfigError(f"invalid agent name {self.name!r}: use 1-52 letters, digits, '_' or '-'"
+                              " (it becomes the tool name transfer_to_<name>)", file=self.file)
 
     @property
     def text_only(self) -> bool:
@@ -257,6 +271,10 @@ def check_document(doc: YamlDocument) -> list[ConfigError]:
     if not isinstance(doc.data, dict):
         return [doc.error(f"an agent file must be a mapping of keys, not {_kind(doc.data)}")]
     problems = []
+    if "name" not in doc.data and not AGENT_NAME.match(doc.file.stem):
+        problems.append(doc.error(
+            f"the agent is named after its file, {doc.file.stem!r}, which is not a valid agent name"
+            " (1-52 letters, digits, '_' or '-'): rename the file or set 'name:'"))
     for error in sorted(_validator().iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
         parts, message = _friendly(error)
         problems.append(doc.error(message, parts))
