@@ -27,6 +27,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 from .exceptions import ConfigError
+from .protocol.vocab import SEMANTIC_VAD_DEFAULTS, SERVER_VAD_DEFAULTS, audio_format
 from .tools import Tool, ToolRegistry, make_tool
 from .yamlfile import YamlDocument, did_you_mean, load_yaml
 
@@ -42,14 +43,6 @@ __all__ = [
 
 DEFAULT_MODEL = "gpt-realtime"
 DEFAULT_VOICE = "marin"
-# Filled in explicitly so that a handoff replaces the previous agent's settings whole
-# instead of inheriting them through the server's partial merge.
-SERVER_VAD_DEFAULTS = {
-    "threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500,
-    "create_response": True, "interrupt_response": True,
-}
-SEMANTIC_VAD_DEFAULTS = {"eagerness": "auto", "create_response": True, "interrupt_response": True}
-AUDIO_FORMATS = {"pcm16": "audio/pcm", "g711_ulaw": "audio/pcmu", "g711_alaw": "audio/pcma"}
 
 # As in the schema: the name becomes the tool name transfer_to_<name> (at most 64).
 AGENT_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,52}$")
@@ -132,7 +125,7 @@ class AgentSpec:
     output_modalities: tuple[str, ...] = ("audio",)
     audio_format: str = "audio/pcm"
     turn_detection: dict[str, Any] | None = field(
-        default_factory=lambda: {"type": "server_vad", **SERVER_VAD_DEFAULTS}
+        default_factory=lambda: dict(SERVER_VAD_DEFAULTS)
     )
     input_transcription: dict[str, Any] | None = None
     noise_reduction: str | None = None
@@ -298,8 +291,11 @@ def _build(doc: YamlDocument) -> AgentSpec:
     if kind == "none":
         turn_detection = None
     else:
+        # Filled in explicitly from the documented defaults, so that a handoff replaces the
+        # previous agent's settings whole instead of inheriting them through the server's
+        # partial merge.
         defaults = SERVER_VAD_DEFAULTS if kind == "server_vad" else SEMANTIC_VAD_DEFAULTS
-        turn_detection = {"type": kind, **defaults, **{k: v for k, v in turn.items() if k != "type"}}
+        turn_detection = {**defaults, **turn}
 
     tools = []
     for index, entry in enumerate(data.get("tools", [])):
@@ -329,7 +325,7 @@ def _build(doc: YamlDocument) -> AgentSpec:
         voice_policy=data.get("voice_policy"),
         speed=data.get("speed"),
         output_modalities=output,
-        audio_format=AUDIO_FORMATS[data.get("audio_format", "pcm16")],
+        audio_format=audio_format(data.get("audio_format", "pcm16")).name,
         turn_detection=turn_detection,
         input_transcription=data.get("input_audio_transcription"),
         noise_reduction=data.get("noise_reduction"),

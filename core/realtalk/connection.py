@@ -54,6 +54,7 @@ from websockets.exceptions import ConnectionClosed as WsConnectionClosed
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, PayloadTooBig
 
 from realtalk.exceptions import AuthenticationFailed, ConnectionFailed, ServerRejected
+from realtalk.protocol.vocab import Dialect
 
 __all__ = [
     "AZURE_PREVIEW_API_VERSION",
@@ -399,7 +400,7 @@ class ConnectionProfile:
     # -- derived --------------------------------------------------------------------------------
 
     @property
-    def dialect(self) -> Literal["ga", "beta"]:
+    def dialect(self) -> Dialect:
         """The protocol dialect: ``"beta"`` for beta profiles, else ``"ga"``."""
         return "beta" if self.beta else "ga"
 
@@ -496,7 +497,7 @@ class RealtimeConnection:
         return f"<RealtimeConnection {self.profile.display_url} {state}>"
 
     @property
-    def dialect(self) -> Literal["ga", "beta"]:
+    def dialect(self) -> Dialect:
         """The profile's dialect (``"ga"`` or ``"beta"``)."""
         return self.profile.dialect
 

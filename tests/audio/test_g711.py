@@ -108,3 +108,14 @@ def test_unknown_law_is_rejected() -> None:
         g711.G711Encoder("g722")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="'pcmu' or 'pcma'"):
         g711.pcm24k_to_g711(b"", "ulaw")  # type: ignore[arg-type]
+
+
+def test_numpy_codec_is_the_vocabulary_codec_for_every_sample_and_code() -> None:
+    from realtalk.protocol import vocab
+
+    pcm = ALL_INT16.astype("<i2").tobytes()
+    assert g711.ulaw_encode(ALL_INT16).tobytes() == vocab.ulaw_encode(pcm)
+    assert g711.alaw_encode(pcm).tobytes() == vocab.alaw_encode(pcm)
+    codes = bytes(range(256))
+    assert g711.ulaw_decode(codes).astype("<i2").tobytes() == vocab.ulaw_decode(codes)
+    assert g711.alaw_decode(np.arange(256)).astype("<i2").tobytes() == vocab.alaw_decode(codes)

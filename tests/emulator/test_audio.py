@@ -286,3 +286,23 @@ def test_g711_round_trip_and_threshold_mapping() -> None:
     assert (threshold_dbfs(0.0), threshold_dbfs(0.5), threshold_dbfs(1.0)) == (-70, -40, -10)
     pcm24 = AudioFormat.from_session({"type": "audio/pcm", "rate": 24000})
     assert len(synthesize("abc", pcm24)) == 3 * 1600 * 2  # 15 characters a second
+
+
+def test_emulator_g711_is_the_vocabulary_codec() -> None:
+    from realtalk.emulator.audio import AudioFormat, encode
+    from realtalk.protocol import vocab
+
+    codes = bytes(range(256))
+    pcm16 = np.arange(-32768, 32768, dtype="<i2")  # the old emulator codec missed 381 + 127
+    for kind, enc, dec in (
+        ("audio/pcmu", vocab.ulaw_encode, vocab.ulaw_decode),
+        ("audio/pcma", vocab.alaw_encode, vocab.alaw_decode),
+    ):
+        fmt = AudioFormat.from_session({"type": kind})
+        assert (fmt.kind, fmt.rate, fmt.width, fmt.bytes_per_ms) == (kind, 8000, 1, 8)
+        decoded = fmt.decode(codes)
+        assert (decoded * 32768).astype("<i2").tobytes() == dec(codes)
+        # Exact integers survive the float scaling, so encoding is the vocabulary's, bit for bit.
+        assert encode(pcm16 / 32767, fmt) == enc(pcm16.tobytes())
+    assert AudioFormat.from_session(None) == AudioFormat.from_session({"type": "opus"})
+    assert AudioFormat.from_session(None).bytes_per_ms == 48

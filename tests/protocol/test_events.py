@@ -164,3 +164,12 @@ def test_normalised_beta_stream_validates_as_ga_server_events() -> None:
     assert len(out) == 8
     for event in out:
         ga.validate_python(event)
+
+
+def test_dialect_and_error_summary_are_the_vocabulary_ones() -> None:
+    from realtalk.protocol import events, vocab
+
+    assert events.Dialect is vocab.Dialect
+    assert events.error_summary is vocab.error_summary
+    prefix = EventIds().stamp({"type": "x"})["event_id"].rsplit("_", 1)[0]
+    assert len(prefix) == len("evt_") + 8 and prefix != EventIds()._prefix.rstrip("_")

@@ -154,3 +154,15 @@ def test_beta_profile_validates_against_openai_beta_types(agent: AgentSpec) -> N
     model = beta_client().validate_python(event)
     assert model.session.modalities == (["text"] if agent.text_only else ["text", "audio"])
     assert "type" not in event["session"]
+
+
+def test_formats_come_from_the_vocabulary() -> None:
+    from realtalk.protocol import session_config, vocab
+
+    assert session_config.Profile is vocab.Dialect
+    assert session_config.format_object("audio/pcm") == {"type": "audio/pcm", "rate": 24000}
+    assert session_config.format_object("audio/pcmu") == {"type": "audio/pcmu"}
+    with pytest.raises(ValueError, match="unknown audio format 'audio/opus'"):
+        session_config.format_object("audio/opus")
+    session = build_session_update(variety()[1], [], profile="beta")["session"]
+    assert session["input_audio_format"] == session["output_audio_format"] == "g711_alaw"

@@ -12,12 +12,11 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
-from .g711 import G711Decoder, G711Encoder
+from ..protocol.vocab import audio_format as parse_format
+from .g711 import G711Decoder, G711Encoder, G711Law
 from .playback import OutputSink
 
 __all__ = ["AudioBridge", "Interruption"]
-
-_LAWS = {"audio/pcmu": "pcmu", "audio/pcma": "pcma"}
 
 
 @dataclass(frozen=True)
@@ -50,11 +49,18 @@ class AudioBridge:
         self.set_format(audio_format)
 
     def set_format(self, audio_format: str) -> None:
-        """Switch the wire format (after a handoff to an agent with another format)."""
-        law = _LAWS.get(audio_format)
-        self.audio_format = audio_format
-        self._encoder = G711Encoder(law) if law else None  # type: ignore[arg-type]
-        self._decoder = G711Decoder(law) if law else None  # type: ignore[arg-type]
+        """Switch the wire format (after a handoff to an agent with another format).
+
+        Raises:
+            ValueError: ``audio_format`` is not a Realtime audio format.
+        """
+        fmt = parse_format(audio_format)
+        self.audio_format = fmt.name
+        law: G711Law | None = None
+        if fmt.is_g711:
+            law = "pcmu" if fmt.name == "audio/pcmu" else "pcma"
+        self._encoder = G711Encoder(law) if law else None
+        self._decoder = G711Decoder(law) if law else None
 
     # -- input ------------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
-"""ITU-T G.711 mu-law and A-law, vectorised with numpy, plus 24 kHz PCM16 helpers.
+"""ITU-T G.711 mu-law and A-law on numpy arrays, plus 24 kHz PCM16 helpers.
 
-The codecs follow the ITU-T G.711 tables exactly, as implemented in the ITU-T G.191
-reference (and Sun's widely used ``g711.c``): 16-bit input is reduced to 14 bits
-(mu-law) or 13 bits (A-law) before segment search, so for example linear 0 encodes to
-``0xFF`` in mu-law and ``0xD5`` in A-law. Encoding uses a 64 Ki-entry lookup table built
-once from the reference algorithm; decoding a 256-entry table.
+G.711 itself has one implementation, in :mod:`realtalk.protocol.vocab` (ITU-exact, as in
+the ITU-T G.191 reference and Sun's ``g711.c``: linear 0 encodes to ``0xFF`` in mu-law and
+``0xD5`` in A-law). This module indexes its tables with numpy, for arrays and for the
+client's audio path: the 64 Ki-entry encode table by the uint16 view of each sample, the
+256-entry decode table by code.
 
 Realtime sessions with ``audio/pcmu`` or ``audio/pcma`` carry 8 kHz G.711, one byte per
 sample (so ``ms = bytes / 8``); :func:`pcm24k_to_g711` and :func:`g711_to_pcm24k` move
@@ -17,6 +17,8 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+
+from ..protocol import vocab
 
 __all__ = [
     "G711Decoder",
@@ -33,53 +35,12 @@ __all__ = [
 G711Law = Literal["pcmu", "pcma"]
 """``pcmu`` is mu-law (``audio/pcmu``), ``pcma`` is A-law (``audio/pcma``)."""
 
-_ULAW_SEG_END = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF], np.int32)
-_ALAW_SEG_END = np.array([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF], np.int32)
-
-
-def _build_ulaw_encode() -> npt.NDArray[np.uint8]:
-    pcm = np.arange(-32768, 32768, dtype=np.int32) >> 2  # 14-bit
-    mask = np.where(pcm < 0, 0x7F, 0xFF)
-    mag = np.minimum(np.abs(pcm), 8159) + 0x21  # clip, then add bias (0x84 >> 2)
-    seg = np.searchsorted(_ULAW_SEG_END, mag)  # first segment whose end >= mag
-    code = (seg << 4) | ((mag >> (seg + 1)) & 0x0F)
-    code = np.where(seg >= 8, 0x7F, code)
-    table = (code ^ mask).astype(np.uint8)
-    return np.roll(table, -32768)  # index by the uint16 view of the int16 sample
-
-
-def _build_alaw_encode() -> npt.NDArray[np.uint8]:
-    pcm = np.arange(-32768, 32768, dtype=np.int32) >> 3  # 13-bit
-    mask = np.where(pcm >= 0, 0xD5, 0x55)
-    mag = np.where(pcm >= 0, pcm, -pcm - 1)
-    seg = np.searchsorted(_ALAW_SEG_END, mag)
-    shift = np.where(seg < 2, 1, seg)
-    code = (seg << 4) | ((mag >> shift) & 0x0F)
-    code = np.where(seg >= 8, 0x7F, code)
-    table = (code ^ mask).astype(np.uint8)
-    return np.roll(table, -32768)
-
-
-def _build_ulaw_decode() -> npt.NDArray[np.int16]:
-    u = ~np.arange(256, dtype=np.int32) & 0xFF
-    t = ((u & 0x0F) << 3) + 0x84
-    t = t << ((u & 0x70) >> 4)
-    return np.where(u & 0x80, 0x84 - t, t - 0x84).astype(np.int16)
-
-
-def _build_alaw_decode() -> npt.NDArray[np.int16]:
-    a = np.arange(256, dtype=np.int32) ^ 0x55
-    t = (a & 0x0F) << 4
-    seg = (a & 0x70) >> 4
-    t = np.where(seg == 0, t + 8, t + 0x108)
-    t = np.where(seg > 1, t << np.maximum(seg - 1, 0), t)
-    return np.where(a & 0x80, t, -t).astype(np.int16)
-
-
-_ULAW_ENC = _build_ulaw_encode()
-_ALAW_ENC = _build_alaw_encode()
-_ULAW_DEC = _build_ulaw_decode()
-_ALAW_DEC = _build_alaw_decode()
+# The tables come from the one G.711 implementation, realtalk.protocol.vocab (pure Python,
+# ITU-exact); numpy only indexes them, which is what the client's audio path wants.
+_ULAW_ENC = np.frombuffer(vocab.ulaw_encode_table(), dtype=np.uint8)
+_ALAW_ENC = np.frombuffer(vocab.alaw_encode_table(), dtype=np.uint8)
+_ULAW_DEC = np.array(vocab.ULAW_DECODE, dtype=np.int16)
+_ALAW_DEC = np.array(vocab.ALAW_DECODE, dtype=np.int16)
 
 
 def _as_int16(pcm: npt.ArrayLike | bytes) -> npt.NDArray[np.int16]:

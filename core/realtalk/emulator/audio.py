@@ -1,6 +1,7 @@
-"""Audio for the emulator: format arithmetic, an energy VAD and a deterministic voice.
+"""Audio for the emulator: decoding, an energy VAD and a deterministic voice.
 
-Nothing here does I/O. The VAD maps the ``server_vad`` knobs onto frame energy:
+Formats, G.711 and the VAD defaults come from :mod:`realtalk.protocol.vocab`, as for the
+client. Nothing here does I/O. The VAD maps the ``server_vad`` knobs onto frame energy:
 
 * ``threshold`` (0..1) becomes an RMS level in dBFS, ``-70 + 60 * threshold``: the
   default 0.5 triggers at -40 dBFS (an int16 RMS of about 330), well below normal speech
@@ -20,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ..protocol import vocab
+
 __all__ = [
     "CHARS_PER_SECOND",
     "AudioFormat",
@@ -34,54 +37,40 @@ CHARS_PER_SECOND = 15.0
 _FRAME_MS = 10
 
 
-@dataclass(frozen=True)
-class AudioFormat:
-    """A session audio format: sample rate and bytes per sample.
+class AudioFormat(vocab.AudioFormat):
+    """A session audio format (:class:`realtalk.protocol.vocab.AudioFormat`) that decodes.
 
     Attributes:
-        kind: ``audio/pcm``, ``audio/pcmu`` or ``audio/pcma``.
+        name: ``audio/pcm``, ``audio/pcmu`` or ``audio/pcma`` (also spelled :attr:`kind`).
         rate: Samples per second.
         width: Bytes per sample.
     """
 
-    kind: str
-    rate: int
-    width: int
-
     @classmethod
     def from_session(cls, fmt: dict[str, Any] | None) -> AudioFormat:
-        """Build from a GA format object such as ``{"type": "audio/pcm", "rate": 24000}``."""
-        kind = (fmt or {}).get("type") or "audio/pcm"
-        if kind in ("audio/pcmu", "audio/pcma"):
-            return cls(kind, 8000, 1)
-        return cls("audio/pcm", 24000, 2)
+        """Build from a GA format object such as ``{"type": "audio/pcm", "rate": 24000}``.
+
+        An unknown or missing format is PCM16 at 24 kHz (the session was validated before).
+        """
+        try:
+            parsed = vocab.audio_format(fmt or None)
+        except ValueError:
+            parsed = vocab.PCM
+        return cls(parsed.name, parsed.rate, parsed.width)
 
     @property
-    def bytes_per_ms(self) -> float:
-        """Bytes of audio per millisecond."""
-        return self.rate * self.width / 1000.0
-
-    def ms(self, nbytes: int) -> int:
-        """Duration in whole milliseconds of ``nbytes`` of audio."""
-        return int(nbytes / self.bytes_per_ms)
+    def kind(self) -> str:
+        """The GA name (:attr:`name`)."""
+        return self.name
 
     def decode(self, data: bytes) -> np.ndarray[Any, np.dtype[np.float64]]:
         """Decode to float samples in -1..1 (G.711 expanded per ITU-T G.711)."""
-        if self.kind == "audio/pcm":
-            usable = len(data) - len(data) % 2
-            return np.frombuffer(data[:usable], dtype="<i2").astype(np.float64) / 32768.0
-        raw = np.frombuffer(data, dtype=np.uint8).astype(np.int32)
-        if self.kind == "audio/pcmu":
-            u = ~raw & 0xFF
-            mag = (((u & 0x0F) << 3) + 0x84) << ((u & 0x70) >> 4)
-            val = np.where(u & 0x80, 0x84 - mag, mag - 0x84)
-        else:
-            a = raw ^ 0x55
-            seg = (a & 0x70) >> 4
-            mant = (a & 0x0F) << 4
-            mag = np.where(seg == 0, mant + 8, (mant + 0x108) << np.maximum(seg - 1, 0))
-            val = np.where(a & 0x80, mag, -mag)
-        return val.astype(np.float64) / 32768.0
+        if self.name == "audio/pcmu":
+            data = vocab.ulaw_decode(data)
+        elif self.name == "audio/pcma":
+            data = vocab.alaw_decode(data)
+        usable = len(data) - len(data) % 2
+        return np.frombuffer(data[:usable], dtype="<i2").astype(np.float64) / 32768.0
 
 
 def threshold_dbfs(threshold: float) -> float:
@@ -112,9 +101,9 @@ class Vad:
     """
 
     rate: int
-    threshold: float = 0.5
-    prefix_padding_ms: int = 300
-    silence_duration_ms: int = 200
+    threshold: float = vocab.LIVE_SERVER_VAD_DEFAULTS["threshold"]
+    prefix_padding_ms: int = vocab.LIVE_SERVER_VAD_DEFAULTS["prefix_padding_ms"]
+    silence_duration_ms: int = vocab.LIVE_SERVER_VAD_DEFAULTS["silence_duration_ms"]
     in_speech: bool = False
     _pending: np.ndarray[Any, np.dtype[np.float64]] = field(
         default_factory=lambda: np.zeros(0, dtype=np.float64)
@@ -172,28 +161,17 @@ class Vad:
         self.floor_ms = self.position_ms
 
 
-def encode(samples: np.ndarray[Any, np.dtype[np.float64]], fmt: AudioFormat) -> bytes:
+def encode(samples: np.ndarray[Any, np.dtype[np.float64]], fmt: vocab.AudioFormat) -> bytes:
     """Encode float samples as PCM16 or G.711 (the inverse of AudioFormat.decode)."""
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int32)
-    if fmt.kind == "audio/pcm":
-        return bytes(pcm.astype("<i2").tobytes())
-    negative = pcm < 0
-    if fmt.kind == "audio/pcmu":
-        mag = np.minimum(np.abs(pcm), 32635) + 0x84
-        exponent = np.floor(np.log2(mag)).astype(np.int32) - 7
-        mantissa = (mag >> (exponent + 3)) & 0x0F
-        code = ~((negative.astype(np.int32) << 7) | (exponent << 4) | mantissa) & 0xFF
-    else:
-        mag = np.minimum(np.abs(pcm), 32767)
-        exponent = np.where(
-            mag < 256, 0, np.floor(np.log2(np.maximum(mag, 1))).astype(np.int32) - 7
-        )
-        mantissa = np.where(exponent == 0, mag >> 4, mag >> (exponent + 3)) & 0x0F
-        code = (((~negative).astype(np.int32) << 7) | (exponent << 4) | mantissa) ^ 0x55
-    return bytes(code.astype(np.uint8).tobytes())
+    pcm = bytes((np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes())
+    if fmt.name == "audio/pcmu":
+        return vocab.ulaw_encode(pcm)
+    if fmt.name == "audio/pcma":
+        return vocab.alaw_encode(pcm)
+    return pcm
 
 
-def synthesize(text: str, fmt: AudioFormat) -> bytes:
+def synthesize(text: str, fmt: vocab.AudioFormat) -> bytes:
     """Deterministic audio for ``text``: one soft tone per character, 15 characters a second.
 
     Args:

@@ -21,6 +21,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from realtalk.protocol import vocab
 from realtalk.protocol.events import audio_byte_length
 
 __all__ = [
@@ -36,18 +37,12 @@ UNTRANSCRIBED = "[the user spoke here; no transcript of it exists]"
 """Stands for user audio without a transcript in re-seeded history (the words are lost,
 the turn is not)."""
 
-_BYTES_PER_MS = {
-    "pcm16": 48,
-    "audio/pcm": 48,
-    "g711_ulaw": 8,
-    "g711_alaw": 8,
-    "audio/pcmu": 8,
-    "audio/pcma": 8,
-}
-
 
 def bytes_per_ms(audio_format: str | dict[str, Any] | None) -> int:
     """Return bytes per millisecond of mono audio in a Realtime format.
+
+    Kept for compatibility: :func:`realtalk.protocol.vocab.audio_format` is the parser.
+    Unlike it, this never raises: an unknown format counts as PCM16 at 24 kHz.
 
     Args:
         audio_format: A GA format object (``{"type": "audio/pcm", "rate": 24000}``), a beta
@@ -56,15 +51,10 @@ def bytes_per_ms(audio_format: str | dict[str, Any] | None) -> int:
     Returns:
         48 for 16-bit PCM at 24 kHz, 8 for G.711. PCM at another rate scales with the rate.
     """
-    if audio_format is None:
-        return 48
-    if isinstance(audio_format, dict):
-        ftype = str(audio_format.get("type", "audio/pcm"))
-        if ftype == "audio/pcm":
-            rate = audio_format.get("rate", 24000)
-            return max(1, int(rate) * 2 // 1000) if isinstance(rate, int) else 48
-        return _BYTES_PER_MS.get(ftype, 48)
-    return _BYTES_PER_MS.get(audio_format, 48)
+    try:
+        return vocab.audio_format(audio_format).bytes_per_ms
+    except ValueError:
+        return vocab.PCM.bytes_per_ms
 
 
 @dataclass

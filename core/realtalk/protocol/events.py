@@ -11,6 +11,8 @@ still speak the beta dialect are translated here, in both directions:
   ``error`` event can be traced back through ``error.event_id`` to the event that caused it.
 
 The ``session.update`` session shape is translated by ``session_config``, not here.
+:data:`Dialect` and :func:`error_summary` live in :mod:`realtalk.protocol.vocab` and are
+re-exported here for compatibility.
 
 Nothing in this module performs I/O; inputs are never mutated.
 """
@@ -19,9 +21,10 @@ from __future__ import annotations
 
 import copy
 import itertools
-import secrets
 from collections import OrderedDict
-from typing import Any, Literal
+from typing import Any
+
+from .vocab import Dialect, error_summary, new_id
 
 __all__ = [
     "BETA_TO_GA_SERVER_EVENTS",
@@ -32,9 +35,6 @@ __all__ = [
     "normalize_server_event",
     "to_wire",
 ]
-
-Dialect = Literal["ga", "beta"]
-"""The wire dialect of a server: ``"ga"`` (OpenAI today) or ``"beta"`` (opt-in, legacy)."""
 
 BETA_TO_GA_SERVER_EVENTS: dict[str, str] = {
     "response.text.delta": "response.output_text.delta",
@@ -178,7 +178,7 @@ class EventIds:
     """
 
     def __init__(self, remember: int = 256) -> None:
-        self._prefix = f"evt_{secrets.token_hex(4)}_"
+        self._prefix = f"{new_id('evt', 4)}_"
         self._counter = itertools.count(1)
         self._remember = remember
         self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -230,22 +230,3 @@ def audio_byte_length(b64: str) -> int:
         return 0
     pad = len(b64) - len(b64.rstrip("="))
     return (n * 3) // 4 - pad if n % 4 == 0 else (n * 3) // 4
-
-
-def error_summary(event: dict[str, Any]) -> str:
-    """Return a one-line description of an ``error`` server event, for logs and exceptions.
-
-    Example: ``invalid_value: Invalid value: 'nope'. (param type, caused by evt_..._3)``.
-    """
-    err = event.get("error")
-    if not isinstance(err, dict):
-        return "server error without details"
-    code = err.get("code") or err.get("type") or "error"
-    msg = str(err.get("message") or "").strip()
-    extras = []
-    if err.get("param"):
-        extras.append(f"param {err['param']}")
-    if err.get("event_id"):
-        extras.append(f"caused by {err['event_id']}")
-    tail = f" ({', '.join(extras)})" if extras else ""
-    return f"{code}: {msg}{tail}"

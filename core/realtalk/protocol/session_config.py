@@ -9,7 +9,9 @@ the server's partial merge.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
+
+from .vocab import Dialect, audio_format
 
 if TYPE_CHECKING:
     from ..agents import AgentSpec
@@ -17,16 +19,17 @@ if TYPE_CHECKING:
 
 __all__ = ["Profile", "build_session_update", "format_object"]
 
-Profile = Literal["ga", "beta"]
+Profile = Dialect
+"""The wire dialect (an alias of :data:`realtalk.protocol.vocab.Dialect`)."""
 
-_BETA_FORMATS = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw", "audio/pcma": "g711_alaw"}
 
+def format_object(name: str) -> dict[str, Any]:
+    """The GA audio format object for ``audio/pcm`` (24 kHz), ``audio/pcmu`` or ``audio/pcma``.
 
-def format_object(audio_format: str) -> dict[str, Any]:
-    """The GA audio format object for ``audio/pcm`` (24 kHz), ``audio/pcmu`` or ``audio/pcma``."""
-    if audio_format == "audio/pcm":
-        return {"type": "audio/pcm", "rate": 24000}
-    return {"type": audio_format}
+    Raises:
+        ValueError: ``name`` is not an audio format.
+    """
+    return audio_format(name).ga_object()
 
 
 def build_session_update(
@@ -89,7 +92,7 @@ def _ga_session(agent: AgentSpec, tools: list[dict[str, Any]], include_voice: bo
 
 
 def _beta_session(agent: AgentSpec, tools: list[dict[str, Any]], include_voice: bool) -> dict[str, Any]:
-    fmt = _BETA_FORMATS[agent.audio_format]
+    fmt = audio_format(agent.audio_format).beta
     session: dict[str, Any] = {
         "modalities": ["text"] if agent.text_only else ["text", "audio"],
         "instructions": agent.instructions,
