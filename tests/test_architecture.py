@@ -1,0 +1,114 @@
+"""Import rules of the architecture, checked on the source (parsed with ``ast``, never imported).
+
+- The sans-I/O core (``protocol/`` and the emulator's ``emulator/protocol.py``) imports no
+  asyncio, websockets, numpy, sounddevice or soxr.
+- Only the socket layers import websockets: ``connection.py`` (client) and the emulator's
+  ``adapter.py`` and ``server.py``.
+- Only ``audio/`` imports sounddevice, and only inside functions (importing it loads
+  PortAudio).
+
+Only direct imports are checked: a module the core imports is held to its own rules.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CORE = Path(__file__).resolve().parent.parent / "core" / "realtalk"
+
+SANS_IO_BANNED = ("asyncio", "websockets", "numpy", "sounddevice", "soxr")
+WEBSOCKETS_ALLOWED = {
+    "connection.py",
+    "emulator/adapter.py",
+    "emulator/server.py",
+    # Until the emulator's split into protocol.py + adapter.py lands; then remove this line.
+    "emulator/connection.py",
+}
+
+
+def sans_io(module: str) -> bool:
+    return module.startswith("protocol/") or module == "emulator/protocol.py"
+
+
+def imports(tree: ast.AST) -> Iterator[tuple[str, int, bool]]:
+    """``(top-level package, line, inside a function)`` of every absolute import."""
+
+    def walk(node: ast.AST, in_function: bool) -> Iterator[tuple[str, int, bool]]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import):
+                for alias in child.names:
+                    yield alias.name.split(".")[0], child.lineno, in_function
+            elif isinstance(child, ast.ImportFrom) and child.level == 0 and child.module:
+                yield child.module.split(".")[0], child.lineno, in_function
+            yield from walk(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)))
+
+    yield from walk(tree, False)
+
+
+def violations(module: str, source: str) -> list[str]:
+    """What ``module`` (a path under ``core/realtalk``) breaks, one line each."""
+    problems = []
+    for package, line, in_function in imports(ast.parse(source)):
+        where = f"core/realtalk/{module}:{line}"
+        if sans_io(module) and package in SANS_IO_BANNED:
+            problems.append(f"{where}: imports {package}, but the sans-I/O core does no I/O")
+        if package == "websockets" and module not in WEBSOCKETS_ALLOWED:
+            problems.append(f"{where}: imports websockets; only {', '.join(sorted(WEBSOCKETS_ALLOWED))} may")
+        if package == "sounddevice" and not module.startswith("audio/"):
+            problems.append(f"{where}: imports sounddevice; only audio/ may")
+        elif package == "sounddevice" and not in_function:
+            problems.append(f"{where}: imports sounddevice at module level (it loads PortAudio); import it"
+                            " inside the function that needs it")
+    return problems
+
+
+def modules() -> list[str]:
+    return sorted(p.relative_to(CORE).as_posix() for p in CORE.rglob("*.py"))
+
+
+def test_the_tree_is_there() -> None:
+    found = modules()
+    assert "connection.py" in found and "protocol/events.py" in found and "audio/capture.py" in found
+    assert sum(map(sans_io, found)) >= 5
+
+
+@pytest.mark.parametrize("module", modules())
+def test_module_follows_the_import_rules(module: str) -> None:
+    assert violations(module, (CORE / module).read_text(encoding="utf-8")) == []
+
+
+# --- each rule can fail ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("package", SANS_IO_BANNED)
+def test_sans_io_core_may_not_import_io(package: str) -> None:
+    source = f"from __future__ import annotations\n\ndef later():\n    from {package}.sub import thing\n"
+    for module in ("protocol/vocab.py", "protocol/client.py", "emulator/protocol.py"):
+        problems = violations(module, source)
+        assert f"core/realtalk/{module}:4: imports {package}, but the sans-I/O core does no I/O" in problems
+    assert violations("protocol/client.py", "import json\nfrom .arbiter import Arbiter\n") == []
+
+
+def test_only_the_socket_layers_import_websockets() -> None:
+    source = "import json\nimport websockets.asyncio.client\n"
+    assert violations("session.py", source) == [
+        ("core/realtalk/session.py:2: imports websockets; only connection.py, emulator/adapter.py,"
+        " emulator/connection.py, emulator/server.py may")]
+    assert violations("connection.py", source) == []
+    assert violations("emulator/adapter.py", "from websockets.asyncio.server import serve\n") == []
+
+
+def test_only_audio_imports_sounddevice_and_only_in_functions() -> None:
+    at_module_level = "import sounddevice as sd\n"
+    in_function = "def devices():\n    import sounddevice\n    return sounddevice.query_devices()\n"
+    in_method = "class Mic:\n    async def open(self):\n        import sounddevice\n"
+    assert violations("audio/capture.py", at_module_level) == [
+        ("core/realtalk/audio/capture.py:1: imports sounddevice at module level (it loads PortAudio);"
+        " import it inside the function that needs it")]
+    assert violations("audio/capture.py", in_function) == []
+    assert violations("audio/capture.py", in_method) == []
+    assert violations("cli.py", in_function) == ["core/realtalk/cli.py:2: imports sounddevice; only audio/ may"]
