@@ -559,24 +559,16 @@ class Conversation:
             built = self._history_item(item)
             if built is None:
                 continue
-            events.append({"type": "conversation.item.create", "item": built})
+            events.append(vocab.item_create(built))
             if built["type"] == "function_call" and built["call_id"] not in confirmed:
                 # An output we sent but the server never confirmed (socket dropped).
                 call = self.calls.get(built["call_id"])
                 if call is not None and call.output_sent and call.output is not None:
-                    events.append(
-                        {
-                            "type": "conversation.item.create",
-                            "item": {
-                                "type": "function_call_output",
-                                "call_id": call.call_id,
-                                "output": call.output,
-                            },
-                        }
-                    )
+                    item_out = vocab.function_call_output_item(call.call_id, call.output)
+                    events.append(vocab.item_create(item_out))
         for sent in self.unconfirmed.values():
             message = {k: v for k, v in sent.items() if k != "id"}
-            events.append({"type": "conversation.item.create", "item": message})
+            events.append(vocab.item_create(message))
         return events
 
     def _history_item(self, item: Item) -> dict[str, Any] | None:
@@ -585,20 +577,11 @@ class Conversation:
             call = self.calls.get(str(raw.get("call_id", "")))
             if call is None or not call.arguments_done:
                 return None
-            return {
-                "type": "function_call",
-                "call_id": call.call_id,
-                "name": call.name,
-                "arguments": call.arguments,
-            }
+            return vocab.function_call_item(call.call_id, call.name, call.arguments)
         if item.type == "function_call_output":
             if not isinstance(raw.get("call_id"), str):
                 return None
-            return {
-                "type": "function_call_output",
-                "call_id": raw["call_id"],
-                "output": str(raw.get("output", "")),
-            }
+            return vocab.function_call_output_item(raw["call_id"], str(raw.get("output", "")))
         if item.type != "message":
             return None
         if item.role == "assistant":
@@ -607,11 +590,7 @@ class Conversation:
             text = self._assistant_text(item)
             if not text:
                 return None
-            return {
-                "type": "message",
-                "role": "assistant",
-                "content": [{"type": "output_text", "text": text}],
-            }
+            return vocab.assistant_text_item(text)
         content: list[dict[str, Any]] = []
         for part in raw.get("content") or []:
             if not isinstance(part, dict):
