@@ -5,15 +5,15 @@ Pure functions and constants, shared by the server protocol (:mod:`.protocol`) a
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
+
+from ..protocol.vocab import new_id
 
 __all__ = [
     "EVENT_FIELDS",
     "RESPONSE_KEYS",
     "SUPPORTED_TYPES",
     "ClientError",
-    "new_id",
     "validate_item",
 ]
 
@@ -64,11 +64,6 @@ RESPONSE_KEYS = {
     "reasoning",
     "parallel_tool_calls",
 }
-
-
-def new_id(prefix: str) -> str:
-    """A server id in OpenAI's style (``item_…``, ``resp_…``, ``event_…``)."""
-    return f"{prefix}_{secrets.token_hex(11)}"
 
 
 class ClientError(Exception):
@@ -194,5 +189,5 @@ def validate_item(item: Any) -> dict[str, Any]:
                 )
         out["content"] = [dict(p) for p in item["content"]]
     if kind == "function_call" and "call_id" not in out:
-        out["call_id"] = "call_" + secrets.token_hex(8)
+        out["call_id"] = new_id("call", 8)
     return out

@@ -10,9 +10,10 @@ validator tree so the messages name the exact parameter (``session.audio.input.f
 from __future__ import annotations
 
 import copy
-import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from ..protocol import vocab
 
 __all__ = [
     "SessionUpdateError",
@@ -23,21 +24,9 @@ __all__ = [
 
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
 
-SERVER_VAD_DEFAULTS: dict[str, Any] = {
-    "type": "server_vad",
-    "threshold": 0.5,
-    "prefix_padding_ms": 300,
-    "silence_duration_ms": 200,  # the live server's default, not the documented 500
-    "idle_timeout_ms": None,
-    "create_response": True,
-    "interrupt_response": True,
-}
-SEMANTIC_VAD_DEFAULTS: dict[str, Any] = {
-    "type": "semantic_vad",
-    "eagerness": "auto",
-    "create_response": True,
-    "interrupt_response": True,
-}
+# The live server's defaults (silence_duration_ms 200, not the documented 500).
+SERVER_VAD_DEFAULTS = vocab.LIVE_SERVER_VAD_DEFAULTS
+SEMANTIC_VAD_DEFAULTS = vocab.SEMANTIC_VAD_DEFAULTS
 
 
 class SessionUpdateError(Exception):
@@ -55,7 +44,7 @@ def default_session(model: str, expires_at: int) -> dict[str, Any]:
     return {
         "type": "realtime",
         "object": "realtime.session",
-        "id": "sess_" + secrets.token_hex(10),
+        "id": vocab.new_id("sess", 10),
         "model": model,
         "output_modalities": ["audio"],
         "instructions": "You are a helpful, witty, and friendly AI.",

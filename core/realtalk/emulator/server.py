@@ -18,8 +18,8 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from .builders import new_id
-from .connection import Options, Session
+from ..protocol.vocab import error_event, new_event_id
+from .adapter import Options, WebSocketAdapter
 from .scenario import Scenario, load_scenario
 from .state import ConnectionRecord, ScenarioProgress
 
@@ -309,15 +309,8 @@ class Emulator:
             code, message, close_code, reason = refusal
             record.handshake_error = code or "missing_auth"
             event = {
-                "type": "error",
-                "event_id": new_id("event"),
-                "error": {
-                    "type": "invalid_request_error",
-                    "code": code,
-                    "message": message,
-                    "param": None,
-                    "event_id": None,
-                },
+                "event_id": new_event_id(),
+                **error_event("invalid_request_error", code, message),
             }
             record.add("server", event)
             record.close_code = close_code
@@ -328,4 +321,4 @@ class Emulator:
                 pass
             return
         model = parse_qs(urlsplit(request.path).query)["model"][0]
-        await Session(ws, record, self.options, self.progress, model).run()
+        await WebSocketAdapter(ws, record, self.options, self.progress, model).run()

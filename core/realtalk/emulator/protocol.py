@@ -1,0 +1,660 @@
+"""The emulator's server side without I/O: client events in, actions out.
+
+:class:`ServerProtocol` is one emulated Realtime session, in the style of the
+``websockets`` sans-I/O core: the caller feeds it what arrived and what time it is, and
+takes the actions it decided on::
+
+    protocol = ServerProtocol(model="gpt-realtime", progress=progress, audio=audio)
+    protocol.receive_event({"type": "response.create"}, now)   # a decoded client event
+    for action in protocol.actions_to_send():                   # Send(event) / Close(code)
+        ...
+    deadline = protocol.next_deadline()                         # call receive_tick then
+
+It owns validation of client events, the session configuration, the conversation items,
+VAD decisions, scenario steps, response building, usage estimates and ``error`` events
+with the real codes. A response is a generator of steps: it runs until it has to wait
+for the next audio chunk's moment, and :meth:`ServerProtocol.receive_tick` continues it.
+Timers, pacing (or not), faults, sockets and recording belong to the caller
+(:mod:`.adapter`). Numerical audio work (the energy VAD, the voice) comes in through an
+:class:`AudioEngine` (:mod:`.voice` wraps :mod:`.audio`), so this module imports no
+asyncio, websockets or numpy.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..protocol.vocab import (
+    AudioFormat,
+    audio_format,
+    error_event,
+    new_event_id,
+    new_id,
+)
+from .builders import (
+    EVENT_FIELDS,
+    RESPONSE_KEYS,
+    SUPPORTED_TYPES,
+    ClientError,
+    validate_item,
+)
+from .config import SessionUpdateError, default_session, merge_session, validate_session_update
+from .responses import Responder, Speech
+from .state import ScenarioProgress, UserInput
+
+__all__ = [
+    "Action",
+    "AudioEngine",
+    "Close",
+    "Detector",
+    "Send",
+    "ServerProtocol",
+    "SpeechChange",
+    "VadSettings",
+    "decode_frame",
+]
+
+_log = logging.getLogger("realtalk.emulator")
+
+
+# -- actions ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send this server event now (it already has its ``event_id``).
+
+    Attributes:
+        event: The server event.
+    """
+
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Close:
+    """Close the WebSocket with this code; nothing follows it.
+
+    Attributes:
+        code: The close code (1000 normal, 1001 going away after ``session_expired``).
+        reason: The close reason.
+    """
+
+    code: int
+    reason: str = ""
+
+
+Action = Send | Close
+
+
+# -- the audio engine ------------------------------------------------------------------
+
+
+class SpeechChange(Protocol):
+    """A VAD transition: ``kind`` is ``"started"`` or ``"stopped"``, ``ms`` its time."""
+
+    @property
+    def kind(self) -> str:
+        """``"started"`` or ``"stopped"``."""
+
+    @property
+    def ms(self) -> int:
+        """``audio_start_ms`` (padding applied) or ``audio_end_ms``."""
+
+
+class Detector(Protocol):
+    """Voice activity detection over the connection's appended audio."""
+
+    def feed(self, audio: bytes) -> Sequence[SpeechChange]:
+        """Consume appended audio (session input format); return its transitions."""
+
+    def reset_segment(self) -> None:
+        """Forget an unfinished segment (after a commit or a clear)."""
+
+
+@dataclass(frozen=True)
+class VadSettings:
+    """What the session's ``turn_detection`` asks of the detector.
+
+    Attributes:
+        format: The session's input audio format.
+        threshold: Energy threshold, 0..1.
+        prefix_padding_ms: Audio kept before the first loud frame.
+        silence_duration_ms: Quiet time that ends a segment.
+    """
+
+    format: AudioFormat
+    threshold: float
+    prefix_padding_ms: int
+    silence_duration_ms: int
+
+
+class AudioEngine(Speech, Protocol):
+    """The numerical audio work the protocol needs, supplied by the caller: the voice
+    (:class:`.responses.Speech`) and voice activity detection."""
+
+    def detector(self, settings: VadSettings, previous: Detector | None) -> Detector:
+        """A detector for ``settings`` that continues ``previous``'s audio clock, if any."""
+
+
+# -- the protocol ----------------------------------------------------------------------
+
+
+class ServerProtocol:
+    """One emulated Realtime session, without I/O.
+
+    The first action is ``session.created``. After every ``receive_*`` call, send what
+    :meth:`actions_to_send` returns, in order; after a :class:`Close`, stop. When
+    :meth:`next_deadline` is not None, call :meth:`receive_tick` at (or, to send audio
+    faster than real time, instead of waiting for) that time.
+
+    Args:
+        model: The model the client asked for (echoed in the session).
+        progress: Where the scenario stands (shared by an emulator's connections).
+        audio: The VAD and the voice.
+        created_at: Wall-clock seconds of the connection, for ``expires_at``.
+        expire_after: Seconds the session lives (see :meth:`expire`).
+        now: The caller's monotonic clock now; it only paces audio.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        progress: ScenarioProgress,
+        audio: AudioEngine,
+        created_at: float = 0.0,
+        expire_after: float = 3600.0,
+        now: float = 0.0,
+    ) -> None:
+        self.progress = progress
+        self.audio = audio
+        self.expire_after = expire_after
+        self.session = default_session(model, int(created_at + expire_after))
+        self.items: list[dict[str, Any]] = []
+        self.input_audio: dict[str, bytes] = {}
+        self.buffer = bytearray()
+        self.speech_item: str | None = None
+        self.pending_input: UserInput | None = None
+        self.closed = False
+        self._now = now
+        self._actions: list[Action] = []
+        self._vad: Detector | None = None
+        self._vad_key: tuple[str, AudioFormat] | None = None
+        self.responder = Responder(
+            send=self._send,
+            items=self.items,
+            session=lambda: self.session,
+            progress=progress,
+            speech=audio,
+            clock=lambda: self._now,
+        )
+        self._configure_vad()
+        self._send({"type": "session.created", "session": self.session})
+
+    # -- the caller's side -------------------------------------------------------------
+
+    def actions_to_send(self) -> list[Action]:
+        """Take the actions decided since the last call; perform them in order."""
+        actions, self._actions = self._actions, []
+        return actions
+
+    def next_deadline(self) -> float | None:
+        """When the active response wants :meth:`receive_tick` next (None: never)."""
+        return None if self.closed else self.responder.deadline
+
+    def receive_tick(self, now: float) -> None:
+        """Time passed: stream what of the active response is due by ``now``."""
+        self._clock(now)
+        if not self.closed:
+            self.responder.tick()
+
+    def receive_bad_frame(self, problem: tuple[str, str], now: float) -> None:
+        """A message that is no client event arrived (see :func:`decode_frame`): answer
+        it with the ``error`` (code, message) the real server sends."""
+        self._clock(now)
+        if not self.closed:
+            self._error(problem[0], problem[1])
+
+    def receive_event(self, event: dict[str, Any], now: float) -> None:
+        """A decoded client event arrived at ``now``: validate it and act on it.
+
+        An invalid event is answered with an ``error`` event (the socket stays open); an
+        emulator bug with a ``server_error`` and a log record.
+        """
+        self._clock(now)
+        if self.closed:
+            return
+        event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
+        try:
+            self._dispatch(event)
+        except ClientError as exc:
+            self._error(exc.code, exc.message, exc.param, event_id)
+        except Exception:  # noqa: BLE001  (an emulator bug: say so on the wire, as the server would)
+            _log.exception("emulator failed on client event %s", event.get("type"))
+            self._error(
+                None,
+                "The server had an error while processing your request "
+                "(emulator bug; see the log).",
+                None,
+                event_id,
+                type_="server_error",
+            )
+
+    def receive_audio(self, audio: bytes, now: float) -> None:
+        """Audio was appended to the input buffer (session input format): run the VAD."""
+        self._clock(now)
+        if not self.closed:
+            self._append(audio)
+
+    def expire(self) -> None:
+        """The session reached its maximum duration: stop any response where it stands,
+        send ``session_expired`` and close 1001."""
+        if self.closed:
+            return
+        self.responder.abandon()
+        minutes = f"{self.expire_after / 60:g}"
+        message = f"Your session hit the maximum duration of {minutes} minutes."
+        self._error("session_expired", message)
+        self._close(1001, message)
+
+    # -- sending -------------------------------------------------------------------------
+
+    def _clock(self, now: float) -> None:
+        self._now = max(self._now, now)
+
+    def _send(self, event: dict[str, Any]) -> None:
+        # A snapshot: items keep changing after the event that shows them is decided.
+        self._actions.append(Send(copy.deepcopy({"event_id": new_event_id(), **event})))
+
+    def _close(self, code: int, reason: str = "") -> None:
+        self._actions.append(Close(code, reason))
+        self.closed = True
+
+    def _error(
+        self,
+        code: str | None,
+        message: str,
+        param: str | None = None,
+        client_event_id: str | None = None,
+        type_: str = "invalid_request_error",
+    ) -> None:
+        self._send(error_event(type_, code, message, param, client_event_id))
+
+    def _dispatch(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind is None:
+            raise ClientError(
+                "missing_required_parameter", "Missing required parameter: 'type'.", "type"
+            )
+        if kind not in SUPPORTED_TYPES:
+            supported = ", ".join(f"'{t}'" for t in SUPPORTED_TYPES[:-1])
+            raise ClientError(
+                "invalid_value",
+                f"Invalid value: '{kind}'. Supported values are: "
+                f"{supported} and '{SUPPORTED_TYPES[-1]}'.",
+                "type",
+            )
+        allowed, required = EVENT_FIELDS[kind]
+        for key in event:
+            if key not in allowed and key not in ("type", "event_id"):
+                raise ClientError("unknown_parameter", f"Unknown parameter: '{key}'.", key)
+        for key in required:
+            if key not in event:
+                raise ClientError(
+                    "missing_required_parameter", f"Missing required parameter: '{key}'.", key
+                )
+        # The translation-style alias is the same event as input_audio_buffer.append.
+        name = kind.removeprefix("session.") if kind.startswith("session.input") else kind
+        getattr(self, "_on_" + name.replace(".", "_"))(event)
+
+    # -- session -------------------------------------------------------------------------
+
+    def _on_session_update(self, event: dict[str, Any]) -> None:
+        try:
+            update = validate_session_update(event["session"])
+        except SessionUpdateError as exc:
+            raise ClientError(exc.code, exc.message, exc.param) from None
+        voice = update.get("audio", {}).get("output", {}).get("voice")
+        if (
+            voice is not None
+            and voice != self.session["audio"]["output"]["voice"]
+            and self.responder.assistant_audio
+        ):
+            raise ClientError(
+                "cannot_update_voice",
+                "Cannot update a conversation's voice if assistant audio is present.",
+                "session.audio.output.voice",
+            )
+        self.session = merge_session(self.session, update)
+        self._configure_vad()
+        self._send({"type": "session.updated", "session": self.session})
+
+    def _on_session_close(self, event: dict[str, Any]) -> None:
+        self.responder.abandon()
+        self._close(1000)
+
+    def _configure_vad(self) -> None:
+        detection = self.session["audio"]["input"]["turn_detection"]
+        fmt = self._input_format
+        key = (json.dumps(detection, sort_keys=True), fmt)
+        if key == self._vad_key:
+            return  # unchanged: keep a segment in progress
+        self._vad_key = key
+        if detection is None:
+            self._vad = None
+            return
+        server = detection["type"] == "server_vad"
+        eagerness = {"low": 1000, "high": 200}.get(str(detection.get("eagerness")), 500)
+        settings = VadSettings(
+            format=fmt,
+            threshold=detection["threshold"] if server else 0.5,
+            prefix_padding_ms=detection["prefix_padding_ms"] if server else 300,
+            silence_duration_ms=detection["silence_duration_ms"] if server else eagerness,
+        )
+        self._vad = self.audio.detector(settings, self._vad)
+
+    @property
+    def _input_format(self) -> AudioFormat:
+        return audio_format(self.session["audio"]["input"]["format"])
+
+    @property
+    def _output_format(self) -> AudioFormat:
+        return audio_format(self.session["audio"]["output"]["format"])
+
+    # -- input audio ---------------------------------------------------------------------
+
+    def _on_input_audio_buffer_append(self, event: dict[str, Any]) -> None:
+        audio = event["audio"]
+        if not isinstance(audio, str):
+            raise ClientError(
+                "invalid_type", "Invalid type for 'audio': expected a base64 string.", "audio"
+            )
+        try:
+            data = base64.b64decode(audio, validate=True)
+        except (binascii.Error, ValueError):
+            raise ClientError(
+                "invalid_value", "Invalid 'audio': not valid base64.", "audio"
+            ) from None
+        self._append(data)
+
+    def _append(self, data: bytes) -> None:
+        self.buffer.extend(data)
+        vad = self._vad
+        if vad is None:
+            return
+        detection = self.session["audio"]["input"]["turn_detection"]
+        for change in vad.feed(data):
+            if change.kind == "started":
+                self.speech_item = new_id("item")
+                self._send(
+                    {
+                        "type": "input_audio_buffer.speech_started",
+                        "audio_start_ms": change.ms,
+                        "item_id": self.speech_item,
+                    }
+                )
+                if detection.get("interrupt_response") and self.responder.active is not None:
+                    self.responder.cancel("turn_detected")
+            else:
+                item_id = self.speech_item or new_id("item")
+                self.speech_item = None
+                self._send(
+                    {
+                        "type": "input_audio_buffer.speech_stopped",
+                        "audio_end_ms": change.ms,
+                        "item_id": item_id,
+                    }
+                )
+                self._commit(item_id)
+                vad.reset_segment()
+                if detection.get("create_response") and self.responder.active is None:
+                    self.responder.start(None, self._take_input())
+
+    def _on_input_audio_buffer_commit(self, event: dict[str, Any]) -> None:
+        fmt = self._input_format
+        if fmt.ms(len(self.buffer)) < 100:
+            raise ClientError(
+                "input_audio_buffer_commit_empty",
+                "Error committing input audio "
+                "buffer: buffer too small. Expected at least 100ms of audio, but "
+                f"buffer only has {len(self.buffer) / fmt.bytes_per_ms:.2f}ms of audio.",
+            )
+        self._commit(self.speech_item or new_id("item"))
+        self.speech_item = None
+        if self._vad is not None:
+            self._vad.reset_segment()
+
+    def _on_input_audio_buffer_clear(self, event: dict[str, Any]) -> None:
+        self.buffer.clear()
+        self.speech_item = None
+        if self._vad is not None:
+            self._vad.reset_segment()
+        self._send({"type": "input_audio_buffer.cleared"})
+
+    def _commit(self, item_id: str) -> None:
+        previous = self.items[-1]["id"] if self.items else None
+        audio, self.buffer = bytes(self.buffer), bytearray()
+        self._send(
+            {
+                "type": "input_audio_buffer.committed",
+                "item_id": item_id,
+                "previous_item_id": previous,
+            }
+        )
+        item: dict[str, Any] = {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "role": "user",
+            "status": "completed",
+            "content": [{"type": "input_audio", "transcript": None}],
+        }
+        self.input_audio[item_id] = audio
+        self._add_item(item, len(self.items))
+        self.pending_input = UserInput(text="", audio=True)
+        if self.session["audio"]["input"]["transcription"] is None:
+            return
+        turn = self.progress.peek_audio_turn()
+        transcript = (turn.transcript if turn is not None else None) or ""
+        item["content"][0]["transcript"] = transcript
+        seconds = round(self._input_format.ms(len(audio)) / 1000.0, 3)
+        ids = {"item_id": item_id, "content_index": 0}
+        if transcript:  # streaming transcription models send deltas first
+            self._send(
+                {
+                    "type": "conversation.item.input_audio_transcription.delta",
+                    **ids,
+                    "delta": transcript,
+                }
+            )
+        self._send(
+            {
+                "type": "conversation.item.input_audio_transcription.completed",
+                **ids,
+                "transcript": transcript,
+                "usage": {"type": "duration", "seconds": seconds},
+            }
+        )
+
+    # -- conversation items --------------------------------------------------------------
+
+    def _index(self, item_id: Any, code: str, param: str = "item_id") -> int:
+        for index, item in enumerate(self.items):
+            if item["id"] == item_id:
+                return index
+        raise ClientError(code, f"Item with item_id not found: {item_id}", param)
+
+    def _add_item(self, item: dict[str, Any], index: int) -> None:
+        self.items.insert(index, item)
+        previous = self.items[index - 1]["id"] if index > 0 else None
+        self._send({"type": "conversation.item.added", "item": item, "previous_item_id": previous})
+        self._send({"type": "conversation.item.done", "item": item, "previous_item_id": previous})
+
+    def _on_conversation_item_create(self, event: dict[str, Any]) -> None:
+        item = validate_item(event["item"])
+        previous = event.get("previous_item_id")
+        if previous is None:
+            index = len(self.items)
+        elif previous == "root":
+            index = 0
+        else:
+            index = self._index(previous, "invalid_value", "previous_item_id") + 1
+        if any(i["id"] == item["id"] for i in self.items):
+            raise ClientError(
+                "invalid_value", f"Item with id '{item['id']}' already exists.", "item.id"
+            )
+        self._add_item(item, index)
+        if item["type"] == "message" and item["role"] == "user":
+            text = " ".join(
+                str(c.get("text") or c.get("transcript") or "") for c in item["content"]
+            )
+            # Audio without text is speech, as if it had come through the input buffer.
+            spoken = all(c["type"] == "input_audio" for c in item["content"]) and not text.strip()
+            self.pending_input = UserInput(
+                text=text.strip(), audio=spoken and bool(item["content"])
+            )
+        elif item["type"] == "function_call_output":
+            # A tool output after the user's words means those words were answered
+            # already (e.g. history re-seeded after a reconnect): continue the turn.
+            self.pending_input = None
+            self.progress.last_output = item["output"]
+        elif item["type"] == "message" and item["role"] == "assistant":
+            self.pending_input = None  # seeded history: that user message was answered
+
+    def _on_conversation_item_delete(self, event: dict[str, Any]) -> None:
+        index = self._index(event["item_id"], "item_delete_invalid_item_id")
+        del self.items[index]
+        self._send({"type": "conversation.item.deleted", "item_id": event["item_id"]})
+
+    def _on_conversation_item_retrieve(self, event: dict[str, Any]) -> None:
+        item = self.items[self._index(event["item_id"], "item_retrieve_invalid_item_id")]
+        if item["id"] in self.input_audio:
+            audio = base64.b64encode(self.input_audio[item["id"]]).decode()
+            item = {**item, "content": [{**item["content"][0], "audio": audio}]}
+        self._send({"type": "conversation.item.retrieved", "item": item})
+
+    def _on_conversation_item_truncate(self, event: dict[str, Any]) -> None:
+        item = self.items[self._index(event["item_id"], "item_truncate_invalid_item_id")]
+        self.responder.forget_size(item["id"])
+        if item["id"] not in self.responder.audio_ms:
+            raise ClientError(
+                "item_truncate_invalid_item_id",
+                "Only model output audio messages can be truncated",
+                "item_id",
+            )
+        if event["content_index"] != 0:
+            raise ClientError(
+                "invalid_value",
+                "Invalid 'content_index': only content_index 0 can be truncated.",
+                "content_index",
+            )
+        end = event["audio_end_ms"]
+        if not isinstance(end, int) or isinstance(end, bool) or end < 0:
+            raise ClientError(
+                "invalid_value",
+                "Invalid 'audio_end_ms': expected a non-negative integer.",
+                "audio_end_ms",
+            )
+        have = self.responder.audio_ms[item["id"]]
+        if end > have:
+            raise ClientError(
+                "invalid_value",
+                f"Audio content of {have}ms is already shorter than {end}ms",
+                "audio_end_ms",
+            )
+        self.responder.audio_ms[item["id"]] = end
+        part = item["content"][0]
+        keep = int(end / 1000.0 * self.audio.chars_per_second)
+        part["transcript"] = (part.get("transcript") or "")[:keep]
+        self._send(
+            {
+                "type": "conversation.item.truncated",
+                "item_id": item["id"],
+                "content_index": 0,
+                "audio_end_ms": end,
+            }
+        )
+
+    def _take_input(self) -> UserInput | None:
+        user, self.pending_input = self.pending_input, None
+        return user
+
+    # -- responses -----------------------------------------------------------------------
+
+    def _on_response_create(self, event: dict[str, Any]) -> None:
+        params = event.get("response") or {}
+        if not isinstance(params, dict):
+            raise ClientError(
+                "invalid_type", "Invalid type for 'response': expected an object.", "response"
+            )
+        for key in params:
+            if key not in RESPONSE_KEYS:
+                raise ClientError(
+                    "unknown_parameter", f"Unknown parameter: 'response.{key}'.", f"response.{key}"
+                )
+        metadata = params.get("metadata")
+        if metadata is not None and not (
+            isinstance(metadata, dict)
+            and len(metadata) <= 16
+            and all(isinstance(v, str) for v in metadata.values())
+        ):
+            raise ClientError(
+                "invalid_type",
+                "Invalid 'response.metadata': expected an object of at most 16 string values.",
+                "response.metadata",
+            )
+        modalities = params.get("output_modalities")
+        if modalities is not None and modalities not in (["text"], ["audio"]):
+            raise ClientError(
+                "invalid_value",
+                "Invalid 'response.output_modalities': expected ['text'] or ['audio'].",
+                "response.output_modalities",
+            )
+        if self.responder.active is not None:
+            raise ClientError(
+                "conversation_already_has_active_response",
+                "Conversation already "
+                f"has an active response in progress: {self.responder.active.id}. Wait "
+                "until the response is finished before creating a new one.",
+            )
+        self.responder.start(params, self._take_input())
+
+    def _on_response_cancel(self, event: dict[str, Any]) -> None:
+        wanted = event.get("response_id")
+        if self.responder.active is None or (
+            wanted is not None and wanted != self.responder.active.id
+        ):
+            raise ClientError(
+                "response_cancel_not_active", "Cancellation failed: no active response found"
+            )
+        self.responder.cancel("client_cancelled")
+
+
+def decode_frame(message: str | bytes) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
+    """Decode one WebSocket message into a client event.
+
+    Returns:
+        ``(event, None)`` for a JSON object; ``(None, (code, message))`` for anything
+        else, with the ``error`` the real server answers (``invalid_event`` for a binary
+        frame, ``invalid_json`` for text that is not a JSON object).
+    """
+    if isinstance(message, bytes):
+        return None, (
+            "invalid_event",
+            "Expected a text WebSocket message; binary frames are not supported.",
+        )
+    try:
+        event = json.loads(message)
+    except ValueError as exc:
+        return None, ("invalid_json", f"Invalid event: failed to parse JSON value. {exc}")
+    if not isinstance(event, dict):
+        return None, ("invalid_json", "Invalid event: expected a JSON object.")
+    return event, None
