@@ -395,16 +395,3 @@ def test_realtalk_run_refuses_an_ambiguous_tool_in_one_line(make_plugin: Any, tm
         " realtalk-amb-a 1.0.0 and realtalk-amb-b 2.0.0; leave all but one out with --no-plugin"
         " realtalk-amb-b or --no-plugin realtalk-amb-a, or list the plugins to load in REALTALK_PLUGINS"
     )]
-
-
-# --- 6. lint ------------------------------------------------------------------------------
-
-
-def test_tool_and_plugin_modules_are_lint_clean(require: Any) -> None:
-    import importlib.util
-
-    require(importlib.util.find_spec("ruff") is not None, "ruff (pip install -e '.[dev]')")
-    files = [ROOT / "core" / "realtalk" / name for name in ("tools.py", "toolthreads.py", "plugins.py")]
-    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", *map(str, files)],
-                            capture_output=True, text=True, timeout=120, check=False, cwd=ROOT)
-    assert result.returncode == 0, result.stdout
