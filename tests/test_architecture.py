@@ -1,13 +1,15 @@
 """Import rules of the architecture, checked on the source (parsed with ``ast``, never imported).
 
-- The sans-I/O core (``protocol/`` and the emulator's ``emulator/protocol.py``) imports no
+- The sans-I/O core (``protocol/``, the emulator's ``protocol.py`` and ``responses.py``) imports no
   asyncio, websockets, numpy, sounddevice or soxr.
 - Only the socket layers import websockets: ``connection.py`` (client) and the emulator's
   ``adapter.py`` and ``server.py``.
 - Only ``audio/`` imports sounddevice, and only inside functions (importing it loads
   PortAudio).
 
-Only direct imports are checked: a module the core imports is held to its own rules.
+Direct imports are checked for every module; for the sans-I/O core, also every realtalk
+module it imports at module level, all the way down (``protocol/client.py`` may use
+``realtalk.tools``'s data types, but never drag asyncio in through them).
 """
 
 from __future__ import annotations
@@ -25,13 +27,11 @@ WEBSOCKETS_ALLOWED = {
     "connection.py",
     "emulator/adapter.py",
     "emulator/server.py",
-    # Until the emulator's split into protocol.py + adapter.py lands; then remove this line.
-    "emulator/connection.py",
 }
 
 
 def sans_io(module: str) -> bool:
-    return module.startswith("protocol/") or module == "emulator/protocol.py"
+    return module.startswith("protocol/") or module in ("emulator/protocol.py", "emulator/responses.py")
 
 
 def imports(tree: ast.AST) -> Iterator[tuple[str, int, bool]]:
@@ -97,7 +97,7 @@ def test_only_the_socket_layers_import_websockets() -> None:
     source = "import json\nimport websockets.asyncio.client\n"
     assert violations("session.py", source) == [
         ("core/realtalk/session.py:2: imports websockets; only connection.py, emulator/adapter.py,"
-        " emulator/connection.py, emulator/server.py may")]
+        " emulator/server.py may")]
     assert violations("connection.py", source) == []
     assert violations("emulator/adapter.py", "from websockets.asyncio.server import serve\n") == []
 
@@ -111,4 +111,56 @@ def test_only_audio_imports_sounddevice_and_only_in_functions() -> None:
         " import it inside the function that needs it")]
     assert violations("audio/capture.py", in_function) == []
     assert violations("audio/capture.py", in_method) == []
-    assert violations("cli.py", in_function) == ["core/realtalk/cli.py:2: imports sounddevice; only audio/ may"]
+    assert violations("cli/devices.py", in_function) == [
+        "core/realtalk/cli/devices.py:2: imports sounddevice; only audio/ may"]
+
+
+# --- the sans-I/O core, transitively ------------------------------------------------------
+
+
+def internal_imports(module: str, source: str) -> list[str]:
+    """Realtalk modules (paths under ``core/realtalk``) ``module`` imports at module level."""
+    found = []
+    here = Path(module).parent
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = here
+            for _ in range(node.level - 1):
+                base = base.parent
+            names = [node.module] if node.module else [alias.name for alias in node.names]
+            for name in names:
+                path = base.joinpath(*name.split("."))
+                for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+                    if (CORE / candidate).exists():
+                        found.append(candidate.as_posix())
+                        break
+    return found
+
+
+def reached(module: str) -> set[str]:
+    """``module`` and every realtalk module it imports at module level, transitively."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo += internal_imports(current, (CORE / current).read_text(encoding="utf-8"))
+    return seen
+
+
+@pytest.mark.parametrize("module", [m for m in modules() if sans_io(m)])
+def test_the_sans_io_core_reaches_no_io_through_realtalk_modules(module: str) -> None:
+    problems = []
+    for dependency in sorted(reached(module)):
+        for package, line, in_function in imports(ast.parse((CORE / dependency).read_text(encoding="utf-8"))):
+            if package in SANS_IO_BANNED and not in_function:
+                problems.append(f"core/realtalk/{dependency}:{line}: imports {package} (reached from {module})")
+    assert problems == []
+
+
+def test_the_transitive_rule_follows_relative_imports() -> None:
+    assert internal_imports("protocol/client.py", "from ..tools import Tool\nfrom .arbiter import X\n") == [
+        "tools.py", "protocol/arbiter.py"]
+    assert "toolcalls.py" not in reached("protocol/client.py")  # the asyncio half of tools
+    assert {"tools.py", "protocol/arbiter.py", "agents.py"} <= reached("protocol/client.py")

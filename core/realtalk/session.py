@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -53,15 +52,8 @@ from .results import (
     TurnResult,
     session_event,
 )
-from .tools import (
-    Tool,
-    ToolContext,
-    ToolOutcome,
-    ToolRegistry,
-    error_output,
-    run_tool,
-    validate_arguments,
-)
+from .toolcalls import execute_call
+from .tools import ToolRegistry
 
 if TYPE_CHECKING:
     from .audio.playback import OutputSink
@@ -537,7 +529,7 @@ class Session:
                 await self._run(self.protocol.handoff(tool.handoff_to, record.call_id))
                 record.status, record.output = "ok", f"transferred to {tool.handoff_to}"
                 return
-            outcome = await self._outcome(record, tool, run.available)
+            outcome = await execute_call(record, tool, run.available, self._approve)
             await self._run(self.protocol.tool_done(record, outcome, time.perf_counter() - started))
         except asyncio.CancelledError:
             if not self._closing:
@@ -547,27 +539,6 @@ class Session:
         finally:
             self._calls.pop(record.call_id, None)
             await self._run(self.protocol.call_ended(record.call_id))
-
-    async def _outcome(self, record: ToolCallRecord, tool: Tool | None, available: tuple[str, ...]) -> ToolOutcome:
-        if tool is None:
-            known = ", ".join(available) or "none"
-            return ToolOutcome(error_output(
-                f"unknown tool {record.name!r}: agent {record.agent} can call: {known}"), "unknown_tool")
-        check = validate_arguments(tool, record.arguments)
-        if check.error is not None or check.arguments is None:
-            return ToolOutcome(check.error or "", "invalid_arguments")
-        if tool.requires_approval and not await self._ask_approval(tool, check.arguments, record):
-            return ToolOutcome(error_output(
-                f"{tool.name} was not approved by the user; do not retry unless they ask"), "refused")
-        return await run_tool(tool, check.arguments, ToolContext(record.call_id, tool.name, record.agent))
-
-    async def _ask_approval(self, tool: Tool, arguments: dict[str, Any], record: ToolCallRecord) -> bool:
-        if self._approve is None:
-            return False
-        answer = self._approve(ApprovalRequest(tool.name, arguments, record.agent, record.call_id))
-        if inspect.isawaitable(answer):
-            answer = await answer
-        return bool(answer)
 
     # -- publishing ---------------------------------------------------------------------
 

@@ -5,10 +5,11 @@ A :class:`Tool` is what a plugin registers and what the model may call. The
 already taken (naming both plugins, and remembering the conflict so that an agent using
 that name can be refused). :func:`validate_arguments` checks the model's raw
 ``arguments`` string against the exact schema that was sent in ``session.update``, and
-:func:`run_tool` executes a handler. Every outcome of a call, good or bad, becomes a
+:func:`realtalk.toolcalls.run_tool` executes a handler. Every outcome of a call, good or bad, becomes a
 string for ``function_call_output``: failures belong to the model, not to the session.
 
-Execution is contained: sync handlers run on realtalk's own bounded pool of daemon
+This module is plain data and checks (no asyncio: the sans-I/O core imports it).
+Execution lives in :mod:`realtalk.toolcalls` and is contained: sync handlers run on realtalk's own bounded pool of daemon
 threads (:class:`ToolThreads`), never the event loop's default executor; an async
 handler's synchronous steps are timed, so one that blocks the loop is named; the
 output is capped at ``max_output_chars``; and whatever a handler raises (even
@@ -17,14 +18,12 @@ output is capped at ``max_output_chars``; and whatever a handler raises (even
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import inspect
 import json
 import logging
 import re
-import time
-from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +32,6 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 
 from .exceptions import ToolDefinitionError
-from .toolthreads import ToolThreads, ToolThreadsBusy, default_threads
 from .yamlfile import did_you_mean, json_path, load_yaml
 
 __all__ = [
@@ -42,14 +40,10 @@ __all__ = [
     "ToolContext",
     "ToolOutcome",
     "ToolRegistry",
-    "ToolThreads",
-    "ToolThreadsBusy",
     "cap_output",
-    "default_threads",
     "format_output",
     "load_tool_definitions",
     "make_tool",
-    "run_tool",
     "validate_arguments",
 ]
 
@@ -487,11 +481,8 @@ def _argument_error(tool: Tool, problems: list[dict[str, str]]) -> str:
     }, ensure_ascii=False)
 
 
-# --- execution ---------------------------------------------------------------------------
+# --- outcomes ----------------------------------------------------------------------------
 
-BLOCK_STEP_S = 0.1  # a synchronous step of an async handler this long blocked the loop
-BLOCK_WARN_S = 0.5  # this much blocking in one call earns a note on the console
-CANCEL_GRACE_S = 1.0  # how long a cancelled async handler may take to stop
 
 
 @dataclass(frozen=True)
@@ -569,239 +560,12 @@ def error_output(message: str) -> str:
     return json.dumps({"error": message}, ensure_ascii=False)
 
 
-class _Failed(Exception):
-    """A handler raised (anything), or returned a value that cannot become text."""
+def __getattr__(name: str) -> Any:
+    # run_tool and the thread pool moved to realtalk.toolcalls (they need asyncio);
+    # imports from here keep working without loading asyncio for the data types.
+    if name in ("run_tool", "ToolThreads", "ToolThreadsBusy", "default_threads"):
+        from . import toolcalls
 
-    def __init__(self, error: BaseException, *, output: bool = False) -> None:
-        super().__init__(error)
-        self.error = error
-        self.output = output
+        return getattr(toolcalls, name)
+    raise AttributeError(f"module 'realtalk.tools' has no attribute {name!r}")
 
-    def message(self, tool: str) -> str:
-        try:
-            detail = str(self.error)
-        except Exception:  # noqa: BLE001 - an exception whose __str__ raises is still reported
-            detail = "<unprintable>"
-        kind = type(self.error).__name__
-        if self.output:
-            return f"{tool} returned a value that cannot be turned into text: {kind}: {detail}"
-        return f"{tool} failed: {kind}: {detail}"
-
-
-class _TimedOut(Exception):
-    pass
-
-
-@dataclass
-class _CallState:
-    blocked_s: float = 0.0  # event-loop time spent in synchronous steps of BLOCK_STEP_S or more
-    overran: bool = False  # a sync handler's thread outlived the call
-    ignored_cancel: bool = False  # an async handler did not stop within CANCEL_GRACE_S
-
-    def step(self, seconds: float) -> None:
-        if seconds >= BLOCK_STEP_S:
-            self.blocked_s += seconds
-
-
-class _Stepper:
-    """Awaits an awaitable one step at a time, timing each synchronous step.
-
-    A step is the code between two suspensions; while it runs, nothing else on the
-    event loop does. Everything else passes through untouched: yielded futures, sent
-    values, thrown exceptions (cancellation) and the context the task runs in.
-    """
-
-    def __init__(self, awaitable: Awaitable[Any], state: _CallState) -> None:
-        self._awaitable = awaitable
-        self._state = state
-        self.closed = False  # closed from outside, as opposed to a handler raising GeneratorExit
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        steps = self._awaitable.__await__()
-        value: Any = None
-        error: BaseException | None = None
-        while True:
-            started = time.perf_counter()
-            try:
-                yielded = steps.send(value) if error is None else steps.throw(error)
-            except StopIteration as stop:
-                return stop.value
-            finally:
-                self._state.step(time.perf_counter() - started)
-            value, error = None, None
-            try:
-                value = yield yielded
-            except GeneratorExit:
-                self.closed = True
-                close = getattr(steps, "close", None)
-                if close is not None:
-                    close()
-                raise
-            except BaseException as exc:  # noqa: BLE001 - thrown in by the task: forwarded to the handler
-                error = exc
-
-
-def _cancelled_by_us() -> bool:
-    # A CancelledError is ours when our task is being cancelled; one a handler raises on
-    # its own is its error. Before Python 3.11 the two cannot be told apart.
-    task = asyncio.current_task()
-    cancelling = getattr(task, "cancelling", None)
-    return cancelling is None or cancelling() > 0
-
-
-async def _contained(start: Callable[[], Awaitable[Any]], state: _CallState) -> str:
-    stepper: _Stepper | None = None
-    try:
-        stepper = _Stepper(start(), state)
-        result = await stepper
-    except GeneratorExit as exc:
-        if stepper is not None and stepper.closed:
-            raise
-        raise _Failed(exc) from None
-    except asyncio.CancelledError as exc:
-        if _cancelled_by_us():
-            raise
-        raise _Failed(exc) from None
-    except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt too: they must not end the loop
-        raise _Failed(exc) from None
-    try:
-        return format_output(result)
-    except BaseException as exc:  # noqa: BLE001 - a value's __str__ may raise anything
-        raise _Failed(exc, output=True) from None
-
-
-async def _on_loop(start: Callable[[], Awaitable[Any]], timeout: float | None, state: _CallState) -> str:
-    # In a task of its own, so a handler that ignores cancellation cannot hold us past
-    # the timeout (asyncio.wait_for would wait for it without bound).
-    task = asyncio.create_task(_contained(start, state))
-    try:
-        await asyncio.wait({task}, timeout=timeout)
-    except asyncio.CancelledError:
-        await _stop(task)
-        raise
-    if task.done():
-        return task.result()
-    state.ignored_cancel = not await _stop(task)
-    raise _TimedOut
-
-
-async def _stop(task: asyncio.Task[str]) -> bool:
-    """Cancel the handler's task and wait for it a bounded time; True if it ended."""
-    task.cancel()
-    await asyncio.wait({task}, timeout=CANCEL_GRACE_S)
-    if task.done() and not task.cancelled():
-        task.exception()  # a result that came too late; retrieved so asyncio does not log it
-    return task.done()
-
-
-def _in_thread(handler: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[str, Any]:
-    # Runs in a worker thread: formatting a huge value happens there too, not on the loop.
-    try:
-        result = handler(**kwargs)
-    except BaseException as exc:  # noqa: BLE001 - reported as the tool's error
-        return "raised", exc
-    if inspect.isawaitable(result):
-        return "awaitable", result
-    try:
-        return "text", format_output(result)
-    except BaseException as exc:  # noqa: BLE001 - a value's __str__ may raise anything
-        return "unprintable", exc
-
-
-async def _call(tool: Tool, kwargs: dict[str, Any], state: _CallState, threads: ToolThreads) -> str:
-    handler = tool.handler
-    assert handler is not None
-    timeout = tool.timeout_s
-    if inspect.iscoroutinefunction(handler):
-        return await _on_loop(lambda: handler(**kwargs), timeout, state)
-    loop = asyncio.get_running_loop()
-    deadline = None if timeout is None else loop.time() + timeout
-    job = threads.submit(lambda: _in_thread(handler, kwargs))  # before the first await
-    try:
-        await asyncio.wait({job.future}, timeout=timeout)
-    except asyncio.CancelledError:
-        if threads.abandon(job):
-            log.info("tool %s (%s) was cancelled; its thread is still running", tool.name, tool.origin)
-        raise
-    if not job.future.done():
-        state.overran = threads.abandon(job)
-        raise _TimedOut
-    completed, value = job.future.result()
-    kind, result = value if completed else ("raised", value)
-    if kind == "raised":
-        raise _Failed(result)
-    if kind == "unprintable":
-        raise _Failed(result, output=True)
-    if kind == "awaitable":
-        remaining = None if deadline is None else max(0.0, deadline - loop.time())
-        return await _on_loop(lambda: result, remaining, state)
-    return str(result)
-
-
-async def run_tool(
-    tool: Tool, arguments: Mapping[str, Any], context: ToolContext, *, threads: ToolThreads | None = None
-) -> ToolOutcome:
-    """Run a tool's handler with validated arguments; never raises for the handler's sake.
-
-    Async handlers run on the event loop, each synchronous step timed: a handler that
-    blocks the loop for ``timeout_s`` is reported as a timeout, and for ``BLOCK_WARN_S``
-    gets a note. Sync handlers run on ``threads`` (default: :func:`default_threads`);
-    at a timeout the call returns at once and, when its thread is still running, the
-    note says so (a thread cannot be killed). Anything the handler raises, including
-    ``SystemExit`` and ``KeyboardInterrupt``, is an error output; the output is cut to
-    the tool's ``max_output_chars``.
-
-    Args:
-        tool: The tool to run.
-        arguments: Arguments already checked by :func:`validate_arguments`.
-        context: Passed to a handler that declares a ``context`` parameter.
-        threads: The pool for sync handlers.
-
-    Raises:
-        asyncio.CancelledError: Only when the calling task itself is cancelled.
-    """
-    if tool.handler is None:
-        return ToolOutcome(error_output(f"{tool.name} has no handler"), "error")
-    kwargs = dict(arguments)
-    if tool._wants_context:
-        kwargs["context"] = context
-    state = _CallState()
-    notes: list[str] = []
-    status: Literal["ok", "error", "timeout"] = "ok"
-    started = time.perf_counter()
-    try:
-        output = await _call(tool, kwargs, state, threads or default_threads())
-    except _TimedOut:
-        status, output = "timeout", _timeout_output(tool)
-        log.warning("tool %s (%s) timed out after %g s", tool.name, tool.origin, tool.timeout_s)
-    except _Failed as failed:
-        status, output = "error", error_output(failed.message(tool.name))
-        log.error("tool %s (%s) failed", tool.name, tool.origin, exc_info=failed.error)
-    except ToolThreadsBusy as busy:
-        status, output = "error", error_output(f"{tool.name} was not run: {busy}")
-        notes.append(f"{tool.name} was not run: {busy}")
-    elapsed = time.perf_counter() - started
-    blocked_past_timeout = tool.timeout_s is not None and 0 < tool.timeout_s <= state.blocked_s
-    if blocked_past_timeout and status == "ok":
-        status, output = "timeout", _timeout_output(tool)  # a result this late cannot count
-    if blocked_past_timeout or state.blocked_s >= BLOCK_WARN_S:
-        notes.append(f"{tool.name} blocked the event loop for {state.blocked_s:.1f} s:"
-                     " use await asyncio.sleep or a sync handler")
-    if state.overran:
-        notes.append(f"{tool.name} overran its {tool.timeout_s:g} s timeout; its thread is still running")
-    if state.ignored_cancel:
-        notes.append(f"{tool.name} ignored cancellation after its {tool.timeout_s:g} s timeout;"
-                     " it is still running")
-    if len(output) > tool.max_output_chars:
-        notes.append(f"{tool.name} returned {len(output):,} characters; the model got the first"
-                     f" {tool.max_output_chars:,} (max_output_chars)")
-        output = cap_output(output, tool.max_output_chars)
-    for note in notes:
-        log.warning("tool %s (%s): %s", tool.name, tool.origin, note)
-    # Lone surrogates cannot be sent as UTF-8; replaced here, they cannot break the send.
-    output = output.encode("utf-8", "replace").decode("utf-8")
-    return ToolOutcome(output, status, elapsed, "; ".join(notes) or None)
-
-
-def _timeout_output(tool: Tool) -> str:
-    return error_output(f"{tool.name} timed out after {tool.timeout_s:g} s; the result is unknown")
