@@ -43,6 +43,7 @@ from .exceptions import (
 from .protocol import client as p
 from .protocol.conversation import Conversation
 from .protocol.events import to_wire
+from .protocol.vocab import PCM
 from .results import (
     ApprovalRequest,
     Approver,
@@ -272,7 +273,7 @@ class Session:
     async def append_audio(self, pcm24k: bytes) -> None:
         """Send input audio (PCM16 mono 24 kHz; converted to G.711 when the agent uses it)."""
         await self._until(lambda: self._connected.is_set(), None)
-        await self._run(self.protocol.audio_appended(self._audio.encode_input(pcm24k), len(pcm24k) / 48.0))
+        await self._run(self.protocol.audio_appended(self._audio.encode_input(pcm24k), len(pcm24k) / PCM.bytes_per_ms))
 
     async def commit_audio(self) -> bool:
         """End a push-to-talk turn: commit the buffer and ask for a response.

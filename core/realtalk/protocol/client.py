@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import collections
 import json
-import secrets
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -47,6 +46,7 @@ from .conversation import Conversation
 from .events import Dialect, EventIds, error_summary, normalize_server_event
 from .session_config import build_session_update
 from .validate import check_server_event
+from .vocab import function_call_output_item, item_create, new_item_id, user_text_item
 
 __all__ = [
     "Action",
@@ -386,9 +386,7 @@ class ClientProtocol:
     def user_text(self, text: str) -> list[Action]:
         """A user text message (with an id of ours, so a dying socket cannot lose it)."""
         self.begin_turn()
-        item = {"id": f"item_rt{secrets.token_hex(8)}", "type": "message", "role": "user",
-                "content": [{"type": "input_text", "text": text}]}
-        out = self._send({"type": "conversation.item.create", "item": item})
+        out = self._send(item_create(user_text_item(text, id=new_item_id())))
         return out + self.request("user text")
 
     def request(self, reason: str, body: dict[str, Any] | None = None) -> list[Action]:
@@ -472,9 +470,8 @@ class ClientProtocol:
         if voice_change and self._audio_heard and target.voice_policy == "reconnect":
             history = self.replace_for_rotation()
             if call_id is not None:
-                history.append({"type": "conversation.item.create", "item": {
-                    "type": "function_call_output", "call_id": call_id,
-                    "output": json.dumps({"transferred_to": target.name})}})
+                history.append(item_create(function_call_output_item(
+                    call_id, json.dumps({"transferred_to": target.name}))))
                 self._resume = (f"handoff to {target.name}", greeting_response(target))
             self._note_handoff(previous, target)
             return [Reconnect(f"new voice for {target.name}", history),
@@ -702,8 +699,7 @@ class ClientProtocol:
         return [Send(self.ids.stamp(e)) for e in events]
 
     def _output(self, call_id: str, output: str) -> list[Action]:
-        return self._send({"type": "conversation.item.create", "item": {
-            "type": "function_call_output", "call_id": call_id, "output": output}})
+        return self._send(item_create(function_call_output_item(call_id, output)))
 
     def _note_handoff(self, previous: AgentSpec, target: AgentSpec) -> None:
         if self._turn is not None:
