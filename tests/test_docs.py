@@ -84,3 +84,16 @@ def test_readme_links_exist() -> None:
     root = DOCS.parent
     for link in re.findall(r"\]\((docs/[^)]+)\)", (root / "README.md").read_text()):
         assert (root / link).exists(), link
+
+
+def test_architecture_page_names_only_modules_that_exist() -> None:
+    text = (DOCS / "architecture.md").read_text()
+    core = DOCS.parent / "core" / "realtalk"
+    named = set(re.findall(r"`((?:[a-z_]+/)*[a-z_]+\.py|[a-z_]+/)`", text))
+    assert len(named) > 20
+    missing = sorted(name for name in named if not (core / name).exists())
+    assert missing == []
+    # and every module of the sans-I/O core is on the page
+    for module in sorted((core / "protocol").glob("*.py")):
+        if module.name != "__init__.py":
+            assert f"protocol/{module.name}" in text, module.name
