@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from realtalk.cli.console import ConsoleRenderer
 from realtalk.connection import (
     Backoff,
     ConnectionClosed,
@@ -20,7 +21,6 @@ from realtalk.connection import (
     connect,
     redact_url,
 )
-from realtalk.console import ConsoleRenderer
 from realtalk.exceptions import AuthenticationFailed, ConnectionFailed, ServerRejected
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers

@@ -22,7 +22,7 @@ from realtalk import (
     TurnDone,
     session_event,
 )
-from realtalk.console import ConsoleRenderer
+from realtalk.cli.console import ConsoleRenderer
 
 CORE = Path(__file__).resolve().parent.parent / "core" / "realtalk"
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import realtalk
-from realtalk.console import ConsoleRenderer
+from realtalk.cli.console import ConsoleRenderer
 from realtalk.emulator import Emulator
 from realtalk.exceptions import ConnectionFailed
 from realtalk.protocol.conversation import UNTRANSCRIBED

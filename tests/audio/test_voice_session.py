@@ -279,7 +279,7 @@ async def test_barge_in_cancels_a_running_cancellable_tool(voice_agent: Path) ->
 
 async def test_push_to_talk_commits_on_enter(tmp_path: Path, speech_wav: Path) -> None:
     from realtalk.audio import WavFileSource
-    from realtalk.interactive import voice
+    from realtalk.cli.interactive import voice
 
     agent = tmp_path / "ptt.yaml"
     agent.write_text("instructions: Push to talk.\nturn_detection: none\n")

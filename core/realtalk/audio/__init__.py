@@ -8,8 +8,9 @@ sounddevice is imported only when a device is listed or opened.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from realtalk.audio.capture import AudioSource, MicrophoneSource, WavFileSource
-from realtalk.audio.cli import devices_command
 from realtalk.audio.devices import (
     DeviceInfo,
     DeviceKind,
@@ -34,6 +35,19 @@ from realtalk.audio.playback import SILENCE_DBFS, OutputSink, SpeakerSink, WavFi
 from realtalk.audio.resample import API_RATE, Resampler, resample
 from realtalk.audio.tracker import ItemPlayback, PlaybackTracker
 from realtalk.audio.wav import WavAudio, WavWriter, read_wav, write_wav
+
+if TYPE_CHECKING:
+    from realtalk.cli.devices import devices_command
+
+
+def __getattr__(name: str) -> object:
+    # `realtalk devices` lives with the other commands in realtalk.cli, which imports
+    # this package: loaded on first use, so neither package half-imports the other.
+    if name == "devices_command":
+        from realtalk.cli.devices import devices_command
+
+        return devices_command
+    raise AttributeError(f"module 'realtalk.audio' has no attribute {name!r}")
 
 __all__ = [
     "API_RATE",

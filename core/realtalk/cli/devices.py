@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from realtalk.audio.devices import list_devices
-from realtalk.exceptions import AudioDeviceError
+from ..audio.devices import list_devices
+from ..exceptions import AudioDeviceError
 
 __all__ = ["devices_command"]
 

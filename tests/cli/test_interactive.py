@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import io
 
-from realtalk.interactive import _meter, console_approver
+from realtalk.cli.interactive import _meter, console_approver
 from realtalk.session import ApprovalRequest
 
 REQUEST = ApprovalRequest("transfer_money", {"amount": 50}, "front", "call_1")

@@ -13,12 +13,13 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 import wave
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONCIERGE = ROOT / "agents" / "concierge.yaml"
 RATE = 24_000
 
@@ -99,12 +100,17 @@ def test_signal_at_the_chat_prompt_of_a_terminal_exits_without_enter(stop: signa
 
 def _wait(pid: int, terminal: int, timeout: float) -> int | None:
     """The child's wait status, reading (and dropping) its output meanwhile; None if it runs on."""
-    for _ in range(int(timeout * 10)):
+    # A deadline, not a count of polls: once the child closes the terminal, select returns
+    # at once (the read fails with EIO) and a count would run out before the child is reaped.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             return status
         ready, _, _ = select.select([terminal], [], [], 0.1)
         if ready:
-            with contextlib.suppress(OSError):
+            try:
                 os.read(terminal, 4096)
+            except OSError:  # the child closed the terminal: it is exiting
+                time.sleep(0.01)
     return None

@@ -25,12 +25,12 @@ import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from .cli import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, stdout_closed
+from ..exceptions import AudioDeviceError
+from ..results import SessionEvent
+from ..runner import open_session, stream_audio_file
+from . import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, stdout_closed
 from .console import ConsoleRenderer
-from .exceptions import AudioDeviceError
 from .interactive import chat, console_approver, voice
-from .results import SessionEvent
-from .runner import open_session, stream_audio_file
 
 __all__ = ["run_command"]
 
@@ -42,7 +42,7 @@ def _mode(args: argparse.Namespace) -> str:
         return "file"
     if args.chat:
         return "chat"
-    from .audio import default_devices_available
+    from ..audio import default_devices_available
 
     has_input, has_output = default_devices_available()
     if (has_input or args.input_device is not None) and (has_output or args.output_device is not None
@@ -64,7 +64,7 @@ def _approver(args: argparse.Namespace, mode: str) -> Any:
 
 
 def _output_sink(args: argparse.Namespace, mode: str) -> Any:
-    from .audio import SpeakerSink, WavFileSink
+    from ..audio import SpeakerSink, WavFileSink
 
     if args.output is not None:
         # Files are written as fast as audio arrives, except in voice mode where the
@@ -150,7 +150,7 @@ async def _run(args: argparse.Namespace, stop: _Stop) -> int:
     gate = None
     code = 0
     if mode == "voice":
-        from .audio import EchoGate, MicrophoneSource
+        from ..audio import EchoGate, MicrophoneSource
 
         source = MicrophoneSource(args.input_device)
         if args.echo is None:

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from .exceptions import ConfigError
-from .session import ApprovalRequest, Session
+from ..exceptions import ConfigError
+from ..session import ApprovalRequest, Session
 
 __all__ = ["chat", "console_approver", "voice"]
 

@@ -1,4 +1,12 @@
-"""The ``realtalk`` command. Thin: every command is a call into the modules it names.
+"""The ``realtalk`` command: its parser and :func:`main`. Thin: every command is a call into
+the module that carries it out, imported only when that command runs, so ``realtalk
+--version`` loads no runtime:
+
+- ``run.py``: ``realtalk run``, the mode and the run; ``interactive.py`` (chat prompt,
+  voice loop, approval prompt) and ``console.py`` (what a person sees) serve it;
+- ``check.py``: ``realtalk check``, ``plugins`` and ``tools``;
+- ``devices.py``: ``realtalk devices``; ``emulator.py``: ``realtalk emulator``;
+- ``options.py``: option values, checked while parsing.
 
 Errors a user can cause end as one line on stderr and a non-zero exit, never a traceback:
 bad option values are refused while parsing (exit 2, before anything connects), log
@@ -11,19 +19,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
-import math
 import os
-import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, NoReturn
-from urllib.parse import urlsplit
+from typing import Any, NoReturn
 
-from . import __version__
-from .exceptions import ConfigError, RealtalkError
+from .. import __version__
+from ..exceptions import RealtalkError
+from .options import (
+    non_negative_int,
+    non_negative_number,
+    port_number,
+    positive_seconds,
+    readable_wav,
+    websocket_url,
+    writable_file,
+)
 
 __all__ = [
     "EXIT_BROKEN_PIPE",
@@ -59,104 +72,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"realtalk: error: {message} (see {self.prog} --help)\n")
-
-
-# --- option values: checked while parsing, so nothing connects with a bad one ------------
-
-
-def positive_seconds(text: str) -> float:
-    """A finite number of seconds above zero."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text!r}")
-    return value
-
-
-def non_negative_number(text: str) -> float:
-    """A finite number, 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a number of 0 or more, not {text!r}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """A whole number, 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number of 0 or more, not {text!r}")
-    return value
-
-
-def port_number(text: str) -> int:
-    """A TCP port, 0 to 65535 (0: any free port)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, not {text!r}")
-    return value
-
-
-def websocket_url(text: str) -> str:
-    """A ``ws://``, ``wss://`` (or ``http(s)://``) URL with a host and a valid port."""
-    from .connection import redact_url
-
-    # redact_url leaves a URL it cannot parse as it is: hide its userinfo here.
-    shown = re.sub(r"//[^/]*@", "//***@", redact_url(text))
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError as exc:
-        reason = str(exc)
-        raise argparse.ArgumentTypeError(f"invalid URL {shown!r}: {reason[:1].lower()}{reason[1:]}") from None
-    if parts.scheme not in ("ws", "wss", "http", "https") or not parts.hostname:
-        raise argparse.ArgumentTypeError(
-            f"not a WebSocket URL: {shown!r}; expected ws://host:port/path or wss://...")
-    return text
-
-
-def writable_file(*, make_parents: bool = False) -> Callable[[str], Path]:
-    """A file path that can be created or replaced (``make_parents``: missing folders too)."""
-
-    def check(text: str) -> Path:
-        path = Path(text)
-        if path.is_dir() or not path.name:
-            raise argparse.ArgumentTypeError(f"{text} is a directory; give a file name in it")
-        folder = path.parent
-        if make_parents:
-            while not folder.exists() and folder != folder.parent:
-                folder = folder.parent
-        if not folder.exists():
-            raise argparse.ArgumentTypeError(f"cannot write {text}: folder {folder} does not exist")
-        if not folder.is_dir():
-            raise argparse.ArgumentTypeError(f"cannot write {text}: {folder} is not a folder")
-        if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-            raise argparse.ArgumentTypeError(f"cannot write {text}: permission denied")
-        return path
-
-    return check
-
-
-def readable_wav(text: str) -> Path:
-    """A WAV file realtalk can read (exists, readable, a supported encoding)."""
-    from .audio.wav import read_wav
-
-    try:
-        read_wav(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return Path(text)
 
 
 def _add_logging_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -203,9 +118,9 @@ def _parser() -> argparse.ArgumentParser:
     devices.add_argument("--json", action="store_true", help="print JSON")
 
     emulator = sub.add_parser("emulator", help="serve a local Realtime API emulator")
-    from .emulator import cli as emulator_cli
+    from .emulator import add_arguments
 
-    emulator_cli.add_arguments(emulator)
+    add_arguments(emulator)
     for command in sub.choices.values():
         _add_logging_options(command, top=False)
     return parser
@@ -340,134 +255,35 @@ def _logging(*, verbose: bool, log_file: Path | None) -> Iterator[None]:
         ours.setLevel(saved)
 
 
-def _load_plugins(args: argparse.Namespace) -> Any:
-    from .plugins import load_plugins
-
-    return load_plugins(block=args.no_plugin)
-
-
-# --- check -------------------------------------------------------------------------------
-
-
-def _is_scenario(path: Path) -> bool:
-    return path.name.endswith((".scenario.yaml", ".scenario.yml"))
+# --- commands: each imports its module when it runs -------------------------------------
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .agents import load_agents
-    from .protocol.session_config import build_session_update
+    from .check import check_command
 
-    plugins = _load_plugins(args)
-    agent_paths: list[Path] = []
-    scenario_files: list[Path] = []
-    for path in args.paths:
-        if path.is_dir():
-            agent_paths.append(path)
-            scenario_files += sorted(p for p in path.iterdir() if _is_scenario(p))
-        elif _is_scenario(path):
-            scenario_files.append(path)
-        else:
-            agent_paths.append(path)
-
-    errors: list[str] = [str(p) for p in plugins.problems]
-    graph = load_agents(agent_paths, plugins.registry) if agent_paths else None
-    warnings: list[str] = []
-    if graph is not None:
-        errors += [str(p) for p in graph.problems]
-        warnings += [_as_warning(w) for w in graph.warnings]
-    if scenario_files:
-        from .emulator.scenario import check_scenario_file
-
-        for file in scenario_files:
-            errors += [str(p) for p in check_scenario_file(file)]
-
-    for line in errors:
-        print(line)
-    for line in warnings:
-        print(line)
-    if errors:
-        print(f"realtalk: {len(errors)} error(s)", file=sys.stderr)
-        return 1
-    if args.print_update and graph is not None:
-        profile: Literal["ga", "beta"] = "beta" if args.beta else "ga"
-        for agent in (graph.agents[name] for name in graph.roots):
-            event = build_session_update(agent, graph.tools_for(agent, plugins.registry), profile=profile)
-            print(json.dumps(event, indent=2, ensure_ascii=False))
-    else:
-        count = len(graph.agents) if graph else 0
-        print(f"ok: {count} agent(s), {len(scenario_files)} scenario(s) checked", file=sys.stderr)
-    return 0
-
-
-def _as_warning(problem: ConfigError) -> str:
-    where = f"{problem.file}:{problem.line}: " if problem.file else ""
-    return f"{where}warning: {problem.message}"
-
-
-# --- plugins and tools -------------------------------------------------------------------
+    return check_command(args)
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    plugins = _load_plugins(args)
-    if args.json:
-        print(json.dumps([p.as_dict() for p in plugins.plugins], indent=2))
-    elif not plugins.plugins:
-        print("no plugins installed (pip install a realtalk-* plugin)")
-    else:
-        for info in plugins.plugins:
-            status = f"  FAILED: {info.error}" if info.error else ""
-            print(f"{info.distribution} {info.version}{status}")
-            print(f"  hooks: {', '.join(info.hooks) or '-'}")
-            print(f"  tools: {', '.join(info.tools) or '-'}")
-    for problem in plugins.problems:
-        print(f"realtalk: warning: {problem}", file=sys.stderr)
-    return 0
+    from .check import plugins_command
 
-
-def _tool_dict(tool: Any) -> dict[str, Any]:
-    return {
-        "name": tool.name,
-        "description": tool.description,
-        "parameters": tool.parameters,
-        "plugin": tool.plugin,
-        "version": tool.plugin_version,
-        "handler": tool.handler_path,
-        "timeout_s": tool.timeout_s,
-        "requires_approval": tool.requires_approval,
-        "cancellable": tool.cancellable,
-    }
+    return plugins_command(args)
 
 
 def _cmd_tools(args: argparse.Namespace) -> int:
-    registry = _load_plugins(args).registry
-    tools = list(registry)
-    if args.name:
-        tool = registry.get(args.name)
-        if tool is None:
-            raise ConfigError(registry.unknown(args.name))
-        tools = [tool]
-    if args.json:
-        data = [_tool_dict(t) for t in tools]
-        print(json.dumps(data[0] if args.name else data, indent=2, ensure_ascii=False))
-        return 0
-    if not tools:
-        print("no tools installed (pip install a realtalk-* plugin)")
-    for tool in tools:
-        print(f"{tool.name}  ({tool.origin}, {tool.handler_path})")
-        print(f"  {tool.description}")
-        if args.name:
-            print("  parameters: " + json.dumps(tool.parameters, indent=2).replace("\n", "\n  "))
-    return 0
+    from .check import tools_command
+
+    return tools_command(args)
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:
-    from .emulator import cli as emulator_cli
+    from . import emulator
 
-    return emulator_cli.run(args)
+    return emulator.run(args)
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
-    from .audio import devices_command
+    from .devices import devices_command
 
     return devices_command(args.json)
 
@@ -475,7 +291,7 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from .run_command import run_command
+    from .run import run_command
 
     return asyncio.run(run_command(args))
 
@@ -488,7 +304,3 @@ _COMMANDS = {
     "tools": _cmd_tools,
     "emulator": _cmd_emulator,
 }
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

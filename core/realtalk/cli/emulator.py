@@ -18,18 +18,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..cli import (
-    EXIT_INTERRUPTED,
-    EXIT_TERMINATED,
-    non_negative_int,
-    non_negative_number,
-    port_number,
-    positive_seconds,
-)
 from ..exceptions import ScenarioError
+from . import EXIT_INTERRUPTED, EXIT_TERMINATED
+from .options import non_negative_int, non_negative_number, port_number, positive_seconds
 
 if TYPE_CHECKING:
-    from .server import Emulator
+    from ..emulator.server import Emulator
 
 __all__ = ["API_KEY_VARIABLE", "add_arguments", "run"]
 
@@ -141,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     """
     api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or None
     try:
-        from .server import Emulator
+        from ..emulator.server import Emulator
 
         emulator = Emulator(
             args.scenario,

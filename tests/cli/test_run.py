@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from realtalk.testing import ThreadedEmulator
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONCIERGE = ROOT / "agents" / "concierge.yaml"
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from realtalk.emulator.cli import add_arguments, run
+from realtalk.cli.emulator import add_arguments, run
 from websockets.asyncio.client import connect
 
 
@@ -96,7 +96,7 @@ def test_serves_until_ctrl_c(stop: signal.Signals, exit_code: int) -> None:
     scenario = Path(__file__).parents[2] / "agents" / "concierge.scenario.yaml"
     code = (
         "import sys; from argparse import ArgumentParser; "
-        "from realtalk.emulator.cli import add_arguments, run; p = ArgumentParser(); "
+        "from realtalk.cli.emulator import add_arguments, run; p = ArgumentParser(); "
         "add_arguments(p); sys.exit(run(p.parse_args(sys.argv[1:])))"
     )
     # The key comes from the environment: it is not in the process list.

@@ -12,8 +12,8 @@ import json
 import sys
 from typing import TextIO
 
-from .connection import redact_url
-from .results import (
+from ..connection import redact_url
+from ..results import (
     AssistantDelta,
     AssistantDone,
     Connected,

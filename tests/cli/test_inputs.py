@@ -21,7 +21,7 @@ from realtalk.testing import ThreadedEmulator
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONCIERGE = ROOT / "agents" / "concierge.yaml"
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from realtalk.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 AGENTS = ROOT / "agents"
 
 

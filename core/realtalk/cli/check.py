@@ -1,0 +1,138 @@
+"""``realtalk check``, ``realtalk plugins`` and ``realtalk tools``: what is configured and
+installed, read without connecting anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from ..exceptions import ConfigError
+
+__all__ = ["check_command", "plugins_command", "tools_command"]
+
+
+def _load_plugins(args: argparse.Namespace) -> Any:
+    from ..plugins import load_plugins
+
+    return load_plugins(block=args.no_plugin)
+
+
+# --- check -------------------------------------------------------------------------------
+
+
+def _is_scenario(path: Path) -> bool:
+    return path.name.endswith((".scenario.yaml", ".scenario.yml"))
+
+
+def check_command(args: argparse.Namespace) -> int:
+    """``realtalk check``: print every problem (and warning); 1 when there is one, else 0."""
+    from ..agents import load_agents
+    from ..protocol.session_config import build_session_update
+
+    plugins = _load_plugins(args)
+    agent_paths: list[Path] = []
+    scenario_files: list[Path] = []
+    for path in args.paths:
+        if path.is_dir():
+            agent_paths.append(path)
+            scenario_files += sorted(p for p in path.iterdir() if _is_scenario(p))
+        elif _is_scenario(path):
+            scenario_files.append(path)
+        else:
+            agent_paths.append(path)
+
+    errors: list[str] = [str(p) for p in plugins.problems]
+    graph = load_agents(agent_paths, plugins.registry) if agent_paths else None
+    warnings: list[str] = []
+    if graph is not None:
+        errors += [str(p) for p in graph.problems]
+        warnings += [_as_warning(w) for w in graph.warnings]
+    if scenario_files:
+        from ..emulator.scenario import check_scenario_file
+
+        for file in scenario_files:
+            errors += [str(p) for p in check_scenario_file(file)]
+
+    for line in errors:
+        print(line)
+    for line in warnings:
+        print(line)
+    if errors:
+        print(f"realtalk: {len(errors)} error(s)", file=sys.stderr)
+        return 1
+    if args.print_update and graph is not None:
+        profile: Literal["ga", "beta"] = "beta" if args.beta else "ga"
+        for agent in (graph.agents[name] for name in graph.roots):
+            event = build_session_update(agent, graph.tools_for(agent, plugins.registry), profile=profile)
+            print(json.dumps(event, indent=2, ensure_ascii=False))
+    else:
+        count = len(graph.agents) if graph else 0
+        print(f"ok: {count} agent(s), {len(scenario_files)} scenario(s) checked", file=sys.stderr)
+    return 0
+
+
+def _as_warning(problem: ConfigError) -> str:
+    where = f"{problem.file}:{problem.line}: " if problem.file else ""
+    return f"{where}warning: {problem.message}"
+
+
+# --- plugins and tools -------------------------------------------------------------------
+
+
+def plugins_command(args: argparse.Namespace) -> int:
+    """``realtalk plugins``: the installed plugin distributions, their hooks and tools."""
+    plugins = _load_plugins(args)
+    if args.json:
+        print(json.dumps([p.as_dict() for p in plugins.plugins], indent=2))
+    elif not plugins.plugins:
+        print("no plugins installed (pip install a realtalk-* plugin)")
+    else:
+        for info in plugins.plugins:
+            status = f"  FAILED: {info.error}" if info.error else ""
+            print(f"{info.distribution} {info.version}{status}")
+            print(f"  hooks: {', '.join(info.hooks) or '-'}")
+            print(f"  tools: {', '.join(info.tools) or '-'}")
+    for problem in plugins.problems:
+        print(f"realtalk: warning: {problem}", file=sys.stderr)
+    return 0
+
+
+def _tool_dict(tool: Any) -> dict[str, Any]:
+    return {
+        "name": tool.name,
+        "description": tool.description,
+        "parameters": tool.parameters,
+        "plugin": tool.plugin,
+        "version": tool.plugin_version,
+        "handler": tool.handler_path,
+        "timeout_s": tool.timeout_s,
+        "requires_approval": tool.requires_approval,
+        "cancellable": tool.cancellable,
+    }
+
+
+def tools_command(args: argparse.Namespace) -> int:
+    """``realtalk tools [NAME]``: installed tools with origin (and schema for one NAME)."""
+    registry = _load_plugins(args).registry
+    tools = list(registry)
+    if args.name:
+        tool = registry.get(args.name)
+        if tool is None:
+            raise ConfigError(registry.unknown(args.name))
+        tools = [tool]
+    if args.json:
+        data = [_tool_dict(t) for t in tools]
+        print(json.dumps(data[0] if args.name else data, indent=2, ensure_ascii=False))
+        return 0
+    if not tools:
+        print("no tools installed (pip install a realtalk-* plugin)")
+    for tool in tools:
+        print(f"{tool.name}  ({tool.origin}, {tool.handler_path})")
+        print(f"  {tool.description}")
+        if args.name:
+            print("  parameters: " + json.dumps(tool.parameters, indent=2).replace("\n", "\n  "))
+    return 0

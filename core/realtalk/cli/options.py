@@ -1,0 +1,122 @@
+"""Option values of the ``realtalk`` command, checked while parsing.
+
+Each is an argparse ``type=``: it returns the value or raises ``ArgumentTypeError`` with
+what was wrong, so a bad value is one usage line (exit 2) and nothing connects with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ..exceptions import ConfigError
+
+__all__ = [
+    "non_negative_int",
+    "non_negative_number",
+    "port_number",
+    "positive_seconds",
+    "readable_wav",
+    "websocket_url",
+    "writable_file",
+]
+
+
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text!r}")
+    return value
+
+
+def non_negative_number(text: str) -> float:
+    """A finite number, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number of 0 or more, not {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """A whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 0 or more, not {text!r}")
+    return value
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 0 to 65535 (0: any free port)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, not {text!r}")
+    return value
+
+
+def websocket_url(text: str) -> str:
+    """A ``ws://``, ``wss://`` (or ``http(s)://``) URL with a host and a valid port."""
+    from ..connection import redact_url
+
+    # redact_url leaves a URL it cannot parse as it is: hide its userinfo here.
+    shown = re.sub(r"//[^/]*@", "//***@", redact_url(text))
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        reason = str(exc)
+        raise argparse.ArgumentTypeError(f"invalid URL {shown!r}: {reason[:1].lower()}{reason[1:]}") from None
+    if parts.scheme not in ("ws", "wss", "http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"not a WebSocket URL: {shown!r}; expected ws://host:port/path or wss://...")
+    return text
+
+
+def writable_file(*, make_parents: bool = False) -> Callable[[str], Path]:
+    """A file path that can be created or replaced (``make_parents``: missing folders too)."""
+
+    def check(text: str) -> Path:
+        path = Path(text)
+        if path.is_dir() or not path.name:
+            raise argparse.ArgumentTypeError(f"{text} is a directory; give a file name in it")
+        folder = path.parent
+        if make_parents:
+            while not folder.exists() and folder != folder.parent:
+                folder = folder.parent
+        if not folder.exists():
+            raise argparse.ArgumentTypeError(f"cannot write {text}: folder {folder} does not exist")
+        if not folder.is_dir():
+            raise argparse.ArgumentTypeError(f"cannot write {text}: {folder} is not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise argparse.ArgumentTypeError(f"cannot write {text}: permission denied")
+        return path
+
+    return check
+
+
+def readable_wav(text: str) -> Path:
+    """A WAV file realtalk can read (exists, readable, a supported encoding)."""
+    from ..audio.wav import read_wav
+
+    try:
+        read_wav(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return Path(text)
