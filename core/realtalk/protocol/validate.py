@@ -107,8 +107,8 @@ _ARTICLE = {
 
 
 # -- the tables ---------------------------------------------------------------------------------
-# Only what the runtime reads (session.py, protocol/conversation.py, protocol/arbiter.py,
-# audio/bridge.py, console.py) is listed; the types are the GA ones. Required means the
+# Only what the runtime reads (protocol/client.py, protocol/conversation.py, protocol/arbiter.py,
+# audio/bridge.py, cli/console.py) is listed; the types are the GA ones. Required means the
 # event is meaningless without it; ``session``, ``response`` and ``error`` are not: a bare
 # session.created still starts a session, a bare response.done still ends a response.
 
