@@ -111,8 +111,8 @@ def test_only_audio_imports_sounddevice_and_only_in_functions() -> None:
         " import it inside the function that needs it")]
     assert violations("audio/capture.py", in_function) == []
     assert violations("audio/capture.py", in_method) == []
-    assert violations("cli/devices.py", in_function) == [
-        "core/realtalk/cli/devices.py:2: imports sounddevice; only audio/ may"]
+    assert violations("cli/commands.py", in_function) == [
+        "core/realtalk/cli/commands.py:2: imports sounddevice; only audio/ may"]
 
 
 # --- the sans-I/O core, transitively ------------------------------------------------------

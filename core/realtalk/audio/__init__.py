@@ -37,14 +37,14 @@ from realtalk.audio.tracker import ItemPlayback, PlaybackTracker
 from realtalk.audio.wav import WavAudio, WavWriter, read_wav, write_wav
 
 if TYPE_CHECKING:
-    from realtalk.cli.devices import devices_command
+    from realtalk.cli.commands import devices_command
 
 
 def __getattr__(name: str) -> object:
     # `realtalk devices` lives with the other commands in realtalk.cli, which imports
     # this package: loaded on first use, so neither package half-imports the other.
     if name == "devices_command":
-        from realtalk.cli.devices import devices_command
+        from realtalk.cli.commands import devices_command
 
         return devices_command
     raise AttributeError(f"module 'realtalk.audio' has no attribute {name!r}")

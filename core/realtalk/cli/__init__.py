@@ -259,19 +259,19 @@ def _logging(*, verbose: bool, log_file: Path | None) -> Iterator[None]:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .check import check_command
+    from .commands import check_command
 
     return check_command(args)
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    from .check import plugins_command
+    from .commands import plugins_command
 
     return plugins_command(args)
 
 
 def _cmd_tools(args: argparse.Namespace) -> int:
-    from .check import tools_command
+    from .commands import tools_command
 
     return tools_command(args)
 
@@ -283,7 +283,7 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
-    from .devices import devices_command
+    from .commands import devices_command
 
     return devices_command(args.json)
 

@@ -33,7 +33,7 @@ import yaml
 
 from ..results import AssistantDone, SessionEvent, ToolCallRecord, TurnResult, UserText
 
-__all__ = ["Conversation", "ThreadedEmulator", "aconverse", "converse"]
+__all__ = ["ConverseResult", "ThreadedEmulator", "aconverse", "converse"]
 
 
 class ThreadedEmulator:
@@ -90,7 +90,7 @@ class ThreadedEmulator:
 
 
 @dataclass
-class Conversation:
+class ConverseResult:
     """What happened in :func:`converse`.
 
     Attributes:
@@ -141,11 +141,11 @@ async def aconverse(
     *,
     timeout: float = 30.0,
     **options: Any,
-) -> Conversation:
+) -> ConverseResult:
     """Run ``agent`` through ``texts`` against ``emulator``; async form of :func:`converse`."""
     from ..runner import open_session
 
-    result = Conversation()
+    result = ConverseResult()
     with tempfile.TemporaryDirectory(prefix="realtalk-test-") as tmp:
         path = _agent_file(agent, Path(tmp))
         options.setdefault("text_only", True)
@@ -164,7 +164,7 @@ def converse(
     texts: Sequence[str],
     emulator: ThreadedEmulator | Any,
     **options: Any,
-) -> Conversation:
+) -> ConverseResult:
     """Run ``agent`` (a YAML path, or a mapping with the same keys) through ``texts``.
 
     Each text is one user turn; the call returns when every turn is over (tools run,
