@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -73,7 +73,8 @@ class FakeServer:
     arrive, the promises the client makes to the server.
     """
 
-    def __init__(self, *, expires_at: float | None = None, mangle_update: bool = False) -> None:
+    def __init__(self, *, expires_at: float | None = None, mangle_update: bool = False,
+                 cancelled_calls: set[str] | None = None) -> None:
         self.n = 0
         self.alive = True
         self.mangle_update = mangle_update
@@ -94,7 +95,8 @@ class FakeServer:
         self.requested: list[int] = []  # the same, for the responses the client asked for
         self.client_items: set[str] = set()
         self.seeded_upto = 0  # items seeded before the first response was due
-        self.cancelled_calls: set[str] = set()
+        self.cancelled_calls = set() if cancelled_calls is None else cancelled_calls  # all connections'
+        self.finished_calls: set[str] = set()  # of responses done here, or seeded
         self.echo_seen = False  # the client has seen a tagged response.created
         self.emit({"type": "session.created", "session": dict(self.session)})
 
@@ -135,6 +137,8 @@ class FakeServer:
             item.setdefault("id", self.new_id("item"))
             assert all(i["id"] != item["id"] for i in self.items), f"item {item['id']} sent twice"
             self.client_items.add(item["id"])
+            if item["type"] == "function_call":
+                self.finished_calls.add(item["call_id"])
             item.setdefault("status", "completed")
             self.add_item(item)
         elif kind == "response.create":
@@ -154,6 +158,9 @@ class FakeServer:
     def on_response_create(self, event: dict[str, Any]) -> None:
         eid = event["event_id"]
         assert not self.unanswered_creates, "a second response.create while one is in flight"
+        answered = {i["call_id"] for i in self.items if i["type"] == "function_call_output"}
+        owed = self.finished_calls - answered - self.cancelled_calls
+        assert not owed, f"response.create before the outputs of {sorted(owed)}"
         if self.refuse_next is not None:
             code, self.refuse_next = self.refuse_next, None
             self.unanswered_creates.append(eid)
@@ -239,6 +246,8 @@ class FakeServer:
         assert response is not None
         if status == "cancelled":
             self.cancelled_calls.update(response["calls"])
+        else:
+            self.finished_calls.update(response["calls"])
         self.emit({"type": "response.done", "response": {
             "id": response["id"], "object": "realtime.response", "status": status,
             "status_details": details or {"type": status}, "output": response["output"],
@@ -263,13 +272,16 @@ class FakeServer:
         the conversation, in the server's order, then the messages it sent that the
         server never confirmed to it."""
         seen: set[str] = set()
-        complete: set[str] = set()
+        complete: set[str] = set()  # a message's content, a call's arguments
         for event in self.delivered:
             kind = event["type"]
             if "item" in event and kind.startswith(("conversation.item", "response.output_item")):
-                seen.add(event["item"]["id"])
-                if kind.endswith(".done") and event["item"].get("status") == "completed":
-                    complete.add(event["item"]["id"])
+                item = event["item"]
+                seen.add(item["id"])
+                # A call is complete once any event says so; a message only once it is done.
+                if item.get("status") == "completed" and (
+                        kind.endswith(".done") or item["type"] == "function_call"):
+                    complete.add(item["id"])
             elif kind in ("response.output_text.done", "response.function_call_arguments.done",
                           "response.output_audio_transcript.done"):
                 complete.add(event["item_id"])
@@ -329,7 +341,7 @@ class Client:
         self.p = ClientProtocol(agents, agents.get("front"), registry(), text_only=text_only, **options)
         self.p.agent = self.p.prepare(self.p.agent)
         self.servers: list[FakeServer] = []
-        self.server_options: dict[str, Any] = {}
+        self.server_options: dict[str, Any] = {"cancelled_calls": set()}
         self.runs: dict[str, RunTool] = {}  # calls running now
         self.ran: list[str] = []
         self.cancelling: list[str] = []
@@ -698,14 +710,30 @@ def test_a_handoff_while_offline_gets_one_greeting_follow_up() -> None:
     history = client.drop()
     client.finish_tool(call_id)  # the handoff happens while no connection is live
     client.connect(history)
-    for _ in range(2):  # let every response the client asks for run
-        client.deliver()
-        if client.server.active is not None:
-            client.server.say("Hello.")
-            client.server.finish()
-    client.deliver()
+    settle(client)
     creates = creates_on(client.server)
     assert [GREETING in c["response"].get("instructions", "") for c in creates] == [True]
+
+
+def settle(client: Client) -> None:
+    """Deliver everything; answer every response the client asks for with a sentence."""
+    for _ in range(10):
+        client.deliver()
+        if client.server.active is None:
+            return
+        client.server.say("Right.")
+        client.server.finish()
+
+
+def test_a_message_typed_after_the_servers_own_response_began_is_answered() -> None:
+    client = live_client()
+    ask(client, "first")  # our response runs; the server echoes our tag
+    client.server.speech("wait")  # barge-in: ours is cancelled, the server's own begins
+    client.deliver(1)  # only speech_started has arrived when the user types
+    client.apply(client.p.user_text("and another thing"))
+    settle(client)
+    # The server's own response began before the text reached it: it never saw it.
+    assert client.server.unanswered() == [], "the typed message got no response"
 
 
 # -- audio, budget, expiry ----------------------------------------------------------------
@@ -741,7 +769,7 @@ def test_reconnect_budget_gives_up_and_a_completed_response_resets_it() -> None:
 
 def test_an_expiry_in_the_past_warns_once_and_never_rotates() -> None:
     client = Client()
-    client.server_options = {"expires_at": time.time() - 3600}
+    client.server_options["expires_at"] = time.time() - 3600
     client.connect()
     assert len([w for w in client.warnings() if "clocks" in w]) == 1
     assert client.p.rotation_due() == (None, [])
@@ -750,7 +778,7 @@ def test_an_expiry_in_the_past_warns_once_and_never_rotates() -> None:
 def test_rotation_is_due_before_expiry() -> None:
     client = Client(rotate_margin_s=120.0)
     expires = time.time() + 3600
-    client.server_options = {"expires_at": expires}
+    client.server_options["expires_at"] = expires
     client.connect()
     due, warnings = client.p.rotation_due()
     assert warnings == [] and due == expires - 120.0
@@ -761,7 +789,7 @@ def test_rotation_is_due_before_expiry() -> None:
 
 def test_a_session_updated_that_does_not_match_is_a_session_error() -> None:
     client = Client()
-    client.server_options = {"mangle_update": True}
+    client.server_options["mangle_update"] = True
     with pytest.raises(SessionError, match="did not apply our session.update"):
         client.connect()
 
@@ -850,7 +878,8 @@ class ConversationMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.online and self.client.server.active is not None)
     @rule(text=st.sampled_from(["Sure.", "Let me check.", "Done!"]))
     def model_says(self, text: str) -> None:
-        self.client.server.say(text)
+        self.said += 1
+        self.client.server.say(f"{text} ({self.said})")  # told apart in the history
 
     @precondition(lambda self: self.online and self.client.server.active is not None)
     @rule(data=st.data(), count=st.integers(1, 2))
@@ -929,5 +958,9 @@ class ConversationMachine(RuleBasedStateMachine):
         assert len(client.ran) == len(set(client.ran))
 
 
-ConversationMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+# No shrinking: a failure prints its whole run at once (shrinking one can take minutes);
+# add Phase.shrink locally to minimise it.
+ConversationMachine.TestCase.settings = settings(
+    max_examples=150, stateful_step_count=30, deadline=None,
+    phases=(Phase.explicit, Phase.reuse, Phase.generate))
 test_conversation_state_machine = ConversationMachine.TestCase
