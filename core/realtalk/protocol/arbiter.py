@@ -66,6 +66,12 @@ class _Wish:
     reason: str
     body: dict[str, Any] | None = None
     in_user_turn: bool = False  # made while the server was about to answer the user
+    item_id: str | None = None  # the user item the wish is about, if any
+    item_seen: bool = False  # the server confirmed that item (so a response can see it)
+
+    def covered_by_server_response(self) -> bool:
+        """A response the server starts during the user's turn answers this wish."""
+        return self.body is None and self.in_user_turn and (self.item_id is None or self.item_seen)
 
 
 @dataclass
@@ -153,7 +159,7 @@ class ResponseArbiter:
     # -- inputs -------------------------------------------------------------------------------
 
     def request_response(
-        self, reason: str, response: dict[str, Any] | None = None
+        self, reason: str, response: dict[str, Any] | None = None, *, item_id: str | None = None
     ) -> list[dict[str, Any]]:
         """Ask for a model response (user text sent, greeting, handoff without a call...).
 
@@ -161,6 +167,9 @@ class ResponseArbiter:
             reason: Why; kept for logs and tests.
             response: Optional ``response.create`` body (instructions, modalities...). Wishes
                 queued together merge into one request; a later body replaces an earlier one.
+            item_id: The user item (sent just before) the response must answer: a response
+                the server starts by itself only covers the wish if it started after the
+                server confirmed this item.
 
         Returns:
             ``[response.create]`` if it may be sent now, else ``[]`` (queued: it will come
@@ -169,7 +178,12 @@ class ResponseArbiter:
         old = self._wish
         body = dict(response) if response else (old.body if old else None)
         in_turn = self._in_user_turn() and (old is None or old.in_user_turn)
-        self._wish = _Wish(reason, body, in_turn)
+        wish = _Wish(reason, body, in_turn)
+        if item_id is not None:
+            wish.item_id = item_id
+        elif old is not None:
+            wish.item_id, wish.item_seen = old.item_id, old.item_seen
+        self._wish = wish
         return self._maybe_send()
 
     def on_output_sent(self, call_id: str) -> list[dict[str, Any]]:
@@ -321,14 +335,9 @@ class ResponseArbiter:
         for cid in list(self._confirmed):
             self._unanswered.pop(cid, None)
         self._confirmed.clear()
-        if self._wish is not None and self._wish.body is None and self._wish.in_user_turn:
+        if self._wish is not None and self._wish.covered_by_server_response():
             self._wish = None
-        if (
-            req is not None
-            and req.wish is not None
-            and req.wish.body is None
-            and req.wish.in_user_turn
-        ):
+        if req is not None and req.wish is not None and req.wish.covered_by_server_response():
             req.wish = None
 
     def _on_done(self, event: dict[str, Any]) -> None:
@@ -366,6 +375,9 @@ class ResponseArbiter:
         item = event.get("item")
         if not isinstance(item, dict):
             return
+        for wish in (self._wish, self._inflight.wish if self._inflight else None):
+            if wish is not None and wish.item_id is not None and item.get("id") == wish.item_id:
+                wish.item_seen = True
         cid = item.get("call_id")
         if not isinstance(cid, str):
             return

@@ -308,8 +308,13 @@ class ClientProtocol:
         self.live_since = now
         out: list[Action] = []
         held, self._outbox = self._outbox, []
-        for event in held:
-            out += self._send(event)
+        outputs = [e for e in held if e["item"].get("type") == "function_call_output"]
+        for event in held:  # messages typed meanwhile, first
+            if event not in outputs:
+                out += self._send(event)
+        # Outputs that finished meanwhile and what is owed make one request: the wish waits
+        # for the last output (its body, a greeting say, rides on that one response.create).
+        self.arbiter.expect_outputs([e["item"]["call_id"] for e in outputs])
         wish = self._resume or self._offline_wish
         if wish is None and self._carried:
             wish = ("resume after reconnect", None)
@@ -317,6 +322,8 @@ class ClientProtocol:
         self._carried = False
         if wish is not None:
             out += self._sends(self.arbiter.request_response(*wish))
+        for event in outputs:
+            out += self._send(event)
         return out + self._update_idle()
 
     def connection_lost(self) -> list[dict[str, Any]]:
@@ -386,15 +393,20 @@ class ClientProtocol:
     def user_text(self, text: str) -> list[Action]:
         """A user text message (with an id of ours, so a dying socket cannot lose it)."""
         self.begin_turn()
-        out = self._send(item_create(user_text_item(text, id=new_item_id())))
-        return out + self.request("user text")
+        item_id = new_item_id()
+        out = self._send(item_create(user_text_item(text, id=item_id)))
+        return out + self.request("user text", item_id=item_id)
 
-    def request(self, reason: str, body: dict[str, Any] | None = None) -> list[Action]:
-        """Ask for a response; the arbiter decides when (now, or once allowed)."""
+    def request(self, reason: str, body: dict[str, Any] | None = None, *,
+                item_id: str | None = None) -> list[Action]:
+        """Ask for a response; the arbiter decides when (now, or once allowed).
+
+        ``item_id`` names the user item it answers (see ``ResponseArbiter.request_response``).
+        """
         if not self.live:
             self._offline_wish = (reason, body or (self._offline_wish[1] if self._offline_wish else None))
             return []
-        return self._sends(self.arbiter.request_response(reason, body)) + self._update_idle()
+        return self._sends(self.arbiter.request_response(reason, body, item_id=item_id)) + self._update_idle()
 
     def greet(self) -> list[Action] | None:
         """The active agent's greeting request, or None when it has none."""
