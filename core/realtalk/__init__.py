@@ -58,7 +58,7 @@ from .results import (
 from .tools import ArgumentCheck, Tool, ToolContext, ToolRegistry, validate_arguments
 
 if _typing.TYPE_CHECKING:
-    from .connection import ConnectionProfile
+    from .profiles import ConnectionProfile
     from .recorder import Recorder
     from .runner import open_session, run_agent
     from .session import Session
@@ -66,7 +66,7 @@ if _typing.TYPE_CHECKING:
 # The runtime pulls in websockets, numpy and soxr: loaded on first use, so that
 # `import realtalk`, `realtalk --version`, `realtalk check` and plugin imports stay light.
 _LAZY = {
-    "ConnectionProfile": "realtalk.connection",
+    "ConnectionProfile": "realtalk.profiles",
     "Recorder": "realtalk.recorder",
     "Session": "realtalk.session",
     "open_session": "realtalk.runner",

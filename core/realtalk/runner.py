@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .agents import AgentGraph, load_agents
-from .connection import ConnectionProfile
+from .profiles import ConnectionProfile
 from .exceptions import ConfigError
 from .plugins import PluginSet, load_plugins
 from .results import Approver, TurnResult
