@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from .agents import AgentGraph, load_agents
-from .profiles import ConnectionProfile
 from .exceptions import ConfigError
 from .plugins import PluginSet, load_plugins
+from .profiles import ConnectionProfile
 from .results import Approver, TurnResult
 from .session import Session
 
