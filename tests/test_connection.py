@@ -398,14 +398,15 @@ async def test_frame_over_max_size_raises_frame_too_large(loopback: Callable[...
 
 
 async def test_first_event_over_max_size_is_not_retried(loopback: Callable[..., Any]) -> None:
-    # Compressed, the frame is small and only its decompressed size is over the limit:
-    # websockets does not know the size then, the limit is still named.
+    # realtalk offers no permessage-deflate, so even a server that would compress sends the
+    # frame as is, and its size is known and named.
     lb = await loopback("big_first")
     with pytest.raises(FrameTooLarge) as info:
         await connect(ConnectionProfile.url(lb.url), retries=3, backoff=FAST, max_size=1024)
     assert len(lb.requests) == 1
-    assert info.value.size is None and info.value.limit == 1024
-    assert "sent a frame, over the 1024 bytes limit (max_size)" in str(info.value)
+    assert info.value.size is not None and info.value.size > 1024 and info.value.limit == 1024
+    assert f"sent a {info.value.size} bytes frame, over the 1024 bytes limit (max_size)" in str(info.value)
+    assert header(lb.requests[0], "Sec-WebSocket-Extensions") is None  # no compression offered
 
 
 async def test_frames_under_max_size_pass(loopback: Callable[..., Any]) -> None:

@@ -16,6 +16,7 @@ Typical use::
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -66,6 +67,8 @@ log = logging.getLogger(__name__)
 
 SETUP_TIMEOUT_S = 15.0
 CLOSE_TIMEOUT_S = 2.0
+EVENT_BACKLOG = 1024
+"""Session events kept for :meth:`Session.events` until it yields them (oldest dropped)."""
 """How long closing waits for the server's close frame before dropping the socket."""
 
 
@@ -131,7 +134,9 @@ class Session:
         self._changed = asyncio.Event()  # set after every batch of actions
         self._idle = asyncio.Event()
         self._listeners: list[Listener] = []
-        self._queue: asyncio.Queue[SessionEvent | None] = asyncio.Queue()  # None: closed
+        # What events() has not yielded yet: bounded, so a session nobody iterates does
+        # not grow; the oldest are dropped first.
+        self._backlog: collections.deque[SessionEvent] = collections.deque(maxlen=EVENT_BACKLOG)
 
     @property
     def agent(self) -> AgentSpec:
@@ -192,7 +197,7 @@ class Session:
                     await reader
         if self._recorder is not None:
             self._recorder.close()
-        self._queue.put_nowait(None)
+        self._changed.set()  # events() ends
 
     # -- what applications call ---------------------------------------------------------
 
@@ -202,8 +207,13 @@ class Session:
 
     async def events(self) -> AsyncIterator[SessionEvent]:
         """Iterate over :class:`SessionEvent` until the session closes."""
-        while (event := await self._queue.get()) is not None:
-            yield event
+        while True:
+            while self._backlog:
+                yield self._backlog.popleft()
+            if self._closing:
+                return
+            self._changed.clear()
+            await self._changed.wait()
 
     async def send_text(self, text: str) -> None:
         """Add a user text message and ask for a response (through the arbiter).
@@ -439,9 +449,10 @@ class Session:
                         history = self.protocol.connection_lost()
                         await self._replace(f"connection closed ({closed})", history, dropped=True)
                     return  # a new reader runs on the new connection
-                # Let tool tasks run between events: a burst of buffered events must not
-                # delay an output (say, of a tool cancelled by barge-in) behind it.
-                await asyncio.sleep(0)
+                if self._calls:
+                    # Let tool tasks run between events: a burst of buffered events must not
+                    # delay an output (say, of a tool cancelled by barge-in) behind it.
+                    await asyncio.sleep(0)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - whatever ends the reader ends the session, visibly
@@ -549,7 +560,8 @@ class Session:
 
     def _emit(self, kind: str, **data: Any) -> None:
         event = session_event(kind, **data)
-        self._queue.put_nowait(event)
+        self._backlog.append(event)
+        self._changed.set()
         for listener in self._listeners:
             try:
                 listener(event)

@@ -18,6 +18,7 @@ class Playback:
 
     is_playing: bool = False
     level: float = -100.0
+    meter: bool = False
 
 
 def tone(amp: float, ms: int = 40) -> bytes:

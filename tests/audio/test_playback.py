@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from realtalk.audio import PlaybackTracker, WavFileSink, read_wav, resample
+from realtalk.audio.playback import SILENCE_DBFS
 
 SPEAKER_SCRIPT = """
 import asyncio, json
@@ -83,6 +85,7 @@ from realtalk.audio import SpeakerSink
 
 async def main():
     sink = SpeakerSink(prebuffer_ms=0, autostart=False)
+    sink.meter = True
     # 20 s of a ramp that never hits zero, so every frame in the file says where it came from.
     a = (1 + np.arange(24000 * 20) % 30000).astype("<i2")
     sink.feed("item_a", a.tobytes())
@@ -167,6 +170,7 @@ async def test_wav_sink_real_time_paced_and_awaitable(tmp_path: Path, make_sine)
 async def test_wav_sink_interrupt_keeps_exactly_what_was_played(tmp_path: Path) -> None:
     path = tmp_path / "out.wav"
     sink = WavFileSink(path, realtime=True)
+    sink.meter = True
     sink.start()
     x = (1 + np.arange(24000 * 2) % 30000).astype(np.int16)
     sink.feed("a", x.tobytes())
@@ -308,3 +312,15 @@ def test_late_deltas_of_an_interrupted_item_never_play(tmp_path: Path) -> None:
     assert sink.wait_drained(timeout=5)
     sink.close()
     assert read_wav(tmp_path / "o.wav").samples.tolist() == [-9] * 480
+
+
+def test_the_level_is_measured_only_while_metering() -> None:
+    sink = WavFileSink(os.devnull, realtime=False)
+    sink.start()
+    loud = np.full(2400, 20000, dtype=np.int16).tobytes()
+    sink.feed("a", loud)
+    assert sink.level == SILENCE_DBFS  # off by default: no pass over every block
+    sink.meter = True
+    sink.feed("b", loud)
+    assert sink.level > -10.0
+    sink.close()

@@ -37,6 +37,9 @@ class PlaybackState(Protocol):
         """Recent output level in dBFS."""
         ...
 
+    meter: bool
+    """Whether ``level`` is measured (the gate turns it on)."""
+
 
 class EchoGate:
     """Gate microphone chunks against the assistant's playback.
@@ -64,6 +67,8 @@ class EchoGate:
             raise ValueError(f"echo mode must be one of {', '.join(ECHO_MODES)}, got {mode!r}")
         self.playback = playback
         self.mode: EchoMode = mode
+        if mode != "headphones":
+            playback.meter = True  # the gate compares the mic with the playback level
         self.margin_db = margin_db
         self.tail_ms = tail_ms
         self.hold_ms = hold_ms

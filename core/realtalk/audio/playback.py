@@ -77,6 +77,7 @@ class _JitterBuffer:
         self.lock = threading.Lock()
         self.drained = threading.Condition(self.lock)
         self.level = SILENCE_DBFS
+        self.meter = False  # measure the level of each block (costs a pass over it)
         self.frames_consumed = 0  # all frames pulled, silence included
         self._segments: deque[_Segment] = deque()
         self._queued = 0
@@ -123,7 +124,8 @@ class _JitterBuffer:
                     self._idle()
             self.frames_consumed += n
             out[k:] = 0
-            self.level = dbfs(out)
+            if self.meter:
+                self.level = dbfs(out)
         return k
 
     def clear(self) -> int:
@@ -322,8 +324,19 @@ class OutputSink(ABC):
         return self._buffer.queued * 1000 // self.rate
 
     @property
+    def meter(self) -> bool:
+        """Whether :attr:`level` is measured: off by default, since nothing reads it in
+        most sessions and it costs a pass over every block (the echo gate turns it on)."""
+        return self._buffer.meter
+
+    @meter.setter
+    def meter(self, on: bool) -> None:
+        self._buffer.meter = on
+
+    @property
     def level(self) -> float:
-        """Level of the most recent output block in dBFS (-100 for silence)."""
+        """Level of the most recent output block in dBFS (-100 for silence), while
+        :attr:`meter` is on."""
         return self._buffer.level
 
     @property

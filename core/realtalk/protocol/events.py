@@ -166,6 +166,10 @@ def to_wire(event: dict[str, Any], dialect: Dialect) -> dict[str, Any]:
     return event
 
 
+_PAYLOAD_FREE = {"input_audio_buffer.append": "input_audio_buffer.append"}
+"""Client events :class:`EventIds` remembers by type and id only (their payload is audio)."""
+
+
 class EventIds:
     """Stamps client events with unique ``evt_...`` ids and remembers recent ones.
 
@@ -196,7 +200,10 @@ class EventIds:
         out = dict(event)
         if not isinstance(out.get("event_id"), str) or not out["event_id"]:
             out["event_id"] = self.new_id()
-        self._recent[out["event_id"]] = out
+        # Audio appends are remembered without their payload: 256 of them would hold
+        # megabytes, and an error about one needs only its type and id.
+        kept = _PAYLOAD_FREE.get(out.get("type", ""))
+        self._recent[out["event_id"]] = {"type": kept, "event_id": out["event_id"]} if kept else out
         while len(self._recent) > self._remember:
             self._recent.popitem(last=False)
         return out
