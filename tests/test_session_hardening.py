@@ -414,3 +414,18 @@ async def test_a_server_that_does_not_start_with_session_created_is_a_protocol_e
         with pytest.raises(realtalk.ProtocolError, match="expected session.created as the first event"):
             async with open_session(agents, url=url, text_only=True, extra_plugins=[Tools()]):
                 pass
+
+
+async def test_events_nobody_iterates_stay_bounded(agents: Path) -> None:
+    from realtalk.session import EVENT_BACKLOG
+
+    async with Emulator({"turns": []}, fast=True) as emu, session(emu, agents) as live:
+        for n in range(EVENT_BACKLOG * 3):
+            live._emit("warning", message=f"w{n}")
+        seen = []
+        async for event in live.events():
+            seen.append(event)
+            if len(seen) == EVENT_BACKLOG:
+                break
+    assert len(seen) == EVENT_BACKLOG  # the oldest went first
+    assert seen[-1].message == f"w{EVENT_BACKLOG * 3 - 1}"

@@ -173,3 +173,12 @@ def test_dialect_and_error_summary_are_the_vocabulary_ones() -> None:
     assert events.error_summary is vocab.error_summary
     prefix = EventIds().stamp({"type": "x"})["event_id"].rsplit("_", 1)[0]
     assert len(prefix) == len("evt_") + 8 and prefix != EventIds()._prefix.rstrip("_")
+
+
+def test_event_ids_remember_audio_appends_without_their_payload() -> None:
+    ids = EventIds(remember=4)
+    append = ids.stamp({"type": "input_audio_buffer.append", "audio": "A" * 6400})
+    assert append["audio"] == "A" * 6400  # what is sent keeps it
+    assert ids.lookup(append["event_id"]) == {"type": "input_audio_buffer.append", "event_id": append["event_id"]}
+    update = ids.stamp({"type": "session.update", "session": {"instructions": "x"}})
+    assert ids.lookup(update["event_id"]) == update
