@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import numpy as np
+import pytest
 
 RATE = 24000
 
@@ -285,7 +286,56 @@ def test_g711_round_trip_and_threshold_mapping() -> None:
         assert error.max() < 0.05, kind  # G.711 keeps about 3% relative precision
     assert (threshold_dbfs(0.0), threshold_dbfs(0.5), threshold_dbfs(1.0)) == (-70, -40, -10)
     pcm24 = AudioFormat.from_session({"type": "audio/pcm", "rate": 24000})
-    assert len(synthesize("abc", pcm24)) == 3 * 1600 * 2  # 15 characters a second
+    assert len(b"".join(synthesize("abc", pcm24))) == 3 * 1600 * 2  # 15 characters a second
+
+
+def _synthesize_whole(text: str, fmt: Any) -> bytes:
+    # The voice as it was made before it streamed: the whole reply in one array.
+    from realtalk.emulator.audio import CHARS_PER_SECOND, encode
+
+    per_char = int(fmt.rate / CHARS_PER_SECOND)
+    total = max(per_char * len(text), fmt.rate // 10)
+    out = np.zeros(total, dtype=np.float64)
+    t = np.arange(per_char, dtype=np.float64) / fmt.rate
+    envelope = np.minimum(1.0, np.minimum(t, t[::-1]) * 200.0)
+    for index, char in enumerate(text):
+        if char.isspace():
+            continue
+        pitch = 220.0 + (ord(char) % 32) * 15.0
+        out[index * per_char : (index + 1) * per_char] = (
+            0.2 * envelope * np.sin(2 * np.pi * pitch * t)
+        )
+    return encode(out, fmt)
+
+
+@pytest.mark.parametrize(
+    ("kind", "rate", "width"),
+    [("audio/pcm", 24000, 2), ("audio/pcmu", 8000, 1), ("audio/pcma", 8000, 1)],
+)
+def test_synthesis_streams_the_same_bytes_chunk_by_chunk(kind: str, rate: int, width: int) -> None:
+    from realtalk.emulator.audio import AudioFormat, synthesize
+    from realtalk.emulator.voice import ToneAudio
+
+    fmt = AudioFormat(kind, rate, width)
+    chunk = rate // 10 * width
+    for text in ("", "a", "Hi there!", "Welcome to Hotel Aurora. How can I help?", "x y  z" * 40):
+        whole = _synthesize_whole(text, fmt)
+        chunks = list(synthesize(text, fmt))  # 100 ms each
+        assert b"".join(chunks) == whole, text
+        assert {len(c) for c in chunks[:-1]} <= {chunk} and 0 < len(chunks[-1]) <= chunk
+        assert list(ToneAudio().speech(text, fmt, 100)) == chunks
+        for chunk_ms in (7, 20, 1000):  # chunks that cut characters anywhere
+            assert b"".join(synthesize(text, fmt, chunk_ms)) == whole, (text, chunk_ms)
+
+
+def test_synthesis_is_lazy_and_refuses_an_empty_chunk() -> None:
+    from realtalk.emulator.audio import AudioFormat, synthesize
+
+    fmt = AudioFormat("audio/pcm", 24000, 2)
+    chunks = synthesize("x" * 1_000_000, fmt)  # 18 hours of speech: only asked for is made
+    assert len(next(chunks)) == 4800
+    with pytest.raises(ValueError, match="shorter than one sample"):
+        next(synthesize("hi", fmt, 0))
 
 
 def test_emulator_g711_is_the_vocabulary_codec() -> None:

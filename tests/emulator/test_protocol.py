@@ -431,3 +431,17 @@ def test_no_turn_detection_means_manual_commit() -> None:
         e for e in sent(protocol) if e["type"] == "response.output_audio_transcript.delta"
     ]
     assert "".join(e["delta"] for e in transcript) == "Audio heard."  # the audio turn matched
+
+
+def test_deleting_a_committed_item_lets_its_audio_go() -> None:
+    protocol = make()
+    sent(protocol)
+    update = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+    protocol.receive_event({"type": "session.update", "session": update}, 0.0)
+    protocol.receive_audio(tone(400), 0.0)
+    protocol.receive_event({"type": "input_audio_buffer.commit"}, 0.0)
+    item_id = sent(protocol)[-1]["item"]["id"]
+    assert list(protocol.input_audio) == [item_id]
+    protocol.receive_event({"type": "conversation.item.delete", "item_id": item_id}, 0.0)
+    assert types(sent(protocol)) == ["conversation.item.deleted"]
+    assert protocol.input_audio == {}

@@ -58,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="send audio as fast as possible instead of at real-time pace",
     )
+    parser.add_argument(
+        "--record-audio",
+        action="store_true",
+        help="keep audio payloads in the in-memory record of each connection"
+             " (default: their length only)",
+    )
     faults = parser.add_argument_group("faults")
     faults.add_argument(
         "--expire-after",
@@ -147,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
             refuse_connections=args.refuse,
             drop_after_events=args.drop_after,
             latency_ms=args.latency_ms,
+            record_audio=args.record_audio,
         )
     except ScenarioError as exc:
         print(f"realtalk emulator: {exc}", file=sys.stderr)

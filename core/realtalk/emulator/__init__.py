@@ -2,8 +2,9 @@
 
 ``Emulator`` serves the GA WebSocket protocol on 127.0.0.1, answers from a scenario
 (:func:`load_scenario`), emulates server VAD on appended audio, streams deterministic
-audio, and can inject faults (expiry, 429 refusals, dropped sockets, latency). Every
-event is recorded per connection for assertions. See ``docs/emulator.md``.
+audio, and can inject faults (expiry, 429 refusals, dropped sockets, latency). Events
+are recorded per connection for assertions (audio payloads as their length, unless
+``record_audio=True``; the latest 100,000 per connection). See ``docs/emulator.md``.
 """
 
 from __future__ import annotations

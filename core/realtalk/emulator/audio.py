@@ -10,12 +10,14 @@ client. Nothing here does I/O. The VAD maps the ``server_vad`` knobs onto frame 
 * ``silence_duration_ms`` of consecutive quiet frames ends the speech segment.
 
 The assistant's "voice" is a soft tone per character (pitch from the character, spaces
-silent) at about 15 characters per second, so audio length follows the text.
+silent) at about 15 characters per second, so audio length follows the text. It is made
+one chunk at a time, as the reply streams, never a whole reply at once.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,27 +173,50 @@ def encode(samples: np.ndarray[Any, np.dtype[np.float64]], fmt: vocab.AudioForma
     return pcm
 
 
-def synthesize(text: str, fmt: vocab.AudioFormat) -> bytes:
+def synthesize(text: str, fmt: vocab.AudioFormat, chunk_ms: int = 100) -> Iterator[bytes]:
     """Deterministic audio for ``text``: one soft tone per character, 15 characters a second.
+
+    The audio is made one chunk at a time, as it is taken, so a long reply is never
+    synthesized whole; the chunks joined are the same bytes whatever ``chunk_ms``.
 
     Args:
         text: What the assistant "says".
         fmt: The session's output format.
+        chunk_ms: Milliseconds of audio per chunk (the last one may be shorter).
 
-    Returns:
-        Audio bytes in ``fmt``, at least 100 ms long.
+    Yields:
+        Audio bytes in ``fmt``, at least 100 ms in all.
+
+    Raises:
+        ValueError: ``chunk_ms`` is shorter than one sample.
     """
+    chunk = fmt.rate * chunk_ms // 1000
+    if chunk < 1:
+        raise ValueError(f"chunk_ms={chunk_ms} is shorter than one sample at {fmt.rate} Hz")
     per_char = int(fmt.rate / CHARS_PER_SECOND)
     total = max(per_char * len(text), fmt.rate // 10)
-    out = np.zeros(total, dtype=np.float64)
     t = np.arange(per_char, dtype=np.float64) / fmt.rate
     # A short fade keeps the tone free of clicks between characters.
     envelope = np.minimum(1.0, np.minimum(t, t[::-1]) * 200.0)
-    for index, char in enumerate(text):
+    tones: dict[float, np.ndarray[Any, np.dtype[np.float64]]] = {}  # pitch -> one character
+
+    def tone(char: str) -> np.ndarray[Any, np.dtype[np.float64]] | None:
         if char.isspace():
-            continue
+            return None
         pitch = 220.0 + (ord(char) % 32) * 15.0
-        out[index * per_char : (index + 1) * per_char] = (
-            0.2 * envelope * np.sin(2 * np.pi * pitch * t)
-        )
-    return encode(out, fmt)
+        if pitch not in tones:
+            tones[pitch] = 0.2 * envelope * np.sin(2 * np.pi * pitch * t)
+        return tones[pitch]
+
+    for start in range(0, total, chunk):
+        end = min(start + chunk, total)
+        out = np.zeros(end - start, dtype=np.float64)
+        # The characters this chunk overlaps; past the text (a short reply) is silence.
+        for index in range(start // per_char, min(len(text), -(-end // per_char))):
+            samples = tone(text[index])
+            if samples is None:
+                continue
+            lo = max(start, index * per_char)
+            hi = min(end, (index + 1) * per_char)
+            out[lo - start : hi - start] = samples[lo - index * per_char : hi - index * per_char]
+        yield encode(out, fmt)

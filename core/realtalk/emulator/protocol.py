@@ -532,6 +532,7 @@ class ServerProtocol:
     def _on_conversation_item_delete(self, event: dict[str, Any]) -> None:
         index = self._index(event["item_id"], "item_delete_invalid_item_id")
         del self.items[index]
+        self.input_audio.pop(event["item_id"], None)  # its audio goes with it
         self._send({"type": "conversation.item.deleted", "item_id": event["item_id"]})
 
     def _on_conversation_item_retrieve(self, event: dict[str, Any]) -> None:

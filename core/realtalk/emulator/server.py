@@ -21,7 +21,7 @@ from websockets.http11 import Request, Response
 from ..protocol.vocab import error_event, new_event_id
 from .adapter import Options, WebSocketAdapter
 from .scenario import Scenario, load_scenario
-from .state import ConnectionRecord, ScenarioProgress
+from .state import MAX_RECORDED_EVENTS, ConnectionRecord, ScenarioProgress
 
 __all__ = ["Emulator"]
 
@@ -58,9 +58,14 @@ class Emulator:
         latency_ms: Delay before the server reacts to each client event (and before
             ``session.created``).
         ping_interval: Seconds between keepalive pings (None: no pings).
+        record_audio: Record audio payloads whole; by default each is recorded as its
+            length (``"<audio 4800 bytes>"``), so the record stays small.
+        max_recorded_events: How many events each connection's record keeps; the oldest
+            go first and are counted in ``ConnectionRecord.discarded`` (None: no bound).
 
     Raises:
         ScenarioError: The scenario is invalid.
+        ValueError: ``max_recorded_events`` is below 1.
     """
 
     def __init__(
@@ -77,7 +82,13 @@ class Emulator:
         drop_connections: int = 1,
         latency_ms: float = 0.0,
         ping_interval: float | None = PING_INTERVAL,
+        record_audio: bool = False,
+        max_recorded_events: int | None = MAX_RECORDED_EVENTS,
     ) -> None:
+        if max_recorded_events is not None and max_recorded_events < 1:
+            raise ValueError(
+                f"max_recorded_events must be at least 1 or None, not {max_recorded_events}"
+            )
         self.scenario = load_scenario(scenario)
         self.host = host
         self.api_key = api_key
@@ -90,6 +101,8 @@ class Emulator:
             latency_ms=latency_ms,
         )
         self.ping_interval = ping_interval
+        self.record_audio = record_audio
+        self.max_recorded_events = max_recorded_events
         self.progress = ScenarioProgress(self.scenario)
         self.connections: list[ConnectionRecord] = []
         self.refused = 0
@@ -181,11 +194,19 @@ class Emulator:
     # -- records ---------------------------------------------------------------------
 
     def client_events(self, type: str | None = None) -> list[dict[str, Any]]:
-        """Every client event on every connection, optionally only those of ``type``."""
+        """Every client event recorded on every connection, optionally only those of ``type``.
+
+        Audio payloads are ``"<audio N bytes>"`` unless the emulator was made with
+        ``record_audio=True``.
+        """
         return [e for c in self.connections for e in c.client_events(type)]
 
     def server_events(self, type: str | None = None) -> list[dict[str, Any]]:
-        """Every server event on every connection, optionally only those of ``type``."""
+        """Every server event recorded on every connection, optionally only those of ``type``.
+
+        Audio payloads (``response.output_audio.delta``'s ``delta``) are
+        ``"<audio N bytes>"`` unless the emulator was made with ``record_audio=True``.
+        """
         return [e for c in self.connections for e in c.server_events(type)]
 
     def errors(self) -> list[dict[str, Any]]:
@@ -300,7 +321,10 @@ class Emulator:
         request = ws.request
         assert request is not None
         record = ConnectionRecord(
-            path=request.path, headers={k.lower(): v for k, v in request.headers.raw_items()}
+            path=request.path,
+            headers={k.lower(): v for k, v in request.headers.raw_items()},
+            record_audio=self.record_audio,
+            max_events=self.max_recorded_events,
         )
         record.listener = self._changed.set
         self.connections.append(record)

@@ -1,15 +1,34 @@
-"""Recorded traffic and scenario progress, shared by the emulator's connections."""
+"""Recorded traffic and scenario progress, shared by the emulator's connections.
+
+The record is bounded so that a long-running emulator (a load target) does not grow
+without end: audio payloads are kept as their length only (``"<audio 4800 bytes>"``)
+unless asked for, and each connection keeps its latest ``max_events`` events.
+"""
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from ..protocol.events import audio_byte_length
 from .scenario import Scenario, Step, Turn
 
-__all__ = ["ConnectionRecord", "EventRecord", "ScenarioProgress", "UserInput"]
+__all__ = [
+    "MAX_RECORDED_EVENTS",
+    "ConnectionRecord",
+    "EventRecord",
+    "ScenarioProgress",
+    "UserInput",
+    "without_audio",
+]
+
+MAX_RECORDED_EVENTS = 100_000
+"""Default number of events each connection's record keeps (the oldest go first)."""
+
+_AUDIO_DELTAS = frozenset({"response.output_audio.delta", "response.audio.delta"})
 
 
 class EventRecord(NamedTuple):
@@ -27,7 +46,44 @@ class EventRecord(NamedTuple):
     event: dict[str, Any]
 
 
-def _select(records: list[EventRecord], direction: str, type_: str | None) -> list[dict[str, Any]]:
+def without_audio(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` with each base64 audio payload replaced by its length.
+
+    The payloads are the ``delta`` of ``response.output_audio.delta`` and every string
+    under an ``"audio"`` key (``input_audio_buffer.append``, ``input_audio`` content of an
+    item); each becomes ``"<audio N bytes>"`` with N the decoded length. ``event`` is not
+    changed: parts that hold audio are copied, and an event without audio is returned
+    as it is.
+    """
+    if event.get("type") in _AUDIO_DELTAS and isinstance(event.get("delta"), str):
+        return {**event, "delta": _placeholder(event["delta"])}
+    stripped: dict[str, Any] = _strip(event, None)
+    return stripped
+
+
+def _placeholder(b64: str) -> str:
+    return f"<audio {audio_byte_length(b64)} bytes>"
+
+
+def _strip(value: Any, key: str | None) -> Any:
+    # Copy on write: an unchanged value comes back as the same object.
+    if isinstance(value, str):
+        return _placeholder(value) if key == "audio" else value
+    if isinstance(value, dict):
+        copy: dict[str, Any] | None = None
+        for k, v in value.items():
+            new = _strip(v, k)
+            if new is not v:
+                copy = dict(value) if copy is None else copy
+                copy[k] = new
+        return value if copy is None else copy
+    if isinstance(value, list):
+        items = [_strip(v, None) for v in value]
+        return value if all(a is b for a, b in zip(items, value)) else items
+    return value
+
+
+def _select(records: deque[EventRecord], direction: str, type_: str | None) -> list[dict[str, Any]]:
     return [
         r.event
         for r in records
@@ -42,24 +98,43 @@ class ConnectionRecord:
     Attributes:
         path: The request path with its query, as the client sent it.
         headers: The request headers (lower-case names).
-        events: Every client and server event, in order, timestamped.
+        events: The client and server events, in order, timestamped: the latest
+            ``max_events`` of them, audio payloads as ``"<audio N bytes>"`` unless
+            ``record_audio``.
         handshake_error: The error code (or ``"missing_auth"``) when the handshake was
             refused after the upgrade; None for a session that started.
         close_code: The close code the server sent, or None (open, client-closed or dropped).
         dropped: True when the emulator aborted the socket on purpose (the drop fault).
+        record_audio: Keep audio payloads whole (base64) instead of their length.
+        max_events: How many events :attr:`events` keeps (None: all of them).
+        discarded: How many of the oldest events were let go to stay within ``max_events``.
     """
 
     path: str
     headers: dict[str, str]
-    events: list[EventRecord] = field(default_factory=list)
+    events: deque[EventRecord] = field(default_factory=deque)
     handshake_error: str | None = None
     close_code: int | None = None
     dropped: bool = False
+    record_audio: bool = False
+    max_events: int | None = MAX_RECORDED_EVENTS
+    discarded: int = 0
     listener: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        if self.max_events is not None and self.max_events < 1:
+            raise ValueError(f"max_events must be at least 1 or None, not {self.max_events}")
+        self.events = deque(self.events, maxlen=self.max_events)
+
     def add(self, direction: str, event: dict[str, Any]) -> None:
-        """Record an event now (and wake anyone waiting in ``Emulator.wait_for``)."""
-        self.events.append(EventRecord(time.monotonic(), direction, event))
+        """Record an event now (and wake anyone waiting in ``Emulator.wait_for``).
+
+        ``event`` itself is not changed (it may still be on its way to the socket).
+        """
+        if len(self.events) == self.max_events:
+            self.discarded += 1  # the deque lets the oldest go
+        recorded = event if self.record_audio else without_audio(event)
+        self.events.append(EventRecord(time.monotonic(), direction, recorded))
         if self.listener is not None:
             self.listener()
 

@@ -1,8 +1,8 @@
 """The server protocol's audio engine: :mod:`.audio`'s energy VAD and deterministic voice.
 
 :class:`~.protocol.ServerProtocol` imports no numpy; it gets its detectors and its speech
-from a :class:`ToneAudio` given by the caller. The voice is synthesized whole by
-:func:`.audio.synthesize` on the first chunk taken, then handed out chunk by chunk.
+from a :class:`ToneAudio` given by the caller. The voice is synthesized by
+:func:`.audio.synthesize` one chunk at a time, as the response takes it.
 """
 
 from __future__ import annotations
@@ -53,9 +53,5 @@ class ToneAudio:
         return _EnergyDetector(vad, fmt)
 
     def speech(self, text: str, fmt: vocab.AudioFormat, chunk_ms: int) -> Iterator[bytes]:
-        """``text`` spoken in ``fmt``, in chunks of ``chunk_ms`` (synthesized on the first)."""
-        audio_format = AudioFormat.from_session(fmt.ga_object())
-        data = synthesize(text, audio_format)
-        size = audio_format.rate * chunk_ms // 1000 * audio_format.width
-        for start in range(0, len(data), size):
-            yield data[start : start + size]
+        """``text`` spoken in ``fmt``, in chunks of ``chunk_ms``, each made when taken."""
+        return synthesize(text, AudioFormat.from_session(fmt.ga_object()), chunk_ms)
