@@ -324,3 +324,18 @@ def test_the_level_is_measured_only_while_metering() -> None:
     sink.feed("b", loud)
     assert sink.level > -10.0
     sink.close()
+
+
+async def test_real_time_wav_sinks_share_one_clock_thread(tmp_path: Path) -> None:
+    import threading
+
+    sinks = [WavFileSink(tmp_path / f"{n}.wav", realtime=True) for n in range(20)]
+    for sink in sinks:
+        sink.start()
+        sink.feed("a", np.full(2400, 1000, dtype=np.int16).tobytes())  # 100 ms each
+    clocks = [t for t in threading.enumerate() if t.name.startswith(("realtalk-wav-clock", "realtalk-wav-out"))]
+    assert [t.name for t in clocks] == ["realtalk-wav-clock"]
+    await asyncio.wait_for(asyncio.gather(*(sink.drain() for sink in sinks)), 10)
+    assert all(sink.tracker.played_ms("a") == 100 for sink in sinks)
+    for sink in sinks:
+        sink.close()

@@ -493,8 +493,10 @@ def _choose_output_format(sd: Any, index: int, rate: int | None) -> tuple[int, i
 class WavFileSink(OutputSink):
     """Write assistant audio to a PCM16 mono 24 kHz WAV file (``--output FILE.wav``).
 
-    With ``realtime=True`` a thread consumes the buffer at real-time pace from the
-    monotonic clock, so barge-in truncation behaves as with a speaker. With
+    With ``realtime=True`` the buffer is consumed at real-time pace from the monotonic
+    clock, so barge-in truncation behaves as with a speaker; one clock thread
+    (:class:`_SinkClock`) paces every real-time sink of the process, so a hundred sessions
+    cost one thread, not a hundred. With
     ``realtime=False`` audio is consumed the moment it is fed (everything received
     counts as played).
 
@@ -527,7 +529,8 @@ class WavFileSink(OutputSink):
         self._writer: WavWriter | None = None
         self._io_lock = threading.Lock()  # pull + write are one step w.r.t. interrupt()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._clock_start = 0.0
+        self._consumed = 0  # frames consumed since _clock_start (real-time mode)
         self._scratch = np.zeros(API_RATE * tick_ms // 1000, dtype=np.int16)
 
     def _open(self) -> None:
@@ -536,16 +539,13 @@ class WavFileSink(OutputSink):
             self._started = True  # (start() sets it too, after we return)
             self._after_feed()  # what was fed before start
         if self.realtime:
-            self._thread = threading.Thread(
-                target=self._run, name=f"realtalk-wav-out:{self.path.name}", daemon=True
-            )
-            self._thread.start()
+            self._clock_start = time.monotonic()
+            _CLOCK.add(self)
 
     def _close(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        with self._io_lock:
+        _CLOCK.remove(self)
+        with self._io_lock:  # a tick in progress finishes first; later ones see _stop
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
@@ -571,19 +571,60 @@ class WavFileSink(OutputSink):
             while self._buffer.queued:
                 self._consume(self._buffer.queued)
 
+    def _tick(self, now: float) -> bool:
+        """Consume exactly the frames due since the start (the clock's thread), whatever
+        the scheduling jitter, so pace never drifts. False once this sink is done."""
+        due = int((now - self._clock_start) * self.rate)
+        if due <= self._consumed:
+            return not self._stop.is_set()
+        try:
+            with self._io_lock:
+                if self._stop.is_set():
+                    return False
+                self._consume(due - self._consumed)
+        except (OSError, ValueError) as exc:  # disk full, file closed under us
+            self.failed = f"cannot write {self.path}: {exc}"
+            self._buffer.clear()  # wake drain(): nothing more will play
+            return False
+        self._consumed = due
+        return True
+
+
+class _SinkClock:
+    """One daemon thread that paces every real-time :class:`WavFileSink` of the process.
+
+    It runs while at least one sink is registered, ticking at the smallest ``tick_ms``
+    among them; each sink consumes what is due by its own start time.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sinks: dict[int, WavFileSink] = {}
+        self._thread: threading.Thread | None = None
+
+    def add(self, sink: WavFileSink) -> None:
+        with self._lock:
+            self._sinks[id(sink)] = sink
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="realtalk-wav-clock", daemon=True)
+                self._thread.start()
+
+    def remove(self, sink: WavFileSink) -> None:
+        with self._lock:
+            self._sinks.pop(id(sink), None)
+
     def _run(self) -> None:
-        # Clock-driven: consume exactly the frames due since start, whatever the
-        # scheduling jitter of this thread, so pace never drifts.
-        start = time.monotonic()
-        consumed = 0
-        while not self._stop.wait(self.tick_ms / 1000):
-            due = int((time.monotonic() - start) * self.rate)
-            if due > consumed:
-                try:
-                    with self._io_lock:
-                        self._consume(due - consumed)
-                except (OSError, ValueError) as exc:  # disk full, file closed under us
-                    self.failed = f"cannot write {self.path}: {exc}"
-                    self._buffer.clear()  # wake drain(): nothing more will play
+        while True:
+            with self._lock:
+                sinks = list(self._sinks.values())
+                if not sinks:
+                    self._thread = None  # the next add() starts a new one
                     return
-                consumed = due
+            time.sleep(min(s.tick_ms for s in sinks) / 1000)
+            now = time.monotonic()
+            for sink in sinks:
+                if not sink._tick(now):
+                    self.remove(sink)
+
+
+_CLOCK = _SinkClock()
