@@ -12,7 +12,6 @@ mono by averaging). Everything else raises :class:`~realtalk.exceptions.ConfigEr
 from __future__ import annotations
 
 import struct
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -170,6 +169,13 @@ def write_wav(path: str | Path, samples: npt.ArrayLike | bytes, rate: int = 2400
         writer.write(samples)
 
 
+def _wav_header(rate: int, frames: int) -> bytes:
+    """RIFF/WAVE header of PCM16 mono audio holding ``frames`` frames."""
+    data = frames * 2
+    return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + data, b"WAVE", b"fmt ", 16, 1, 1,
+                       rate, rate * 2, 2, 16, b"data", data)
+
+
 class WavWriter:
     """Incremental PCM16 mono WAV writer (the header is finalised on :meth:`close`).
 
@@ -194,30 +200,32 @@ class WavWriter:
                 f"cannot write WAV file: {exc.strerror or exc}; check the directory exists",
                 file=self.path,
             ) from None
-        self._wave: wave.Wave_write | None = wave.open(self._file, "wb")  # noqa: SIM115
-        self._wave.setnchannels(1)
-        self._wave.setsampwidth(2)
-        self._wave.setframerate(rate)
+        # The canonical 44-byte PCM header, sizes patched on close: writing the frames
+        # straight to the (buffered) file costs a fraction of wave.writeframesraw.
+        self._file.write(_wav_header(rate, 0))
 
     def write(self, samples: npt.ArrayLike | bytes) -> None:
         """Append samples (int16 array or PCM16 little-endian bytes)."""
-        if self._wave is None:
+        if self._file is None:
             raise ValueError("WavWriter is closed")
         if isinstance(samples, (bytes, bytearray, memoryview)):
-            data = bytes(samples)
+            data: bytes | memoryview = samples if isinstance(samples, (bytes, memoryview)) else bytes(samples)
         else:
             data = np.asarray(samples, dtype="<i2").tobytes()
-        self._wave.writeframesraw(data)
+        self._file.write(data)
         self.frames_written += len(data) // 2
 
     def close(self) -> None:
         """Finalise the header and close the file. Idempotent."""
-        if self._wave is not None:
-            self._wave.close()
-            self._wave = None
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._file is None:
+            return
+        file, self._file = self._file, None
+        try:
+            if file.seekable():
+                file.seek(0)
+                file.write(_wav_header(self.rate, self.frames_written))
+        finally:
+            file.close()
 
     def __enter__(self) -> WavWriter:  # noqa: PYI034
         return self
