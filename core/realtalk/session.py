@@ -440,7 +440,12 @@ class Session:
                     event = await self._conn.recv()
                     self._received_at = time.perf_counter()
                     self._record("server", event)
-                    await self._run(self.protocol.receive(event))
+                    actions = self.protocol.receive(event)
+                    if event.get("type") in p.DELTA_TYPES:
+                        for action in actions:  # Play or Emit: no sends, no state to settle
+                            await self._do(action, None)
+                    else:
+                        await self._run(actions)
                 except ConnectionClosed as closed:  # reading, or sending what an event asked for
                     if isinstance(closed, FrameTooLarge):
                         await self._run(self.protocol.oversized_frame(str(closed)))

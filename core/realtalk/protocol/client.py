@@ -45,10 +45,11 @@ from .arbiter import ALREADY_ACTIVE, ResponseArbiter
 from .conversation import Conversation
 from .events import Dialect, EventIds, error_summary, normalize_server_event
 from .session_config import build_session_update
-from .validate import check_server_event
+from .validate import check_server_event, delta_ok
 from .vocab import function_call_output_item, item_create, new_item_id, user_text_item
 
 __all__ = [
+    "DELTA_TYPES",
     "Action",
     "AudioDone",
     "CancelCalls",
@@ -529,6 +530,11 @@ class ClientProtocol:
         Raises:
             SessionError: The server refused or did not apply our ``session.update``.
         """
+        fast = _DELTAS.get(raw.get("type"))  # type: ignore[arg-type]
+        if fast is not None and delta_ok(raw):
+            # Thousands per response: deltas change neither the arbiter nor idleness, so
+            # they skip normalising (GA names) and the idle check.
+            return fast(self, raw)
         checked, problems = check_server_event(raw)
         out: list[Action] = [Emit("warning", {"message": p}, log=True) for p in problems]
         if checked is None:
@@ -746,6 +752,25 @@ class ClientProtocol:
             "agent": self.agent.name, "text": result.text, "interrupted": interrupted,
             "first_delta_ms": result.first_delta_ms, "done_ms": result.done_ms, "usage": result.usage,
             "status": result.status, "status_reason": result.status_reason})]
+
+
+def _fast_audio(self: ClientProtocol, event: dict[str, Any]) -> list[Action]:
+    self.conversation.on_audio_delta(event)
+    return self._on_audio_delta(event)
+
+
+def _fast_text(self: ClientProtocol, event: dict[str, Any]) -> list[Action]:
+    self.conversation.on_server_event(event)
+    return self._on_text_delta(event)
+
+
+_DELTAS = {
+    "response.output_audio.delta": _fast_audio,
+    "response.output_audio_transcript.delta": _fast_text,
+    "response.output_text.delta": _fast_text,
+}
+DELTA_TYPES = frozenset(_DELTAS)
+"""Server events that only stream content: they change no turn, arbiter or idle state."""
 
 
 def _status_reason(response: dict[str, Any]) -> str | None:

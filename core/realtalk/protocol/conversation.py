@@ -402,7 +402,8 @@ class Conversation:
             item.response_id = rid
         return item
 
-    def _on_audio_delta(self, event: dict[str, Any]) -> None:
+    def on_audio_delta(self, event: dict[str, Any]) -> None:
+        """One ``response.output_audio.delta`` (the hot path calls this directly)."""
         item = self._item_for(event)
         delta = event.get("delta")
         if item is not None and isinstance(delta, str):
@@ -654,7 +655,7 @@ _SERVER_HANDLERS: dict[str, Any] = {
     "response.output_item.done": Conversation._on_output_item,
     "response.function_call_arguments.delta": Conversation._on_args_delta,
     "response.function_call_arguments.done": Conversation._on_args_done,
-    "response.output_audio.delta": Conversation._on_audio_delta,
+    "response.output_audio.delta": Conversation.on_audio_delta,
     "response.output_text.delta": Conversation._on_text_delta,
     "response.output_text.done": Conversation._on_text_done,
     "response.output_audio_transcript.delta": Conversation._on_transcript_delta,

@@ -35,7 +35,7 @@ from typing import Any
 
 from .events import BETA_TO_GA_SERVER_EVENTS
 
-__all__ = ["CHECKED_EVENT_TYPES", "check_server_event"]
+__all__ = ["CHECKED_EVENT_TYPES", "check_server_event", "delta_ok"]
 
 
 # -- field specs --------------------------------------------------------------------------------
@@ -368,7 +368,7 @@ _DELTA_TYPES = frozenset({
 })
 
 
-def _delta_ok(event: dict[str, Any]) -> bool:
+def delta_ok(event: dict[str, Any]) -> bool:
     """A delta event whose checked fields are all well typed (what ``_DELTA`` asks)."""
     item_id, response_id = event.get("item_id", ""), event.get("response_id", "")
     return (type(event.get("delta")) is str and type(item_id) is str
@@ -391,7 +391,7 @@ def check_server_event(event: dict[str, Any]) -> tuple[dict[str, Any] | None, li
         original.
     """
     etype = event.get("type") if isinstance(event, dict) else None
-    if etype in _DELTA_TYPES and _delta_ok(event):
+    if etype in _DELTA_TYPES and delta_ok(event):
         return event, []  # the hot path: thousands of deltas per response, all well typed
     spec = _TABLE.get(etype) if isinstance(etype, str) else None
     if spec is None or spec.fields is None:
