@@ -14,10 +14,7 @@ the testing kit (:mod:`realtalk.testing`) have their own namespaces.
 from __future__ import annotations
 
 import importlib as _importlib
-import importlib.metadata as _metadata
-import typing as _typing
 
-from .agents import AgentGraph, AgentSpec, Handoff, ToolUse, load_agent, load_agents
 from .exceptions import (
     AudioDeviceError,
     AuthenticationFailed,
@@ -31,63 +28,84 @@ from .exceptions import (
     SessionError,
     ToolDefinitionError,
 )
-from .hookspecs import hookimpl
-from .plugins import PluginInfo, PluginSet, Registrar, load_plugins
-from .results import (
-    ApprovalRequest,
-    Approver,
-    AssistantDelta,
-    AssistantDone,
-    Connected,
-    ErrorEvent,
-    HandoffDone,
-    Interrupted,
-    Listener,
-    Reconnected,
-    SessionEvent,
-    SessionWarning,
-    ToolCallRecord,
-    ToolFinished,
-    ToolStarted,
-    TurnDone,
-    TurnResult,
-    UserText,
-    UserTranscript,
-    session_event,
-)
-from .tools import ArgumentCheck, Tool, ToolContext, ToolRegistry, validate_arguments
 
-if _typing.TYPE_CHECKING:
+# Not typing.TYPE_CHECKING: importing typing costs as much as the rest of `import
+# realtalk`. Type checkers take any constant of this name as true; it is deleted below,
+# so that it is not a public name of the package.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .agents import AgentGraph, AgentSpec, Handoff, ToolUse, load_agent, load_agents
+    from .hookspecs import hookimpl
+    from .plugins import PluginInfo, PluginSet, Registrar, load_plugins
     from .profiles import ConnectionProfile
     from .recorder import Recorder
+    from .results import (
+        ApprovalRequest,
+        Approver,
+        AssistantDelta,
+        AssistantDone,
+        Connected,
+        ErrorEvent,
+        HandoffDone,
+        Interrupted,
+        Listener,
+        Reconnected,
+        SessionEvent,
+        SessionWarning,
+        ToolCallRecord,
+        ToolFinished,
+        ToolStarted,
+        TurnDone,
+        TurnResult,
+        UserText,
+        UserTranscript,
+        session_event,
+    )
     from .runner import open_session, run_agent
     from .session import Session
+    from .tools import ArgumentCheck, Tool, ToolContext, ToolRegistry, validate_arguments
+del TYPE_CHECKING
 
-# The runtime pulls in websockets, numpy and soxr: loaded on first use, so that
-# `import realtalk`, `realtalk --version`, `realtalk check` and plugin imports stay light.
+__version__ = "0.1.0"
+"""The distribution's version: a constant, so that ``realtalk --version`` reads no metadata
+(``tests/test_init.py`` keeps it equal to ``pyproject.toml``'s)."""
+
+# Only the exceptions are imported with the package. Everything else loads on first use:
+# the runtime pulls in websockets, numpy and soxr, agents and tools pull in jsonschema and
+# yaml, hookimpl pulls in pluggy; `import realtalk`, `realtalk --version` and plugin
+# imports stay light.
 _LAZY = {
+    **dict.fromkeys(["AgentGraph", "AgentSpec", "Handoff", "ToolUse", "load_agent", "load_agents"],
+                    "realtalk.agents"),
+    "hookimpl": "realtalk.hookspecs",
+    **dict.fromkeys(["PluginInfo", "PluginSet", "Registrar", "load_plugins"], "realtalk.plugins"),
     "ConnectionProfile": "realtalk.profiles",
     "Recorder": "realtalk.recorder",
-    "Session": "realtalk.session",
+    **dict.fromkeys([
+        "ApprovalRequest", "Approver", "AssistantDelta", "AssistantDone", "Connected", "ErrorEvent",
+        "HandoffDone", "Interrupted", "Listener", "Reconnected", "SessionEvent", "SessionWarning",
+        "ToolCallRecord", "ToolFinished", "ToolStarted", "TurnDone", "TurnResult", "UserText",
+        "UserTranscript", "session_event",
+    ], "realtalk.results"),
     "open_session": "realtalk.runner",
     "run_agent": "realtalk.runner",
+    "Session": "realtalk.session",
+    **dict.fromkeys(["ArgumentCheck", "Tool", "ToolContext", "ToolRegistry", "validate_arguments"],
+                    "realtalk.tools"),
 }
 
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        return getattr(_importlib.import_module(_LAZY[name]), name)
+        value = getattr(_importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # once loaded, an ordinary attribute
+        return value
     raise AttributeError(f"module 'realtalk' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
-
-try:
-    __version__ = _metadata.version("realtalk")
-except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
 
 __all__ = [
     "AgentGraph",

@@ -14,6 +14,7 @@ maps an AgentSpec to the GA ``session.update`` event.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterable
@@ -21,15 +22,16 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import ConfigError
 from .protocol.vocab import SEMANTIC_VAD_DEFAULTS, SERVER_VAD_DEFAULTS, audio_format
 from .tools import Tool, ToolRegistry, make_tool
-from .yamlfile import YamlDocument, did_you_mean, load_yaml
+from .yamlfile import YamlDocument, did_you_mean, load_yaml, read_text
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 __all__ = [
     "AgentGraph",
@@ -58,6 +60,9 @@ def agent_schema() -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def _validator() -> Draft202012Validator:
+    # jsonschema is imported when the first agent file is checked, not with the module.
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(agent_schema())
 
 
@@ -166,6 +171,8 @@ def greeting_response(agent: AgentSpec) -> dict[str, Any] | None:
 def _friendly(error: ValidationError) -> tuple[list[object], str]:
     """A message a person can act on, and where it applies."""
     if error.validator in ("oneOf", "anyOf") and error.context:
+        from jsonschema.exceptions import best_match
+
         # Report the branch that fits the value's kind, not "not valid under any schema".
         fitting = [e for e in error.context if not _wrong_branch(e)]
         error = best_match(fitting or error.context)
@@ -354,11 +361,36 @@ def load_agent(path: str | Path) -> AgentSpec:
     Raises:
         ConfigError: The first problem found, with file, line and JSON path.
     """
-    doc = load_yaml(path)
-    problems = check_document(doc)
+    doc, problems = _read_agent_file(Path(path))
     if problems:
         raise problems[0]
     return _build(doc)
+
+
+# Agent files that passed their checks, by path and exact text: a process that opens many
+# sessions parses and schema-checks each file once. Keyed by the text, read each time,
+# so an edited file is read again (a modification time can miss a quick same-size edit).
+_VALID_DOCS: dict[tuple[Path, str], YamlDocument] = {}
+
+
+def _read_agent_file(file: Path) -> tuple[YamlDocument, list[ConfigError]]:
+    """The document of one agent file and its schema problems.
+
+    Raises:
+        ConfigError: The file cannot be read or is not valid YAML.
+    """
+    text = read_text(file)
+    known = _VALID_DOCS.get((file, text))
+    if known is not None:
+        # A copy: specs built from it hold its mappings, and a caller may change those.
+        return YamlDocument(copy.deepcopy(known.data), known.file, dict(known.lines)), []
+    doc = load_yaml(file, text)
+    problems = check_document(doc)
+    if not problems:
+        if len(_VALID_DOCS) >= 256:
+            _VALID_DOCS.clear()
+        _VALID_DOCS[(file, text)] = YamlDocument(copy.deepcopy(doc.data), doc.file, dict(doc.lines))
+    return doc, problems
 
 
 # --- the graph ---------------------------------------------------------------------------
@@ -489,11 +521,10 @@ def load_agents(paths: Iterable[str | Path], registry: ToolRegistry | None = Non
     specs: dict[str, AgentSpec] = {}
     for file in requested:
         try:
-            doc = load_yaml(file)
+            doc, problems = _read_agent_file(file)
         except ConfigError as exc:
             graph.problems.append(exc)
             continue
-        problems = check_document(doc)
         if problems:
             graph.problems.extend(problems)
             continue
@@ -522,10 +553,10 @@ class _Siblings:
     def _load(self, file: Path) -> None:
         self._pending.remove(file)
         try:
-            doc = load_yaml(file)
+            doc, problems = _read_agent_file(file)
         except ConfigError:
             return
-        if not check_document(doc):
+        if not problems:
             spec = _build(doc)
             self._specs.setdefault(spec.name, spec)
 

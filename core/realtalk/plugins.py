@@ -6,6 +6,14 @@ the block list (``--no-plugin NAME``), registers each plugin module, checks its 
 with ``check_pending()``, and calls its ``register_tools`` hook with a
 :class:`Registrar` bound to its distribution. A plugin that fails at any step is
 recorded with its distribution name, version and reason, and the others keep working.
+
+Each call builds a new manager and a new :class:`PluginSet`. Sessions opened by
+:func:`realtalk.open_session` share one per process instead (:func:`shared_plugins`):
+discovering entry points reads every installed distribution's metadata, which costs more
+than the rest of opening a session. That PluginSet is loaded again when ``sys.path``, a
+``site-packages`` directory on it (``pip install``), ``REALTALK_PLUGINS`` or the block list
+changes;
+:func:`refresh_plugins` forgets it explicitly (after editing a plugin's tools YAML).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +40,15 @@ from .tools import (
     make_tool,
 )
 
-__all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "PluginSet", "Registrar", "load_plugins"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PluginInfo",
+    "PluginSet",
+    "Registrar",
+    "load_plugins",
+    "refresh_plugins",
+    "shared_plugins",
+]
 
 log = logging.getLogger(__name__)
 
@@ -271,3 +288,51 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
     # Sorted so that the order (and so "who registered a name first") is reproducible.
     eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
     return sorted(eps, key=lambda ep: ((ep.dist.name if ep.dist else ""), ep.name))
+
+
+# --- one PluginSet per process, for sessions --------------------------------------------
+
+_SHARED: dict[tuple[object, ...], PluginSet] = {}
+
+
+def shared_plugins(*, block: Iterable[str] = ()) -> PluginSet:
+    """``load_plugins(block=block)``, loaded once and reused by every later call.
+
+    A PluginSet is not changed once loaded (its registry holds frozen tools), so sessions
+    can share it. It is loaded again when what discovery depends on changes: ``sys.path``,
+    the modification time of a ``site-packages`` (or ``dist-packages``) directory on it
+    (``pip install`` and ``pip uninstall`` change it), ``REALTALK_PLUGINS`` or ``block``.
+    Call :func:`refresh_plugins` after changing a plugin in place (editing its tools YAML)
+    or installing one elsewhere (``pip install --target`` into a directory on the path).
+
+    Args:
+        block: Distribution names never to load.
+    """
+    key = (os.environ.get(ALLOW_ENV), frozenset(_norm(b) for b in block), _path_stamp())
+    plugins = _SHARED.get(key)
+    if plugins is None:
+        plugins = load_plugins(block=block)
+        if len(_SHARED) >= 8:  # stale keys from earlier sys.path states
+            _SHARED.clear()
+        _SHARED[key] = plugins
+    return plugins
+
+
+def refresh_plugins() -> None:
+    """Forget the shared PluginSet: the next session discovers and loads plugins again."""
+    _SHARED.clear()
+
+
+def _path_stamp() -> tuple[tuple[str, int], ...]:
+    # Only install directories: the script's directory or the working directory (also on
+    # sys.path) change whenever a file is written there.
+    stamp = []
+    for entry in sys.path:
+        mtime = 0
+        if entry.rstrip("/\\").endswith(("site-packages", "dist-packages")):
+            try:
+                mtime = os.stat(entry).st_mtime_ns
+            except OSError:
+                mtime = -1
+        stamp.append((entry, mtime))
+    return tuple(stamp)

@@ -9,6 +9,10 @@ This is what ``realtalk run`` and the testing kit call::
 asked (with ``AGENT.scenario.yaml`` from beside the agent file), picks the connection
 profile, and yields a started session. :func:`stream_audio_file` feeds a WAV file through
 it as a user would speak.
+
+Sessions in one process share their plugins (:func:`realtalk.plugins.shared_plugins`),
+unless ``extra_plugins`` are given: call :func:`realtalk.plugins.refresh_plugins` to load
+them again after changing a plugin in place.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 from .agents import AgentGraph, load_agents
 from .exceptions import ConfigError
-from .plugins import PluginSet, load_plugins
+from .plugins import PluginSet, load_plugins, shared_plugins
 from .profiles import ConnectionProfile
 from .results import Approver, TurnResult
 from .session import Session
@@ -50,11 +54,15 @@ def load_target(
 ) -> RunTarget:
     """Load plugins and the agent(s) at ``path``, and choose the starting agent.
 
+    Plugins are the process's shared ones (:func:`realtalk.plugins.shared_plugins`), or
+    loaded afresh when ``extra`` plugin objects are given.
+
     Raises:
         ConfigError: The agents have problems (the first is raised; ``realtalk check``
             lists all), or the starting agent is ambiguous or unknown.
     """
-    plugins = load_plugins(block=block, extra=extra)
+    extra = list(extra)
+    plugins = load_plugins(block=block, extra=extra) if extra else shared_plugins(block=block)
     graph = load_agents([path], plugins.registry)
     if graph.problems:
         first = graph.problems[0]

@@ -8,7 +8,10 @@ that name can be refused). :func:`validate_arguments` checks the model's raw
 :func:`realtalk.toolcalls.run_tool` executes a handler. Every outcome of a call, good or bad, becomes a
 string for ``function_call_output``: failures belong to the model, not to the session.
 
-This module is plain data and checks (no asyncio: the sans-I/O core imports it).
+This module is plain data and checks (no asyncio: the sans-I/O core imports it). jsonschema
+is imported when a schema is first checked, and each distinct schema is checked and compiled
+once per process (:func:`schema_problem`, :meth:`Tool.validator`), however many tools,
+agents and sessions share it.
 Execution lives in :mod:`realtalk.toolcalls` and is contained: sync handlers run on realtalk's own bounded pool of daemon
 threads (:class:`ToolThreads`), never the event loop's default executor; an async
 handler's synchronous steps are timed, so one that blocks the loop is named; the
@@ -26,13 +29,13 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, ValidationError
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .exceptions import ToolDefinitionError
 from .yamlfile import did_you_mean, json_path, load_yaml
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 __all__ = [
     "ArgumentCheck",
@@ -44,6 +47,7 @@ __all__ = [
     "format_output",
     "load_tool_definitions",
     "make_tool",
+    "schema_problem",
     "validate_arguments",
 ]
 
@@ -113,7 +117,9 @@ class Tool:
     handoff_to: str | None = None
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
     _wants_context: bool = field(default=False, repr=False)
-    _validator: Draft202012Validator | None = field(default=None, repr=False)  # built once
+    # A jsonschema Draft202012Validator, built on the first call (typed Any: the annotations
+    # of a public dataclass must resolve without importing jsonschema).
+    _validator: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         """Refuse a tool the API would refuse (or that could never be called).
@@ -128,12 +134,13 @@ class Tool:
         if problem is not None:
             raise ToolDefinitionError(problem if problem.startswith("invalid tool name") else
                                       f"tool {self.name!r}: {problem}", plugin=self.origin)
-        if self._validator is None:
-            object.__setattr__(self, "_validator", Draft202012Validator(dict(self.parameters)))
 
-    def validator(self) -> Draft202012Validator:
-        """The validator of ``parameters``; built at registration, reused on every call."""
-        return self._validator or Draft202012Validator(dict(self.parameters))
+    def validator(self) -> Any:
+        """The ``jsonschema`` Draft 2020-12 validator of ``parameters``: built on the first
+        call (shared by every tool with the same schema), reused on every later one."""
+        if self._validator is None:
+            object.__setattr__(self, "_validator", _compiled(self.parameters))
+        return self._validator
 
     @property
     def origin(self) -> str:
@@ -232,10 +239,9 @@ def _definition_problem(name: object, description: object, parameters: object, t
                 f" {MAX_DESCRIPTION}")
     if not isinstance(parameters, Mapping):
         return "parameters must be a JSON Schema mapping"
-    try:
-        Draft202012Validator.check_schema(dict(parameters))
-    except SchemaError as exc:
-        return f"parameters is not a valid JSON Schema at {json_path(list(exc.absolute_path))}: {exc.message}"
+    problem = schema_problem(parameters)
+    if problem is not None:
+        return problem
     if parameters.get("type") != "object":
         return "the root of parameters must be {type: object} (the model sends an object)"
     if timeout_s is not None and (not isinstance(timeout_s, (int, float)) or isinstance(timeout_s, bool)
@@ -246,6 +252,65 @@ def _definition_problem(name: object, description: object, parameters: object, t
         return (f"max_output_chars must be an integer of at least {MIN_MAX_OUTPUT_CHARS},"
                 f" got {max_output_chars!r}")
     return None
+
+
+# --- schemas: checked and compiled once per distinct schema ------------------------------
+
+# Keyed by the schema's canonical JSON: equal schemas (every handoff tool's, a tool copied
+# with per-agent overrides, the same plugin loaded for each session) share one entry.
+_CHECKED: dict[str, str | None] = {}
+_COMPILED: dict[str, Any] = {}
+_CACHE_LIMIT = 1024  # distinct schemas; past it the caches start over (a bound, not a tuning)
+
+
+def _schema_key(schema: Mapping[str, Any]) -> str | None:
+    try:
+        return json.dumps(schema, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):  # not JSON data (mixed key types, objects): not cached
+        return None
+
+
+_T = TypeVar("_T")
+
+
+def _remember(cache: dict[str, _T], key: str | None, value: _T) -> _T:
+    if key is not None:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[key] = value
+    return value
+
+
+def schema_problem(schema: Mapping[str, Any]) -> str | None:
+    """Why ``schema`` is not a valid JSON Schema (Draft 2020-12), in one line, or None.
+
+    The first check of a schema imports jsonschema and validates it against the
+    meta-schema; the verdict is remembered, so an equal schema is not checked again.
+    """
+    key = _schema_key(schema)
+    if key is not None and key in _CHECKED:
+        return _CHECKED[key]
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        Draft202012Validator.check_schema(dict(schema))
+    except SchemaError as exc:
+        problem: str | None = (f"parameters is not a valid JSON Schema at"
+                               f" {json_path(list(exc.absolute_path))}: {exc.message}")
+    else:
+        problem = None
+    return _remember(_CHECKED, key, problem)
+
+
+def _compiled(schema: Mapping[str, Any]) -> Any:
+    """A validator of ``schema`` (already checked), shared by every equal schema."""
+    key = _schema_key(schema)
+    if key is not None and key in _COMPILED:
+        return _COMPILED[key]
+    from jsonschema import Draft202012Validator
+
+    return _remember(_COMPILED, key, Draft202012Validator(dict(schema)))
 
 
 def _resolve_handler(path: str, fail: Callable[[str], ToolDefinitionError]) -> Callable[..., Any]:

@@ -22,7 +22,7 @@ import yaml
 
 from .exceptions import ConfigError
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "YamlDocument", "did_you_mean", "json_path", "load_yaml"]
+__all__ = ["MAX_DEPTH", "MAX_NODES", "YamlDocument", "did_you_mean", "json_path", "load_yaml", "read_text"]
 
 PathKey = tuple[object, ...]
 
@@ -175,6 +175,20 @@ def _loader_class(libyaml: bool = True) -> type[Any]:
 _LOADERS = {True: _loader_class(True), False: _loader_class(False)}
 
 
+def read_text(file: Path) -> str:
+    """The text of a user's file.
+
+    Raises:
+        ConfigError: It cannot be read, or is not UTF-8.
+    """
+    try:
+        return file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {exc.strerror or exc}", file=file) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text ({exc.reason})", file=file) from None
+
+
 def load_yaml(path: str | Path, text: str | None = None, *, libyaml: bool = True) -> YamlDocument:
     """Parse a YAML file safely and record the line of every key and item.
 
@@ -191,12 +205,7 @@ def load_yaml(path: str | Path, text: str | None = None, *, libyaml: bool = True
     """
     file = Path(path)
     if text is None:
-        try:
-            text = file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read file: {exc.strerror or exc}", file=file) from None
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"not UTF-8 text ({exc.reason})", file=file) from None
+        text = read_text(file)
     loader = _LOADERS[libyaml](text, file)
     try:
         node = loader.get_single_node()

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
 
 from .. import __version__
 from ..exceptions import RealtalkError
@@ -55,6 +53,13 @@ __all__ = [
     "writable_file",
 ]
 
+# Not typing.TYPE_CHECKING, and logging only where it is used: `realtalk --version` imports
+# neither. Type checkers take any constant of this name as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import logging
+    from typing import Any, NoReturn
+
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -64,14 +69,58 @@ EXIT_BROKEN_PIPE = 141
 EXIT_TERMINATED = 143
 """SIGTERM (128 + 15), after closing sessions and files cleanly."""
 
-_log = logging.getLogger(__name__)
+
+def _terminal_columns() -> int:
+    # shutil.get_terminal_size(), without importing shutil (and zlib, bz2, lzma with it).
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, as wide as the terminal.
+
+    argparse builds one for every ``add_argument``, and its own imports shutil to size it.
+    """
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         _terminal_columns() - 2 if width is None else width)
 
 
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line: ``realtalk: error: ...``, exit 2."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)  # also for every command's parser
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"realtalk: error: {message} (see {self.prog} --help)\n")
+
+
+class _Version(argparse.Action):
+    """``--version``: print ``realtalk X.Y.Z`` and exit 0.
+
+    argparse's own version action formats the line with a HelpFormatter, which imports
+    shutil (and with it zlib, bz2, lzma) for the terminal width of a one-word line.
+    """
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> NoReturn:
+        sys.stdout.write(f"realtalk {__version__}\n")  # stdout, as argparse's own action
+        parser.exit()
 
 
 def _add_logging_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -84,50 +133,59 @@ def _add_logging_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
                         help="append full log records, with tracebacks, to PATH", **default)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(*, commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The parser, with every command's options, or only those of ``commands``.
+
+    :func:`main` passes the words of the command line: a command is chosen only by a word
+    equal to its name, so the others need no options (``--help`` lists every command
+    either way). ``realtalk --version`` then builds no command's options, and imports no
+    ``cli/emulator.py`` (asyncio).
+    """
     parser = _Parser(
         prog="realtalk",
         description="Voice and text agents on the OpenAI Realtime API.",
     )
-    parser.add_argument("--version", action="version", version=f"realtalk {__version__}")
+    parser.add_argument("--version", action=_Version, help="show program's version number and exit")
     parser.add_argument(
         "--no-plugin", action="append", default=[], metavar="NAME",
         help="do not load the plugin distribution NAME (repeatable)",
     )
     _add_logging_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
     check = sub.add_parser("check", help="validate agents, scenarios, tools and handoffs")
-    check.add_argument("paths", nargs="+", type=Path, metavar="PATH",
-                       help="agent or scenario files, or directories of them")
-    check.add_argument("--print", action="store_true", dest="print_update",
-                       help="print the session.update event of each agent as JSON")
-    check.add_argument("--beta", action="store_true",
-                       help="with --print: the beta-profile shape instead of GA")
-
     plugins = sub.add_parser("plugins", help="list installed plugins and their tools")
-    plugins.add_argument("--json", action="store_true", help="print JSON")
-
     tools = sub.add_parser("tools", help="list installed tools with schema and origin")
-    tools.add_argument("name", nargs="?", help="show one tool")
-    tools.add_argument("--json", action="store_true", help="print JSON")
-
-    _add_run_parser(sub)
-
+    run = sub.add_parser("run", help="run an agent: voice, text, or WAV files")
     devices = sub.add_parser("devices", help="list audio input and output devices")
-    devices.add_argument("--json", action="store_true", help="print JSON")
-
     emulator = sub.add_parser("emulator", help="serve a local Realtime API emulator")
-    from .emulator import add_arguments
+    wanted = set(sub.choices) if commands is None else set(sub.choices) & set(commands)
 
-    add_arguments(emulator)
-    for command in sub.choices.values():
-        _add_logging_options(command, top=False)
+    if "check" in wanted:
+        check.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                           help="agent or scenario files, or directories of them")
+        check.add_argument("--print", action="store_true", dest="print_update",
+                           help="print the session.update event of each agent as JSON")
+        check.add_argument("--beta", action="store_true",
+                           help="with --print: the beta-profile shape instead of GA")
+    if "plugins" in wanted:
+        plugins.add_argument("--json", action="store_true", help="print JSON")
+    if "tools" in wanted:
+        tools.add_argument("name", nargs="?", help="show one tool")
+        tools.add_argument("--json", action="store_true", help="print JSON")
+    if "run" in wanted:
+        _add_run_arguments(run)
+    if "devices" in wanted:
+        devices.add_argument("--json", action="store_true", help="print JSON")
+    if "emulator" in wanted:
+        from .emulator import add_arguments
+
+        add_arguments(emulator)
+    for name in wanted:
+        _add_logging_options(sub.choices[name], top=False)
     return parser
 
 
-def _add_run_parser(sub: Any) -> None:
-    run = sub.add_parser("run", help="run an agent: voice, text, or WAV files")
+def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("agent_path", type=Path, metavar="AGENT",
                      help="agent file, or a directory of agents with --agent NAME")
     run.add_argument("--agent", metavar="NAME", help="the agent to start with")
@@ -169,7 +227,8 @@ def _add_run_parser(sub: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (also used as the console script)."""
-    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(commands=argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -182,8 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BrokenPipeError:
             return stdout_closed()
         except (RealtalkError, TimeoutError, OSError) as exc:
+            import logging
+
             # The traceback is for -v and --log-file; the console gets one line.
-            _log.debug("%s failed", args.command, exc_info=True)
+            logging.getLogger(__name__).debug("%s failed", args.command, exc_info=True)
             message = str(exc) if isinstance(exc, RealtalkError) else _os_message(exc)
             print(f"realtalk: error: {message}", file=sys.stderr)
             return EXIT_ERROR
@@ -212,20 +273,24 @@ def stdout_closed() -> int:
 # --- logging -----------------------------------------------------------------------------
 
 
-class _OneLine(logging.Formatter):
+def _one_line(record: logging.LogRecord) -> str:
     """``realtalk: warning: message (ValueError: detail)``: one line, no traceback."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if record.exc_info and record.exc_info[1] is not None:
-            exc = record.exc_info[1]
-            message += f" ({type(exc).__name__}: {exc})" if str(exc) else f" ({type(exc).__name__})"
-        return " ".join(f"realtalk: {record.levelname.lower()}: {message}".split("\n"))
+    message = record.getMessage()
+    if record.exc_info and record.exc_info[1] is not None:
+        exc = record.exc_info[1]
+        message += f" ({type(exc).__name__}: {exc})" if str(exc) else f" ({type(exc).__name__})"
+    return " ".join(f"realtalk: {record.levelname.lower()}: {message}".split("\n"))
 
 
 @contextlib.contextmanager
 def _logging(*, verbose: bool, log_file: Path | None) -> Iterator[None]:
     """Log to stderr (one line per record, or everything with ``verbose``) and to a file."""
+    import logging  # here, not at the top: `realtalk --version` does not log
+
+    class OneLine(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return _one_line(record)
+
     root = logging.getLogger()
     ours = logging.getLogger("realtalk")
     console = logging.StreamHandler(sys.stderr)
@@ -234,7 +299,7 @@ def _logging(*, verbose: bool, log_file: Path | None) -> Iterator[None]:
         console.setFormatter(logging.Formatter("realtalk: %(levelname)s: %(name)s: %(message)s"))
     else:
         console.setLevel(logging.WARNING)
-        console.setFormatter(_OneLine())
+        console.setFormatter(OneLine())
     handlers: list[logging.Handler] = [console]
     if log_file is not None:
         file = logging.FileHandler(log_file, encoding="utf-8")

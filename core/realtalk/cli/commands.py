@@ -31,7 +31,6 @@ def _is_scenario(path: Path) -> bool:
 def check_command(args: argparse.Namespace) -> int:
     """``realtalk check``: print every problem (and warning); 1 when there is one, else 0."""
     from ..agents import load_agents
-    from ..protocol.session_config import build_session_update
 
     plugins = _load_plugins(args)
     agent_paths: list[Path] = []
@@ -65,6 +64,8 @@ def check_command(args: argparse.Namespace) -> int:
         print(f"realtalk: {len(errors)} error(s)", file=sys.stderr)
         return 1
     if args.print_update and graph is not None:
+        from ..protocol.session_config import build_session_update
+
         profile: Literal["ga", "beta"] = "beta" if args.beta else "ga"
         for agent in (graph.agents[name] for name in graph.roots):
             event = build_session_update(agent, graph.tools_for(agent, plugins.registry), profile=profile)

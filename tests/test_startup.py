@@ -1,0 +1,102 @@
+"""Start-up stays light: what ``import realtalk`` and ``realtalk --version`` load.
+
+Not timed (timings belong in ``tests/benchmarks/bench_startup.py``): each check runs a
+fresh interpreter and looks at ``sys.modules``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from realtalk import ConfigError
+
+HEAVY = ("jsonschema", "yaml", "websockets", "numpy", "soxr", "sounddevice", "importlib.metadata",
+         "asyncio", "realtalk.session")
+
+
+def loaded_after(code: str) -> list[str]:
+    """The HEAVY modules a fresh interpreter has loaded after running ``code``."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    loaded: list[str] = json.loads(result.stdout.splitlines()[-1])
+    return loaded
+
+
+def test_import_realtalk_loads_nothing_heavy() -> None:
+    assert loaded_after("import realtalk") == []
+
+
+def test_version_loads_nothing_heavy() -> None:
+    code = ("import contextlib\nfrom realtalk.cli import main\n"
+            "with contextlib.suppress(SystemExit):\n    main(['--version'])")
+    assert loaded_after(code) == []
+
+
+def test_plugin_style_import_loads_no_jsonschema() -> None:
+    # What a plugin module does at import: decorate its hooks.
+    code = "import realtalk\n@realtalk.hookimpl\ndef register_tools(register): pass"
+    assert "jsonschema" not in loaded_after(code)
+
+
+@pytest.mark.parametrize("module", ["realtalk.tools", "realtalk.agents", "realtalk.plugins"])
+def test_schema_modules_import_jsonschema_only_when_checking(module: str) -> None:
+    assert "jsonschema" not in loaded_after(f"import {module}")
+
+
+# --- what open_session no longer redoes per session: still correct when things change ---
+
+
+def test_sessions_share_plugins_until_refreshed(make_plugin: Any) -> None:
+    from realtalk.plugins import refresh_plugins, shared_plugins
+
+    make_plugin("realtalk-shared", 'import realtalk\n@realtalk.hookimpl\ndef register_tools(register):\n'
+                "    register('shared_tool', description='x', handler=print)\n")
+    first = shared_plugins()
+    assert "shared_tool" in first.registry
+    assert shared_plugins() is first
+    assert shared_plugins(block=["realtalk-shared"]) is not first
+    assert "shared_tool" not in shared_plugins(block=["realtalk-shared"]).registry
+    refresh_plugins()
+    assert shared_plugins() is not first
+
+
+def test_an_edited_agent_file_is_read_again(tmp_path: Path) -> None:
+    from realtalk.agents import load_agent
+
+    agent = tmp_path / "a.yaml"
+    agent.write_text("instructions: first\nvoice: sage\n")
+    spec = load_agent(agent)
+    assert (spec.instructions, spec.voice) == ("first", "sage")
+    agent.write_text("instructions: other\nvoice: echo\n")  # same size, likely same mtime
+    assert (load_agent(agent).instructions, load_agent(agent).voice) == ("other", "echo")
+    agent.write_text("instructions: other\nvoice: nova\n")
+    with pytest.raises(ConfigError, match="not a valid voice"):
+        load_agent(agent)
+
+
+def test_agents_from_the_cache_do_not_share_mappings(tmp_path: Path) -> None:
+    from realtalk.agents import load_agent
+
+    agent = tmp_path / "a.yaml"
+    agent.write_text("instructions: x\ninput_audio_transcription: {model: whisper-1}\n")
+    first = load_agent(agent)
+    assert first.input_transcription is not None
+    first.input_transcription["model"] = "changed"
+    assert load_agent(agent).input_transcription == {"model": "whisper-1"}
+
+
+def test_schema_verdicts_are_remembered_not_shared_wrongly() -> None:
+    from realtalk.tools import schema_problem
+
+    good = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    bad = {"type": "object", "properties": {"n": {"type": "integr"}}}
+    assert schema_problem(good) is None and schema_problem(dict(good)) is None
+    first = schema_problem(bad)
+    assert first is not None and "$.properties.n.type" in first
+    assert schema_problem(bad) == first
