@@ -484,10 +484,15 @@ async def client_agents(url: str, tmp: Path) -> dict[str, Any]:
     return {"cpu_s": cpu, "audio_bytes": audio}
 
 
-def run_client(name: str, url: str, installed_realtalk: bool, profile_out: str | None) -> int:
+def run_client(name: str, url: str, installed_realtalk: bool, profile_out: str | None,
+               core: str | None = None) -> int:
     if profile_out is not None:
         PROFILE["out"] = profile_out
-    if name.startswith("realtalk") and not installed_realtalk:
+    if name.startswith("baseline-"):  # realtalk from another tree (--baseline)
+        assert core is not None
+        sys.path.insert(0, core)
+        name = "realtalk-" + name.removeprefix("baseline-")
+    elif name.startswith("realtalk") and not installed_realtalk:
         sys.path.insert(0, str(REPO / "core"))
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as folder:
         tmp = Path(folder)
@@ -531,6 +536,8 @@ def measure(
 ) -> dict[str, Any]:
     python = args.peer_python if name == "agents" else sys.executable
     command = [python, str(HERE), "--client", name, "--url", url]
+    if name.startswith("baseline-"):
+        command += ["--core", str(Path(args.baseline).resolve() / "core")]
     if args.installed_realtalk:
         command.append("--installed-realtalk")
     if profile_out is not None:
@@ -635,6 +642,13 @@ def main() -> int:
         action="store_true",
         help="benchmark the installed realtalk, not the work tree's core/",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="TREE",
+        help="also measure realtalk from another checkout (e.g. a git worktree of an older "
+        "commit): its rows are marked 'baseline', so one run gives before and after",
+    )
+    parser.add_argument("--core", help=argparse.SUPPRESS)
     parser.add_argument("--verbose", action="store_true", help="each round's µs/event to stderr")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--client", help=argparse.SUPPRESS)
@@ -653,7 +667,7 @@ def main() -> int:
         asyncio.run(serve(args.deltas))
         return 0
     if args.client:
-        return run_client(args.client, args.url, args.installed_realtalk, args.profile_out)
+        return run_client(args.client, args.url, args.installed_realtalk, args.profile_out, args.core)
 
     if not args.installed_realtalk:
         sys.path.insert(0, str(REPO / "core"))
@@ -677,12 +691,16 @@ def main() -> int:
         with synthetic_server(args.deltas) as url:
             profile(args.profile, url, args, expected, events)
         return 0
-    samples: dict[str, list[float]] = {name: [] for name, _ in CLIENTS}
+    clients = list(CLIENTS)
+    if args.baseline:
+        clients += [(f"baseline-{name.removeprefix('realtalk-')}", f"baseline ({args.baseline}): {label}")
+                    for name, label in CLIENTS if name.startswith("realtalk-")]
+    samples: dict[str, list[float]] = {name: [] for name, _ in clients}
     missing = False
     with synthetic_server(args.deltas) as url:
         for index in range(args.rounds):
-            shift = index % len(CLIENTS)
-            for name, _ in [*CLIENTS[shift:], *CLIENTS[:shift]]:
+            shift = index % len(clients)
+            for name, _ in [*clients[shift:], *clients[:shift]]:
                 if name == "agents" and missing:
                     continue
                 result = measure(name, url, args, expected)
@@ -703,7 +721,7 @@ def main() -> int:
     )
     floor = statistics.median(samples["bare"])
     print("| client | µs/event (median) | × bare socket |\n|---|---|---|")
-    for name, label in CLIENTS:
+    for name, label in clients:
         if not samples[name]:
             print(f"| {label} | not installed | - |")
             continue
