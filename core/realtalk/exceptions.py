@@ -20,7 +20,9 @@ Every message is one line that says what was wrong, where, and what to do; the C
 
 from __future__ import annotations
 
-from pathlib import Path
+TYPE_CHECKING = False  # not typing's: importing typing (and pathlib) is most of `import realtalk`
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "AudioDeviceError",
