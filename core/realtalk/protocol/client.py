@@ -146,7 +146,8 @@ class SetAudioFormat:
 class Reconnect:
     """Replace the connection with a new session seeded with ``history`` (voice policy).
 
-    Once it is live, call :meth:`ClientProtocol.voice_reconnected`.
+    The usual lifecycle follows; :meth:`ClientProtocol.go_live` then asks for what the
+    handoff owes (the greeting), after the call's output that the history carries.
     """
 
     reason: str
@@ -249,11 +250,6 @@ class ClientProtocol:
     def seeded(self) -> bool:
         """The server holds every item :meth:`seed` sent."""
         return len(self.conversation.order) >= self._seed_count
-
-    @property
-    def running_calls(self) -> list[str]:
-        """Call ids running now."""
-        return list(self._calls)
 
     @property
     def busy(self) -> bool:
@@ -470,7 +466,7 @@ class ClientProtocol:
         Keep the voice: ``session.update`` (voice left out once audio exists), the
         greeting wish, then the call's output, so the one follow-up greets. Reconnect
         (``voice_policy: reconnect`` and the voice must change): a :class:`Reconnect`;
-        call :meth:`voice_reconnected` once the new session is live.
+        then the connection lifecycle as for any reconnect.
 
         Raises:
             ConfigError: No such agent.
@@ -722,10 +718,6 @@ class ClientProtocol:
     def _note_handoff(self, previous: AgentSpec, target: AgentSpec) -> None:
         if self._turn is not None:
             self._turn.result.handoffs.append((previous.name, target.name))
-
-    def voice_reconnected(self) -> list[Action]:
-        """The voice-policy reconnect is live: the session goes on (see :meth:`handoff`)."""
-        return self._update_idle()
 
     def _first_delta(self) -> None:
         turn = self._turn
