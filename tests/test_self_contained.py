@@ -45,7 +45,7 @@ def test_no_file_reads_from_beside_the_repository() -> None:
 
 def test_the_scan_finds_a_path_out_of_the_repository() -> None:
     assert leaves_repository('SPEC = ROOT.parent / "shared" / "spec.yaml"', ROOT / "tests")
-    assert leaves_repository("Read ../shared/reference/x.yaml", ROOT)
-    assert leaves_repository("see ../../../shared/x.md", ROOT / "plugins" / "realtalk-clock")
+    assert leaves_repository("Read ../outside/reference/x.yaml", ROOT)
+    assert leaves_repository("see ../../../outside/x.md", ROOT / "plugins" / "realtalk-clock")
     assert not leaves_repository("[realtalk](../../README.md)", ROOT / "plugins" / "realtalk-clock")
     assert not leaves_repository('file "/tmp/.../out.raw"', ROOT / "docs")

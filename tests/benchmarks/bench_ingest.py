@@ -71,6 +71,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from benchkit import git_commit  # beside this script
+
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve()
 PEER_PYTHON = "/tmp/oa/bin/python"
@@ -607,27 +609,6 @@ def short_path(file: str) -> str:
     return Path(file).name
 
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--", "core"],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        return out.stdout.strip() + ("+dirty core/" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "?"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=9, help="fresh processes per client")
@@ -684,7 +665,7 @@ def main() -> int:
     }
     command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
     print(f"command: (cd {REPO} && {command})")
-    print(f"commit: {git_commit()}")
+    print(f"commit: {git_commit(REPO)}")
     print(f"machine: nproc {os.cpu_count()}, Python {sys.version.split()[0]}")
     load_before = os.getloadavg()
     if args.profile:

@@ -49,7 +49,6 @@ import importlib.metadata
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,6 +56,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from benchkit import git_commit  # beside this script
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_HINT = (
@@ -458,27 +459,6 @@ async def start_phase(runs: int, warmup: int, gap: float) -> list[StartPhase]:
 # -- report ------------------------------------------------------------------------------
 
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--", "core"],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        return out.stdout.strip() + ("+dirty core/" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "?"
-
-
 def row(name: str, values: list[float], cols: tuple[float, ...]) -> str:
     if not values:
         return f"| {name} | " + " | ".join("-" for _ in cols) + " |"
@@ -528,7 +508,7 @@ def main() -> int:
     command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
     versions = (
         f"realtalk {realtalk.__version__} from {Path(realtalk.__file__).parent} "
-        f"(commit {git_commit()}); openai-agents {oa_version}; "
+        f"(commit {git_commit(REPO)}); openai-agents {oa_version}; "
         f"openai {importlib.metadata.version('openai')}; "
         f"websockets {importlib.metadata.version('websockets')}"
     )
