@@ -49,7 +49,7 @@ from realtalk.profiles import (
     redact_url,
     url_secrets,
 )
-from realtalk.protocol.vocab import Dialect
+from realtalk.protocol.vocab import Dialect, error_line
 
 __all__ = [
     "AZURE_PREVIEW_API_VERSION",
@@ -263,7 +263,7 @@ class RealtimeConnection:
 
     def _note(self, event: dict[str, Any]) -> dict[str, Any]:
         if event.get("type") == "error":
-            self._last_error = _error_line(event)
+            self._last_error = error_line(event.get("error"))
         return event
 
     def _closed_error(self, exc: WsConnectionClosed) -> ConnectionFailed:
@@ -318,15 +318,6 @@ def _decode(raw: str | bytes) -> dict[str, Any] | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return event if isinstance(event, dict) else None
-
-
-def _error_line(event: dict[str, Any]) -> str:
-    err = event.get("error")
-    if not isinstance(err, dict):
-        return "error"
-    code = err.get("code") or err.get("type") or "error"
-    message = str(err.get("message") or "").strip()
-    return f"{code}: {message}" if message else str(code)
 
 
 def _fatal_close(
@@ -493,7 +484,7 @@ async def _check_first_event(
         conn._pending.insert(0, first)
         return conn
     code = ws.close_code if ws.close_code is not None else 1006
-    fatal = _fatal_close(profile, code, ws.close_reason or "", _error_line(first))
+    fatal = _fatal_close(profile, code, ws.close_reason or "", error_line(first.get("error")))
     if fatal is not None:
         raise fatal
     return None

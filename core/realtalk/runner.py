@@ -28,6 +28,7 @@ from .agents import AgentGraph, load_agents
 from .exceptions import ConfigError
 from .plugins import PluginSet, load_plugins, shared_plugins
 from .profiles import ConnectionProfile
+from .protocol.vocab import SERVER_VAD_DEFAULTS
 from .results import Approver, TurnResult
 from .session import Session
 
@@ -219,7 +220,8 @@ async def stream_audio_file(session: Session, path: str | Path, *, realtime: boo
     agent = session.agent
     silence = 0
     if agent.turn_detection is not None:
-        silence = int(agent.turn_detection.get("silence_duration_ms", 500)) + 700
+        silence = int(agent.turn_detection.get("silence_duration_ms",
+                                               SERVER_VAD_DEFAULTS["silence_duration_ms"])) + 700
     turns: list[TurnResult] = []
     source = WavFileSource(path, chunk_ms=chunk_ms, realtime=realtime, trailing_silence_ms=silence)
     async with source:

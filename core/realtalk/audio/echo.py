@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from realtalk.audio.playback import SILENCE_DBFS, dbfs
+from realtalk.protocol.vocab import PCM
 
 __all__ = ["ECHO_MODES", "EchoGate", "EchoMode", "PlaybackState"]
 
@@ -87,7 +88,7 @@ class EchoGate:
         """
         if self.mode == "headphones":
             return chunk
-        chunk_ms = len(chunk) / 48.0
+        chunk_ms = len(chunk) / PCM.bytes_per_ms
         if self.playback.is_playing:
             self._tail_left = self.tail_ms
             self._ref_db = max(self.playback.level, SILENCE_DBFS)

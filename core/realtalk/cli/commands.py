@@ -8,9 +8,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ..exceptions import AudioDeviceError, ConfigError
+from ..protocol.vocab import Dialect
 
 __all__ = ["check_command", "devices_command", "plugins_command", "tools_command"]
 
@@ -66,7 +67,7 @@ def check_command(args: argparse.Namespace) -> int:
     if args.print_update and graph is not None:
         from ..protocol.session_config import build_session_update
 
-        profile: Literal["ga", "beta"] = "beta" if args.beta else "ga"
+        profile: Dialect = "beta" if args.beta else "ga"
         for agent in (graph.agents[name] for name in graph.roots):
             event = build_session_update(agent, graph.tools_for(agent, plugins.registry), profile=profile)
             print(json.dumps(event, indent=2, ensure_ascii=False))

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from ..exceptions import ConfigError
+from ..protocol.vocab import PCM
 from ..session import ApprovalRequest, Session
 
 __all__ = ["chat", "console_approver", "voice"]
@@ -133,7 +134,7 @@ async def voice(session: Session, source: Any, *, gate: Any | None = None, meter
         sent_ms = 0.0
         async with source:
             async for chunk in source:
-                sent_ms += len(chunk) / 48.0
+                sent_ms += len(chunk) / PCM.bytes_per_ms
                 ahead = sent_ms / 1000 - (time.monotonic() - started)
                 if ahead > 0.2:
                     await asyncio.sleep(ahead)

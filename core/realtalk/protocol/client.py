@@ -46,7 +46,7 @@ from .conversation import Conversation
 from .events import Dialect, EventIds, error_summary, normalize_server_event
 from .session_config import build_session_update
 from .validate import check_server_event, delta_ok
-from .vocab import function_call_output_item, item_create, new_item_id, user_text_item
+from .vocab import error_line, function_call_output_item, item_create, new_item_id, user_text_item
 
 __all__ = [
     "DELTA_TYPES",
@@ -770,11 +770,8 @@ def _status_reason(response: dict[str, Any]) -> str | None:
     details = response.get("status_details")
     if not isinstance(details, dict):
         return None
-    error = details.get("error")
-    if isinstance(error, dict):
-        code = error.get("code") or error.get("type") or "error"
-        message = error.get("message")
-        return f"{code}: {message}" if message else str(code)
+    if isinstance(details.get("error"), dict):
+        return error_line(details["error"])
     reason = details.get("reason")
     return str(reason) if reason else None
 
