@@ -361,11 +361,10 @@ def _dropped(failure: _Unusable, where: str) -> str:
     return f"{failure.reason}; {where} ignored"
 
 
-_DELTA_TYPES = frozenset({
-    "response.output_audio.delta", "response.output_text.delta",
-    "response.output_audio_transcript.delta", "response.audio.delta", "response.text.delta",
-    "response.audio_transcript.delta",
-})
+# Events checked by the _DELTA spec alone (GA and beta names): delta_ok() is that check.
+_DELTA_TYPES = frozenset(
+    name for name in _TABLE if _EVENTS.get(BETA_TO_GA_SERVER_EVENTS.get(name, name)) is _DELTA
+)
 
 
 def delta_ok(event: dict[str, Any]) -> bool:
