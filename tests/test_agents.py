@@ -329,3 +329,56 @@ def test_a_file_name_that_is_no_agent_name_needs_a_name_key(tmp_path: Path) -> N
     assert len(graph.problems) == 1 and graph.agents == {}
     write(tmp_path, "my agent.yaml", "name: mine\n" + MINIMAL)
     assert load_agent(path).name == "mine"
+
+
+# --- one pass: every problem of every file at once -----------------------------------------
+
+
+def test_every_unknown_key_is_reported_with_its_suggestion(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: x\nvoise: marin\ntool: [get_time]\n")
+    assert problems_of(path) == [
+        f"{path}:2: $.voise: unknown key 'voise' (did you mean 'voice'?)",
+        f"{path}:3: $.tool: unknown key 'tool' (did you mean 'tools'?)",
+    ]
+
+
+def test_tools_and_handoffs_are_checked_even_when_keys_are_wrong(tmp_path: Path, registry: ToolRegistry) -> None:
+    path = write(tmp_path, "a.yaml", """\
+        instructions: x
+        tools: [get_tme, {name: convert_time}]
+        voise: marin
+        handoffs: [{agent: bling}]
+        speed: 9
+        """)
+    problems = problems_of(path, registry)
+    assert [p.split(": ", 1)[0] for p in problems] == [f"{path}:{n}" for n in (2, 3, 4, 5)]
+    assert "unknown tool 'get_tme' (did you mean 'get_time'?)" in problems[0]
+    assert "unknown key 'voise'" in problems[1]
+    assert "unknown handoff target 'bling'" in problems[2]
+    assert "speed is 9, out of range" in problems[3]
+
+
+def test_problems_are_sorted_by_file_and_line(tmp_path: Path) -> None:
+    write(tmp_path, "b.yaml", "instructions: y\nspeed: 9\nvoise: x\n")
+    write(tmp_path, "a.yaml", "instructions: x\n\n\nhandoffs: [nobody]\nvoise: x\n")
+    located = [p.split(": ", 1)[0] for p in problems_of(tmp_path)]
+    assert located == [f"{tmp_path / 'a.yaml'}:4", f"{tmp_path / 'a.yaml'}:5",
+                       f"{tmp_path / 'b.yaml'}:2", f"{tmp_path / 'b.yaml'}:3"]
+
+
+def test_a_handoff_to_a_broken_file_points_at_it_instead_of_calling_it_unknown(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: x\nhandoffs: [b]\n")
+    write(tmp_path, "b.yaml", "instructions: y\nspeed: 9\n")
+    assert only_problem(path) == (
+        f"{path}:2: handoff target 'b' has problems in {tmp_path / 'b.yaml'}:"
+        f" run realtalk check {tmp_path / 'b.yaml'}")
+    # Checked together, b's own problem is the one reported.
+    assert problems_of(tmp_path) == [(f"{tmp_path / 'b.yaml'}:2: $.speed: speed is 9, out of range:"
+                                      " must be between 0.25 and 1.5")]
+
+
+@pytest.mark.parametrize(("value", "shown"), [("5000", "5000"), ("0", "0"), ("lots", "'lots'")])
+def test_a_number_or_constant_names_both(tmp_path: Path, value: str, shown: str) -> None:
+    path = write(tmp_path, "a.yaml", f"instructions: x\nmax_output_tokens: {value}\n")
+    assert only_problem(path) == (
+        f"{path}:2: $.max_output_tokens: max_output_tokens is {shown}; use 1–4096 or 'inf'")

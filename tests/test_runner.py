@@ -36,11 +36,23 @@ def test_directory_needs_agent_choice() -> None:
     assert load_target(ROOT / "agents", "billing").agent == "billing"
 
 
-def test_bad_agent_reports_first_problem_and_count(tmp_path: Path) -> None:
+def test_bad_agent_reports_every_problem_one_per_line(tmp_path: Path) -> None:
     path = tmp_path / "a.yaml"
-    path.write_text("instructions: x\nvoise: 1\nspeed: 9\n")
-    with pytest.raises(ConfigError, match=r"a\.yaml:\d: .*\(and 1 more problem\(s\): run realtalk check"):
+    path.write_text("instructions: x\nvoise: 1\nspeed: 9\ntools: [get_tme]\n")
+    with pytest.raises(ConfigError) as info:
         load_target(path)
+    lines = str(info.value).splitlines()
+    assert lines[0] == f"3 problems in {path}:"
+    assert [line.split(": ", 1)[0] for line in lines[1:]] == [f"{path}:2", f"{path}:3", f"{path}:4"]
+    assert "unknown tool 'get_tme'" in lines[3]
+
+
+def test_one_problem_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text("instructions: x\nspeed: 9\n")
+    with pytest.raises(ConfigError) as info:
+        load_target(path)
+    assert str(info.value) == f"{path}:2: $.speed: speed is 9, out of range: must be between 0.25 and 1.5"
 
 
 def test_scenario_beside_agent() -> None:

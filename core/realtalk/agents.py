@@ -168,10 +168,54 @@ def greeting_response(agent: AgentSpec) -> dict[str, Any] | None:
 # --- reading one file --------------------------------------------------------------------
 
 
-def _friendly(error: ValidationError) -> tuple[list[object], str]:
-    """A message a person can act on, and where it applies."""
+def _friendly(error: ValidationError) -> list[tuple[list[object], str]]:
+    """Messages a person can act on, and where each applies: one per unknown key, else one."""
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        parts = list(error.absolute_path)
+        out: list[tuple[list[object], str]] = []
+        for key in sorted((k for k in error.instance if k not in allowed), key=str):
+            hint = did_you_mean(str(key), allowed, cutoff=0.5) or f"; valid keys: {', '.join(allowed)}"
+            out.append((parts + [key], f"unknown key {key!r}{hint}"))
+        return out
+    return [_friendly_one(error)]
+
+
+def _alternatives(branches: list[dict[str, Any]]) -> str | None:
+    """``1–4096 or 'inf'`` for oneOf/anyOf branches that are each a number range, a
+    constant or a list of constants; None when a branch is anything else."""
+    described = []
+    for branch in branches:
+        if "const" in branch and len(branch) == 1:
+            described.append(repr(branch["const"]))
+        elif "enum" in branch and len(branch) == 1:
+            described.append(" or ".join("null" if c is None else repr(c) for c in branch["enum"]))
+        elif branch.get("type") in ("integer", "number") and set(branch) <= {"type", "minimum", "maximum"}:
+            low, high = branch.get("minimum"), branch.get("maximum")
+            if low is not None and high is not None:
+                described.append(f"{low}–{high}")
+            elif low is not None:
+                described.append(f"{_article(branch['type'])} of at least {low}")
+            elif high is not None:
+                described.append(f"{_article(branch['type'])} of at most {high}")
+            else:
+                described.append(_article(branch["type"]))
+        else:
+            return None
+    return " or ".join(described)
+
+
+def _friendly_one(error: ValidationError) -> tuple[list[object], str]:
     if error.validator in ("oneOf", "anyOf") and error.context:
         from jsonschema.exceptions import best_match
+
+        # A choice among numbers and constants ("1-4096 or 'inf'") is named whole: the
+        # branch that "fits" a wrong number best would only name its constant.
+        choices = _alternatives(error.validator_value)
+        if choices is not None and not isinstance(error.instance, (dict, list)):
+            parts = list(error.absolute_path)
+            name = next((p for p in reversed(parts) if isinstance(p, str)), "value")
+            return parts, f"{name} is {error.instance!r}; use {choices}"
 
         # Report the branch that fits the value's kind, not "not valid under any schema".
         fitting = [e for e in error.context if not _wrong_branch(e)]
@@ -179,12 +223,8 @@ def _friendly(error: ValidationError) -> tuple[list[object], str]:
     parts = list(error.absolute_path)
     field_name = next((p for p in reversed(parts) if isinstance(p, str)), "value")
     value = error.instance
-    if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
-        key = extra[0] if extra else "?"
-        hint = did_you_mean(str(key), allowed, cutoff=0.5) or f"; valid keys: {', '.join(allowed)}"
-        return parts + [key], f"unknown key {key!r}{hint}"
+    if error.validator == "additionalProperties":  # inside a oneOf branch: the first key
+        return _friendly(error)[0] if isinstance(value, dict) else (parts, error.message)
     if error.validator == "enum":
         choices = ", ".join("null" if c is None else str(c) for c in error.validator_value)
         return parts, f"{value!r} is not a valid {field_name}; use one of: {choices}"
@@ -275,10 +315,9 @@ def check_document(doc: YamlDocument) -> list[ConfigError]:
         problems.append(doc.error(
             f"the agent is named after its file, {doc.file.stem!r}, which is not a valid agent name"
             " (1-52 letters, digits, '_' or '-'): rename the file or set 'name:'"))
-    for error in sorted(_validator().iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
-        parts, message = _friendly(error)
-        problems.append(doc.error(message, parts))
-    return problems
+    for error in _validator().iter_errors(doc.data):
+        problems += [doc.error(message, parts) for parts, message in _friendly(error)]
+    return sorted(problems, key=lambda p: (p.line or 0, p.json_path or ""))
 
 
 def _build(doc: YamlDocument) -> AgentSpec:
@@ -344,6 +383,28 @@ def _build(doc: YamlDocument) -> AgentSpec:
         file=doc.file,
         notes=tuple(notes),
     )
+
+
+def _refs(doc: YamlDocument) -> tuple[str, tuple[ToolUse, ...], tuple[Handoff, ...]]:
+    """The name, tools and handoffs of a document with schema problems, as far as they are
+    well-formed: checked too, so that one run of ``check`` reports everything."""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    name = data["name"] if isinstance(data.get("name"), str) else doc.file.stem
+    tools: list[ToolUse] = []
+    entries = data.get("tools")
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        if isinstance(entry, dict):
+            entry = entry.get("name")
+        if isinstance(entry, str) and entry:
+            tools.append(ToolUse(entry, line=doc.line_of(("tools", index))))
+    handoffs: list[Handoff] = []
+    entries = data.get("handoffs")
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        if isinstance(entry, dict):
+            entry = entry.get("agent")
+        if isinstance(entry, str) and AGENT_NAME.match(entry):
+            handoffs.append(Handoff(entry, line=doc.line_of(("handoffs", index))))
+    return name, tuple(tools), tuple(handoffs)
 
 
 def _truncation(value: str | dict[str, Any]) -> str | dict[str, Any]:
@@ -412,6 +473,10 @@ class AgentGraph:
     roots: list[str] = field(default_factory=list)
     problems: list[ConfigError] = field(default_factory=list)
     warnings: list[ConfigError] = field(default_factory=list)
+    # Agents whose files have schema problems: (name, file, tools, handoffs) as far as
+    # they could be read, so that their tools and handoffs are checked in the same run.
+    _broken: list[tuple[str, Path, tuple[ToolUse, ...], tuple[Handoff, ...]]] = field(
+        default_factory=list, repr=False)
 
     def get(self, name: str) -> AgentSpec:
         """The agent called ``name``.
@@ -467,19 +532,25 @@ class AgentGraph:
     def check_tools(self, registry: ToolRegistry) -> None:
         """Record a problem for every tool an agent lists that is not installed, or that
         more than one distribution registered (which one would run is anybody's guess)."""
-        for agent in self.agents.values():
-            handoff_names = {h.tool_name for h in agent.handoffs}
-            for use in agent.tools:
+        every = [(a.file, a.tools, a.handoffs) for a in self.agents.values()]
+        every += [(file, tools, handoffs) for _, file, tools, handoffs in self._broken]
+        for file, tools, handoffs in every:
+            handoff_names = {h.tool_name for h in handoffs}
+            for use in tools:
                 if use.name in handoff_names:
                     self.problems.append(ConfigError(
                         f"tool {use.name!r} clashes with a generated handoff tool",
-                        file=agent.file, line=use.line))
+                        file=file, line=use.line))
                 elif use.name not in registry:
-                    self.problems.append(ConfigError(registry.unknown(use.name), file=agent.file,
-                                                     line=use.line))
+                    self.problems.append(ConfigError(registry.unknown(use.name), file=file, line=use.line))
                 elif registry.conflicts(use.name):
-                    self.problems.append(ConfigError(registry.ambiguous(use.name), file=agent.file,
-                                                     line=use.line))
+                    self.problems.append(ConfigError(registry.ambiguous(use.name), file=file, line=use.line))
+        self.problems.sort(key=_where)
+
+
+def _where(problem: ConfigError) -> tuple[str, int]:
+    """Sort key of problems: by file, then line (problems without a file first)."""
+    return (problem.file or "", problem.line or 0)
 
 
 def _agent_files(path: Path) -> list[Path]:
@@ -527,6 +598,8 @@ def load_agents(paths: Iterable[str | Path], registry: ToolRegistry | None = Non
             continue
         if problems:
             graph.problems.extend(problems)
+            name, tools, handoffs = _refs(doc)
+            graph._broken.append((name, file, tools, handoffs))
             continue
         spec = _build(doc)
         if spec.name in specs:
@@ -540,6 +613,7 @@ def load_agents(paths: Iterable[str | Path], registry: ToolRegistry | None = Non
     _check_voices(graph)
     if registry is not None:
         graph.check_tools(registry)
+    graph.problems.sort(key=_where)
     return graph
 
 
@@ -549,14 +623,18 @@ class _Siblings:
     def __init__(self, files: list[Path]) -> None:
         self._pending = sorted(files)
         self._specs: dict[str, AgentSpec] = {}
+        self.broken: dict[str, Path] = {}  # agents whose sibling files have problems
 
     def _load(self, file: Path) -> None:
         self._pending.remove(file)
         try:
             doc, problems = _read_agent_file(file)
         except ConfigError:
+            self.broken.setdefault(file.stem, file)
             return
-        if not problems:
+        if problems:
+            self.broken.setdefault(_refs(doc)[0], file)
+        else:
             spec = _build(doc)
             self._specs.setdefault(spec.name, spec)
 
@@ -576,26 +654,34 @@ class _Siblings:
 
 
 def _close_over_handoffs(graph: AgentGraph, specs: dict[str, AgentSpec], siblings: _Siblings) -> None:
-    queue = list(specs.values())
+    broken = {name for name, *_ in graph._broken}
+    queue: list[tuple[str, Path | None, tuple[Handoff, ...]]] = [
+        (a.name, a.file, a.handoffs) for a in specs.values()]
+    queue += [(name, file, handoffs) for name, file, _, handoffs in graph._broken]
     while queue:
-        agent = queue.pop()
-        for handoff in agent.handoffs:
-            if handoff.agent == agent.name:
+        name, file, handoffs = queue.pop()
+        for handoff in handoffs:
+            if handoff.agent == name:
                 graph.problems.append(ConfigError(
-                    f"agent {agent.name!r} hands off to itself", file=agent.file, line=handoff.line))
-            elif handoff.agent in specs:
-                continue
+                    f"agent {name!r} hands off to itself", file=file, line=handoff.line))
+            elif handoff.agent in specs or handoff.agent in broken:
+                continue  # a broken target's own problems are reported already
             elif (found := siblings.find(handoff.agent)) is not None:
                 specs[handoff.agent] = found
-                queue.append(found)
+                queue.append((found.name, found.file, found.handoffs))
+            elif handoff.agent in siblings.broken:
+                target = siblings.broken[handoff.agent]
+                graph.problems.append(ConfigError(
+                    f"handoff target {handoff.agent!r} has problems in {target}: run realtalk check {target}",
+                    file=file, line=handoff.line))
             else:
                 known = sorted(set(specs) | siblings.names())
                 hint = did_you_mean(handoff.agent, known)
-                where = agent.file.parent if agent.file else Path(".")
+                where = file.parent if file else Path(".")
                 graph.problems.append(ConfigError(
                     f"unknown handoff target {handoff.agent!r}{hint}: no agent of that name in"
                     f" {where}/ (known: {', '.join(known) or 'none'})",
-                    file=agent.file, line=handoff.line))
+                    file=file, line=handoff.line))
 
 
 def _check_voices(graph: AgentGraph) -> None:

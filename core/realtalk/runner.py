@@ -65,12 +65,12 @@ def load_target(
     extra = list(extra)
     plugins = load_plugins(block=block, extra=extra) if extra else shared_plugins(block=block)
     graph = load_agents([path], plugins.registry)
+    if len(graph.problems) == 1:
+        raise graph.problems[0]
     if graph.problems:
-        first = graph.problems[0]
-        more = len(graph.problems) - 1
-        if more:
-            first.message += f" (and {more} more problem(s): run realtalk check {path})"
-        raise first
+        # Every problem at once, one per line (sorted by file and line), as check prints them.
+        lines = "\n".join(str(p) for p in graph.problems)
+        raise ConfigError(f"{len(graph.problems)} problems in {path}:\n{lines}")
     if not graph.roots:
         raise ConfigError(f"no agent files (*.yaml) in {path}")
     if agent is None:

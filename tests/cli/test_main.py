@@ -51,7 +51,8 @@ def test_check_reports_every_problem_and_exits_1(tmp_path: Path, capsys: pytest.
     lines = out.splitlines()
     assert f"{tmp_path / 'a.yaml'}:2: $.voise: unknown key 'voise' (did you mean 'voice'?)" in lines
     assert f"{tmp_path / 'b.yaml'}:1: the file is empty; an agent needs at least 'instructions'" in lines
-    assert err.strip() == "realtalk: 2 error(s)"
+    assert any(line.startswith(f"{tmp_path / 'a.yaml'}:3: unknown tool 'get_tme'") for line in lines)
+    assert err.strip() == "realtalk: 3 error(s)"
 
 
 def test_check_unknown_tool_lists_installed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
