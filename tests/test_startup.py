@@ -13,15 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import realtalk
 from realtalk import ConfigError
 
 HEAVY = ("jsonschema", "yaml", "websockets", "numpy", "soxr", "sounddevice", "importlib.metadata",
          "asyncio", "realtalk.session")
 
 
-def loaded_after(code: str) -> list[str]:
-    """The HEAVY modules a fresh interpreter has loaded after running ``code``."""
-    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+def loaded_after(code: str, modules: tuple[str, ...] = HEAVY) -> list[str]:
+    """The ``modules`` (HEAVY by default) a fresh interpreter has loaded after running ``code``."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     loaded: list[str] = json.loads(result.stdout.splitlines()[-1])
@@ -36,6 +37,18 @@ def test_version_loads_nothing_heavy() -> None:
     code = ("import contextlib\nfrom realtalk.cli import main\n"
             "with contextlib.suppress(SystemExit):\n    main(['--version'])")
     assert loaded_after(code) == []
+
+
+def test_version_is_printed_before_argparse_is_imported() -> None:
+    code = "from realtalk.cli import main\nassert main(['--version']) == 0"
+    assert loaded_after(code, ("argparse", "pathlib", "logging", "realtalk.cli.options")) == []
+
+
+def test_the_parser_still_answers_version_with_other_words() -> None:
+    # Only the exact command line `realtalk --version` takes the short way.
+    result = subprocess.run([sys.executable, "-m", "realtalk.cli", "-v", "--version"],
+                            capture_output=True, text=True, check=False)
+    assert (result.returncode, result.stdout) == (0, f"realtalk {realtalk.__version__}\n")
 
 
 def test_plugin_style_import_loads_no_jsonschema() -> None:

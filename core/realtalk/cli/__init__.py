@@ -6,7 +6,9 @@ the module that carries it out, imported only when that command runs, so ``realt
   voice loop, approval prompt) and ``console.py`` (what a person sees) serve it;
 - ``check.py``: ``realtalk check``, ``plugins`` and ``tools``;
 - ``devices.py``: ``realtalk devices``; ``emulator.py``: ``realtalk emulator``;
-- ``options.py``: option values, checked while parsing.
+- ``options.py``: option values, checked while parsing; ``parser.py``: the argparse classes.
+
+``realtalk --version`` alone is answered before argparse (or anything else) is imported.
 
 Errors a user can cause end as one line on stderr and a non-zero exit, never a traceback:
 bad option values are refused while parsing (exit 2, before anything connects), log
@@ -17,24 +19,11 @@ Exit codes: 0 success, 1 error, 2 usage, 130 Ctrl-C, 141 stdout closed, 143 SIGT
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import os
 import sys
-from collections.abc import Collection, Iterator, Sequence
-from pathlib import Path
 
 from .. import __version__
 from ..exceptions import RealtalkError
-from .options import (
-    non_negative_int,
-    non_negative_number,
-    port_number,
-    positive_seconds,
-    readable_wav,
-    websocket_url,
-    writable_file,
-)
 
 __all__ = [
     "EXIT_BROKEN_PIPE",
@@ -53,12 +42,38 @@ __all__ = [
     "writable_file",
 ]
 
-# Not typing.TYPE_CHECKING, and logging only where it is used: `realtalk --version` imports
-# neither. Type checkers take any constant of this name as true.
+# Not typing.TYPE_CHECKING, and argparse, pathlib, logging and the option checks only where
+# they are used: `realtalk --version` imports none of them. Type checkers take any constant
+# of this name as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     import logging
-    from typing import Any, NoReturn
+    from collections.abc import Callable, Collection, Sequence
+    from pathlib import Path
+    from typing import Any
+
+    from .options import (
+        non_negative_int,
+        non_negative_number,
+        port_number,
+        positive_seconds,
+        readable_wav,
+        websocket_url,
+        writable_file,
+    )
+
+_OPTIONS = ("non_negative_int", "non_negative_number", "port_number", "positive_seconds", "readable_wav",
+            "websocket_url", "writable_file")
+
+
+def __getattr__(name: str) -> object:
+    # The option checks are re-exported here, loaded on first use (they import argparse).
+    if name in _OPTIONS:
+        from . import options
+
+        return getattr(options, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -70,62 +85,13 @@ EXIT_TERMINATED = 143
 """SIGTERM (128 + 15), after closing sessions and files cleanly."""
 
 
-def _terminal_columns() -> int:
-    # shutil.get_terminal_size(), without importing shutil (and zlib, bz2, lzma with it).
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-    return columns or 80
-
-
-class _Formatter(argparse.HelpFormatter):
-    """argparse's help formatter, as wide as the terminal.
-
-    argparse builds one for every ``add_argument``, and its own imports shutil to size it.
-    """
-
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        super().__init__(prog, indent_increment, max_help_position,
-                         _terminal_columns() - 2 if width is None else width)
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one line: ``realtalk: error: ...``, exit 2."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)  # also for every command's parser
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"realtalk: error: {message} (see {self.prog} --help)\n")
-
-
-class _Version(argparse.Action):
-    """``--version``: print ``realtalk X.Y.Z`` and exit 0.
-
-    argparse's own version action formats the line with a HelpFormatter, which imports
-    shutil (and with it zlib, bz2, lzma) for the terminal width of a one-word line.
-    """
-
-    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: object, option_string: str | None = None) -> NoReturn:
-        sys.stdout.write(f"realtalk {__version__}\n")  # stdout, as argparse's own action
-        parser.exit()
-
-
 def _add_logging_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     # On the top parser and on every command, so that `realtalk -v run` and `realtalk run
     # -v` both work; a command's copy only sets the value when given (SUPPRESS).
+    import argparse
+
+    from .options import writable_file
+
     default: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
     parser.add_argument("-v", "--verbose", action="store_true", help="log details and tracebacks on stderr",
                         **({"default": False} if top else default))
@@ -141,11 +107,15 @@ def _parser(*, commands: Collection[str] | None = None) -> argparse.ArgumentPars
     either way). ``realtalk --version`` then builds no command's options, and imports no
     ``cli/emulator.py`` (asyncio).
     """
-    parser = _Parser(
+    from pathlib import Path
+
+    from .parser import Parser, VersionAction
+
+    parser = Parser(
         prog="realtalk",
         description="Voice and text agents on the OpenAI Realtime API.",
     )
-    parser.add_argument("--version", action=_Version, help="show program's version number and exit")
+    parser.add_argument("--version", action=VersionAction, help="show program's version number and exit")
     parser.add_argument(
         "--no-plugin", action="append", default=[], metavar="NAME",
         help="do not load the plugin distribution NAME (repeatable)",
@@ -186,6 +156,10 @@ def _parser(*, commands: Collection[str] | None = None) -> argparse.ArgumentPars
 
 
 def _add_run_arguments(run: argparse.ArgumentParser) -> None:
+    from pathlib import Path
+
+    from .options import positive_seconds, readable_wav, websocket_url, writable_file
+
     run.add_argument("agent_path", type=Path, metavar="AGENT",
                      help="agent file, or a directory of agents with --agent NAME")
     run.add_argument("--agent", metavar="NAME", help="the agent to start with")
@@ -228,12 +202,16 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (also used as the console script)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["--version"]:  # what the parser would print, without importing argparse
+        sys.stdout.write(f"realtalk {__version__}\n")
+        return 0
     parser = _parser(commands=argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    with _logging(verbose=args.verbose, log_file=args.log_file):
+    stop_logging = _start_logging(verbose=args.verbose, log_file=args.log_file)
+    try:
         try:
             code = _COMMANDS[args.command](args)
             sys.stdout.flush()  # here, not at exit, where a closed pipe would be a traceback
@@ -250,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_ERROR
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
+    finally:
+        stop_logging()
 
 
 def _os_message(exc: BaseException) -> str:
@@ -263,10 +243,12 @@ def stdout_closed() -> int:
 
     Points stdout at ``/dev/null`` so that Python's final flush does not complain.
     """
-    with contextlib.suppress(OSError, ValueError):
+    try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
+    except (OSError, ValueError):
+        pass
     return EXIT_BROKEN_PIPE
 
 
@@ -282,9 +264,9 @@ def _one_line(record: logging.LogRecord) -> str:
     return " ".join(f"realtalk: {record.levelname.lower()}: {message}".split("\n"))
 
 
-@contextlib.contextmanager
-def _logging(*, verbose: bool, log_file: Path | None) -> Iterator[None]:
-    """Log to stderr (one line per record, or everything with ``verbose``) and to a file."""
+def _start_logging(*, verbose: bool, log_file: Path | None) -> Callable[[], None]:
+    """Log to stderr (one line per record, or everything with ``verbose``) and to a file;
+    returns what undoes it."""
     import logging  # here, not at the top: `realtalk --version` does not log
 
     class OneLine(logging.Formatter):
@@ -311,13 +293,14 @@ def _logging(*, verbose: bool, log_file: Path | None) -> Iterator[None]:
         ours.setLevel(logging.DEBUG)
     for handler in handlers:
         root.addHandler(handler)
-    try:
-        yield
-    finally:
+
+    def stop() -> None:
         for handler in handlers:
             root.removeHandler(handler)
             handler.close()
         ours.setLevel(saved)
+
+    return stop
 
 
 # --- commands: each imports its module when it runs -------------------------------------
