@@ -33,6 +33,13 @@ def test_sync_with_the_fixture(emulator):
     converse(AGENT, ["hi"], emulator).assert_said("Hello.")
 '''
 
+FAILING = '''
+
+async def test_an_async_test_that_fails_fails(emulator):
+    emulator.use({"turns": [{"user": "hi", "reply": "Hello."}]})
+    (await aconverse(AGENT, ["hi"], emulator)).assert_said("Bye.")
+'''
+
 
 def run_pytest(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHONPATH"))}
@@ -44,16 +51,9 @@ def run_pytest(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_async_tests_need_no_configuration(tmp_path: Path, plugins: tuple[str, ...]) -> None:
     (tmp_path / "pyproject.toml").write_text(PYPROJECT)
     (tmp_path / "tests").mkdir()
-    (tmp_path / "tests" / "test_desk.py").write_text(TESTS)
+    (tmp_path / "tests" / "test_desk.py").write_text(TESTS + FAILING)
     proc = run_pytest(tmp_path, *plugins)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "2 passed" in proc.stdout and "warning" not in proc.stdout.lower(), proc.stdout
-
-
-def test_an_async_test_that_fails_fails(tmp_path: Path) -> None:
-    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
-    (tmp_path / "test_desk.py").write_text(TESTS.replace('assert_said("Hello.")\n\n\ndef', 'assert_said("Bye.")\n\n\ndef'))
-    proc = run_pytest(tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "1 failed, 1 passed" in proc.stdout
+    assert "1 failed, 2 passed" in proc.stdout and "warning" not in proc.stdout.lower(), proc.stdout
+    assert "FAILED tests/test_desk.py::test_an_async_test_that_fails_fails" in proc.stdout
     assert "AssertionError: expected the reply to turns[0] (user: 'hi') to contain 'Bye.'; it was 'Hello.'" in proc.stdout

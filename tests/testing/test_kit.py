@@ -192,7 +192,7 @@ def test_a_tool_that_raises(emulator: ThreadedEmulator) -> None:
     assert str(error.value) == (
         "expected a call of late_checkout with status 'ok'; calls made:\n"
         "  late_checkout({}) in turns[0] (user: 'Can I check out late?') by agent 'desk': status 'error', "
-        "output '{\"error\": \"late_checkout failed: RuntimeError: the booking system is down\"}'")
+        "output {\"error\": \"late_checkout failed: RuntimeError: the booking system is down\"}")
     assert result.assert_called("late_checkout", status="error").agent == "desk"
     with pytest.raises(AssertionError) as error:
         result.assert_ok()

@@ -158,9 +158,13 @@ class ThreadedEmulator:
 # --- what happened ---------------------------------------------------------------------
 
 
-def _short(text: str | None, limit: int = 200) -> str:
+def _cut(text: str | None, limit: int = 300) -> str:
     text = "" if text is None else text
-    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _short(text: str | None, limit: int = 200) -> str:
+    return repr(_cut(text, limit))
 
 
 @dataclass
@@ -215,7 +219,7 @@ class ConverseResult:
     def _call_line(self, call: ToolCallRecord) -> str:
         index = next(i for i, turn in enumerate(self.turns) if any(c is call for c in turn.tool_calls))
         return (f"{call.name}({call.arguments}) in {self._where(index)} by agent {call.agent!r}: "
-                f"status {call.status!r}, output {_short(call.output)}")
+                f"status {call.status!r}, output {_cut(call.output)}")
 
     def _problems(self) -> list[str]:
         problems = [f"{self._where(i)}: no scenario turn matches, the emulator gave its fallback "
