@@ -326,16 +326,142 @@ def test_the_level_is_measured_only_while_metering() -> None:
     sink.close()
 
 
-async def test_real_time_wav_sinks_share_one_clock_thread(tmp_path: Path) -> None:
+async def test_real_time_wav_sinks_run_no_thread(tmp_path: Path) -> None:
     import threading
 
+    before = threading.active_count()
     sinks = [WavFileSink(tmp_path / f"{n}.wav", realtime=True) for n in range(20)]
     for sink in sinks:
         sink.start()
         sink.feed("a", np.full(2400, 1000, dtype=np.int16).tobytes())  # 100 ms each
-    clocks = [t for t in threading.enumerate() if t.name.startswith(("realtalk-wav-clock", "realtalk-wav-out"))]
-    assert [t.name for t in clocks] == ["realtalk-wav-clock"]
+    assert threading.active_count() == before  # played from the clock, lazily
     await asyncio.wait_for(asyncio.gather(*(sink.drain() for sink in sinks)), 10)
     assert all(sink.tracker.played_ms("a") == 100 for sink in sinks)
     for sink in sinks:
         sink.close()
+    assert all(len(read_wav(tmp_path / f"{n}.wav").samples) == 2400 for n in range(20))
+
+
+# -- the real-time WAV sink driven by a clock of the test's own --------------------------
+
+
+class FakeClock:
+    """A time source the test moves by hand: the sink plays what this clock says is due."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def ramp(n: int, start: int = 1) -> np.ndarray:
+    return (start + np.arange(n) % 30000).astype(np.int16)
+
+
+def test_the_clock_decides_what_was_played_in_whole_blocks(tmp_path: Path) -> None:
+    clock = FakeClock()
+    sink = WavFileSink(tmp_path / "o.wav", clock=clock)  # 10 ms blocks
+    x = ramp(2400)
+    sink.feed("a", x.tobytes())  # 100 ms, starts the output at 100.0
+    assert sink.tracker.played_ms("a") == 0 and sink.queued_ms == 100
+    clock.now += 0.035  # three whole blocks are due, the fourth is not finished
+    # Asking the tracker is enough: nothing else ran since the feed.
+    assert sink.tracker.played_ms("a") == 30
+    assert sink.queued_ms == 70 and sink.is_playing and sink.frames_consumed == 720
+    clock.now += 0.5
+    assert sink.tracker.played_ms("a") == 100 and not sink.is_playing
+    assert sink.frames_consumed == 53 * 240  # 53 whole blocks, the silence included
+    sink.close()
+    assert np.array_equal(read_wav(tmp_path / "o.wav").samples, x)
+
+
+def test_interrupt_drops_exactly_what_the_clock_has_not_played(tmp_path: Path) -> None:
+    clock = FakeClock()
+    sink = WavFileSink(tmp_path / "o.wav", clock=clock)
+    x = ramp(24000)
+    sink.feed("a", x.tobytes())  # 1 s
+    clock.now += 0.2571
+    assert sink.interrupt() == 750  # 250 ms played (25 blocks), the rest dropped
+    assert sink.tracker.truncate_point("a") == 250
+    clock.now += 1.0
+    sink.feed("a", x.tobytes())  # a late delta of the cancelled item: never plays
+    assert sink.tracker.played_ms("a") == 250 and not sink.is_playing
+    sink.close()
+    assert np.array_equal(read_wav(tmp_path / "o.wav").samples, x[:6000])
+
+
+def test_a_gap_is_written_as_silence_from_the_block_the_audio_arrived_in(tmp_path: Path) -> None:
+    # As a consumer pulling a block every 10 ms would write it: audio first in its
+    # block, silence when the queue has run dry, new audio from the next block on.
+    clock = FakeClock()
+    a, b = ramp(480), ramp(480, start=5000)
+    paths = {}
+    for write_silence in (True, False):
+        path = paths[write_silence] = tmp_path / f"{write_silence}.wav"
+        clock.now = 100.0
+        sink = WavFileSink(path, clock=clock, write_silence=write_silence)
+        sink.feed("a", a.tobytes())  # 20 ms at 0 ms
+        clock.now += 0.055  # ran dry at 20 ms; b arrives within the block at 50-60 ms
+        sink.feed("b", b.tobytes())
+        clock.now += 0.045
+        assert sink.tracker.played_ms("b") == 20 and not sink.is_playing
+        sink.close()
+    gap = np.zeros(1200 - 480, np.int16)
+    assert np.array_equal(read_wav(paths[True]).samples, np.concatenate([a, gap, b, gap]))
+    assert np.array_equal(read_wav(paths[False]).samples, np.concatenate([a, b]))
+
+
+def test_wait_drained_and_drain_follow_the_sinks_clock(tmp_path: Path) -> None:
+    clock = FakeClock()
+    sink = WavFileSink(tmp_path / "o.wav", clock=clock)
+    sink.feed("a", bytes(4800))
+    assert not sink.wait_drained(timeout=0)  # 100 ms queued, the clock has not moved
+    clock.now += 0.1
+    assert sink.wait_drained(timeout=0)
+
+    async def drain_while_the_clock_moves() -> None:
+        sink.feed("b", bytes(4800))
+        task = asyncio.create_task(sink.drain())
+        await asyncio.sleep(0)  # drain() has set its one timer, for 100 ms from now
+        assert not task.done()
+        clock.now += 0.2  # the timer, when it fires, finds the queue dry
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(drain_while_the_clock_moves())
+    assert sink.tracker.played_ms("b") == 100
+    sink.close()
+
+
+def test_the_level_is_that_of_the_last_block_played(tmp_path: Path) -> None:
+    clock = FakeClock()
+    sink = WavFileSink(tmp_path / "o.wav", clock=clock)
+    sink.meter = True
+    sink.feed("a", np.full(2400, 20000, np.int16).tobytes())
+    clock.now += 0.05
+    assert sink.level > -10.0
+    clock.now += 0.2  # the queue ran dry at 100 ms: the last block was silence
+    assert sink.level == SILENCE_DBFS
+    sink.close()
+
+
+def test_a_write_error_stops_the_sink_and_releases_drain(tmp_path: Path) -> None:
+    clock = FakeClock()
+    sink = WavFileSink("/dev/full", clock=clock)
+    sink.feed("a", bytes(48000 * 2))  # 2 s: more than the file's buffer
+    clock.now += 1.0
+    assert not sink.is_playing  # the write failed: the queue was dropped
+    assert sink.failed is not None and sink.failed.startswith("cannot write /dev/full: ")
+    assert sink.wait_drained(timeout=0)
+    sink.close()
+
+
+def test_recent_interrupted_items_stay_silenced(tmp_path: Path) -> None:
+    clock = FakeClock()
+    sink = WavFileSink(tmp_path / "o.wav", clock=clock)
+    for n in range(200):  # a long session: the set of cut items stays bounded
+        sink.feed(f"item_{n}", bytes(480))
+        sink.interrupt()
+    sink.feed("item_199", bytes(480))
+    assert not sink.is_playing
+    sink.close()

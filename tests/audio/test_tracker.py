@@ -85,3 +85,29 @@ def test_concurrent_writers_lose_no_counts() -> None:
         th.join()
     assert t.played_ms("a") == 20_000
     assert t.received_ms("a") == 20_000
+
+
+def test_a_long_session_keeps_only_the_newest_items() -> None:
+    t = PlaybackTracker(max_items=3)
+    for n in range(10):
+        t.add_received(f"item_{n}", 4800)
+        t.add_played(f"item_{n}", 1200)
+    assert [i.item_id for i in t.snapshot()] == ["item_7", "item_8", "item_9"]
+    assert t.received_ms("item_0") == 0 and t.truncate_point("item_0") is None
+    assert t.truncate_point("item_9") == 50
+
+
+def test_readers_of_played_time_ask_the_sink_first() -> None:
+    t = PlaybackTracker()
+    t.add_received("a", 4800)
+    asked = []
+
+    def catch_up() -> None:  # what a lazily counting sink does when asked
+        asked.append(True)
+        t.add_played("a", 240)
+
+    t.on_read = catch_up
+    assert t.played_ms("a") == 10
+    assert t.truncate_point("a") == 20
+    assert t.snapshot()[0].played_ms == 30
+    assert t.received_ms("a") == 100 and len(asked) == 3  # received needs no catching up

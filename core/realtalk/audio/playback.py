@@ -1,11 +1,13 @@
 """Output sinks: where assistant audio goes (a speaker, or a WAV file).
 
 Both sinks share one design. :meth:`OutputSink.feed` appends 24 kHz PCM16 for an
-assistant item to a small jitter buffer; a consumer pulls frames from it at the output's
-pace: the PortAudio callback for :class:`SpeakerSink`, a clock-driven thread (or, with
-``realtime=False``, the feed itself) for :class:`WavFileSink`. Every pull records the
-frames consumed per item in a :class:`~realtalk.audio.tracker.PlaybackTracker`, so the
-played time used for barge-in truncation comes from the output, not the wall clock.
+assistant item to a small jitter buffer; the output consumes frames from it at its own
+pace: the PortAudio callback for :class:`SpeakerSink`; for :class:`WavFileSink` a clock
+read lazily (``realtime=True``: whenever something happens or is asked, the sink plays
+in one step everything the clock says is due since the last time) or the feed itself
+(``realtime=False``). Every frame consumed is counted per item in a
+:class:`~realtalk.audio.tracker.PlaybackTracker`, so the played time used for barge-in
+truncation comes from the output, not an estimate.
 
 :meth:`OutputSink.interrupt` takes the buffer's lock and empties it: once it returns, no
 frame of the dropped audio can be consumed, and the tracker holds exactly what was
@@ -24,6 +26,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -54,7 +57,7 @@ def dbfs(samples: npt.NDArray[np.int16]) -> float:
     return 20.0 * math.log10(rms / 32768.0)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Segment:
     item_id: str
     data: npt.NDArray[np.int16]
@@ -78,7 +81,7 @@ class _JitterBuffer:
         self.drained = threading.Condition(self.lock)
         self.level = SILENCE_DBFS
         self.meter = False  # measure the level of each block (costs a pass over it)
-        self.frames_consumed = 0  # all frames pulled, silence included
+        self.frames_consumed = 0  # all frames consumed, silence included
         self._segments: deque[_Segment] = deque()
         self._queued = 0
         self._started = False
@@ -100,9 +103,13 @@ class _JitterBuffer:
         with self.lock:
             return {seg.item_id for seg in self._segments}
 
-    def pull_into(self, out: npt.NDArray[np.int16]) -> int:
-        """Fill ``out`` (audio first, then zeros); return the number of audio frames."""
-        n = len(out)
+    def take(self, n: int) -> tuple[list[npt.NDArray[np.int16]], int]:
+        """Consume ``n`` frames: the audio comes first, the rest of the ``n`` is silence.
+
+        Returns the audio as views of the queued arrays, in order (nothing is copied;
+        queued arrays are never written to), and the number of audio frames.
+        """
+        pieces: list[npt.NDArray[np.int16]] = []
         k = 0
         with self.lock:
             if not self._started and self._queued:
@@ -113,7 +120,7 @@ class _JitterBuffer:
                 while k < n and self._segments:
                     seg = self._segments[0]
                     take = min(n - k, len(seg.data) - seg.pos)
-                    out[k : k + take] = seg.data[seg.pos : seg.pos + take]
+                    pieces.append(seg.data[seg.pos : seg.pos + take])
                     seg.pos += take
                     k += take
                     self.tracker.add_played(seg.item_id, take, self.rate)
@@ -123,9 +130,18 @@ class _JitterBuffer:
                 if not self._queued:
                     self._idle()
             self.frames_consumed += n
-            out[k:] = 0
-            if self.meter:
-                self.level = dbfs(out)
+        return pieces, k
+
+    def pull_into(self, out: npt.NDArray[np.int16]) -> int:
+        """Fill ``out`` (audio first, then zeros); return the number of audio frames."""
+        pieces, k = self.take(len(out))
+        at = 0
+        for piece in pieces:
+            out[at : at + len(piece)] = piece
+            at += len(piece)
+        out[k:] = 0
+        if self.meter:
+            self.level = dbfs(out)
         return k
 
     def clear(self) -> int:
@@ -164,6 +180,11 @@ def _resolve(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
+INTERRUPTED_KEPT = 64
+"""Items cut by :meth:`OutputSink.interrupt` whose late audio is still ignored (the
+newest ones: a cancelled response's deltas arrive within moments of the barge-in)."""
+
+
 class OutputSink(ABC):
     """Where assistant audio is played; feed 24 kHz PCM16 per item.
 
@@ -195,7 +216,7 @@ class OutputSink(ABC):
         self._resampler = Resampler(API_RATE, rate)
         self._feed_lock = threading.Lock()  # the resampler is used by feeders only
         self._last_item: str | None = None
-        self._interrupted: set[str] = set()
+        self._interrupted: dict[str, None] = {}  # the newest INTERRUPTED_KEPT, in order
         self._started = False
         self._closed = False
         self.failed: str | None = None
@@ -247,6 +268,15 @@ class OutputSink(ABC):
 
     def _after_feed(self) -> None:
         """Hook for sinks that consume on feed (WAV without real-time pacing)."""
+
+    def _sync(self) -> None:
+        """Hook: bring the buffer and the tracker up to date with the output's clock
+        (a sink that computes what was played lazily does it here)."""
+
+    def _seconds_to_idle(self) -> float | None:
+        """Hook: when the queue will run dry if nothing more is fed, for a sink that
+        has no consumer of its own to wake :meth:`drain`; None for the others."""
+        return None
 
     # -- audio -------------------------------------------------------------------------
 
@@ -305,9 +335,13 @@ class OutputSink(ABC):
             Milliseconds of audio dropped.
         """
         with self._feed_lock:
-            self._interrupted |= self._buffer.queued_items()
+            cut = self._buffer.queued_items()
             if self._last_item is not None:
-                self._interrupted.add(self._last_item)
+                cut.add(self._last_item)
+            for item_id in cut:
+                self._interrupted[item_id] = None
+            while len(self._interrupted) > INTERRUPTED_KEPT:
+                del self._interrupted[next(iter(self._interrupted))]
             self._resampler.reset()
             self._last_item = None
             dropped = self._buffer.clear()
@@ -316,11 +350,13 @@ class OutputSink(ABC):
     @property
     def is_playing(self) -> bool:
         """True while audio is queued or being played out."""
+        self._sync()
         return self._buffer.queued > 0
 
     @property
     def queued_ms(self) -> int:
         """Milliseconds of audio waiting to be played."""
+        self._sync()
         return self._buffer.queued * 1000 // self.rate
 
     @property
@@ -337,11 +373,13 @@ class OutputSink(ABC):
     def level(self) -> float:
         """Level of the most recent output block in dBFS (-100 for silence), while
         :attr:`meter` is on."""
+        self._sync()
         return self._buffer.level
 
     @property
     def frames_consumed(self) -> int:
-        """Frames the consumer has pulled since start, silence included (at :attr:`rate`)."""
+        """Frames the output has consumed since start, silence included (at :attr:`rate`)."""
+        self._sync()
         return self._buffer.frames_consumed
 
     def _flush_resampler(self) -> None:
@@ -358,18 +396,40 @@ class OutputSink(ABC):
         self.start()
         self._flush_resampler()
         self._after_feed()
+        self._sync()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         if self._buffer.add_waiter(loop, fut):
+            self._wake_when_idle(loop, fut)
             await fut
+
+    def _wake_when_idle(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None]) -> None:
+        # For a sink without a consumer of its own: one timer at the moment the queue
+        # runs dry; if more was fed meanwhile, the timer is set again for the new moment.
+        if fut.done():
+            return
+        self._sync()  # resolves fut (through the buffer's idle waiters) if it ran dry
+        delay = self._seconds_to_idle()
+        if delay is not None and not fut.done():
+            loop.call_later(delay, self._wake_when_idle, loop, fut)
 
     def wait_drained(self, timeout: float | None = None) -> bool:
         """Blocking form of :meth:`drain` for threads; returns False on timeout."""
         self.start()
         self._flush_resampler()
         self._after_feed()
-        with self._buffer.drained:
-            return self._buffer.drained.wait_for(lambda: self._buffer.queued == 0, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._sync()
+            delay = self._seconds_to_idle()
+            with self._buffer.drained:
+                if self._buffer.queued == 0:
+                    return True
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                waits = [w for w in (delay, left) if w is not None]
+                self._buffer.drained.wait(min(waits) if waits else None)
 
 
 class SpeakerSink(OutputSink):
@@ -490,25 +550,35 @@ def _choose_output_format(sd: Any, index: int, rate: int | None) -> tuple[int, i
     )
 
 
+_SILENCE_BYTES = bytes(2 * API_RATE)  # one second of PCM16 silence, written in slices
+
+
 class WavFileSink(OutputSink):
     """Write assistant audio to a PCM16 mono 24 kHz WAV file (``--output FILE.wav``).
 
-    With ``realtime=True`` the buffer is consumed at real-time pace from the monotonic
-    clock, so barge-in truncation behaves as with a speaker; one clock thread
-    (:class:`_SinkClock`) paces every real-time sink of the process, so a hundred sessions
-    cost one thread, not a hundred. With
-    ``realtime=False`` audio is consumed the moment it is fed (everything received
-    counts as played).
+    With ``realtime=True`` the sink plays at real-time pace, as a speaker would, so
+    barge-in truncation behaves as with a speaker: it consumes one ``tick_ms`` block at
+    each tick of its clock. It runs no thread and no timer for that: the blocks due
+    since the last time are consumed in one step, and written to the file in bulk,
+    whenever something happens or is asked (:meth:`feed`, :meth:`interrupt`,
+    :meth:`close`, :attr:`is_playing`, :attr:`queued_ms`, :attr:`frames_consumed`,
+    :attr:`level`, and the tracker's readers). Only :meth:`drain` sets a timer, one, for
+    the moment the queue runs dry. The file's content is what a consumer pulling a block
+    every ``tick_ms`` exactly on time would write. With ``realtime=False`` audio is
+    consumed the moment it is fed (everything received counts as played).
 
     Args:
         path: The WAV file to write (replaced if it exists).
         tracker: Where played audio is counted.
         realtime: Consume at real-time pace (True) or instantly (False).
-        tick_ms: How often the real-time consumer runs.
+        tick_ms: The real-time output's block: what was played is counted in whole
+            blocks (so :meth:`interrupt` keeps what was played to within one block).
         write_silence: Also write the silence between responses (a timeline of the
             session) instead of only the assistant's audio.
         autostart: Open the file on the first :meth:`feed` (default), or only on
             :meth:`start`.
+        clock: The real-time clock, in seconds (``time.monotonic``); a test can pass
+            its own to drive the sink without waiting.
     """
 
     def __init__(
@@ -520,18 +590,22 @@ class WavFileSink(OutputSink):
         tick_ms: int = 10,
         write_silence: bool = False,
         autostart: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if tick_ms <= 0:
+            raise ValueError(f"WavFileSink tick_ms must be positive, got {tick_ms}")
         super().__init__(API_RATE, tracker=tracker, prebuffer_ms=0, autostart=autostart)
         self.path = Path(path)
         self.realtime = realtime
         self.tick_ms = tick_ms
         self.write_silence = write_silence
+        self.clock = clock
         self._writer: WavWriter | None = None
-        self._io_lock = threading.Lock()  # pull + write are one step w.r.t. interrupt()
-        self._stop = threading.Event()
+        self._io_lock = threading.Lock()  # consume + write are one step w.r.t. interrupt()
+        self._block = API_RATE * tick_ms // 1000
+        self._running = False  # real time: the clock is counting
         self._clock_start = 0.0
         self._consumed = 0  # frames consumed since _clock_start (real-time mode)
-        self._scratch = np.zeros(API_RATE * tick_ms // 1000, dtype=np.int16)
 
     def _open(self) -> None:
         self._writer = WavWriter(self.path, self.rate)
@@ -539,34 +613,112 @@ class WavFileSink(OutputSink):
             self._started = True  # (start() sets it too, after we return)
             self._after_feed()  # what was fed before start
         if self.realtime:
-            self._clock_start = time.monotonic()
-            _CLOCK.add(self)
+            self._clock_start = self.clock()
+            self._consumed = 0
+            self._running = True
+            self.tracker.on_read = self._sync  # readers see what was played up to now
+
+    def close(self) -> None:
+        """Stop at once: what was played up to now is written, queued audio is dropped."""
+        self._sync()
+        super().close()
 
     def _close(self) -> None:
-        self._stop.set()
-        _CLOCK.remove(self)
-        with self._io_lock:  # a tick in progress finishes first; later ones see _stop
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
+        with self._io_lock:
+            self._running = False
+            if self.tracker.on_read == self._sync:
+                self.tracker.on_read = None
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                try:
+                    writer.close()
+                except OSError as exc:  # the last buffered bytes: the disk is full
+                    self.failed = self.failed or f"cannot write {self.path}: {exc}"
 
     def interrupt(self) -> int:
         """Stop at once and drop queued audio; the file holds exactly what was played."""
         with self._io_lock:
+            self._play_due()
             return super().interrupt()
 
-    def _consume(self, frames: int) -> None:
-        # Called with _io_lock held.
-        if len(self._scratch) < frames:
-            self._scratch = np.zeros(frames, dtype=np.int16)
-        block = self._scratch[:frames]
-        k = self._buffer.pull_into(block)
-        if self._writer is not None:
-            self._writer.write(block if self.write_silence else block[:k])
+    # -- real time: consumed lazily from the clock ----------------------------------------
+
+    def _sync(self) -> None:
+        if not self._running:
+            return
+        due = self._due()
+        if due <= self._consumed:  # the common case: nothing new is due, no lock taken
+            return
+        with self._io_lock:
+            self._play_due(due)
+
+    def _due(self) -> int:
+        """Frames the output has consumed by now: whole blocks since the clock started
+        (a thousandth of a frame of slack, so that float rounding of a clock reading
+        100.1 - 100.0 does not lose a block)."""
+        frames = int((self.clock() - self._clock_start) * self.rate + 0.001)
+        return frames - frames % self._block
+
+    def _play_due(self, due: int | None = None) -> None:
+        """Consume (and write) everything due by the clock; called with ``_io_lock`` held."""
+        if not self._running:
+            return
+        if due is None:
+            due = self._due()
+        n = due - self._consumed
+        if n <= 0:
+            return
+        pieces, k = self._buffer.take(n)
+        self._consumed = due
+        try:
+            self._write(pieces, n - k)
+        except (OSError, ValueError) as exc:  # disk full, file closed under us
+            self.failed = f"cannot write {self.path}: {exc}"
+            self._running = False
+            self._buffer.clear()  # wake drain(): nothing more will play
+            return
+        if self._buffer.meter:
+            self._buffer.level = self._last_block_level(pieces, n - k)
+
+    def _write(self, pieces: list[npt.NDArray[np.int16]], silence: int) -> None:
+        writer = self._writer
+        if writer is None:
+            return
+        for piece in pieces:
+            writer.write(piece.data.cast("B"))
+        if self.write_silence:
+            while silence > 0:
+                chunk = min(silence, API_RATE)
+                writer.write(memoryview(_SILENCE_BYTES)[: 2 * chunk])
+                silence -= chunk
+
+    def _last_block_level(self, pieces: list[npt.NDArray[np.int16]], silence: int) -> float:
+        """The level of the last block consumed: audio, then ``silence`` zero frames."""
+        audio = self._block - silence
+        if audio <= 0 or not pieces:
+            return SILENCE_DBFS
+        tail = np.concatenate(pieces)[-audio:] if len(pieces) > 1 else pieces[0][-audio:]
+        block = np.zeros(self._block, dtype=np.int16)
+        block[: len(tail)] = tail
+        return dbfs(block)
+
+    def _seconds_to_idle(self) -> float | None:
+        if not self._running:
+            return None
+        queued = self._buffer.queued
+        if not queued:
+            return 0.0
+        blocks = -(-(self._consumed + queued) // self._block)  # the block it ends in
+        at = self._clock_start + blocks * self._block / self.rate
+        return max(0.0, at - self.clock()) + 0.0005  # (a hair late, never a hair early)
 
     def feed(self, item_id: str, pcm24k: bytes) -> None:
         """As :meth:`OutputSink.feed`; not in real time, the bytes go to the file as they are."""
-        if self.realtime or not self._started or self._writer is None or len(pcm24k) % 2:
+        if self.realtime:
+            self._sync()  # play what was due before this audio arrived
+            super().feed(item_id, pcm24k)
+            return
+        if not self._started or self._writer is None or len(pcm24k) % 2:
             super().feed(item_id, pcm24k)  # (it also refuses an odd length)
             return
         if self._closed:
@@ -605,62 +757,9 @@ class WavFileSink(OutputSink):
             return
         with self._io_lock:
             while self._buffer.queued:
-                self._consume(self._buffer.queued)
-
-    def _tick(self, now: float) -> bool:
-        """Consume exactly the frames due since the start (the clock's thread), whatever
-        the scheduling jitter, so pace never drifts. False once this sink is done."""
-        due = int((now - self._clock_start) * self.rate)
-        if due <= self._consumed:
-            return not self._stop.is_set()
-        try:
-            with self._io_lock:
-                if self._stop.is_set():
-                    return False
-                self._consume(due - self._consumed)
-        except (OSError, ValueError) as exc:  # disk full, file closed under us
-            self.failed = f"cannot write {self.path}: {exc}"
-            self._buffer.clear()  # wake drain(): nothing more will play
-            return False
-        self._consumed = due
-        return True
-
-
-class _SinkClock:
-    """One daemon thread that paces every real-time :class:`WavFileSink` of the process.
-
-    It runs while at least one sink is registered, ticking at the smallest ``tick_ms``
-    among them; each sink consumes what is due by its own start time.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sinks: dict[int, WavFileSink] = {}
-        self._thread: threading.Thread | None = None
-
-    def add(self, sink: WavFileSink) -> None:
-        with self._lock:
-            self._sinks[id(sink)] = sink
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="realtalk-wav-clock", daemon=True)
-                self._thread.start()
-
-    def remove(self, sink: WavFileSink) -> None:
-        with self._lock:
-            self._sinks.pop(id(sink), None)
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                sinks = list(self._sinks.values())
-                if not sinks:
-                    self._thread = None  # the next add() starts a new one
-                    return
-            time.sleep(min(s.tick_ms for s in sinks) / 1000)
-            now = time.monotonic()
-            for sink in sinks:
-                if not sink._tick(now):
-                    self.remove(sink)
-
-
-_CLOCK = _SinkClock()
+                n = self._buffer.queued
+                pieces, k = self._buffer.take(n)
+                if self._writer is not None:
+                    self._write(pieces, n - k)
+                if self._buffer.meter:
+                    self._buffer.level = dbfs(np.concatenate(pieces)) if pieces else SILENCE_DBFS

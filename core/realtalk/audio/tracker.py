@@ -9,12 +9,18 @@ which is the played time clamped to what was received (the server rejects an
 should delete the item instead.
 
 Thread-safe: the output callback writes from the audio thread while the runtime reads
-from the event loop.
+from the event loop. A sink that counts what was played lazily (the real-time
+:class:`~realtalk.audio.playback.WavFileSink`) sets :attr:`PlaybackTracker.on_read`, which
+the readers of played time call first, so they always see what was played up to now.
+
+The tracker keeps the newest ``max_items`` items: a session of any length holds a bounded
+number of counters (truncation only ever concerns the item playing).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = ["ItemPlayback", "PlaybackTracker"]
@@ -41,11 +47,20 @@ class PlaybackTracker:
     Args:
         rate: The rate received audio is counted at (the API's 24 kHz by default).
         bytes_per_sample: Bytes per received sample (2 for PCM16, 1 for G.711).
+        max_items: Items kept; the oldest is forgotten when a new one would pass it.
+
+    Attributes:
+        on_read: Called (without the tracker's lock) before played time is read, by a
+            sink that brings its counts up to date only when asked; None otherwise.
     """
 
-    def __init__(self, rate: int = 24000, bytes_per_sample: int = 2) -> None:
+    def __init__(self, rate: int = 24000, bytes_per_sample: int = 2, max_items: int = 256) -> None:
+        if max_items < 1:
+            raise ValueError(f"PlaybackTracker max_items must be at least 1, got {max_items}")
         self.rate = rate
         self.bytes_per_sample = bytes_per_sample
+        self.max_items = max_items
+        self.on_read: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._received: dict[str, int] = {}  # samples at self.rate
         self._played: dict[str, float] = {}  # samples at self.rate (fractional: resampling)
@@ -55,10 +70,11 @@ class PlaybackTracker:
     def add_received(self, item_id: str, nbytes: int) -> None:
         """Record ``nbytes`` of audio received for ``item_id``."""
         with self._lock:
+            if item_id not in self._played:
+                self._add_item(item_id)
             self._received[item_id] = (
                 self._received.get(item_id, 0) + nbytes // self.bytes_per_sample
             )
-            self._played.setdefault(item_id, 0.0)
 
     def add_played(self, item_id: str, frames: float, rate: int | None = None) -> None:
         """Record ``frames`` consumed by the output for ``item_id``.
@@ -71,7 +87,17 @@ class PlaybackTracker:
         """
         scaled = frames if rate is None or rate == self.rate else frames * self.rate / rate
         with self._lock:
-            self._played[item_id] = self._played.get(item_id, 0.0) + scaled
+            if item_id not in self._played:
+                self._add_item(item_id)
+            self._played[item_id] += scaled
+
+    def _add_item(self, item_id: str) -> None:
+        # With the lock held. Every item has a played count; the oldest goes past the limit.
+        self._played[item_id] = 0.0
+        while len(self._played) > self.max_items:
+            oldest = next(iter(self._played))
+            del self._played[oldest]
+            self._received.pop(oldest, None)
 
     def forget(self, item_id: str) -> None:
         """Drop an item's counters (after it was truncated or deleted)."""
@@ -88,6 +114,8 @@ class PlaybackTracker:
 
     def played_ms(self, item_id: str) -> int:
         """Milliseconds of ``item_id`` the output has consumed (0 if unknown)."""
+        if self.on_read is not None:
+            self.on_read()
         with self._lock:
             return int(self._played.get(item_id, 0.0) * 1000 // self.rate)
 
@@ -99,6 +127,8 @@ class PlaybackTracker:
             nothing of the item was played (the caller should then send
             ``conversation.item.delete`` instead of a truncate).
         """
+        if self.on_read is not None:
+            self.on_read()
         with self._lock:
             played = int(self._played.get(item_id, 0.0) * 1000 // self.rate)
             received = self._received.get(item_id, 0) * 1000 // self.rate
@@ -106,7 +136,9 @@ class PlaybackTracker:
         return point if point > 0 else None
 
     def snapshot(self) -> list[ItemPlayback]:
-        """All items' counters, in the order they were first seen."""
+        """All (kept) items' counters, in the order they were first seen."""
+        if self.on_read is not None:
+            self.on_read()
         with self._lock:
             ids = list(dict.fromkeys([*self._received, *self._played]))
             return [
