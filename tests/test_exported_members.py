@@ -74,6 +74,7 @@ EXPORTED = [
     "open_session",
     "run_agent",
     "session_event",
+    "tool",
     "validate_arguments",
 ]
 

@@ -281,7 +281,7 @@ def test_max_output_chars_is_validated(tmp_path: Path) -> None:
         with pytest.raises(ToolDefinitionError, match="max_output_chars must be an integer of at least 100"):
             tool(print, max_output_chars=bad)
     path = tmp_path / "tools.yaml"
-    path.write_text("tools:\n  - name: t\n    description: d\n    handler: json:dumps\n"
+    path.write_text("tools:\n  - name: t\n    description: d\n    handler: platform:python_version\n"
                     "    max_output_chars: 2000\n")
     [t] = load_tool_definitions(path, plugin="p")
     assert t.max_output_chars == 2000

@@ -26,6 +26,7 @@ CITY = {
     "required": ["city"],
     "additionalProperties": False,
 }
+CITY_ONLY = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 CTX = ToolContext(call_id="call_1", tool="weather", agent="concierge")
 
 
@@ -99,11 +100,11 @@ def test_schema_root_must_be_object() -> None:
 
 def test_handler_path_that_does_not_resolve() -> None:
     with pytest.raises(ToolDefinitionError, match="cannot import 'no_such_module_xyz'"):
-        tool(handler="no_such_module_xyz:run")
+        tool(parameters=CITY_ONLY, handler="no_such_module_xyz:run")
     with pytest.raises(ToolDefinitionError, match="has no attribute 'nope'"):
-        tool(handler="json:nope")
+        tool(parameters=CITY_ONLY, handler="json:nope")
     with pytest.raises(ToolDefinitionError, match="must look like"):
-        tool(handler="json.dumps")
+        tool(parameters=CITY_ONLY, handler="json.dumps")
 
 
 def test_error_names_the_plugin() -> None:
@@ -134,10 +135,10 @@ def test_tools_yaml_errors_carry_file_and_line(tmp_path: Path) -> None:
         "tools:\n"
         "  - name: ok_tool\n"
         "    description: fine\n"
-        "    handler: json:dumps\n"
+        "    handler: platform:python_version\n"
         "  - name: bad tool\n"
         "    description: spaces\n"
-        "    handler: json:dumps\n"
+        "    handler: platform:python_version\n"
     )
     with pytest.raises(ToolDefinitionError, match=rf"{path}:5: invalid tool name 'bad tool'"):
         load_tool_definitions(path, plugin="p")
@@ -145,7 +146,7 @@ def test_tools_yaml_errors_carry_file_and_line(tmp_path: Path) -> None:
 
 def test_tools_yaml_unknown_key_is_suggested(tmp_path: Path) -> None:
     path = tmp_path / "tools.yaml"
-    path.write_text("tools:\n  - name: t\n    description: d\n    handler: json:dumps\n    timout_s: 3\n")
+    path.write_text("tools:\n  - name: t\n    description: d\n    handler: platform:python_version\n    timout_s: 3\n")
     with pytest.raises(ToolDefinitionError, match=r":5: unknown key 'timout_s' \(did you mean 'timeout_s'\?\)"):
         load_tool_definitions(path, plugin="p")
 
@@ -185,7 +186,7 @@ def test_non_object_arguments_are_rejected() -> None:
 
 
 def test_empty_string_means_no_arguments() -> None:
-    no_args = tool(parameters={"type": "object", "properties": {}})
+    no_args = tool(parameters={"type": "object", "properties": {}}, handler=lambda: "ok")
     assert validate_arguments(no_args, "").arguments == {}
 
 
@@ -204,7 +205,7 @@ async def test_sync_handler_runs_in_a_thread() -> None:
         seen.append(threading.get_ident())
         return city.upper()
 
-    outcome = await run_tool(tool(handler=where), {"city": "rome"}, CTX)
+    outcome = await run_tool(tool(parameters=CITY_ONLY, handler=where), {"city": "rome"}, CTX)
     assert outcome.status == "ok" and outcome.output == "ROME"
     assert seen and seen[0] != threading.get_ident()
 
@@ -216,7 +217,7 @@ async def test_slow_sync_tool_does_not_block_the_loop() -> None:
         release.wait(5)
         return "done"
 
-    task = asyncio.create_task(run_tool(tool(handler=slow), {"city": "x"}, CTX))
+    task = asyncio.create_task(run_tool(tool(parameters=CITY_ONLY, handler=slow), {"city": "x"}, CTX))
     # The loop keeps running while the handler waits: this coroutine gets to run.
     await asyncio.sleep(0)
     assert not task.done()
@@ -228,7 +229,7 @@ async def test_async_handler_is_awaited_with_context() -> None:
     async def handler(city: str, context: ToolContext) -> dict[str, str]:
         return {"city": city, "call": context.call_id, "agent": context.agent}
 
-    outcome = await run_tool(tool(handler=handler), {"city": "Lima"}, CTX)
+    outcome = await run_tool(tool(parameters=CITY_ONLY, handler=handler), {"city": "Lima"}, CTX)
     assert json.loads(outcome.output) == {"city": "Lima", "call": "call_1", "agent": "concierge"}
 
 
@@ -236,7 +237,7 @@ async def test_timeout_becomes_an_output() -> None:
     async def hang(city: str) -> None:
         await asyncio.Event().wait()
 
-    outcome = await run_tool(tool(handler=hang, timeout_s=0.05), {"city": "x"}, CTX)
+    outcome = await run_tool(tool(parameters=CITY_ONLY, handler=hang, timeout_s=0.05), {"city": "x"}, CTX)
     assert outcome.status == "timeout"
     assert "timed out after 0.05 s" in json.loads(outcome.output)["error"]
 
@@ -245,7 +246,7 @@ async def test_exception_becomes_an_output_and_is_logged(caplog: pytest.LogCaptu
     def boom(city: str) -> None:
         raise ValueError(f"no forecast for {city}")
 
-    outcome = await run_tool(tool(handler=boom), {"city": "Atlantis"}, CTX)
+    outcome = await run_tool(tool(parameters=CITY_ONLY, handler=boom), {"city": "Atlantis"}, CTX)
     assert outcome.status == "error"
     assert json.loads(outcome.output) == {"error": "weather failed: ValueError: no forecast for Atlantis"}
     assert any("realtalk-test 1.0" in r.getMessage() and r.exc_info for r in caplog.records)
@@ -258,7 +259,7 @@ async def test_cancellation_propagates() -> None:
         started.set()
         await asyncio.Event().wait()
 
-    task = asyncio.create_task(run_tool(tool(handler=hang), {"city": "x"}, CTX))
+    task = asyncio.create_task(run_tool(tool(parameters=CITY_ONLY, handler=hang), {"city": "x"}, CTX))
     await started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from .runner import open_session, run_agent
     from .session import Session
     from .tools import ArgumentCheck, Tool, ToolContext, ToolRegistry, validate_arguments
+    from .typedtools import tool
 del TYPE_CHECKING
 
 __version__ = "0.1.0"
@@ -92,6 +93,7 @@ _LAZY = {
     "Session": "realtalk.session",
     **dict.fromkeys(["ArgumentCheck", "Tool", "ToolContext", "ToolRegistry", "validate_arguments"],
                     "realtalk.tools"),
+    "tool": "realtalk.typedtools",
 }
 
 
@@ -160,5 +162,6 @@ __all__ = [
     "open_session",
     "run_agent",
     "session_event",
+    "tool",
     "validate_arguments",
 ]

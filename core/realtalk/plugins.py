@@ -18,10 +18,12 @@ changes;
 
 from __future__ import annotations
 
-import importlib.metadata
+import importlib
 import logging
 import os
+import re
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +32,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .exceptions import PluginError
+from .exceptions import PluginError, ToolDefinitionError
 from .tools import (
     DEFAULT_MAX_OUTPUT_CHARS,
     DEFAULT_TIMEOUT_S,
@@ -109,20 +111,22 @@ class Registrar:
 
     def __call__(
         self,
-        name: str,
+        name: str | Callable[..., Any],
         *,
-        description: str,
-        handler: Callable[..., Any] | str,
+        description: str | None = None,
+        handler: Callable[..., Any] | str | None = None,
         parameters: Mapping[str, Any] | None = None,
         timeout_s: float | None = DEFAULT_TIMEOUT_S,
         requires_approval: bool = False,
         cancellable: bool = True,
         max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
     ) -> None:
-        """Register one tool defined in code.
+        """Register one tool defined in code: a typed function (``register(find_table)``,
+        see :func:`realtalk.tool`), or a name with a description, schema and handler.
 
         Args:
-            name: The tool's name.
+            name: A typed function (its options come from ``@realtalk.tool(...)``), or
+                the tool's name.
             description: What it does, for the model.
             handler: A callable or ``"module:function"``; may be async.
             parameters: JSON Schema of the arguments (default: no arguments).
@@ -133,6 +137,21 @@ class Registrar:
                 a longer one is cut, in a JSON envelope that says so.
         """
         try:
+            if not isinstance(name, str):
+                from .typedtools import typed_tool
+
+                given = (description, handler, parameters, timeout_s, requires_approval, cancellable,
+                         max_output_chars)
+                if given != (None, None, None, DEFAULT_TIMEOUT_S, False, True, DEFAULT_MAX_OUTPUT_CHARS):
+                    raise ToolDefinitionError(
+                        f"register({getattr(name, '__name__', name)!r}, ...): a typed function takes its"
+                        " options from @realtalk.tool(...), not from register()", plugin=self._info.origin.strip())
+                tool = typed_tool(name, plugin=self._info.distribution, plugin_version=self._info.version)
+                self._add(tool)
+                return
+            if description is None or handler is None:
+                raise ToolDefinitionError(f"tool {name!r}: register() needs description= and handler=",
+                                          plugin=self._info.origin.strip())
             tool = make_tool(
                 name, description, parameters or {"type": "object", "properties": {}}, handler,
                 plugin=self._info.distribution, plugin_version=self._info.version,
@@ -207,8 +226,9 @@ def load_plugins(
     Args:
         allow: Distribution names to load (default: ``REALTALK_PLUGINS`` if set, else all).
         block: Distribution names never to load.
-        extra: Plugin objects to register in-process (tests, embedding applications);
-            they are recorded as distribution ``<module name>``.
+        extra: Plugin objects to register in-process (tests, embedding applications),
+            recorded as distribution ``<module name>``; and typed tool functions
+            (:func:`realtalk.tool`), gathered into one such plugin per module.
 
     Returns:
         The PluginSet; failures are in ``problems``, never raised.
@@ -221,6 +241,7 @@ def load_plugins(
     problems: list[PluginError] = []
     infos: list[PluginInfo] = []
     loaded: list[tuple[PluginInfo, object]] = []
+    extra = _functions_as_plugins(extra)
 
     for ep in _entry_points():
         dist = ep.dist
@@ -264,6 +285,26 @@ def load_plugins(
     return PluginSet(manager=manager, plugins=infos, registry=registry, problems=problems)
 
 
+def _functions_as_plugins(extra: Iterable[object]) -> list[object]:
+    """``extra`` with its functions (typed tools) gathered into one plugin per module."""
+    import inspect
+
+    from .typedtools import FunctionTools
+
+    plugins: list[object] = []
+    by_module: dict[str, FunctionTools] = {}
+    for item in extra:
+        if inspect.isfunction(item) or inspect.ismethod(item):
+            module = str(getattr(item, "__module__", None) or "__main__")
+            if module not in by_module:
+                by_module[module] = FunctionTools(module)
+                plugins.append(by_module[module])
+            by_module[module].functions.append(item)
+        else:
+            plugins.append(item)
+    return plugins
+
+
 def _register(
     manager: pluggy.PluginManager, plugin: object, info: PluginInfo, problems: list[PluginError]
 ) -> bool:
@@ -284,10 +325,96 @@ def _register(
     return True
 
 
-def _entry_points() -> list[importlib.metadata.EntryPoint]:
-    # Sorted so that the order (and so "who registered a name first") is reproducible.
-    eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    return sorted(eps, key=lambda ep: ((ep.dist.name if ep.dist else ""), ep.name))
+# --- discovery: importlib.metadata's entry points, kept on disk ---------------------------
+
+_ENTRY_POINTS_FILE = "entry-points.json"
+_ENTRY_VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
+_SETTLED_NS = 2_000_000_000  # a folder changed in the last 2 s may change again unseen (same mtime)
+
+
+@dataclass(frozen=True)
+class _Dist:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class _EntryPoint:
+    """An entry point, as ``importlib.metadata`` describes it (name, value, dist, load)."""
+
+    name: str
+    value: str
+    dist: _Dist | None
+
+    def load(self) -> Any:
+        """Import the module the value names and return it, or the attribute it names."""
+        match = _ENTRY_VALUE.match(self.value)
+        if match is None:
+            raise ValueError(f"malformed entry point value {self.value!r}")
+        target: Any = importlib.import_module(match["module"])
+        for attr in filter(None, (match["attr"] or "").split(".")):
+            target = getattr(target, attr)
+        return target
+
+
+def _entry_points() -> list[_EntryPoint]:
+    """The ``realtalk`` entry points, sorted so that the order (and so "who registered a
+    name first") is reproducible.
+
+    Finding them reads every installed distribution's metadata and imports
+    ``importlib.metadata`` (with ``email``): the list is kept on disk (:mod:`realtalk.cache`),
+    keyed by ``sys.path``, the modification time of each folder on it (installing or
+    removing a distribution changes its folder) and of each ``entry_points.txt`` listed.
+    """
+    from . import cache
+
+    folders: list[list[Any]] = [[entry, _mtime_ns(entry or ".")] for entry in sys.path]
+    data = cache.read_json(_ENTRY_POINTS_FILE)
+    kept = data.get("sets") if isinstance(data, dict) and data.get("format") == 1 else None
+    kept = [k for k in kept if isinstance(k, dict)] if isinstance(kept, list) else []
+    for known in kept:
+        try:
+            if known["folders"] == folders and all(_mtime_ns(f) == t for f, t in known["files"]):
+                return [_EntryPoint(name, value, None if dist is None else _Dist(dist, version))
+                        for dist, version, name, value in known["entry_points"]]
+        except (KeyError, TypeError, ValueError):
+            continue
+    found, files = _discover()
+    settled = time.time_ns() - _SETTLED_NS
+    stamps: list[int] = [t for _, t in folders] + [t for _, t in files or []]
+    if files is not None and all(t < settled for t in stamps):
+        rows = [[ep.dist and ep.dist.name, ep.dist.version if ep.dist else "", ep.name, ep.value] for ep in found]
+        kept = [k for k in kept if k.get("folders") != folders][-7:]  # other environments, bounded
+        cache.write_json(_ENTRY_POINTS_FILE, {"format": 1, "sets": [
+            *kept, {"folders": folders, "files": files, "entry_points": rows}]})
+    return found
+
+
+def _discover() -> tuple[list[_EntryPoint], list[list[Any]] | None]:
+    """The entry points from ``importlib.metadata``, and the ``[entry_points.txt, mtime]``
+    of their distributions (None when one cannot be watched: then nothing is kept)."""
+    import importlib.metadata
+
+    found: list[_EntryPoint] = []
+    files: list[list[Any]] | None = []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist
+        found.append(_EntryPoint(ep.name, ep.value, None if dist is None else _Dist(dist.name, dist.version)))
+        folder = getattr(dist, "_path", None)  # a PathDistribution's .dist-info folder
+        if dist is not None and folder is not None and files is not None:
+            file = os.path.join(str(folder), "entry_points.txt")
+            files.append([file, _mtime_ns(file)])
+        else:
+            files = None
+    found.sort(key=lambda ep: (ep.dist.name if ep.dist else "", ep.name))
+    return found, files
+
+
+def _mtime_ns(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
 
 
 # --- one PluginSet per process, for sessions --------------------------------------------

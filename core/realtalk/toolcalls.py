@@ -223,7 +223,8 @@ async def run_tool(
 
     Args:
         tool: The tool to run.
-        arguments: Arguments already checked by :func:`validate_arguments`.
+        arguments: The handler's keyword arguments, as checked (and, for a typed tool,
+            converted) by :func:`validate_arguments`: its ``values``.
         context: Passed to a handler that declares a ``context`` parameter.
         threads: The pool for sync handlers.
 
@@ -290,13 +291,13 @@ async def execute_call(record: ToolCallRecord, tool: Tool | None, available: tup
         return ToolOutcome(error_output(
             f"unknown tool {record.name!r}: agent {record.agent} can call: {known}"), "unknown_tool")
     check = validate_arguments(tool, record.arguments)
-    if check.error is not None or check.arguments is None:
+    if check.error is not None or check.arguments is None or check.values is None:
         return ToolOutcome(check.error or "", "invalid_arguments")
     if tool.requires_approval and not await _approved(approve, ApprovalRequest(
             tool.name, check.arguments, record.agent, record.call_id)):
         return ToolOutcome(error_output(
             f"{tool.name} was not approved by the user; do not retry unless they ask"), "refused")
-    return await run_tool(tool, check.arguments, ToolContext(record.call_id, tool.name, record.agent))
+    return await run_tool(tool, check.values, ToolContext(record.call_id, tool.name, record.agent))
 
 
 async def _approved(approve: Approver | None, request: ApprovalRequest) -> bool:
