@@ -128,6 +128,9 @@ def _parser(*, commands: Collection[str] | None = None) -> argparse.ArgumentPars
     run = sub.add_parser("run", help="run an agent: voice, text, or WAV files")
     devices = sub.add_parser("devices", help="list audio input and output devices")
     emulator = sub.add_parser("emulator", help="serve a local Realtime API emulator")
+    new = sub.add_parser("new", help="start a plugin distribution or an agent from a template")
+    install = sub.add_parser("install", help="pip install plugins into the environment realtalk runs in")
+    uninstall = sub.add_parser("uninstall", help="pip uninstall from the environment realtalk runs in")
     wanted = set(sub.choices) if commands is None else set(sub.choices) & set(commands)
 
     if "check" in wanted:
@@ -150,6 +153,15 @@ def _parser(*, commands: Collection[str] | None = None) -> argparse.ArgumentPars
         from .emulator import add_arguments
 
         add_arguments(emulator)
+    if "new" in wanted:
+        from . import new as new_module
+
+        new_module.add_arguments(new)
+    if "install" in wanted or "uninstall" in wanted:
+        from .install import add_install_arguments, add_uninstall_arguments
+
+        add_install_arguments(install)
+        add_uninstall_arguments(uninstall)
     for name in wanted:
         _add_logging_options(sub.choices[name], top=False)
     return parser
@@ -344,6 +356,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(run_command(args))
 
 
+def _cmd_new(args: argparse.Namespace) -> int:
+    from .new import new_command
+
+    return new_command(args)
+
+
+def _cmd_install(args: argparse.Namespace) -> int:
+    from .install import install_command
+
+    return install_command(args)
+
+
+def _cmd_uninstall(args: argparse.Namespace) -> int:
+    from .install import uninstall_command
+
+    return uninstall_command(args)
+
+
 _COMMANDS = {
     "run": _cmd_run,
     "devices": _cmd_devices,
@@ -351,4 +381,7 @@ _COMMANDS = {
     "plugins": _cmd_plugins,
     "tools": _cmd_tools,
     "emulator": _cmd_emulator,
+    "new": _cmd_new,
+    "install": _cmd_install,
+    "uninstall": _cmd_uninstall,
 }
