@@ -181,3 +181,54 @@ def test_every_hook_is_documented_and_tested() -> None:
         signature = f"def {name}{inspect.signature(getattr(hookspecs, name))}"
         assert signature.replace("'", "") in docs, f"docs/plugins/hooks.md lacks `{signature}`"
         assert f"def test_hook_{name}(" in tests
+
+
+# --- the entry points kept on disk (realtalk.cache): what changes is seen ----------------
+
+
+def _settle(*paths: Any) -> None:
+    """Date paths an hour back: a folder changed just now is never trusted to the cache."""
+    import os
+    import time
+
+    past = time.time() - 3600
+    for path in paths:
+        os.utime(path, (past, past))
+        past += 1  # each later call gives a different time, as a real change would
+
+
+def test_kept_entry_points_see_installs_and_edits(make_plugin: Any, tmp_path: Any,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("REALTALK_CACHE_DIR", str(cache))
+    make_plugin("realtalk-kept-a", good("kept_a"))
+    site = make_plugin.site
+    entry_points = site / "realtalk_kept_a-1.0.0.dist-info" / "entry_points.txt"
+    _settle(site, entry_points)
+    assert "kept_a" in load_plugins(allow=["realtalk-kept-a", "realtalk-kept-b"]).registry
+    kept = json.loads((cache / "entry-points.json").read_text())
+    assert ["realtalk-kept-a", "1.0.0", "realtalk_kept_a", "realtalk_kept_a"] in kept["sets"][-1]["entry_points"]
+    assert "kept_a" in load_plugins(allow=["realtalk-kept-a"]).registry  # from the cache
+
+    make_plugin("realtalk-kept-b", good("kept_b"))  # pip install: the folder changes
+    found = load_plugins(allow=["realtalk-kept-a", "realtalk-kept-b"])
+    assert "kept_a" in found.registry and "kept_b" in found.registry
+
+    _settle(site, site / "realtalk_kept_b-1.0.0.dist-info" / "entry_points.txt")
+    load_plugins()  # kept again, settled
+    entry_points.write_text("[realtalk]\nrenamed = realtalk_kept_a\n")  # edited in place
+    _settle(site, entry_points)
+    [info] = [p for p in load_plugins(allow=["realtalk-kept-a"]).plugins]
+    assert info.entry_point == "renamed"
+
+
+def test_a_broken_entry_point_cache_is_ignored(make_plugin: Any, tmp_path: Any,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    (cache / "entry-points.json").write_text('{"format": 1, "sets": [{"folders": 3}, 7, "x"]')
+    monkeypatch.setenv("REALTALK_CACHE_DIR", str(cache))
+    make_plugin("realtalk-broken-cache", good("broken_cache_tool"))
+    assert "broken_cache_tool" in load_plugins(allow=["realtalk-broken-cache"]).registry

@@ -66,6 +66,22 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(agent_schema())
 
 
+def _schema_errors(data: Any) -> list[ValidationError]:
+    """The agent schema's errors in ``data``. A document that passed before (the same data,
+    schema file, agents.py and jsonschema: :mod:`realtalk.cache`) is not checked again,
+    and jsonschema is then not imported; one that fails is checked every time."""
+    from . import cache
+
+    schema_file = str(Path(__file__).parent / "schemas" / "agent.schema.json")
+    key = cache.verdict_key("agent", data, decided_by=(__file__, schema_file))
+    if key is not None and cache.known_good(key):
+        return []
+    errors = list(_validator().iter_errors(data))
+    if not errors and key is not None:
+        cache.remember_good(key)
+    return errors
+
+
 @dataclass(frozen=True)
 class ToolUse:
     """A tool an agent lists, with its per-agent overrides (None: keep the plugin's)."""
@@ -315,7 +331,7 @@ def check_document(doc: YamlDocument) -> list[ConfigError]:
         problems.append(doc.error(
             f"the agent is named after its file, {doc.file.stem!r}, which is not a valid agent name"
             " (1-52 letters, digits, '_' or '-'): rename the file or set 'name:'"))
-    for error in _validator().iter_errors(doc.data):
+    for error in _schema_errors(doc.data):
         problems += [doc.error(message, parts) for parts, message in _friendly(error)]
     return sorted(problems, key=lambda p: (p.line or 0, p.json_path or ""))
 
