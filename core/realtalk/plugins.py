@@ -32,7 +32,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .exceptions import PluginError
+from .exceptions import PluginError, ToolDefinitionError
 from .tools import (
     DEFAULT_MAX_OUTPUT_CHARS,
     DEFAULT_TIMEOUT_S,
@@ -111,20 +111,22 @@ class Registrar:
 
     def __call__(
         self,
-        name: str,
+        name: str | Callable[..., Any],
         *,
-        description: str,
-        handler: Callable[..., Any] | str,
+        description: str | None = None,
+        handler: Callable[..., Any] | str | None = None,
         parameters: Mapping[str, Any] | None = None,
         timeout_s: float | None = DEFAULT_TIMEOUT_S,
         requires_approval: bool = False,
         cancellable: bool = True,
         max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
     ) -> None:
-        """Register one tool defined in code.
+        """Register one tool defined in code: a typed function (``register(find_table)``,
+        see :func:`realtalk.tool`), or a name with a description, schema and handler.
 
         Args:
-            name: The tool's name.
+            name: A typed function (its options come from ``@realtalk.tool(...)``), or
+                the tool's name.
             description: What it does, for the model.
             handler: A callable or ``"module:function"``; may be async.
             parameters: JSON Schema of the arguments (default: no arguments).
@@ -135,6 +137,21 @@ class Registrar:
                 a longer one is cut, in a JSON envelope that says so.
         """
         try:
+            if not isinstance(name, str):
+                from .typedtools import typed_tool
+
+                given = (description, handler, parameters, timeout_s, requires_approval, cancellable,
+                         max_output_chars)
+                if given != (None, None, None, DEFAULT_TIMEOUT_S, False, True, DEFAULT_MAX_OUTPUT_CHARS):
+                    raise ToolDefinitionError(
+                        f"register({getattr(name, '__name__', name)!r}, ...): a typed function takes its"
+                        " options from @realtalk.tool(...), not from register()", plugin=self._info.origin.strip())
+                tool = typed_tool(name, plugin=self._info.distribution, plugin_version=self._info.version)
+                self._add(tool)
+                return
+            if description is None or handler is None:
+                raise ToolDefinitionError(f"tool {name!r}: register() needs description= and handler=",
+                                          plugin=self._info.origin.strip())
             tool = make_tool(
                 name, description, parameters or {"type": "object", "properties": {}}, handler,
                 plugin=self._info.distribution, plugin_version=self._info.version,
@@ -209,8 +226,9 @@ def load_plugins(
     Args:
         allow: Distribution names to load (default: ``REALTALK_PLUGINS`` if set, else all).
         block: Distribution names never to load.
-        extra: Plugin objects to register in-process (tests, embedding applications);
-            they are recorded as distribution ``<module name>``.
+        extra: Plugin objects to register in-process (tests, embedding applications),
+            recorded as distribution ``<module name>``; and typed tool functions
+            (:func:`realtalk.tool`), gathered into one such plugin per module.
 
     Returns:
         The PluginSet; failures are in ``problems``, never raised.
@@ -223,6 +241,7 @@ def load_plugins(
     problems: list[PluginError] = []
     infos: list[PluginInfo] = []
     loaded: list[tuple[PluginInfo, object]] = []
+    extra = _functions_as_plugins(extra)
 
     for ep in _entry_points():
         dist = ep.dist
@@ -264,6 +283,26 @@ def load_plugins(
                 log.debug("register_tools of %s failed", info.origin, exc_info=True)
                 problems.append(PluginError(info.error, plugin=info.origin))
     return PluginSet(manager=manager, plugins=infos, registry=registry, problems=problems)
+
+
+def _functions_as_plugins(extra: Iterable[object]) -> list[object]:
+    """``extra`` with its functions (typed tools) gathered into one plugin per module."""
+    import inspect
+
+    from .typedtools import FunctionTools
+
+    plugins: list[object] = []
+    by_module: dict[str, FunctionTools] = {}
+    for item in extra:
+        if inspect.isfunction(item) or inspect.ismethod(item):
+            module = str(getattr(item, "__module__", None) or "__main__")
+            if module not in by_module:
+                by_module[module] = FunctionTools(module)
+                plugins.append(by_module[module])
+            by_module[module].functions.append(item)
+        else:
+            plugins.append(item)
+    return plugins
 
 
 def _register(

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ArgumentCheck",
+    "ArgumentProblems",
     "Tool",
     "ToolContext",
     "ToolOutcome",
@@ -48,7 +49,9 @@ __all__ = [
     "load_tool_definitions",
     "make_tool",
     "schema_problem",
+    "signature_problem",
     "validate_arguments",
+    "where_defined",
 ]
 
 log = logging.getLogger(__name__)
@@ -117,6 +120,9 @@ class Tool:
     handoff_to: str | None = None
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
     _wants_context: bool = field(default=False, repr=False)
+    # Typed tools (realtalk.typedtools): turns checked JSON arguments into the handler's
+    # declared types, raising ArgumentProblems; None for tools whose handler takes JSON.
+    _prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None, repr=False)
     # A jsonschema Draft202012Validator, built on the first call (typed Any: the annotations
     # of a public dataclass must resolve without importing jsonschema).
     _validator: Any = field(default=None, repr=False)
@@ -170,6 +176,7 @@ def make_tool(
     cancellable: bool = True,
     handoff_to: str | None = None,
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Tool:
     """Build a Tool after checking everything a registration must check.
 
@@ -185,9 +192,12 @@ def make_tool(
         cancellable: Cancel on barge-in.
         handoff_to: Target agent for generated handoff tools.
         max_output_chars: The longest output sent to the model; at least 100.
+        prepare: For typed tools: converts checked arguments into the handler's types.
 
     Raises:
-        ToolDefinitionError: The name, description, schema, options or handler are invalid.
+        ToolDefinitionError: The name, description, schema, options or handler are invalid,
+            or the handler's signature does not take the schema's properties
+            (:func:`signature_problem`).
     """
     origin = f"{plugin} {plugin_version}".strip()
 
@@ -210,6 +220,10 @@ def make_tool(
     wants_context = handler is not None and _accepts_context(handler)
     if wants_context and "context" in parameters.get("properties", {}):
         raise fail("a parameter named 'context' clashes with the handler's context argument")
+    if handler is not None:
+        mismatch = signature_problem(handler, parameters)
+        if mismatch is not None:
+            raise fail(f"handler {handler_path} ({where_defined(handler)}) {mismatch}")
     return Tool(
         name=name,
         description=description,
@@ -224,6 +238,7 @@ def make_tool(
         handoff_to=handoff_to,
         max_output_chars=max_output_chars,
         _wants_context=wants_context,
+        _prepare=prepare,
     )
 
 
@@ -311,14 +326,21 @@ def schema_problem(schema: Mapping[str, Any]) -> str | None:
     return _remember(_CHECKED, key, problem)
 
 
+# The ``format`` values checked in arguments: those jsonschema checks with the standard
+# library alone. A fixed list, so that installing jsonschema's optional packages
+# (rfc3339-validator...) does not change which arguments a tool accepts.
+CHECKED_FORMATS = ("date", "email", "idn-email", "ipv4", "ipv6", "regex", "uuid")
+
+
 def _compiled(schema: Mapping[str, Any]) -> Any:
     """A validator of ``schema`` (already checked), shared by every equal schema."""
     key = _schema_key(schema)
     if key is not None and key in _COMPILED:
         return _COMPILED[key]
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator, FormatChecker
 
-    return _remember(_COMPILED, key, Draft202012Validator(dict(schema)))
+    validator = Draft202012Validator(dict(schema), format_checker=FormatChecker(CHECKED_FORMATS))
+    return _remember(_COMPILED, key, validator)
 
 
 def _resolve_handler(path: str, fail: Callable[[str], ToolDefinitionError]) -> Callable[..., Any]:
@@ -343,6 +365,57 @@ def _accepts_context(handler: Callable[..., Any]) -> bool:
         return "context" in inspect.signature(handler).parameters
     except (TypeError, ValueError):
         return False
+
+
+def signature_problem(handler: Callable[..., Any], parameters: Mapping[str, Any]) -> str | None:
+    """Why ``handler`` cannot be called with the arguments ``parameters`` describes, or None.
+
+    Every property of the schema must be a keyword the handler takes (``**kwargs`` takes
+    any), and every parameter the handler requires must be a property of the schema
+    (``context`` aside). Builtins written in C (``print``) are not checked: their
+    signatures are often incomplete. Checked at registration, so ``realtalk plugins`` and
+    ``realtalk check`` report a renamed parameter, not the first call.
+    """
+    if inspect.isbuiltin(handler):
+        return None
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError):
+        return None
+    keywords = [p.name for p in signature.parameters.values()
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "context"]
+    any_keyword = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    properties = parameters.get("properties")
+    properties = properties if isinstance(properties, Mapping) else {}
+    if not any_keyword:
+        for name in properties:
+            if name not in keywords:
+                return (f"takes no parameter {name!r}, a property of the schema{did_you_mean(name, keywords)};"
+                        f" its parameters: {', '.join(keywords) or 'none'}")
+    for parameter in signature.parameters.values():
+        if parameter.default is not parameter.empty or parameter.name == "context":
+            continue
+        if parameter.kind is parameter.POSITIONAL_ONLY:
+            return f"requires positional-only parameter {parameter.name!r}; tools are called with keywords"
+        if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY) \
+                and parameter.name not in properties:
+            return (f"requires parameter {parameter.name!r}, which the schema does not define"
+                    f"{did_you_mean(parameter.name, list(properties))}; schema properties:"
+                    f" {', '.join(properties) or 'none'}")
+    return None
+
+
+def where_defined(function: Callable[..., Any]) -> str:
+    """``path/to/file.py:12`` where a function is defined, or its module when unknown."""
+    target = inspect.unwrap(function)
+    code = getattr(target, "__code__", None)
+    try:
+        file = inspect.getsourcefile(target)
+    except TypeError:
+        file = None
+    if file is None or code is None:
+        return str(getattr(function, "__module__", "?"))
+    return f"{file}:{code.co_firstlineno}"
 
 
 def load_tool_definitions(
@@ -484,17 +557,33 @@ class ToolRegistry:
 # --- argument validation -----------------------------------------------------------------
 
 
+class ArgumentProblems(ValueError):
+    """Arguments a typed tool cannot convert to its handler's types (see ``Tool._prepare``).
+
+    Attributes:
+        problems: ``{"path": "$.date", "message": "..."}`` for each problem.
+    """
+
+    def __init__(self, problems: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{p['path']}: {p['message']}" for p in problems))
+        self.problems = problems
+
+
 @dataclass(frozen=True)
 class ArgumentCheck:
     """The result of :func:`validate_arguments`: either ``arguments`` or ``error``.
 
     Attributes:
-        arguments: The parsed arguments when valid.
+        arguments: The parsed arguments when valid (JSON values).
         error: A JSON text for ``function_call_output`` telling the model what was wrong.
+        values: The handler's keyword arguments when valid: ``arguments`` converted to
+            the declared types for a typed tool (a ``date``, a dataclass), else
+            ``arguments`` itself.
     """
 
     arguments: dict[str, Any] | None
     error: str | None
+    values: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -507,7 +596,9 @@ def validate_arguments(tool: Tool, raw: str) -> ArgumentCheck:
 
     Lenient where it is safe: an empty string means ``{}``, and a JSON string that
     itself holds a JSON object (double-encoded) is unwrapped. Everything else must match
-    the schema exactly.
+    the schema exactly, ``format`` included (the formats in ``CHECKED_FORMATS``). A
+    typed tool's arguments are then converted to its handler's types; a value that
+    cannot be converted is reported like a schema error.
 
     Returns:
         ArgumentCheck with the arguments, or with an error text that names the failing
@@ -538,7 +629,13 @@ def validate_arguments(tool: Tool, raw: str) -> ArgumentCheck:
     errors = sorted(validator.iter_errors(value), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
         return ArgumentCheck(None, _argument_error(tool, [_describe(e) for e in errors[:5]]))
-    return ArgumentCheck(value, None)
+    if tool._prepare is None:
+        return ArgumentCheck(value, None, value)
+    try:
+        values = tool._prepare(value)
+    except ArgumentProblems as problems:
+        return ArgumentCheck(None, _argument_error(tool, problems.problems[:5]))
+    return ArgumentCheck(value, None, values)
 
 
 def _describe(error: ValidationError) -> dict[str, str]:
