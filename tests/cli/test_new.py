@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from realtalk.cli import main
 
-PLUGIN_FILES = ["pyproject.toml", "README.md", "realtalk_demo/__init__.py", "realtalk_demo/tools.yaml",
-                "realtalk_demo/handlers.py", "tests/test_realtalk_demo.py"]
+PLUGIN_FILES = ["pyproject.toml", "README.md", "realtalk_demo/__init__.py", "realtalk_demo/tools.py",
+                "tests/test_realtalk_demo.py"]
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -42,7 +42,7 @@ def test_new_plugin_writes_a_distribution(tmp_path: Path, capsys: pytest.Capture
     assert '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"' in pyproject
     assert 'name = "realtalk-demo"' in pyproject
     assert '[project.entry-points.realtalk]\nrealtalk_demo = "realtalk_demo"' in pyproject
-    assert "name: demo_greet" in (root / "realtalk_demo" / "tools.yaml").read_text()
+    assert "def demo_greet(person: str) -> str:" in (root / "realtalk_demo" / "tools.py").read_text()
     assert "{{" not in "".join(tree(root).values())
 
 
@@ -50,7 +50,7 @@ def test_names_map_to_a_distribution_a_package_and_a_tool(tmp_path: Path, capsys
     assert run(capsys, "new", "plugin", "realtalk-My-Tools", "--dir", str(tmp_path))[0] == 0
     root = tmp_path / "realtalk-My-Tools"
     assert (root / "realtalk_My_Tools" / "__init__.py").is_file()
-    assert "name: my_tools_greet" in (root / "realtalk_My_Tools" / "tools.yaml").read_text()
+    assert "def my_tools_greet(" in (root / "realtalk_My_Tools" / "tools.py").read_text()
 
 
 def test_the_current_directory_is_the_default(tmp_path: Path, capsys: pytest.CaptureFixture[str],

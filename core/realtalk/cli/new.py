@@ -2,8 +2,8 @@
 
 The files are written from the templates in ``realtalk/templates/`` (package data), with
 ``{{placeholders}}`` replaced. A plugin is a distribution ``realtalk-NAME`` whose wheel
-carries its data files (hatchling builds it), with a tool, its handler and tests that use
-the testing kit and pass as generated; an agent is ``NAME.yaml`` with the emulator script
+carries every file of its package (hatchling builds it), with a typed tool
+(``@realtalk.tool``) and tests that use the testing kit and pass as generated; an agent is ``NAME.yaml`` with the emulator script
 ``NAME.scenario.yaml`` beside it. Nothing that exists is ever overwritten: every path is
 checked before the first file is written, and each file is opened with ``x``.
 """
@@ -111,8 +111,7 @@ _PLUGIN_FILES = {  # template (under templates/plugin/) -> file in the distribut
     "pyproject.toml.tmpl": "pyproject.toml",
     "README.md.tmpl": "README.md",
     "package/__init__.py.tmpl": "{module}/__init__.py",
-    "package/tools.yaml.tmpl": "{module}/tools.yaml",
-    "package/handlers.py.tmpl": "{module}/handlers.py",
+    "package/tools.py.tmpl": "{module}/tools.py",
     "tests/test_plugin.py.tmpl": "tests/test_{module}.py",
 }
 
