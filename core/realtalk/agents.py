@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
 
 __all__ = [
+    "Agent",
     "AgentGraph",
     "AgentSpec",
     "Handoff",
@@ -100,6 +101,8 @@ class Handoff:
     agent: str
     description: str | None = None
     line: int | None = None
+    # The agent itself, when it was given as an object (``Agent(handoffs=[billing])``).
+    target: AgentSpec | None = field(default=None, compare=False, repr=False)
 
     @property
     def tool_name(self) -> str:
@@ -131,7 +134,10 @@ class AgentSpec:
         tool_choice: ``auto``, ``none`` or ``required``.
         tools: The tools it lists.
         handoffs: The agents it can hand off to.
-        file: The YAML file it came from.
+        tool_files: Tool files beside it (``tool_files:``, relative to its file), whose
+            tools it may list.
+        tool_functions: Typed tool functions given to :func:`Agent` (``tools=[fn]``).
+        file: The YAML file it came from (None for an agent defined in Python).
         notes: Things worth telling the user about how the file was read.
     """
 
@@ -155,6 +161,8 @@ class AgentSpec:
     tool_choice: str = "auto"
     tools: tuple[ToolUse, ...] = ()
     handoffs: tuple[Handoff, ...] = ()
+    tool_files: tuple[Path, ...] = ()
+    tool_functions: tuple[Callable[..., Any], ...] = ()
     file: Path | None = None
     notes: tuple[str, ...] = ()
 
@@ -396,14 +404,25 @@ def _build(doc: YamlDocument) -> AgentSpec:
         tool_choice=data.get("tool_choice", "auto"),
         tools=tuple(tools),
         handoffs=tuple(handoffs),
+        tool_files=tuple(doc.file.parent / entry for entry in data.get("tool_files", [])),
         file=doc.file,
         notes=tuple(notes),
     )
 
 
-def _refs(doc: YamlDocument) -> tuple[str, tuple[ToolUse, ...], tuple[Handoff, ...]]:
-    """The name, tools and handoffs of a document with schema problems, as far as they are
-    well-formed: checked too, so that one run of ``check`` reports everything."""
+@dataclass(frozen=True)
+class _Refs:
+    """What a file with schema problems refers to, as far as it is well-formed: checked
+    too, so that one run of ``check`` reports everything."""
+
+    name: str
+    file: Path
+    tools: tuple[ToolUse, ...]
+    handoffs: tuple[Handoff, ...]
+    tool_files: tuple[Path, ...]
+
+
+def _refs(doc: YamlDocument) -> _Refs:
     data = doc.data if isinstance(doc.data, dict) else {}
     name = data["name"] if isinstance(data.get("name"), str) else doc.file.stem
     tools: list[ToolUse] = []
@@ -420,7 +439,10 @@ def _refs(doc: YamlDocument) -> tuple[str, tuple[ToolUse, ...], tuple[Handoff, .
             entry = entry.get("agent")
         if isinstance(entry, str) and AGENT_NAME.match(entry):
             handoffs.append(Handoff(entry, line=doc.line_of(("handoffs", index))))
-    return name, tuple(tools), tuple(handoffs)
+    entries = data.get("tool_files")
+    files = tuple(doc.file.parent / e for e in (entries if isinstance(entries, list) else [])
+                  if isinstance(e, str) and e)
+    return _Refs(name, doc.file, tuple(tools), tuple(handoffs), files)
 
 
 def _truncation(value: str | dict[str, Any]) -> str | dict[str, Any]:
@@ -442,6 +464,122 @@ def load_agent(path: str | Path) -> AgentSpec:
     if problems:
         raise problems[0]
     return _build(doc)
+
+
+def Agent(  # a constructor to its users: realtalk.Agent(name=..., ...)
+    *,
+    name: str,
+    instructions: str,
+    description: str | None = None,
+    greeting: str | None = None,
+    model: str | None = None,
+    voice: str | None = None,
+    voice_policy: str | None = None,
+    speed: float | None = None,
+    modalities: Sequence[str] | None = None,
+    audio_format: str | None = None,
+    turn_detection: str | Mapping[str, Any] | None = None,
+    input_audio_transcription: Mapping[str, Any] | None = None,
+    noise_reduction: str | None = None,
+    max_output_tokens: int | str | None = None,
+    truncation: str | Mapping[str, Any] | None = None,
+    tool_choice: str | None = None,
+    tools: Iterable[str | Mapping[str, Any] | ToolUse | Callable[..., Any]] = (),
+    handoffs: Iterable[str | AgentSpec | Mapping[str, Any] | Handoff] = (),
+    tool_files: Iterable[str | Path] = (),
+) -> AgentSpec:
+    """An agent defined in Python: the keys of an agent file, checked the same way.
+
+    Accepted wherever an agent file is (``open_session``, ``run_agent``, the testing
+    kit). A keyword left out (None) is a key left out of the file: its default applies.
+
+    Args:
+        name: The agent's name (1-52 letters, digits, ``_`` or ``-``).
+        instructions: Its system instructions.
+        tools: Tool names (as in the file: a name, or a mapping with per-agent options),
+            and typed tool functions (``@realtalk.tool``), which are registered with it.
+        handoffs: Agents it may hand off to: other ``Agent(...)`` objects (they come
+            with it into the session), names, or ``{agent, description}`` mappings.
+        tool_files: Tool files (relative to the working directory) whose tools it lists.
+        **others: As the keys of an agent file (see docs/agents.md).
+
+    Returns:
+        The validated :class:`AgentSpec`.
+
+    Raises:
+        ConfigError: Every problem, one line each (``agent 'x': $.voice: ...``);
+            unknown tools and handoff targets are checked when a session loads it.
+    """
+    data: dict[str, Any] = {k: v for k, v in {
+        "name": name, "instructions": instructions, "description": description, "greeting": greeting,
+        "model": model, "voice": voice, "voice_policy": voice_policy, "speed": speed,
+        "modalities": list(modalities) if modalities is not None else None, "audio_format": audio_format,
+        "turn_detection": dict(turn_detection) if isinstance(turn_detection, Mapping) else turn_detection,
+        "input_audio_transcription": dict(input_audio_transcription)
+        if input_audio_transcription is not None else None,
+        "noise_reduction": noise_reduction, "max_output_tokens": max_output_tokens,
+        "truncation": dict(truncation) if isinstance(truncation, Mapping) else truncation,
+        "tool_choice": tool_choice,
+    }.items() if v is not None}
+    functions: list[Callable[..., Any]] = []
+    tool_entries: list[Any] = []
+    entry: Any
+    for entry in tools:
+        if isinstance(entry, ToolUse):
+            tool_entries.append({k: v for k, v in (("name", entry.name), ("timeout_s", entry.timeout_s),
+                                                    ("requires_approval", entry.requires_approval),
+                                                    ("cancellable", entry.cancellable)) if v is not None})
+        elif isinstance(entry, Mapping):
+            tool_entries.append(dict(entry))
+        elif callable(entry) and not isinstance(entry, str):
+            functions.append(entry)
+            tool_entries.append(_function_tool_name(entry))
+        else:
+            tool_entries.append(entry)
+    targets: dict[str, AgentSpec] = {}
+    handoff_entries: list[Any] = []
+    for handoff in handoffs:
+        entry = handoff
+        if isinstance(entry, Handoff):
+            entry = {"agent": entry.target or entry.agent, "description": entry.description}
+        if isinstance(entry, Mapping):
+            entry = {k: v for k, v in entry.items() if v is not None}
+            if isinstance(entry.get("agent"), AgentSpec):
+                targets[entry["agent"].name] = entry["agent"]
+                entry["agent"] = entry["agent"].name
+        elif isinstance(entry, AgentSpec):
+            targets[entry.name] = entry
+            entry = entry.name
+        handoff_entries.append(entry)
+    if tool_entries:
+        data["tools"] = tool_entries
+    if handoff_entries:
+        data["handoffs"] = handoff_entries
+    files = [str(f) for f in tool_files]
+    if files:
+        data["tool_files"] = files
+    doc = YamlDocument(data, Path("."), {})
+    problems = check_document(doc)
+    if problems:
+        who = f"agent {name!r}" if isinstance(name, str) else "Agent(...)"
+        lines = [f"{who}: {p.json_path}: {p.message}" if p.json_path not in (None, "$") else f"{who}: {p.message}"
+                 for p in problems]
+        raise ConfigError(lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n" + "\n".join(lines))
+    spec = _build(doc)
+    return replace(
+        spec, file=None, tool_functions=tuple(functions),
+        tool_files=tuple(Path(f) for f in files),
+        handoffs=tuple(replace(h, line=None, target=targets.get(h.agent)) for h in spec.handoffs),
+        tools=tuple(replace(t, line=None) for t in spec.tools),
+    )
+
+
+def _function_tool_name(function: Callable[..., Any]) -> str:
+    """The name a typed tool function registers under (``@realtalk.tool(name=...)`` or its own)."""
+    from .typedtools import MARK
+
+    options = getattr(function, MARK, None)
+    return getattr(options, "name", None) or str(getattr(function, "__name__", ""))
 
 
 # Agent files that passed their checks, by path and exact text: a process that opens many
@@ -491,8 +629,7 @@ class AgentGraph:
     warnings: list[ConfigError] = field(default_factory=list)
     # Agents whose files have schema problems: (name, file, tools, handoffs) as far as
     # they could be read, so that their tools and handoffs are checked in the same run.
-    _broken: list[tuple[str, Path, tuple[ToolUse, ...], tuple[Handoff, ...]]] = field(
-        default_factory=list, repr=False)
+    _broken: list[_Refs] = field(default_factory=list, repr=False)
 
     def get(self, name: str) -> AgentSpec:
         """The agent called ``name``.
@@ -548,20 +685,28 @@ class AgentGraph:
     def check_tools(self, registry: ToolRegistry) -> None:
         """Record a problem for every tool an agent lists that is not installed, or that
         more than one distribution registered (which one would run is anybody's guess)."""
-        every = [(a.file, a.tools, a.handoffs) for a in self.agents.values()]
-        every += [(file, tools, handoffs) for _, file, tools, handoffs in self._broken]
-        for file, tools, handoffs in every:
+        every: list[tuple[str, Path | None, tuple[ToolUse, ...], tuple[Handoff, ...]]] = [
+            (a.name, a.file, a.tools, a.handoffs) for a in self.agents.values()]
+        every += [(refs.name, refs.file, refs.tools, refs.handoffs) for refs in self._broken]
+        for name, file, tools, handoffs in every:
             handoff_names = {h.tool_name for h in handoffs}
+            who = _who(name, file)
             for use in tools:
                 if use.name in handoff_names:
-                    self.problems.append(ConfigError(
-                        f"tool {use.name!r} clashes with a generated handoff tool",
-                        file=file, line=use.line))
+                    message = f"tool {use.name!r} clashes with a generated handoff tool"
                 elif use.name not in registry:
-                    self.problems.append(ConfigError(registry.unknown(use.name), file=file, line=use.line))
+                    message = registry.unknown(use.name)
                 elif registry.conflicts(use.name):
-                    self.problems.append(ConfigError(registry.ambiguous(use.name), file=file, line=use.line))
+                    message = registry.ambiguous(use.name)
+                else:
+                    continue
+                self.problems.append(ConfigError(who + message, file=file, line=use.line))
         self.problems.sort(key=_where)
+
+
+def _who(name: str, file: Path | None) -> str:
+    """``agent 'x': `` before a message about an agent defined in Python (no file:line)."""
+    return "" if file is not None else f"agent {name!r}: "
 
 
 def _where(problem: ConfigError) -> tuple[str, int]:
@@ -576,28 +721,42 @@ def _agent_files(path: Path) -> list[Path]:
     return [path]
 
 
-def load_agents(paths: Iterable[str | Path], registry: ToolRegistry | None = None) -> AgentGraph:
+def load_agents(paths: Iterable[str | Path | AgentSpec], registry: ToolRegistry | None = None, *,
+                tool_files: Iterable[Path] = ()) -> AgentGraph:
     """Load agent files and directories into one graph and check it.
 
     A single file's handoff targets are looked up among the agent files beside it, so
     ``realtalk run agents/concierge.yaml`` finds ``agents/billing.yaml``.
 
     Args:
-        paths: Agent files or directories of them.
+        paths: Agent files, directories of them, or agents defined in Python
+            (:func:`Agent`; the agents they hand off to come with them).
         registry: When given, every listed tool must be in it.
+        tool_files: Tool files given for every agent (``--tools``): not agents, when
+            they lie in a directory of agents.
 
     Returns:
         The graph; problems are collected in it, never raised.
     """
+    tool_files = {Path(t).resolve() for t in tool_files}
     graph = AgentGraph()
     requested: list[Path] = []
     seen: set[Path] = set()
+    given: list[AgentSpec] = []
     for raw in paths:
+        if isinstance(raw, AgentSpec):
+            given.append(raw)
+            continue
         path = Path(raw)
         if not path.exists():
             graph.problems.append(ConfigError("no such file or directory", file=path))
             continue
-        for file in _agent_files(path):
+        files = _agent_files(path)
+        if path.is_dir():
+            # Tool files an agent of the directory names (tool_files:) are not agents.
+            named = {t.resolve() for f in files for t in _tool_files_named(f)} | set(tool_files)
+            files = [f for f in files if f.resolve() not in named]
+        for file in files:
             if file.resolve() not in seen:
                 seen.add(file.resolve())
                 requested.append(file)
@@ -614,13 +773,18 @@ def load_agents(paths: Iterable[str | Path], registry: ToolRegistry | None = Non
             continue
         if problems:
             graph.problems.extend(problems)
-            name, tools, handoffs = _refs(doc)
-            graph._broken.append((name, file, tools, handoffs))
+            graph._broken.append(_refs(doc))
             continue
         spec = _build(doc)
         if spec.name in specs:
             graph.problems.append(doc.error(
                 f"agent name {spec.name!r} is already used by {specs[spec.name].file}", ["name"]))
+            continue
+        specs[spec.name] = spec
+        graph.roots.append(spec.name)
+    for spec in given:
+        if spec.name in specs:
+            graph.problems.append(ConfigError(f"agent name {spec.name!r} is used twice"))
             continue
         specs[spec.name] = spec
         graph.roots.append(spec.name)
@@ -631,6 +795,16 @@ def load_agents(paths: Iterable[str | Path], registry: ToolRegistry | None = Non
         graph.check_tools(registry)
     graph.problems.sort(key=_where)
     return graph
+
+
+def _tool_files_named(file: Path) -> list[Path]:
+    """The ``tool_files:`` of an agent file, read leniently (its problems come later)."""
+    try:
+        data = load_yaml(file, read_text(file)).data
+    except ConfigError:
+        return []
+    entries = data.get("tool_files") if isinstance(data, dict) else None
+    return [file.parent / e for e in entries if isinstance(e, str) and e] if isinstance(entries, list) else []
 
 
 class _Siblings:
@@ -649,7 +823,7 @@ class _Siblings:
             self.broken.setdefault(file.stem, file)
             return
         if problems:
-            self.broken.setdefault(_refs(doc)[0], file)
+            self.broken.setdefault(_refs(doc).name, file)
         else:
             spec = _build(doc)
             self._specs.setdefault(spec.name, spec)
@@ -670,10 +844,10 @@ class _Siblings:
 
 
 def _close_over_handoffs(graph: AgentGraph, specs: dict[str, AgentSpec], siblings: _Siblings) -> None:
-    broken = {name for name, *_ in graph._broken}
+    broken = {refs.name for refs in graph._broken}
     queue: list[tuple[str, Path | None, tuple[Handoff, ...]]] = [
         (a.name, a.file, a.handoffs) for a in specs.values()]
-    queue += [(name, file, handoffs) for name, file, _, handoffs in graph._broken]
+    queue += [(refs.name, refs.file, refs.handoffs) for refs in graph._broken]
     while queue:
         name, file, handoffs = queue.pop()
         for handoff in handoffs:
@@ -682,6 +856,9 @@ def _close_over_handoffs(graph: AgentGraph, specs: dict[str, AgentSpec], sibling
                     f"agent {name!r} hands off to itself", file=file, line=handoff.line))
             elif handoff.agent in specs or handoff.agent in broken:
                 continue  # a broken target's own problems are reported already
+            elif handoff.target is not None:
+                specs[handoff.agent] = handoff.target
+                queue.append((handoff.agent, handoff.target.file, handoff.target.handoffs))
             elif (found := siblings.find(handoff.agent)) is not None:
                 specs[handoff.agent] = found
                 queue.append((found.name, found.file, found.handoffs))
@@ -693,10 +870,10 @@ def _close_over_handoffs(graph: AgentGraph, specs: dict[str, AgentSpec], sibling
             else:
                 known = sorted(set(specs) | siblings.names())
                 hint = did_you_mean(handoff.agent, known)
-                where = file.parent if file else Path(".")
+                where = f"in {file.parent}/" if file else "given (hand off to the Agent object itself)"
                 graph.problems.append(ConfigError(
-                    f"unknown handoff target {handoff.agent!r}{hint}: no agent of that name in"
-                    f" {where}/ (known: {', '.join(known) or 'none'})",
+                    f"{_who(name, file)}unknown handoff target {handoff.agent!r}{hint}: no agent of that"
+                    f" name {where} (known: {', '.join(known) or 'none'})",
                     file=file, line=handoff.line))
 
 

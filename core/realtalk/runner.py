@@ -18,15 +18,17 @@ them again after changing a plugin in place.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .agents import AgentGraph, load_agents
+from .agents import AgentGraph, AgentSpec
 from .exceptions import ConfigError
-from .plugins import PluginSet, load_plugins, shared_plugins
+from .localtools import load_graph
+from .plugins import PluginSet
 from .profiles import ConnectionProfile
 from .protocol.vocab import SERVER_VAD_DEFAULTS
 from .results import Approver, TurnResult
@@ -51,26 +53,28 @@ class RunTarget:
 
 
 def load_target(
-    path: str | Path, agent: str | None = None, *, block: Iterable[str] = (), extra: Iterable[object] = ()
+    path: str | Path | AgentSpec, agent: str | None = None, *, block: Iterable[str] = (),
+    extra: Iterable[object] = (), tool_files: Iterable[str | Path] = (),
 ) -> RunTarget:
-    """Load plugins and the agent(s) at ``path``, and choose the starting agent.
+    """Load plugins, tool files and the agent(s) at ``path``, and choose the starting agent.
 
     Plugins are the process's shared ones (:func:`realtalk.plugins.shared_plugins`), or
-    loaded afresh when ``extra`` plugin objects are given.
+    loaded afresh when there are ``extra`` plugin objects or typed tool functions, tool
+    files (``tool_files``, or an agent's ``tool_files:``) or typed functions in an
+    :func:`~realtalk.agents.Agent`.
 
     Raises:
-        ConfigError: The agents have problems (the first is raised; ``realtalk check``
-            lists all), or the starting agent is ambiguous or unknown.
+        ConfigError: The agents or their tool files have problems (one problem is one
+            line; several are listed one per line, sorted by file and line), or the
+            starting agent is ambiguous or unknown.
     """
-    extra = list(extra)
-    plugins = load_plugins(block=block, extra=extra) if extra else shared_plugins(block=block)
-    graph = load_agents([path], plugins.registry)
+    graph, plugins = load_graph([path], block=block, extra=extra, tool_files=tool_files)
     if len(graph.problems) == 1:
         raise graph.problems[0]
     if graph.problems:
         # Every problem at once, one per line (sorted by file and line), as check prints them.
         lines = "\n".join(str(p) for p in graph.problems)
-        raise ConfigError(f"{len(graph.problems)} problems in {path}:\n{lines}")
+        raise ConfigError(f"{len(graph.problems)} problems in {_shown(path)}:\n{lines}")
     if not graph.roots:
         raise ConfigError(f"no agent files (*.yaml) in {path}")
     if agent is None:
@@ -82,12 +86,26 @@ def load_target(
     return RunTarget(graph, agent, plugins)
 
 
+def _shown(path: str | Path | AgentSpec) -> str:
+    return f"agent {path.name!r}" if isinstance(path, AgentSpec) else str(path)
+
+
 def scenario_for(agent_file: Path | None) -> Path | None:
     """``AGENT.scenario.yaml`` beside an agent file, if it exists."""
     if agent_file is None:
         return None
     candidate = agent_file.with_name(agent_file.stem + ".scenario.yaml")
     return candidate if candidate.exists() else None
+
+
+def _no_scenario_warning(agent: AgentSpec) -> str:
+    """What ``--emulator`` says when it finds no scenario for ``agent``."""
+    if agent.file is None:
+        looked = f"agent {agent.name!r} is defined in Python, so there is no scenario file beside it"
+    else:
+        looked = f"no scenario {agent.file.with_name(agent.file.stem + '.scenario.yaml')}"
+    return (f"emulator: {looked}; every input gets the emulator's fallback reply"
+            " (give one with --scenario FILE, or scenario=...)")
 
 
 def make_profile(
@@ -112,7 +130,7 @@ def make_profile(
 
 @contextlib.asynccontextmanager
 async def open_session(
-    path: str | Path,
+    path: str | Path | AgentSpec,
     *,
     agent: str | None = None,
     url: str | None = None,
@@ -130,13 +148,15 @@ async def open_session(
     output: Any | None = None,
     block_plugins: Iterable[str] = (),
     extra_plugins: Iterable[object] = (),
+    tool_files: Iterable[str | Path] = (),
     listeners: Iterable[Any] = (),
     **session_options: Any,
 ) -> AsyncIterator[Session]:
     """Load, connect and configure; yield the started session; close everything after.
 
     Args:
-        path: An agent file, or a directory with ``agent`` naming the starting agent.
+        path: An agent file, a directory with ``agent`` naming the starting agent, or
+            an agent defined in Python (:func:`realtalk.Agent`).
         agent: Starting agent when ``path`` holds several.
         url: Any server speaking the GA protocol (``ws://`` or ``wss://``).
         azure: Use Azure OpenAI (``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY``).
@@ -144,7 +164,9 @@ async def open_session(
         beta: Speak the legacy beta protocol (only for servers that still do).
         api_key: Instead of the profile's environment variable.
         emulator: True to start a built-in emulator, or a running ``Emulator`` to use.
-        scenario: Emulator scenario; default ``AGENT.scenario.yaml`` beside the agent.
+        scenario: The built-in emulator's scenario (a file, a mapping or a ``Scenario``);
+            default ``AGENT.scenario.yaml`` beside the agent file. Without either, a
+            warning is logged and every input gets the fallback reply.
         fast: Let the built-in emulator send audio without real-time pacing.
         text_only: Answer in text even if the agent speaks.
         approve: Decides ``requires_approval`` calls.
@@ -152,17 +174,23 @@ async def open_session(
         record_audio: Keep audio payloads in the record.
         output: Where assistant audio goes (an ``OutputSink``).
         block_plugins: Plugin distributions not to load.
-        extra_plugins: Plugin objects to register in-process (tools defined in your code).
+        extra_plugins: Plugin objects or typed tool functions to register in-process.
+        tool_files: Tool files (tools YAML, or Python modules of typed tools) every agent
+            may list tools from, as ``--tools``; each agent's ``tool_files:`` are added.
         listeners: Callables given every :class:`SessionEvent`, from the first.
         **session_options: Passed to :class:`Session`.
     """
-    target = load_target(path, agent, block=block_plugins, extra=extra_plugins)
+    target = load_target(path, agent, block=block_plugins, extra=extra_plugins, tool_files=tool_files)
     async with contextlib.AsyncExitStack() as stack:
         if emulator is True:
             from .emulator import Emulator
 
-            file = target.graph.get(target.agent).file
-            emu = Emulator(scenario=scenario if scenario is not None else scenario_for(file), fast=fast)
+            start = target.graph.get(target.agent)
+            if scenario is None:
+                scenario = scenario_for(start.file)
+                if scenario is None:
+                    logging.getLogger(__name__).warning(_no_scenario_warning(start))
+            emu = Emulator(scenario=scenario, fast=fast)
             await stack.enter_async_context(emu)
             url = emu.url
         elif emulator:
@@ -188,12 +216,12 @@ async def open_session(
 
 
 async def run_agent(
-    path: str | Path, texts: Sequence[str], *, timeout: float = 120.0, **options: Any
+    path: str | Path | AgentSpec, texts: Sequence[str], *, timeout: float = 120.0, **options: Any
 ) -> list[TurnResult]:
     """Run one turn per text and return the turns (text-only unless told otherwise).
 
     Args:
-        path: The agent file.
+        path: The agent file, or an agent defined in Python (:func:`realtalk.Agent`).
         texts: What the user says, one turn each.
         timeout: Seconds per turn.
         **options: As for :func:`open_session`.

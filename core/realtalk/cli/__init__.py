@@ -140,6 +140,10 @@ def _parser(*, commands: Collection[str] | None = None) -> argparse.ArgumentPars
                            help="print the session.update event of each agent as JSON")
         check.add_argument("--beta", action="store_true",
                            help="with --print: the beta-profile shape instead of GA")
+        from .options import tool_file
+
+        check.add_argument("--tools", action="append", type=tool_file, default=[], metavar="PATH",
+                           help="a tool file (tools YAML or Python module) every agent may use (repeatable)")
     if "plugins" in wanted:
         plugins.add_argument("--json", action="store_true", help="print JSON")
     if "tools" in wanted:
@@ -190,6 +194,8 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
                         help="Azure OpenAI (AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY)")
     where.add_argument("--model", help="model, or Azure deployment name (default: the agent's model)")
     where.add_argument("--beta", action="store_true", help="speak the legacy beta protocol (old servers only)")
+    where.add_argument("--scenario", type=Path, metavar="FILE",
+                       help="with --emulator: the scenario to play (default: AGENT.scenario.yaml beside the agent)")
     audio = run.add_argument_group("audio")
     audio.add_argument("--input", type=readable_wav, metavar="FILE.wav",
                        help="speak this WAV file instead of the mic")
@@ -207,6 +213,10 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     other.add_argument("--record", type=writable_file(make_parents=True), metavar="FILE.jsonl",
                        help="write every event, timestamped (missing folders are created)")
     other.add_argument("--record-audio", action="store_true", help="keep audio payloads in --record")
+    from .options import tool_file
+
+    other.add_argument("--tools", action="append", type=tool_file, default=[], metavar="PATH",
+                       help="a tool file (tools YAML or Python module) every agent may use (repeatable)")
     other.add_argument("--timeout", type=positive_seconds, default=120.0, metavar="S",
                        help="seconds per turn (120)")
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import AudioDeviceError, ConfigError
+from ..exceptions import AudioDeviceError, ConfigError, PluginError
 from ..protocol.vocab import Dialect
 
 __all__ = ["check_command", "devices_command", "plugins_command", "tools_command"]
@@ -30,10 +30,11 @@ def _is_scenario(path: Path) -> bool:
 
 
 def check_command(args: argparse.Namespace) -> int:
-    """``realtalk check``: print every problem (and warning); 1 when there is one, else 0."""
-    from ..agents import load_agents
+    """``realtalk check``: print every problem (and warning), sorted by file and line, in
+    one run; 1 when there is one, else 0."""
+    from ..localtools import load_graph
+    from ..scenariocheck import check_scenario
 
-    plugins = _load_plugins(args)
     agent_paths: list[Path] = []
     scenario_files: list[Path] = []
     for path in args.paths:
@@ -45,26 +46,22 @@ def check_command(args: argparse.Namespace) -> int:
         else:
             agent_paths.append(path)
 
-    errors: list[str] = [str(p) for p in plugins.problems]
-    graph = load_agents(agent_paths, plugins.registry) if agent_paths else None
-    warnings: list[str] = []
-    if graph is not None:
-        errors += [str(p) for p in graph.problems]
-        warnings += [_as_warning(w) for w in graph.warnings]
-    if scenario_files:
-        from ..emulator.scenario import check_scenario_file
+    tool_files = getattr(args, "tools", None) or []
+    graph, plugins = load_graph(agent_paths, block=args.no_plugin, tool_files=tool_files)
+    errors: list[ConfigError | PluginError] = [*plugins.problems, *graph.problems]
+    warnings = [_as_warning(w) for w in graph.warnings]
+    for file in scenario_files:
+        errors += check_scenario(file, graph, plugins.registry, block=args.no_plugin, tool_files=tool_files)
+    errors.sort(key=lambda p: (getattr(p, "file", None) or "", getattr(p, "line", None) or 0))
 
-        for file in scenario_files:
-            errors += [str(p) for p in check_scenario_file(file)]
-
-    for line in errors:
-        print(line)
+    for problem in errors:
+        print(problem)
     for line in warnings:
         print(line)
     if errors:
         print(f"realtalk: {len(errors)} error(s)", file=sys.stderr)
         return 1
-    if args.print_update and graph is not None:
+    if args.print_update and graph.roots:
         from ..protocol.session_config import build_session_update
 
         profile: Dialect = "beta" if args.beta else "ga"
@@ -72,8 +69,7 @@ def check_command(args: argparse.Namespace) -> int:
             event = build_session_update(agent, graph.tools_for(agent, plugins.registry), profile=profile)
             print(json.dumps(event, indent=2, ensure_ascii=False))
     else:
-        count = len(graph.agents) if graph else 0
-        print(f"ok: {count} agent(s), {len(scenario_files)} scenario(s) checked", file=sys.stderr)
+        print(f"ok: {len(graph.agents)} agent(s), {len(scenario_files)} scenario(s) checked", file=sys.stderr)
     return 0
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "port_number",
     "positive_seconds",
     "readable_wav",
+    "tool_file",
     "websocket_url",
     "writable_file",
 ]
@@ -120,3 +121,14 @@ def readable_wav(text: str) -> Path:
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return Path(text)
+
+
+def tool_file(text: str) -> Path:
+    """A tool file that exists: a tools YAML (``.yaml``, ``.yml``) or a Python module (``.py``)."""
+    path = Path(text)
+    if path.suffix not in (".yaml", ".yml", ".py"):
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a tool file: give a tools YAML (.yaml, .yml) or a Python module (.py)")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such tool file: {text}")
+    return path

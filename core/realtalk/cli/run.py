@@ -28,7 +28,14 @@ from typing import Any, ClassVar
 from ..exceptions import AudioDeviceError
 from ..results import SessionEvent
 from ..runner import open_session, stream_audio_file
-from . import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, stdout_closed
+from . import (
+    EXIT_BROKEN_PIPE,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    stdout_closed,
+)
 from .console import ConsoleRenderer
 from .interactive import chat, console_approver, voice
 
@@ -142,6 +149,10 @@ async def run_command(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace, stop: _Stop) -> int:
+    if args.scenario is not None and not args.emulator:
+        print("realtalk: error: argument --scenario: only with --emulator (it scripts the built-in"
+              " emulator's replies)", file=sys.stderr)
+        return EXIT_USAGE
     mode = _mode(args)
     text_only = mode in ("text", "chat") and args.output is None
     renderer = ConsoleRenderer(json_lines=args.json, stream_deltas=mode == "chat" and not args.json)
@@ -161,10 +172,10 @@ async def _run(args: argparse.Namespace, stop: _Stop) -> int:
     try:
         async with open_session(
             args.agent_path, agent=args.agent, url=args.url, azure=args.azure, model=args.model,
-            beta=args.beta, emulator=args.emulator, fast=args.fast or mode != "voice",
+            beta=args.beta, emulator=args.emulator, scenario=args.scenario, fast=args.fast or mode != "voice",
             text_only=text_only, approve=_approver(args, mode), record=args.record,
             record_audio=args.record_audio, output=output, block_plugins=args.no_plugin,
-            listeners=[_quiet_on_closed_stdout(renderer, stop)],
+            tool_files=args.tools, listeners=[_quiet_on_closed_stdout(renderer, stop)],
         ) as session:
             if mode in ("voice", "file") and session.agent.input_transcription is None:
                 print("realtalk: warning: no input_audio_transcription in the agent: after a"
