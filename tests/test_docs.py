@@ -40,7 +40,7 @@ def test_agent_examples_in_docs_validate() -> None:
 def test_plugin_guide_example_works(make_plugin: Any) -> None:
     text = (DOCS / "plugins" / "writing.md").read_text()
     tools_yaml = blocks(text, "yaml")[0]
-    hook, handlers = blocks(text, "python")
+    _typed, hook, handlers = blocks(text, "python")
     make_plugin("realtalk-weather", hook, files={"tools.yaml": tools_yaml, "handlers.py": handlers})
     plugins = load_plugins(allow=["realtalk-weather"])
     assert plugins.problems == []
@@ -49,6 +49,20 @@ def test_plugin_guide_example_works(make_plugin: Any) -> None:
     assert validate_arguments(tool, '{"city": "Lisbon", "unit": "kelvin"}').error
     check = validate_arguments(tool, '{"city": "Lisbon"}')
     assert tool.handler is not None and tool.handler(**(check.arguments or {}))["city"] == "Lisbon"
+
+
+def test_plugin_guide_typed_example_works(make_plugin: Any) -> None:
+    typed = blocks((DOCS / "plugins" / "writing.md").read_text(), "python")[0]
+    make_plugin("realtalk-weather-typed", typed)
+    plugins = load_plugins(allow=["realtalk-weather-typed"])
+    assert plugins.problems == []
+    tool = plugins.registry.get("get_weather")
+    assert tool is not None and tool.timeout_s == 10
+    assert tool.parameters["required"] == ["city"]
+    assert tool.parameters["properties"]["unit"]["enum"] == ["celsius", "fahrenheit"]
+    assert validate_arguments(tool, '{"city": "Lisbon", "unit": "kelvin"}').error
+    check = validate_arguments(tool, '{"city": "Lisbon"}')
+    assert tool.handler is not None and tool.handler(**(check.values or {}))["unit"] == "celsius"
 
 
 def test_hooks_doc_example_works(make_plugin: Any) -> None:
@@ -98,3 +112,25 @@ def test_architecture_page_names_only_modules_that_exist() -> None:
     for module in sorted((core / "protocol").glob("*.py")):
         if module.name != "__init__.py":
             assert f"protocol/{module.name}" in text, module.name
+
+
+def test_typed_tools_examples_print_what_the_page_shows(capsys: Any) -> None:
+    # The page's Python blocks run in order in one namespace, like a script; a block
+    # followed by an ```output block must print exactly that.
+    import contextlib
+    import io
+
+    text = (DOCS / "plugins" / "typed-tools.md").read_text()
+    parts = re.findall(r"```(python|output)\n(.*?)```", text, flags=re.DOTALL)
+    namespace: dict[str, Any] = {"__name__": "reservations"}
+    checked = 0
+    for index, (kind, body) in enumerate(parts):
+        if kind != "python":
+            continue
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(compile(body, f"typed-tools.md block {index}", "exec"), namespace)  # noqa: S102 - the docs' own examples
+        if index + 1 < len(parts) and parts[index + 1][0] == "output":
+            assert printed.getvalue() == parts[index + 1][1], f"block {index}"
+            checked += 1
+    assert checked >= 3

@@ -434,3 +434,16 @@ def test_yaml_tools_formats_are_enforced(fmt: str, good: str, bad: str) -> None:
     assert validate_arguments(tool, json.dumps({"v": good})).ok
     error = json.loads(validate_arguments(tool, json.dumps({"v": bad})).error or "{}")
     assert error["problems"] == [{"path": "$.v", "message": f"{bad!r} is not a {fmt!r}"}]
+
+
+# --- start-up ----------------------------------------------------------------------------
+
+
+def test_decorating_loads_neither_pydantic_nor_jsonschema() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, realtalk\n@realtalk.tool(timeout_s=5)\ndef f(x: int) -> int:\n    'Doc.'\n    return x\n"
+            "print(sorted(m for m in ('pydantic', 'jsonschema') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.strip() == "[]"

@@ -25,10 +25,11 @@ def register_tools(register: Registrar) -> None:
     """Register the plugin's tools.
 
     Called once per runtime, right after the plugin is loaded, before any agent is
-    checked or run. Call ``register.from_yaml(path)`` with a tools YAML file shipped in
-    your package (the usual way), or ``register(name, description=..., parameters=...,
-    handler=...)`` for one tool defined in code. Core records your distribution's name
-    and version as each tool's origin.
+    checked or run. Call ``register(fn)`` with a typed function (see
+    :func:`realtalk.tool`), ``register.from_yaml(path)`` with a tools YAML file shipped in
+    your package, or ``register(name, description=..., parameters=..., handler=...)`` for
+    one tool defined in code. Core records your distribution's name and version as each
+    tool's origin.
 
     Args:
         register: The registration callback, bound to your distribution.

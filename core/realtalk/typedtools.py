@@ -264,7 +264,10 @@ def _clean_schema(schema: dict[str, Any], fail: Callable[[str], ToolDefinitionEr
                 out[key] = {name: clean(sub, seen) for name, sub in value.items()}
             else:
                 out[key] = clean(value, seen)
-        return out
+        # As a person writes a schema: the type first, the description last.
+        first = {"type": out.pop("type")} if "type" in out else {}
+        last = {"description": out.pop("description")} if "description" in out else {}
+        return {**first, **out, **last}
 
     cleaned: dict[str, Any] = clean(schema, ())
     # In the order a reader expects: what it is, then its parts.
