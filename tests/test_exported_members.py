@@ -22,6 +22,7 @@ import realtalk
 from realtalk.yamlfile import YamlDocument
 
 EXPORTED = [
+    "Agent",
     "AgentGraph",
     "AgentSpec",
     "ApprovalRequest",

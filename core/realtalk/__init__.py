@@ -34,7 +34,7 @@ from .exceptions import (
 # so that it is not a public name of the package.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .agents import AgentGraph, AgentSpec, Handoff, ToolUse, load_agent, load_agents
+    from .agents import Agent, AgentGraph, AgentSpec, Handoff, ToolUse, load_agent, load_agents
     from .hookspecs import hookimpl
     from .plugins import PluginInfo, PluginSet, Registrar, load_plugins
     from .profiles import ConnectionProfile
@@ -76,7 +76,7 @@ __version__ = "0.1.0"
 # yaml, hookimpl pulls in pluggy; `import realtalk`, `realtalk --version` and plugin
 # imports stay light.
 _LAZY = {
-    **dict.fromkeys(["AgentGraph", "AgentSpec", "Handoff", "ToolUse", "load_agent", "load_agents"],
+    **dict.fromkeys(["Agent", "AgentGraph", "AgentSpec", "Handoff", "ToolUse", "load_agent", "load_agents"],
                     "realtalk.agents"),
     "hookimpl": "realtalk.hookspecs",
     **dict.fromkeys(["PluginInfo", "PluginSet", "Registrar", "load_plugins"], "realtalk.plugins"),
@@ -110,6 +110,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Agent",
     "AgentGraph",
     "AgentSpec",
     "ApprovalRequest",

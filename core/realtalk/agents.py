@@ -629,7 +629,7 @@ class AgentGraph:
     warnings: list[ConfigError] = field(default_factory=list)
     # Agents whose files have schema problems: (name, file, tools, handoffs) as far as
     # they could be read, so that their tools and handoffs are checked in the same run.
-    _broken: list[_Refs] = field(default_factory=list, repr=False)
+    _broken: list[_Refs] = field(default_factory=list, repr=False, init=False)
 
     def get(self, name: str) -> AgentSpec:
         """The agent called ``name``.
