@@ -25,10 +25,14 @@ from .options import non_negative_int, non_negative_number, port_number, positiv
 if TYPE_CHECKING:
     from ..emulator.server import Emulator
 
-__all__ = ["API_KEY_VARIABLE", "add_arguments", "run"]
+__all__ = ["API_KEY_VARIABLE", "RECORDED_EVENTS", "add_arguments", "run"]
 
 API_KEY_VARIABLE = "REALTALK_EMULATOR_API_KEY"
 """Where the emulator reads its key when ``--api-key`` is not given."""
+
+RECORDED_EVENTS = 1000
+"""Events each connection's in-memory record keeps under the command: nothing reads it
+there, and 300 sessions of the default 100,000 would hold gigabytes after an hour."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -154,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
             drop_after_events=args.drop_after,
             latency_ms=args.latency_ms,
             record_audio=args.record_audio,
+            max_recorded_events=RECORDED_EVENTS,
         )
     except ScenarioError as exc:
         print(f"realtalk emulator: {exc}", file=sys.stderr)

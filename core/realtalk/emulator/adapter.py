@@ -11,13 +11,13 @@ protocol's actions and performs them in order under a lock.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from ..protocol import codec
 from .protocol import Close, ServerProtocol, decode_frame
 from .state import ConnectionRecord, ScenarioProgress
 from .voice import ToneAudio
@@ -120,7 +120,7 @@ class WebSocketAdapter:
                     await self.ws.close(action.code, action.reason)
                     return
                 self.record.add("server", action.event)
-                await self.ws.send(json.dumps(action.event))
+                await self.ws.send(codec.dumps(action.event), text=True)
                 self.sent += 1
                 limit = self.options.drop_after_events
                 if limit is not None and self.sent >= limit and self.options.drops_left > 0:

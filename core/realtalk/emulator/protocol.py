@@ -22,7 +22,6 @@ asyncio, websockets or numpy.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import copy
 import json
@@ -31,6 +30,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import pybase64
+
+from ..protocol import codec
 from ..protocol.vocab import (
     AudioFormat,
     audio_format,
@@ -62,6 +64,10 @@ __all__ = [
 ]
 
 _log = logging.getLogger("realtalk.emulator")
+
+MAX_KEPT_INPUT_AUDIO = 2_880_000
+"""Bytes of committed input audio a session keeps for ``conversation.item.retrieve``
+(60 s of PCM16 at 24 kHz): the newest items' audio, the oldest let go first."""
 
 
 # -- actions ---------------------------------------------------------------------------
@@ -179,7 +185,8 @@ class ServerProtocol:
         self.expire_after = expire_after
         self.session = default_session(model, int(created_at + expire_after))
         self.items: list[dict[str, Any]] = []
-        self.input_audio: dict[str, bytes] = {}
+        self.input_audio: dict[str, bytes] = {}  # oldest first; at most MAX_KEPT_INPUT_AUDIO
+        self._input_audio_bytes = 0
         self.buffer = bytearray()
         self.speech_item: str | None = None
         self.pending_input: UserInput | None = None
@@ -188,6 +195,7 @@ class ServerProtocol:
         self._actions: list[Action] = []
         self._vad: Detector | None = None
         self._vad_key: tuple[str, AudioFormat] | None = None
+        self._padding_bytes = 0  # what of the buffer the VAD keeps while it hears no speech
         self.responder = Responder(
             send=self._send,
             items=self.items,
@@ -271,8 +279,13 @@ class ServerProtocol:
         self._now = max(self._now, now)
 
     def _send(self, event: dict[str, Any]) -> None:
-        # A snapshot: items keep changing after the event that shows them is decided.
-        self._actions.append(Send(copy.deepcopy({"event_id": new_event_id(), **event})))
+        # A snapshot: items keep changing after the event that shows them is decided. Only
+        # objects and arrays can change; an audio delta (strings and numbers) is copied
+        # shallowly, which is most of what a session sends.
+        snapshot: dict[str, Any] = {"event_id": new_event_id()}
+        for key, value in event.items():
+            snapshot[key] = copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+        self._actions.append(Send(snapshot))
 
     def _close(self, code: int, reason: str = "") -> None:
         self._actions.append(Close(code, reason))
@@ -350,6 +363,7 @@ class ServerProtocol:
         self._vad_key = key
         if detection is None:
             self._vad = None
+            self._padding_bytes = 0
             return
         server = detection["type"] == "server_vad"
         eagerness = {"low": 1000, "high": 200}.get(str(detection.get("eagerness")), 500)
@@ -360,6 +374,8 @@ class ServerProtocol:
             silence_duration_ms=detection["silence_duration_ms"] if server else eagerness,
         )
         self._vad = self.audio.detector(settings, self._vad)
+        per_ms = fmt.bytes_per_ms
+        self._padding_bytes = settings.prefix_padding_ms * per_ms // fmt.width * fmt.width
 
     @property
     def _input_format(self) -> AudioFormat:
@@ -378,7 +394,7 @@ class ServerProtocol:
                 "invalid_type", "Invalid type for 'audio': expected a base64 string.", "audio"
             )
         try:
-            data = base64.b64decode(audio, validate=True)
+            data = pybase64.b64decode(audio, validate=True)
         except (binascii.Error, ValueError):
             raise ClientError(
                 "invalid_value", "Invalid 'audio': not valid base64.", "audio"
@@ -417,6 +433,10 @@ class ServerProtocol:
                 vad.reset_segment()
                 if detection.get("create_response") and self.responder.active is None:
                     self.responder.start(None, self._take_input())
+        if self.speech_item is None and len(self.buffer) > self._padding_bytes:
+            # No speech: the buffer keeps only what a segment starting next would begin
+            # with (its prefix padding), so hours of silence between turns take no memory.
+            del self.buffer[: len(self.buffer) - self._padding_bytes]
 
     def _on_input_audio_buffer_commit(self, event: dict[str, Any]) -> None:
         fmt = self._input_format
@@ -457,7 +477,7 @@ class ServerProtocol:
             "status": "completed",
             "content": [{"type": "input_audio", "transcript": None}],
         }
-        self.input_audio[item_id] = audio
+        self._keep_input_audio(item_id, audio)
         self._add_item(item, len(self.items))
         self.pending_input = UserInput(text="", audio=True)
         if self.session["audio"]["input"]["transcription"] is None:
@@ -483,6 +503,13 @@ class ServerProtocol:
                 "usage": {"type": "duration", "seconds": seconds},
             }
         )
+
+    def _keep_input_audio(self, item_id: str, audio: bytes) -> None:
+        self.input_audio[item_id] = audio
+        self._input_audio_bytes += len(audio)
+        while self._input_audio_bytes > MAX_KEPT_INPUT_AUDIO and len(self.input_audio) > 1:
+            oldest = next(iter(self.input_audio))
+            self._input_audio_bytes -= len(self.input_audio.pop(oldest))
 
     # -- conversation items --------------------------------------------------------------
 
@@ -532,13 +559,13 @@ class ServerProtocol:
     def _on_conversation_item_delete(self, event: dict[str, Any]) -> None:
         index = self._index(event["item_id"], "item_delete_invalid_item_id")
         del self.items[index]
-        self.input_audio.pop(event["item_id"], None)  # its audio goes with it
+        self._input_audio_bytes -= len(self.input_audio.pop(event["item_id"], b""))  # its audio too
         self._send({"type": "conversation.item.deleted", "item_id": event["item_id"]})
 
     def _on_conversation_item_retrieve(self, event: dict[str, Any]) -> None:
         item = self.items[self._index(event["item_id"], "item_retrieve_invalid_item_id")]
         if item["id"] in self.input_audio:
-            audio = base64.b64encode(self.input_audio[item["id"]]).decode()
+            audio = codec.b64encode(self.input_audio[item["id"]])
             item = {**item, "content": [{**item["content"][0], "audio": audio}]}
         self._send({"type": "conversation.item.retrieved", "item": item})
 
@@ -653,8 +680,8 @@ def decode_frame(message: str | bytes) -> tuple[dict[str, Any] | None, tuple[str
             "Expected a text WebSocket message; binary frames are not supported.",
         )
     try:
-        event = json.loads(message)
-    except ValueError as exc:
+        event = codec.loads(message)
+    except codec.DecodeError as exc:
         return None, ("invalid_json", f"Invalid event: failed to parse JSON value. {exc}")
     if not isinstance(event, dict):
         return None, ("invalid_json", "Invalid event: expected a JSON object.")

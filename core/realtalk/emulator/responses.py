@@ -7,12 +7,12 @@ chunk's), so the caller decides whether that is real time or no time at all.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..protocol import codec
 from ..protocol.vocab import AudioFormat, audio_format, function_call_item, new_id
 from .scenario import Step, render_say
 from .state import ScenarioProgress, UserInput
@@ -260,7 +260,11 @@ class Responder:
 
     def _close_item(self, response: ActiveResponse, index: int, item: dict[str, Any]) -> None:
         item["status"] = "incomplete" if response.cancel_reason else "completed"
-        position = self.items.index(item) if item in self.items else 0
+        # Found by identity from the end, where it usually is: comparing dicts from the
+        # start made closing an item cost the whole conversation.
+        position = next(
+            (n for n in range(len(self.items) - 1, -1, -1) if self.items[n] is item), 0
+        )
         previous = self.items[position - 1]["id"] if position > 0 else None
         self._send({"type": "conversation.item.done", "item": item, "previous_item_id": previous})
         self._send(
@@ -335,7 +339,7 @@ class Responder:
                 {
                     "type": "response.output_audio.delta",
                     **ids,
-                    "delta": base64.b64encode(piece).decode(),
+                    "delta": codec.b64encode(piece),
                 }
             )
             n += 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -18,6 +17,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from ..protocol import codec
 from ..protocol.vocab import error_event, new_event_id
 from .adapter import Options, WebSocketAdapter
 from .scenario import Scenario, load_scenario
@@ -339,7 +339,7 @@ class Emulator:
             record.add("server", event)
             record.close_code = close_code
             try:
-                await ws.send(json.dumps(event))
+                await ws.send(codec.dumps(event), text=True)
                 await ws.close(close_code, reason)
             except ConnectionClosed:
                 pass

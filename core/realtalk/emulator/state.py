@@ -29,6 +29,8 @@ MAX_RECORDED_EVENTS = 100_000
 """Default number of events each connection's record keeps (the oldest go first)."""
 
 _AUDIO_DELTAS = frozenset({"response.output_audio.delta", "response.audio.delta"})
+_APPENDS = frozenset({"input_audio_buffer.append", "session.input_audio_buffer.append"})
+_APPEND_KEYS = frozenset({"type", "audio", "event_id"})
 
 
 class EventRecord(NamedTuple):
@@ -55,8 +57,17 @@ def without_audio(event: dict[str, Any]) -> dict[str, Any]:
     changed: parts that hold audio are copied, and an event without audio is returned
     as it is.
     """
-    if event.get("type") in _AUDIO_DELTAS and isinstance(event.get("delta"), str):
+    kind = event.get("type")
+    if kind in _AUDIO_DELTAS and isinstance(event.get("delta"), str):
         return {**event, "delta": _placeholder(event["delta"])}
+    if kind in _APPENDS and event.keys() <= _APPEND_KEYS and isinstance(event.get("audio"), str):
+        # The common append ({type, audio} and perhaps event_id): no walk needed.
+        return {**event, "audio": _placeholder(event["audio"])}
+    for key, value in event.items():
+        if key == "audio" or isinstance(value, (dict, list)):
+            break
+    else:
+        return event  # flat and without audio, as most events are (transcript deltas)
     stripped: dict[str, Any] = _strip(event, None)
     return stripped
 
