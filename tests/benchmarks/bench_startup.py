@@ -17,13 +17,19 @@ and agents, no socket) is the part of it before ``Session.start()``.
 Commands get a bytecode cache outside the work tree (``PYTHONPYCACHEPREFIX``), as an
 installed wheel has one, unless ``--no-bytecode``. To compare with another version, run
 the benchmark with ``PYTHONPATH=<that tree>/core`` (its ``realtalk`` script then imports
-that tree too).
+that tree too), or pass ``--baseline <that tree>``: its commands then run interleaved with
+these, and its in-process rows in a child process, in the same run.
+
+``realtalk check`` keeps good verdicts and the entry points on disk (``realtalk.cache``):
+the commands get their own cache folder, filled by the warm-up round, as a user's is
+after the first check.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -42,14 +48,17 @@ def _realtalk() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "realtalk.cli"]
 
 
-def time_commands(commands: dict[str, list[str]], runs: int, env: dict[str, str]) -> dict[str, list[float]]:
-    """Wall times (ms) of each command, run ``runs`` times in turn, after one warm-up each."""
+def time_commands(commands: dict[str, list[str]], runs: int, env: dict[str, str],
+                  baseline: str | None = None) -> dict[str, list[float]]:
+    """Wall times (ms) of each command, run ``runs`` times in turn, after one warm-up each;
+    those named ``base: ...`` with ``PYTHONPATH=<baseline>/core``."""
     times: dict[str, list[float]] = {name: [] for name in commands}
+    base_env = {**env, "PYTHONPATH": str(Path(baseline or ".").resolve() / "core")}
     for index in range(runs + 1):
         for name, argv in commands.items():
             start = time.perf_counter()
-            subprocess.run(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           check=False)
+            subprocess.run(argv, cwd=ROOT, env=base_env if name.startswith("base: ") else env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
             if index:  # the first round warms the file cache
                 times[name].append((time.perf_counter() - start) * 1000)
     return times
@@ -99,6 +108,15 @@ async def time_open_session(runs: int) -> list[float]:
     return out
 
 
+def in_process(runs: int) -> dict[str, list[float]]:
+    """The in-process rows: the YAML parse, open_session, load_target."""
+    return {
+        "YAML parse (check's files)": time_yaml_parse(runs),
+        "open_session (emulator up)": asyncio.run(time_open_session(runs)),
+        "  of which load_target": time_load_target(runs),
+    }
+
+
 def _row(name: str, values: list[float], bare: float | None = None) -> str:
     median = statistics.median(values)
     p90 = sorted(values)[int(len(values) * 0.9) - 1] if len(values) >= 10 else max(values)
@@ -111,6 +129,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--no-bytecode", action="store_true",
                         help="compile realtalk's modules on every start (PYTHONDONTWRITEBYTECODE)")
+    parser.add_argument("--baseline", metavar="TREE", help="also time the realtalk of this work tree, interleaved")
+    parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)  # the baseline's child
     args = parser.parse_args()
 
     # An installed wheel has its bytecode cached; a work tree may not (PYTHONDONTWRITEBYTECODE
@@ -120,30 +140,43 @@ def main() -> None:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "realtalk-bench-pycache")
 
+    if args.in_process:
+        print(json.dumps(in_process(args.runs)))
+        return
+    env["REALTALK_CACHE_DIR"] = str(Path(tempfile.mkdtemp(prefix="realtalk-bench-cache-")))
+
     realtalk = _realtalk()
-    times = time_commands({
+    commands = {
         "python -c pass": [sys.executable, "-c", "pass"],
         "python -c 'import realtalk'": [sys.executable, "-c", "import realtalk"],
         "realtalk --version": [*realtalk, "--version"],
         "realtalk check agents/": [*realtalk, "check", "agents/"],
-        # What check cannot do without: it validates agent files and tool schemas.
+        "realtalk check agents/*.yaml": [*realtalk, "check", "agents/concierge.yaml", "agents/billing.yaml"],
+        # What check needs when anything new is to be validated.
         "python -c 'import jsonschema'": [sys.executable, "-c", "import jsonschema"],
-    }, args.runs, env)
+    }
+    if args.baseline:
+        # The baseline tree's code, through this interpreter (and this console script).
+        base = {f"base: {name}": argv for name, argv in commands.items() if "realtalk" in name}
+        commands.update(base)
+    times = time_commands(commands, args.runs, env, baseline=args.baseline)
     bare = statistics.median(times["python -c pass"])
-    yaml_parse = time_yaml_parse(args.runs)
-    sessions = asyncio.run(time_open_session(args.runs))
-    targets = time_load_target(args.runs)
+    rows = in_process(args.runs)
+    if args.baseline:
+        child = subprocess.run([sys.executable, __file__, "--in-process", "--runs", str(args.runs)], cwd=ROOT,
+                               env={**env, "PYTHONPATH": str(Path(args.baseline).resolve() / "core")},
+                               capture_output=True, text=True, check=True)
+        rows.update({f"base: {name}": values for name, values in json.loads(child.stdout).items()})
 
     cache = "no bytecode cache" if args.no_bytecode else "bytecode cached"
     print(f"{args.runs} runs each, Python {sys.version.split()[0]}, {cache},"
           f" load {os.getloadavg()[0]:.2f}")
     for name, values in times.items():
         print(_row(name, values, None if name == "python -c pass" else bare))
-    print(_row("YAML parse (check's files)", yaml_parse))
-    budget = 2 * bare + statistics.median(yaml_parse)
+    budget = 2 * bare + statistics.median(rows["YAML parse (check's files)"])
+    for name, values in rows.items():
+        print(_row(name, values))
     print(f"{'target: 2x bare + YAML':<28} {budget:14.1f} ms")
-    print(_row("open_session (emulator up)", sessions))
-    print(_row("  of which load_target", targets))
 
 
 if __name__ == "__main__":
