@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import binascii
 import copy
+import itertools
 import json
 import logging
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -37,7 +39,6 @@ from ..protocol.vocab import (
     AudioFormat,
     audio_format,
     error_event,
-    new_event_id,
     new_id,
 )
 from .builders import (
@@ -193,6 +194,10 @@ class ServerProtocol:
         self.closed = False
         self._now = now
         self._actions: list[Action] = []
+        # Event ids as the live server's (``event_`` and 22 hex digits): 16 random per
+        # session, then a counter; a random draw per event cost a system call each.
+        self._event_prefix = "event_" + secrets.token_hex(8)
+        self._event_numbers = itertools.count()
         self._vad: Detector | None = None
         self._vad_key: tuple[str, AudioFormat] | None = None
         self._padding_bytes = 0  # what of the buffer the VAD keeps while it hears no speech
@@ -282,7 +287,8 @@ class ServerProtocol:
         # A snapshot: items keep changing after the event that shows them is decided. Only
         # objects and arrays can change; an audio delta (strings and numbers) is copied
         # shallowly, which is most of what a session sends.
-        snapshot: dict[str, Any] = {"event_id": new_event_id()}
+        number = next(self._event_numbers) & 0xFFFFFF
+        snapshot: dict[str, Any] = {"event_id": f"{self._event_prefix}{number:06x}"}
         for key, value in event.items():
             snapshot[key] = copy.deepcopy(value) if isinstance(value, (dict, list)) else value
         self._actions.append(Send(snapshot))
