@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import random
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -103,7 +104,13 @@ class Loopback:
             await ws.send(b"\x00\x01")
             await ws.send("not json")
             await ws.send("[1, 2]")
+            await ws.send(b'{"type": "x", "v": "\xff"}', text=True)  # a text frame, not UTF-8
+            await ws.send("[" * 5000 + "]" * 5000)  # nested deeper than either parser goes
             await ws.send(json.dumps({"type": "rate_limits.updated"}))
+            # What orjson refuses but the stdlib took (NaN, a lone surrogate) still arrives;
+            # an integer beyond 64 bits arrives as a float.
+            await ws.send('{"type": "odd", "nan": NaN, "s": "\\ud800"}')
+            await ws.send('{"type": "big", "big": 1' + "0" * 30 + "}")
             await ws.wait_closed()
         elif kind == "hangup":
             await ws.close(1011, "internal")
@@ -371,7 +378,29 @@ async def test_binary_and_non_json_frames_are_skipped(loopback: Callable[..., An
     conn = await connect(ConnectionProfile.url(lb.url), retries=0)
     assert (await conn.recv())["type"] == "session.created"
     assert (await conn.recv())["type"] == "rate_limits.updated"
+    odd = await conn.recv()
+    assert math.isnan(odd["nan"]) and odd["s"] == "\ud800"
+    big = (await conn.recv())["big"]
+    assert big == 1e30 and isinstance(big, float)
     await conn.close()
+
+
+async def test_values_orjson_refuses_are_sent_as_the_stdlib_would(
+    loopback: Callable[..., Any],
+) -> None:
+    lb = await loopback("ok")
+    conn = await connect(ConnectionProfile.url(lb.url), retries=0)
+    await conn.send({"type": "x", "keys": {1: "one"}, "big": 2**70, "text": "caf\u00e9 \ud800"})
+    with pytest.raises(TypeError, match=r"cannot send 'y': a value in it is not JSON"):
+        await conn.send({"type": "y", "value": object()})
+    await conn.send({"type": "bye"})  # the connection is still usable
+    with pytest.raises(ConnectionClosed):
+        await conn.recv()  # session.created, then the close
+        await conn.recv()
+    assert lb.received == [
+        {"type": "x", "keys": {"1": "one"}, "big": 2**70, "text": "caf\u00e9 \ud800"},
+        {"type": "bye"},
+    ]
 
 
 # -- frames over max_size -----------------------------------------------------------------------

@@ -135,8 +135,10 @@ class Session:
         self._idle = asyncio.Event()
         self._listeners: list[Listener] = []
         # What events() has not yielded yet: bounded, so a session nobody iterates does
-        # not grow; the oldest are dropped first.
-        self._backlog: collections.deque[SessionEvent] = collections.deque(maxlen=EVENT_BACKLOG)
+        # not grow; the oldest are dropped first. While no listener is registered, an event
+        # waits here as its kind and fields, and is built only if events() yields it.
+        self._backlog: collections.deque[SessionEvent | tuple[str, dict[str, Any]]] = (
+            collections.deque(maxlen=EVENT_BACKLOG))
 
     @property
     def agent(self) -> AgentSpec:
@@ -209,7 +211,11 @@ class Session:
         """Iterate over :class:`SessionEvent` until the session closes."""
         while True:
             while self._backlog:
-                yield self._backlog.popleft()
+                event = self._backlog.popleft()
+                if isinstance(event, tuple):  # kept unbuilt (see _publish)
+                    kind, data = event
+                    event = session_event(kind, **data)
+                yield event
             if self._closing:
                 return
             self._changed.clear()
@@ -367,7 +373,7 @@ class Session:
         elif isinstance(action, p.Emit):
             if action.log:
                 log.warning("%s", action.data.get("message"))
-            self._emit(action.kind, **action.data)
+            self._publish(action.kind, action.data)
         elif isinstance(action, p.Play):
             self._audio.on_delta(action.item_id, action.delta)
         elif isinstance(action, p.AudioDone):
@@ -443,7 +449,10 @@ class Session:
                     actions = self.protocol.receive(event)
                     if event.get("type") in p.DELTA_TYPES:
                         for action in actions:  # Play or Emit: no sends, no state to settle
-                            await self._do(action, None)
+                            if type(action) is p.Play:
+                                self._audio.on_delta(action.item_id, action.delta)
+                            else:
+                                await self._do(action, None)
                     else:
                         await self._run(actions)
                 except ConnectionClosed as closed:  # reading, or sending what an event asked for
@@ -564,9 +573,20 @@ class Session:
             self._recorder.record(direction, event)
 
     def _emit(self, kind: str, **data: Any) -> None:
+        self._publish(kind, data)
+
+    def _publish(self, kind: str, data: dict[str, Any]) -> None:
+        """Queue a session event for events() and call the listeners with it.
+
+        ``data`` is kept as it is (not copied): its values must not change afterwards
+        (the protocol's fields are strings, numbers and tuples).
+        """
+        self._changed.set()
+        if not self._listeners:  # thousands of deltas per response: build it only if read
+            self._backlog.append((kind, data))
+            return
         event = session_event(kind, **data)
         self._backlog.append(event)
-        self._changed.set()
         for listener in self._listeners:
             try:
                 listener(event)

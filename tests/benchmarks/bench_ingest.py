@@ -28,6 +28,8 @@ of its threads, user + system) is measured from the moment it is connected and c
 of events in the response. The clients:
 
 1. bare socket (the floor): ``websockets`` + ``json.loads`` + ``base64.b64decode`` of audio;
+   and the same with the fast codec realtalk uses (``recv(decode=False)`` + ``orjson.loads``
+   + ``pybase64.b64decode``): the honest fast floor;
 2. realtalk, WAV file: ``WavFileSink(path, realtime=False)`` (``run --output`` in text
    mode), ``open_session(url=..., output=...)`` + ``session.ask``;
 3. realtalk, real-time sink: ``WavFileSink(path, realtime=True)``, a thread consuming at
@@ -414,6 +416,28 @@ async def client_bare(url: str, tmp: Path) -> dict[str, Any]:
     return {"cpu_s": cpu, "events": events - 1, "audio_bytes": audio}  # less session.created
 
 
+async def client_bare_fast(url: str, tmp: Path) -> dict[str, Any]:
+    import orjson
+    import pybase64
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    async with connect(url.replace("/v1/realtime", "/bare"), compression=None, max_size=None) as ws:
+        start = window_start()
+        events = audio = 0
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                event = orjson.loads(await ws.recv(decode=False))
+                events += 1
+                kind = event["type"]
+                if kind == "response.output_audio.delta":
+                    audio += len(pybase64.b64decode(event["delta"]))
+                elif kind == "response.done":
+                    break
+        cpu = window_end(start)
+    return {"cpu_s": cpu, "events": events - 1, "audio_bytes": audio}  # less session.created
+
+
 async def client_realtalk(url: str, tmp: Path, sink: str) -> dict[str, Any]:
     from realtalk.audio import WavFileSink
     from realtalk.runner import open_session
@@ -500,6 +524,8 @@ def run_client(name: str, url: str, installed_realtalk: bool, profile_out: str |
         tmp = Path(folder)
         if name == "bare":
             result = asyncio.run(client_bare(url, tmp))
+        elif name == "bare-fast":
+            result = asyncio.run(client_bare_fast(url, tmp))
         elif name.startswith("realtalk-"):
             result = asyncio.run(client_realtalk(url, tmp, name.removeprefix("realtalk-")))
         elif name == "openai":
@@ -521,6 +547,7 @@ def run_client(name: str, url: str, installed_realtalk: bool, profile_out: str |
 
 CLIENTS = [
     ("bare", "bare socket (`websockets` + `json.loads` + `b64decode`)"),
+    ("bare-fast", "bare socket with orjson + pybase64 (`recv(decode=False)`)"),
     ("realtalk-wav", "realtalk, WAV file (`WavFileSink(realtime=False)`)"),
     ("realtalk-realtime", "realtalk, real-time sink (`WavFileSink(realtime=True)`)"),
     ("realtalk-none", "realtalk, no audio output (`output=None`)"),
@@ -701,13 +728,15 @@ def main() -> int:
         f"{args.deltas} transcript deltas + {EXTRA_EVENTS} others); rounds: {args.rounds}\n"
     )
     floor = statistics.median(samples["bare"])
-    print("| client | µs/event (median) | × bare socket |\n|---|---|---|")
+    fast = statistics.median(samples["bare-fast"])
+    print("| client | µs/event (median) | × bare socket | × bare socket, orjson + pybase64 |")
+    print("|---|---|---|---|")
     for name, label in clients:
         if not samples[name]:
-            print(f"| {label} | not installed | - |")
+            print(f"| {label} | not installed | - | - |")
             continue
         median = statistics.median(samples[name])
-        print(f"| {label} | {median:.2f} | {median / floor:.2f} |")
+        print(f"| {label} | {median:.2f} | {median / floor:.2f} | {median / fast:.2f} |")
     if missing:
         print("\n" + PEER_HINT.format(python=args.peer_python))
     return 0

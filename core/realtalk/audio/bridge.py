@@ -9,9 +9,9 @@ actually played, from the sink's playback tracker (frames consumed, not wall-clo
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 
+from ..protocol import codec
 from ..protocol.vocab import audio_format as parse_format
 from .g711 import G711Decoder, G711Encoder, G711Law
 from .playback import OutputSink
@@ -67,7 +67,7 @@ class AudioBridge:
     def encode_input(self, pcm24k: bytes) -> str:
         """24 kHz PCM16 from a source -> base64 audio for ``input_audio_buffer.append``."""
         data = self._encoder.encode(pcm24k) if self._encoder is not None else pcm24k
-        return base64.b64encode(data).decode("ascii")
+        return codec.b64encode(data)
 
     # -- output -----------------------------------------------------------------------
 
@@ -78,7 +78,7 @@ class AudioBridge:
         """
         if self.output is None or item_id in self._interrupted:
             return
-        data = base64.b64decode(delta_b64)
+        data = codec.b64decode(delta_b64)
         if self._decoder is not None:
             data = self._decoder.decode(data)
         self._playing = item_id

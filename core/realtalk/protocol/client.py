@@ -742,7 +742,7 @@ class ClientProtocol:
         self.finished.append(result)
         return [Emit("turn.done", {
             "agent": self.agent.name, "text": result.text, "interrupted": interrupted,
-            "first_delta_ms": result.first_delta_ms, "done_ms": result.done_ms, "usage": result.usage,
+            "first_delta_ms": result.first_delta_ms, "done_ms": result.done_ms, "usage": tuple(result.usage),
             "status": result.status, "status_reason": result.status_reason})]
 
 
