@@ -79,6 +79,7 @@ class _JitterBuffer:
         self.prebuffer = prebuffer
         self.lock = threading.Lock()
         self.drained = threading.Condition(self.lock)
+        self.sleepers = 0  # threads in wait_drained(): only then is `drained` notified
         self.level = SILENCE_DBFS
         self.meter = False  # measure the level of each block (costs a pass over it)
         self.frames_consumed = 0  # all frames consumed, silence included
@@ -166,7 +167,8 @@ class _JitterBuffer:
         # Called with the lock held.
         self._started = False
         self._waited = 0
-        self.drained.notify_all()
+        if self.sleepers:
+            self.drained.notify_all()
         waiters, self._waiters = self._waiters, []
         for loop, fut in waiters:
             try:
@@ -429,7 +431,11 @@ class OutputSink(ABC):
                 if left is not None and left <= 0:
                     return False
                 waits = [w for w in (delay, left) if w is not None]
-                self._buffer.drained.wait(min(waits) if waits else None)
+                self._buffer.sleepers += 1
+                try:
+                    self._buffer.drained.wait(min(waits) if waits else None)
+                finally:
+                    self._buffer.sleepers -= 1
 
 
 class SpeakerSink(OutputSink):
@@ -715,8 +721,19 @@ class WavFileSink(OutputSink):
     def feed(self, item_id: str, pcm24k: bytes) -> None:
         """As :meth:`OutputSink.feed`; not in real time, the bytes go to the file as they are."""
         if self.realtime:
-            self._sync()  # play what was due before this audio arrived
-            super().feed(item_id, pcm24k)
+            if not self._started or self._closed or len(pcm24k) % 2:
+                super().feed(item_id, pcm24k)  # (starts the output; refuses an odd length)
+                return
+            self.tracker.add_received(item_id, len(pcm24k))
+            # 24 kHz in, 24 kHz out: the bytes are queued as they are, no resampler, no
+            # copy (bytes never change, and the queue never writes to its arrays).
+            data = np.frombuffer(pcm24k, dtype="<i2")
+            with self._io_lock:
+                self._play_due()  # what was due before this audio arrived
+                if item_id in self._interrupted:
+                    return
+                self._last_item = item_id
+                self._buffer.push(item_id, data)
             return
         if not self._started or self._writer is None or len(pcm24k) % 2:
             super().feed(item_id, pcm24k)  # (it also refuses an odd length)
