@@ -2,7 +2,7 @@
 
 Not part of the test suite (pytest collects only ``test_*.py``). Run it from the work tree::
 
-    .venv/bin/python tests/benchmarks/bench_concurrency.py            # floor, then realtalk
+    .venv/bin/python tests/benchmarks/bench_concurrency.py            # floor, floor-fast, then realtalk
     .venv/bin/python tests/benchmarks/bench_concurrency.py --profile 100
 
 realtalk is imported from the work tree's ``core/`` (first on ``sys.path`` in the client
@@ -15,16 +15,20 @@ Processes, all on 127.0.0.1:
   assistant audio, one ``response.output_audio.delta`` of 100 ms every 100 ms, inside
   responses of ``--response-s`` seconds; each delta carries the server's send time;
 - one fresh client process per variant (``concurrency_client.py``), ramping up sessions:
-  ``floor`` (bare websockets + ``json.loads`` + ``base64.b64decode``) and ``realtalk``
+  ``floor`` (bare websockets + ``json.loads`` + ``base64.b64decode``: the reference),
+  ``floor-fast`` (bare websockets + ``orjson`` + ``pybase64``) and ``realtalk``
   (``open_session(..., output=WavFileSink(os.devnull, realtime=True))`` per session; the
-  sink plays at real-time pace, like a speaker). Both send 100 ms of silence every 100 ms
-  per session. On request, ``realtalk-instant``: the same with ``realtime=False`` (no
-  thread per sink), to see what the real-time sinks' threads cost.
+  sink plays at real-time pace, like a speaker). All send 100 ms of silence every 100 ms
+  per session. On request, ``realtalk-instant``: the same with ``realtime=False``
+  (everything fed counts as played at once), to see what real-time pacing costs.
 
 Per step (``--warmup`` s after the step's sessions started, then ``--seconds`` s measured):
 lag = the client's time the delta reached the handover point (floor: decoded; realtalk: the
 sink's ``feed``) minus the server's send time, as p50/p99/max over every delta of every
-session; the client's CPU (all threads; 100 % = one core) and its event-loop thread's; how
+session; the client's CPU (all threads; 100 % = one core) and its event-loop thread's; the
+client's CPU time per delta received (``CPU us/delta``: all the client's work, the appends
+it sends included, divided by the deltas it handled; it does not move with the machine's
+load, so it is the number to compare two versions with on a busy machine); how
 long that thread waited for a CPU held by other processes (``runq``: high means the
 machine, not the client, was the limit); RSS, and RSS per session (RSS at N minus RSS
 before any session, / N); garbage-collector runs and the longest; the server's CPU and how
@@ -35,7 +39,7 @@ the lag limit is marked (the machine, not the client, spoiled it). The
 idle cost (sessions open, no audio) is measured with the first step's sessions.
 
 ``--profile N`` then runs realtalk at N sessions once more under cProfile (the event-loop
-thread only: the sinks' threads are not in it) and prints the top functions by own time:
+thread, where all of realtalk's work happens: the real-time sinks run no thread) and prints the top functions by own time:
 CPU time of that thread (``--profile-clock cpu``, the default), or wall time, which also
 counts the time a call waited for the GIL or a lock (``wall``).
 """
@@ -61,7 +65,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SERVER = HERE / "concurrency_server.py"
 CLIENT = HERE / "concurrency_client.py"
-VARIANTS = ("floor", "realtalk", "realtalk-instant")
+VARIANTS = ("floor", "floor-fast", "realtalk", "realtalk-instant")
 
 
 def ramp_steps(step: int, max_sessions: int) -> list[int]:
@@ -171,7 +175,9 @@ def run_client(
             record["server_late_ms"] = max(w["late_max_ms"] for w in windows)
             print(
                 f"  {variant} {record['sessions']:>5} sessions: p99 {record['p99_ms']:.1f} ms,"
-                f" CPU {record['cpu_pct']:.0f} %, server CPU {record['server_cpu_pct']:.0f} %",
+                f" CPU {record['cpu_pct']:.0f} %"
+                f" ({1e6 * record['cpu_s'] / max(1, record['deltas']):.0f} us/delta),"
+                f" server CPU {record['server_cpu_pct']:.0f} %",
                 file=sys.stderr,
                 flush=True,
             )
@@ -202,17 +208,20 @@ def report(variant: str, records: list[dict[str, Any]], limit_ms: float) -> int 
     best = max(ok) if ok else None
     print(f"### {variant}\n")
     print(
-        "| sessions | lag p50 ms | p99 ms | max ms | client CPU % | loop thread CPU % | runq % | RSS MB "
+        "| sessions | lag p50 ms | p99 ms | max ms | client CPU % | CPU us/delta "
+        "| loop thread CPU % | runq % | RSS MB "
         "| RSS/session KB | GC runs (gen 2) | longest GC ms | server CPU % | server late ms "
         "| load |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in steps:
         bold = "**" if r["sessions"] == best else ""
         per_session = (r["rss"] - r["base"]) / r["sessions"] / 1024
+        per_delta = 1e6 * r["cpu_s"] / r["deltas"] if r["deltas"] else float("nan")
         print(
             f"| {bold}{r['sessions']}{bold} | {fmt(r['p50_ms'])} | {bold}{fmt(r['p99_ms'])}{bold}"
-            f" | {fmt(r['max_ms'])} | {fmt(r['cpu_pct'], 0)} | {fmt(r['loop_cpu_pct'], 0)}"
+            f" | {fmt(r['max_ms'])} | {fmt(r['cpu_pct'], 0)} | {fmt(per_delta, 0)}"
+            f" | {fmt(r['loop_cpu_pct'], 0)}"
             f" | {fmt(r['runq_wait_pct'], 0)}"
             f" | {r['rss'] / 2**20:.0f} | {per_session:.0f}"
             f" | {r['gc_runs']} ({r['gc_gen2']}) | {fmt(r['gc_longest_ms'])}"
@@ -299,9 +308,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--variants",
-        default="floor,realtalk",
-        help="comma-separated, in order (default floor,realtalk); also"
-        " realtalk-instant: the sink without real-time pacing (no thread)",
+        default="floor,floor-fast,realtalk",
+        help="comma-separated, in order (default floor,floor-fast,realtalk); also"
+        " realtalk-instant: the sink without real-time pacing",
     )
     parser.add_argument(
         "--step",

@@ -7,13 +7,17 @@ Run by the benchmark, one fresh process per client variant::
 Variants:
 
 - ``floor``: bare ``websockets``: ``json.loads`` each event and ``base64.b64decode`` each
-  audio delta; the lag is taken right after decoding.
+  audio delta; the lag is taken right after decoding. The reference floor (stdlib codec).
+- ``floor-fast``: the same with ``orjson`` and ``pybase64`` (realtalk's own codec
+  libraries, called directly), frames sent as bytes in text frames: the floor for a
+  client that has realtalk's codec but nothing else.
 - ``realtalk``: ``realtalk.runner.open_session(agent, url=..., output=sink)`` per session;
-  the sink is a ``WavFileSink(os.devnull, realtime=True)`` (a thread per session consumes
-  its buffer at real-time pace, like a speaker); the lag is taken when realtalk calls the
-  sink's ``feed``, from the stamp the server wrote into the PCM.
-- ``realtalk-instant``: the same with ``realtime=False`` (the sink consumes on ``feed``, no
-  thread): what realtalk costs without the real-time sinks' threads.
+  the sink is a ``WavFileSink(os.devnull, realtime=True)`` (it plays at real-time pace,
+  like a speaker, counting what its clock says was played whenever it is fed or asked);
+  the lag is taken when realtalk calls the sink's ``feed``, from the stamp the server
+  wrote into the PCM.
+- ``realtalk-instant``: the same with ``realtime=False`` (everything fed counts as played
+  at once): what realtalk costs without real-time pacing.
 
 Both send 100 ms of silence (``input_audio_buffer.append``, base64-encoded each time as a
 microphone's audio would be) every 100 ms per session, on a per-session clock with a
@@ -133,6 +137,7 @@ class Meter:
             "p99_ms": percentile(lags, 0.99),
             "max_ms": lags[-1] if lags else float("nan"),
             "cpu_pct": 100 * (cpu1 - self._cpu0) / (t1 - self._t0),
+            "cpu_s": cpu1 - self._cpu0,
             "loop_cpu_pct": 100 * (loop1 - self._loop0) / (t1 - self._t0),
             "runq_wait_pct": 100 * (wait1 - self._wait0) / (t1 - self._t0),
             "load": load_average(),
@@ -219,6 +224,52 @@ async def floor_session(
             await reader
 
 
+async def floor_fast_session(
+    url: str, meter: Meter, opened: asyncio.Future[None], go: asyncio.Event, stop: asyncio.Event
+) -> None:
+    import orjson
+    import pybase64
+    from websockets.asyncio.client import connect
+
+    async with connect(url, max_size=None) as ws:
+        if orjson.loads(await ws.recv(decode=False)).get("type") != "session.created":
+            raise RuntimeError("expected session.created")
+        update = {
+            "type": "session.update",
+            "session": {
+                "type": "realtime",
+                "instructions": INSTRUCTIONS,
+                "output_modalities": ["audio"],
+                "audio": {"input": {"turn_detection": None}, "output": {"voice": "marin"}},
+            },
+        }
+        await ws.send(orjson.dumps(update), text=True)
+        while orjson.loads(await ws.recv(decode=False)).get("type") != "session.updated":
+            pass
+
+        async def read() -> None:
+            while True:
+                event = orjson.loads(await ws.recv(decode=False))
+                if event.get("type") == "response.output_audio.delta":
+                    pybase64.b64decode(event["delta"])
+                    if meter.on:
+                        meter.lags.append(time.time() - event["sent_at"])
+
+        async def send() -> None:
+            audio = pybase64.b64encode(SILENCE).decode("ascii")
+            await ws.send(
+                orjson.dumps({"type": "input_audio_buffer.append", "audio": audio}), text=True
+            )
+
+        reader = asyncio.create_task(read())
+        opened.set_result(None)
+        await go.wait()
+        await Paced(send).run(stop)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+
+
 def realtalk_session_factory(agent: Path, *, realtime: bool) -> Any:
     from realtalk.audio import WavFileSink
     from realtalk.runner import open_session
@@ -229,18 +280,18 @@ def realtalk_session_factory(agent: Path, *, realtime: bool) -> Any:
     class StampedSink(WavFileSink):
         """A real-time WAV sink that notes each delta's lag as realtalk hands it over."""
 
-        meter: Meter
+        lag_meter: Meter  # (not ``meter``: that is the sink's level-metering switch)
 
         def feed(self, item_id: str, pcm24k: bytes) -> None:
-            if self.meter.on:
-                self.meter.lags.append(time.time() - read_stamp(pcm24k))
+            if self.lag_meter.on:
+                self.lag_meter.lags.append(time.time() - read_stamp(pcm24k))
             super().feed(item_id, pcm24k)
 
     async def realtalk_session(
         url: str, meter: Meter, opened: asyncio.Future[None], go: asyncio.Event, stop: asyncio.Event
     ) -> None:
         sink = StampedSink(os.devnull, realtime=realtime)
-        sink.meter = meter
+        sink.lag_meter = meter
         try:
             async with open_session(agent, url=url, output=sink) as session:
                 opened.set_result(None)
@@ -274,6 +325,8 @@ async def ramp(args: argparse.Namespace) -> None:
             from realtalk.runner import load_target
 
             load_target(agent)  # plugins load once per process: not a per-session cost
+        elif args.variant == "floor-fast":
+            run_session = floor_fast_session
         else:
             run_session = floor_session
         gc.collect()
@@ -375,7 +428,7 @@ async def ramp(args: argparse.Namespace) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("variant", choices=["floor", "realtalk", "realtalk-instant"])
+    parser.add_argument("variant", choices=["floor", "floor-fast", "realtalk", "realtalk-instant"])
     parser.add_argument("--url", required=True, help="server URL(s), comma-separated")
     parser.add_argument("--steps", required=True, type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--seconds", type=float, default=15.0)
@@ -407,6 +460,10 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     # Imported before the base RSS is taken: imports are not a per-session cost.
     import websockets.asyncio.client  # noqa: F401
+
+    if args.variant == "floor-fast":
+        import orjson  # noqa: F401
+        import pybase64  # noqa: F401
 
     if args.variant.startswith("realtalk"):
         import realtalk.runner  # noqa: F401

@@ -22,7 +22,11 @@ Each delta is stamped with ``time.time()`` just before it is written to the sock
 in the field ``sent_at`` and in the first 8 bytes of its PCM (a little-endian double), so a
 client that sees only the decoded audio (a sink's ``feed``) can compute the lag too. The
 audio is base64-encoded once: the stamp fills the first 12 bytes, which encode to exactly
-the first 16 base64 characters, and only those are encoded per send.
+the first 16 base64 characters, and only those are encoded per send. Every frame goes out
+as UTF-8 bytes sent as a text frame (``ws.send(data, text=True)``): the deltas are joined
+from pre-encoded pieces, the other events encoded with ``realtalk.protocol.codec``
+(orjson), so the server spends little per frame. ``bench_concurrency.py --servers N``
+spreads the sessions over N such processes.
 
 Each line of counters says how late the sends were against their 100 ms schedule (the
 server's own lag: if it grows, the server, not the client, is the bottleneck) and the
@@ -43,6 +47,7 @@ import threading
 import time
 from typing import Any
 
+from realtalk.protocol import codec
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
@@ -60,12 +65,12 @@ def make_audio() -> bytes:
 
 
 AUDIO = make_audio()
-AUDIO_TAIL_B64 = base64.b64encode(AUDIO[STAMP_BYTES:]).decode("ascii")
+AUDIO_TAIL_B64 = base64.b64encode(AUDIO[STAMP_BYTES:])  # bytes, ready to join into a frame
 PAD = bytes(STAMP_BYTES - 8)
 
 
-def stamp_b64(t: float) -> str:
-    return base64.b64encode(struct.pack("<d", t) + PAD).decode("ascii")
+def stamp_b64(t: float) -> bytes:
+    return base64.b64encode(struct.pack("<d", t) + PAD)
 
 
 def read_stamp(pcm: bytes) -> float:
@@ -102,8 +107,13 @@ class Stats:
 STATS = Stats()
 
 
-def dumps(event: dict[str, Any]) -> str:
-    return json.dumps(event, separators=(",", ":"))
+async def send(ws: ServerConnection, frame: bytes | str | dict[str, Any]) -> None:
+    """Send one text frame: a dict encoded with the codec, a str as UTF-8, bytes as they are."""
+    if isinstance(frame, dict):
+        frame = codec.dumps(frame)
+    elif isinstance(frame, str):
+        frame = frame.encode()
+    await ws.send(frame, text=True)
 
 
 async def stream(ws: ServerConnection, conn_no: int, response_chunks: int) -> None:
@@ -126,48 +136,49 @@ async def stream(ws: ServerConnection, conn_no: int, response_chunks: int) -> No
                 "status": "in_progress",
                 "content": [],
             }
-            head = f'{{"type":"response.output_audio.delta",{ids},"event_id":"evt_{conn_no}_{response_no}_'
+            head = (
+                f'{{"type":"response.output_audio.delta",{ids},'
+                f'"event_id":"evt_{conn_no}_{response_no}_'
+            ).encode()
             for n in range(response_chunks):
                 delay = due - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 if n == 0:
-                    await ws.send(
-                        dumps(
-                            {
-                                "type": "response.created",
-                                "response": {
-                                    "id": rid,
-                                    "object": "realtime.response",
-                                    "status": "in_progress",
-                                    "output": [],
-                                    "output_modalities": ["audio"],
-                                },
-                            }
-                        )
+                    await send(
+                        ws,
+                        {
+                            "type": "response.created",
+                            "response": {
+                                "id": rid,
+                                "object": "realtime.response",
+                                "status": "in_progress",
+                                "output": [],
+                                "output_modalities": ["audio"],
+                            },
+                        },
                     )
-                    await ws.send(
-                        dumps(
-                            {
-                                "type": "response.output_item.added",
-                                "response_id": rid,
-                                "output_index": 0,
-                                "item": item,
-                            }
-                        )
+                    await send(
+                        ws,
+                        {
+                            "type": "response.output_item.added",
+                            "response_id": rid,
+                            "output_index": 0,
+                            "item": item,
+                        },
                     )
-                    await ws.send(
-                        dumps(
-                            {
-                                "type": "conversation.item.added",
-                                "item": item,
-                                "previous_item_id": None,
-                            }
-                        )
+                    await send(
+                        ws,
+                        {
+                            "type": "conversation.item.added",
+                            "item": item,
+                            "previous_item_id": None,
+                        },
                     )
-                    await ws.send(
+                    await send(
+                        ws,
                         f'{{"type":"response.content_part.added",{ids},'
-                        '"part":{"type":"audio","transcript":""}}'
+                        '"part":{"type":"audio","transcript":""}}',
                     )
                 t = time.time()
                 late = loop.time() - due
@@ -175,7 +186,16 @@ async def stream(ws: ServerConnection, conn_no: int, response_chunks: int) -> No
                 STATS.late_sum += late
                 STATS.late_n += 1
                 await ws.send(
-                    f'{head}{n}","sent_at":{t!r},"delta":"{stamp_b64(t)}{AUDIO_TAIL_B64}"}}'
+                    b"".join(
+                        (
+                            head,
+                            f'{n}","sent_at":{t!r},"delta":"'.encode(),
+                            stamp_b64(t),
+                            AUDIO_TAIL_B64,
+                            b'"}',
+                        )
+                    ),
+                    text=True,
                 )
                 STATS.deltas += 1
                 due += CHUNK_S
@@ -184,44 +204,42 @@ async def stream(ws: ServerConnection, conn_no: int, response_chunks: int) -> No
                 "status": "completed",
                 "content": [{"type": "output_audio", "transcript": ""}],
             }
-            await ws.send(f'{{"type":"response.output_audio.done",{ids}}}')
-            await ws.send(
-                f'{{"type":"response.output_audio_transcript.done",{ids},"transcript":""}}'
+            await send(ws, f'{{"type":"response.output_audio.done",{ids}}}')
+            await send(
+                ws, f'{{"type":"response.output_audio_transcript.done",{ids},"transcript":""}}'
             )
-            await ws.send(
+            await send(
+                ws,
                 f'{{"type":"response.content_part.done",{ids},'
-                '"part":{"type":"audio","transcript":""}}'
+                '"part":{"type":"audio","transcript":""}}',
             )
-            await ws.send(
-                dumps(
-                    {"type": "conversation.item.done", "item": done_item, "previous_item_id": None}
-                )
+            await send(
+                ws,
+                {"type": "conversation.item.done", "item": done_item, "previous_item_id": None},
             )
-            await ws.send(
-                dumps(
-                    {
-                        "type": "response.output_item.done",
-                        "response_id": rid,
-                        "output_index": 0,
-                        "item": done_item,
-                    }
-                )
+            await send(
+                ws,
+                {
+                    "type": "response.output_item.done",
+                    "response_id": rid,
+                    "output_index": 0,
+                    "item": done_item,
+                },
             )
-            await ws.send(
-                dumps(
-                    {
-                        "type": "response.done",
-                        "response": {
-                            "id": rid,
-                            "object": "realtime.response",
-                            "status": "completed",
-                            "status_details": {"type": "completed"},
-                            "output": [done_item],
-                            "output_modalities": ["audio"],
-                            "usage": None,
-                        },
-                    }
-                )
+            await send(
+                ws,
+                {
+                    "type": "response.done",
+                    "response": {
+                        "id": rid,
+                        "object": "realtime.response",
+                        "status": "completed",
+                        "status_details": {"type": "completed"},
+                        "output": [done_item],
+                        "output_modalities": ["audio"],
+                        "usage": None,
+                    },
+                },
             )
     except ConnectionClosed:
         pass
@@ -253,7 +271,7 @@ def make_handler(response_chunks: int) -> Any:
         }
         streamer: asyncio.Task[None] | None = None
         try:
-            await ws.send(dumps({"type": "session.created", "session": session}))
+            await send(ws, {"type": "session.created", "session": session})
             while True:
                 raw = await ws.recv(decode=False)
                 if b'"input_audio_buffer.append"' in raw[:80]:
@@ -261,10 +279,10 @@ def make_handler(response_chunks: int) -> Any:
                     if streamer is None:
                         streamer = asyncio.create_task(stream(ws, conn_no, response_chunks))
                     continue
-                event = json.loads(raw)
+                event = codec.loads(raw)
                 if event.get("type") == "session.update":
                     session = {**session, **event.get("session", {})}
-                    await ws.send(dumps({"type": "session.updated", "session": session}))
+                    await send(ws, {"type": "session.updated", "session": session})
         except ConnectionClosed:
             pass
         finally:
