@@ -229,11 +229,16 @@ class RealtimeConnection:
                 raw = await self._ws.recv(decode=False)  # UTF-8 is checked by the parser
             except WsConnectionClosed as exc:
                 raise self._closed_error(exc) from None
-            event = _decode(raw)
-            if event is None:
+            try:
+                event = codec.loads(raw)
+            except codec.DecodeError:
+                event = _decode_stdlib(raw)
+            if type(event) is not dict:
                 log.warning("ignoring a frame that is not a JSON object (%d bytes)", len(raw))
                 continue
-            return self._note(event)
+            if event.get("type") == "error":
+                self._last_error = error_line(event.get("error"))
+            return event
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._iterate()
@@ -327,17 +332,13 @@ def _bytes(n: int) -> str:
     return f"{n} bytes"
 
 
-def _decode(raw: bytes) -> dict[str, Any] | None:
-    """The frame's JSON object, or None (not JSON, not UTF-8, not an object)."""
+def _decode_stdlib(raw: bytes) -> Any:
+    """Parse what orjson refused as the stdlib does (NaN, a lone surrogate escape), or None
+    (not JSON, not UTF-8, nested too deep)."""
     try:
-        event = codec.loads(raw)
-    except codec.DecodeError:
-        # Rare: what orjson refuses and the stdlib takes (NaN, a lone surrogate escape).
-        try:
-            event = json.loads(raw)
-        except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
-            return None
-    return event if isinstance(event, dict) else None
+        return json.loads(raw)
+    except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
+        return None
 
 
 def _dumps_stdlib(event: dict[str, Any]) -> bytes:

@@ -445,12 +445,15 @@ class Session:
                 try:
                     event = await self._conn.recv()
                     self._received_at = time.perf_counter()
-                    self._record("server", event)
+                    if self._recorder is not None:
+                        self._recorder.record("server", event)
                     actions = self.protocol.receive(event)
                     if event.get("type") in p.DELTA_TYPES:
                         for action in actions:  # Play or Emit: no sends, no state to settle
                             if type(action) is p.Play:
                                 self._audio.on_delta(action.item_id, action.delta)
+                            elif type(action) is p.Emit and not action.log:
+                                self._publish(action.kind, action.data)
                             else:
                                 await self._do(action, None)
                     else:

@@ -746,19 +746,35 @@ class ClientProtocol:
             "status": result.status, "status_reason": result.status_reason})]
 
 
+# The delta fast path: what receive() and the handlers above do for these events, with
+# the fields already checked by validate.delta_ok (so the delta is a string).
+
+
 def _fast_audio(self: ClientProtocol, event: dict[str, Any]) -> list[Action]:
     self.conversation.on_audio_delta(event)
-    return self._on_audio_delta(event)
+    self._audio_heard = True
+    if self._turn is not None and self._turn.result.first_delta_ms is None:
+        self._first_delta()
+    return [Play(event.get("item_id", ""), event["delta"])]
+
+
+def _fast_transcript(self: ClientProtocol, event: dict[str, Any]) -> list[Action]:
+    self.conversation.on_transcript_delta(event)
+    if self._turn is not None and self._turn.result.first_delta_ms is None:
+        self._first_delta()
+    return [Emit("assistant.delta", {"agent": self.agent.name, "delta": event["delta"]})]
 
 
 def _fast_text(self: ClientProtocol, event: dict[str, Any]) -> list[Action]:
-    self.conversation.on_server_event(event)
-    return self._on_text_delta(event)
+    self.conversation.on_text_delta(event)
+    if self._turn is not None and self._turn.result.first_delta_ms is None:
+        self._first_delta()
+    return [Emit("assistant.delta", {"agent": self.agent.name, "delta": event["delta"]})]
 
 
 _DELTAS = {
     "response.output_audio.delta": _fast_audio,
-    "response.output_audio_transcript.delta": _fast_text,
+    "response.output_audio_transcript.delta": _fast_transcript,
     "response.output_text.delta": _fast_text,
 }
 DELTA_TYPES = frozenset(_DELTAS)

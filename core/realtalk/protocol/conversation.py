@@ -409,7 +409,8 @@ class Conversation:
         if item is not None and isinstance(delta, str):
             item.audio_bytes += audio_byte_length(delta)
 
-    def _on_text_delta(self, event: dict[str, Any]) -> None:
+    def on_text_delta(self, event: dict[str, Any]) -> None:
+        """One ``response.output_text.delta`` (the hot path calls this directly)."""
         item = self._item_for(event)
         if item is not None:
             item.text += str(event.get("delta") or "")
@@ -420,7 +421,8 @@ class Conversation:
             item.text = event["text"]
             item.content_done = True
 
-    def _on_transcript_delta(self, event: dict[str, Any]) -> None:
+    def on_transcript_delta(self, event: dict[str, Any]) -> None:
+        """One ``response.output_audio_transcript.delta`` (the hot path calls this directly)."""
         item = self._item_for(event)
         if item is not None and item.truncated_ms is None:
             item.transcript = (item.transcript or "") + str(event.get("delta") or "")
@@ -656,8 +658,8 @@ _SERVER_HANDLERS: dict[str, Any] = {
     "response.function_call_arguments.delta": Conversation._on_args_delta,
     "response.function_call_arguments.done": Conversation._on_args_done,
     "response.output_audio.delta": Conversation.on_audio_delta,
-    "response.output_text.delta": Conversation._on_text_delta,
+    "response.output_text.delta": Conversation.on_text_delta,
     "response.output_text.done": Conversation._on_text_done,
-    "response.output_audio_transcript.delta": Conversation._on_transcript_delta,
+    "response.output_audio_transcript.delta": Conversation.on_transcript_delta,
     "response.output_audio_transcript.done": Conversation._on_transcript_done,
 }

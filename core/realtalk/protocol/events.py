@@ -233,7 +233,6 @@ def audio_byte_length(b64: str) -> int:
         b64: Standard base64 text (padding optional; whitespace is not expected).
     """
     n = len(b64)
-    if n == 0:
-        return 0
-    pad = len(b64) - len(b64.rstrip("="))
-    return (n * 3) // 4 - pad if n % 4 == 0 else (n * 3) // 4
+    if n % 4 or b64[-1:] != "=":  # (no copy of the text unless it ends in padding)
+        return (n * 3) // 4
+    return (n * 3) // 4 - (n - len(b64.rstrip("=")))
