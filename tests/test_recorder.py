@@ -161,3 +161,19 @@ async def test_a_real_session_record_is_bounded_and_secret_free(tmp_path: Path) 
     assert any(e.get("type") == "response.output_audio.delta" for e in events)
     assert all(len(line) < 110_000 for line in text.splitlines())  # 500 kB output, cut
     assert "<audio " in text
+
+
+def test_lines_are_utf8_json_and_values_orjson_refuses_are_still_written(tmp_path: Path) -> None:
+    path = tmp_path / "odd.jsonl"
+    with Recorder(path) as rec:
+        rec.record("client", {"type": "x", "text": "café ☕"})
+        # Not from a server (frames are parsed to string keys), but a client event may hold
+        # an integer key, a huge integer or a lone surrogate: the line is still written.
+        rec.record("client", {"type": "y", "keys": {1: "one"}, "big": 2**70, "s": "\ud800"})
+        with pytest.raises(TypeError):
+            rec.record("client", {"type": "z", "value": object()})
+    raw = path.read_bytes().splitlines()
+    assert len(raw) == 2 and "café ☕".encode() in raw[0]  # non-ASCII as is
+    got = [g["event"] for g in lines(path)]
+    assert got == [{"type": "x", "text": "café ☕"},
+                   {"type": "y", "keys": {"1": "one"}, "big": 2**70, "s": "\ud800"}]

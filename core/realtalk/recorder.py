@@ -1,7 +1,11 @@
 """Record a session's events as JSON lines, for debugging and replay.
 
 Each line is ``{"t": <seconds since the recorder started>, "dir": "client"|"server",
-"event": {...}}``. Lines are flushed one by one, so a crash loses nothing that was recorded.
+"event": {...}}``, compact JSON in UTF-8 (non-ASCII as is). Lines are flushed one by one, so
+a crash loses nothing that was recorded. They are encoded by :mod:`realtalk.protocol.codec`
+(orjson: a float may be spelled ``0.00005`` rather than ``5e-05``, NaN is ``null``); a
+value orjson refuses (a key that is not a string, an integer over 64 bits, a lone
+surrogate) is written as the stdlib's ``json.dumps`` writes it, with non-ASCII escaped.
 
 The file stays bounded by what was said, not by what was sent:
 
@@ -30,6 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal
 
+from realtalk.protocol import codec
 from realtalk.protocol.events import audio_byte_length
 
 __all__ = ["MAX_CHARS", "Recorder", "scrub_event"]
@@ -133,7 +138,7 @@ class Recorder:
         self.max_chars = max_chars
         self._secrets = tuple(s for s in secrets if s)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] | None = self.path.open("w", encoding="utf-8")
+        self._file: IO[bytes] | None = self.path.open("wb")
         self._start = time.monotonic()
         self.count = 0
         """Events written so far."""
@@ -163,7 +168,11 @@ class Recorder:
             "event": scrub_event(event, record_audio=self.record_audio, secrets=self._secrets,
                                  max_chars=self.max_chars),
         }
-        self._file.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
+        try:
+            data = codec.dumps(line)
+        except TypeError:  # what orjson refuses; escaped to ASCII, so a lone surrogate fits too
+            data = json.dumps(line, separators=(",", ":")).encode()
+        self._file.write(data + b"\n")
         self._file.flush()
         self.count += 1
 
