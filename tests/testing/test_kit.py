@@ -267,3 +267,32 @@ def test_threaded_emulator_as_a_context_manager() -> None:
         converse({"instructions": "x"}, ["hi"], emulator).assert_said("Hello.")
     with pytest.raises(ScenarioError):
         ThreadedEmulator("missing.scenario.yaml")
+
+
+@realtalk.tool
+def room_price(room: str, nights: int = 1) -> dict[str, Any]:
+    """Price of a stay.
+
+    Args:
+        room: The room's number.
+        nights: How many nights.
+    """
+    return {"room": room, "eur": 180 * nights}
+
+
+PRICE_SCENARIO = {"turns": [{"user": "/price/", "reply": [
+    {"call": "room_price", "arguments": {"room": "12", "nights": 2}}, {"say": "That is {output.eur} euros."}]}]}
+
+
+def test_an_agent_defined_in_python_with_a_typed_tool() -> None:
+    desk = realtalk.Agent(name="desk", instructions="Quote prices.", tools=[room_price])
+    result = converse(desk, ["What is the price of room 12?"], scenario=PRICE_SCENARIO)
+    result.assert_called("room_price", room="12", nights=2)
+    assert result.turns[0].text == "That is 360 euros."
+
+
+def test_agent_keyword_must_name_the_python_agent() -> None:
+    desk = realtalk.Agent(name="desk", instructions="Quote prices.", tools=[room_price])
+    with pytest.raises(ConfigError) as error:
+        converse(desk, ["price"], agent="front", scenario=PRICE_SCENARIO)
+    assert one_line(error) == "agent='front' names no agent of realtalk.Agent 'desk'; leave it out"

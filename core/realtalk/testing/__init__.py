@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeGuard
 
 import yaml
 
@@ -48,10 +48,12 @@ from ..results import AssistantDone, SessionEvent, ToolCallRecord, TurnResult, U
 if TYPE_CHECKING:
     from typing_extensions import Self
 
+    from ..agents import AgentSpec
+
 __all__ = ["ConverseResult", "ThreadedEmulator", "aconverse", "converse"]
 
-AgentSource = str | Path | Mapping[str, Any]
-"""An agent file, a directory of agent files, or one agent as a mapping."""
+AgentSource: TypeAlias = "str | Path | Mapping[str, Any] | AgentSpec"
+"""An agent file, a directory of agent files, one agent as a mapping, or a ``realtalk.Agent``."""
 
 ScenarioSource = str | Path | Mapping[str, Any]
 """A scenario file or mapping (see ``docs/emulator.md``)."""
@@ -324,11 +326,27 @@ def _choose(agents: AgentSource | None, agent: AgentSource | None) -> tuple[Agen
                     "with a directory, agent= is the name of one agent in it")
 
 
+def _is_agent(value: object) -> TypeGuard[AgentSpec]:
+    """An agent defined in Python (``realtalk.Agent``); agents.py is loaded only when needed."""
+    from ..agents import AgentSpec
+
+    return isinstance(value, AgentSpec)
+
+
+def _shown(source: AgentSource) -> str:
+    """How error messages name the agent the user passed."""
+    if _is_agent(source):
+        return f"realtalk.Agent {source.name!r}"
+    return "the agent mapping" if isinstance(source, Mapping) else str(source)
+
+
 def _looks_like_a_path(text: str) -> bool:
     return "/" in text or "\\" in text or text.endswith((".yaml", ".yml"))
 
 
-def _agent_path(source: AgentSource, directory: Path) -> Path:
+def _agent_path(source: AgentSource, directory: Path) -> Path | AgentSpec:
+    if _is_agent(source):  # realtalk.Agent(...): nothing to write
+        return source
     if isinstance(source, Mapping):
         data = dict(source)
         path = directory / f"{data.get('name', 'agent')}.yaml"
@@ -336,7 +354,7 @@ def _agent_path(source: AgentSource, directory: Path) -> Path:
         return path
     if isinstance(source, (str, Path)):
         return Path(source)
-    raise TypeError(f"an agent is a file, a directory or a mapping, not {type(source).__name__}")
+    raise TypeError(f"an agent is a file, a directory, a mapping or a realtalk.Agent, not {type(source).__name__}")
 
 
 def _starting_agent(path: Path, name: str | None, shown: str) -> tuple[str, Path | None]:
@@ -375,14 +393,19 @@ def _unmatched(emulator: Any, texts: Sequence[str], turns: Sequence[TurnResult])
     return [text for text, turn in zip(texts, turns) if turn.text.startswith(before) and turn.text.endswith(after)]
 
 
-async def _run(result: ConverseResult, path: Path, source: AgentSource, name: str | None,
+async def _run(result: ConverseResult, path: Path | AgentSpec, source: AgentSource, name: str | None,
                emulator: Any, scenario: ScenarioSource | None, timeout: float, greet: bool,
                options: dict[str, Any]) -> None:
     from ..emulator import Emulator
     from ..runner import open_session, scenario_for
 
-    shown = "the agent mapping" if isinstance(source, Mapping) else str(source)
-    name, file = _starting_agent(path, name, shown)
+    shown = _shown(source)
+    if isinstance(path, Path):
+        name, file = _starting_agent(path, name, shown)
+    else:  # realtalk.Agent(...), checked when it was made
+        if name is not None and name != path.name:
+            raise ConfigError(f"agent={name!r} names no agent of realtalk.Agent {path.name!r}; leave it out")
+        name, file = path.name, path.file
     own: Emulator | None = None
     if emulator is None:
         scenario = scenario if scenario is not None else scenario_for(file)
@@ -428,7 +451,7 @@ async def aconverse(
     if "url" in options:
         raise TypeError("converse() runs against an emulator: pass emulator=, not url=")
     source, name = _choose(agents, agent)
-    shown = "the agent mapping" if isinstance(source, Mapping) else str(source)
+    shown = _shown(source)
     texts = [texts] if isinstance(texts, str) else list(texts)
     result = ConverseResult(texts=texts)
     with tempfile.TemporaryDirectory(prefix="realtalk-test-") as tmp:
