@@ -138,7 +138,9 @@ async def client_session(url: str, stats: ClientStats, frames: tuple[bytes, byte
 
     tone, silence = frames
     loop = asyncio.get_running_loop()
-    async with connect(url, compression=None, max_size=None, ping_interval=None) as ws:
+    async with connect(
+        url, compression=None, max_size=None, ping_interval=None, open_timeout=30
+    ) as ws:
         if orjson.loads(await ws.recv(decode=False))["type"] != "session.created":
             raise RuntimeError("expected session.created first")
         speak = asyncio.Event()
