@@ -66,7 +66,7 @@ def test_plugin_guide_typed_example_works(make_plugin: Any) -> None:
 
 
 def test_hooks_doc_example_works(make_plugin: Any) -> None:
-    [example] = blocks((DOCS / "plugins" / "hooks.md").read_text(), "python")[1:]
+    [example] = [b for b in blocks((DOCS / "plugins" / "hooks.md").read_text(), "python") if "say_hello" in b]
     make_plugin("realtalk-hello-doc", textwrap.dedent(example))
     tool = load_plugins(allow=["realtalk-hello-doc"]).registry.get("say_hello")
     assert tool is not None and tool.handler is not None

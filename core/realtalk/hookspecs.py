@@ -1,8 +1,10 @@
 """Every hook a realtalk plugin can implement.
 
 Plugins are found through the ``realtalk`` entry-point group and implement these hooks
-with ``@realtalk.hookimpl``. Hooks are synchronous and are used for registration only:
-tool handlers themselves may be async and run inside the session's event loop.
+with ``@realtalk.hookimpl``. Hooks are synchronous and called by core at set moments:
+``register_tools``, ``register_agents`` and ``register_commands`` once per runtime, when
+the plugin is loaded; ``observe_session`` once per session, when it opens. None is called
+per event: the listener ``observe_session`` returns is (docs/plugins/hooks.md).
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from .plugins import Registrar
+    from collections.abc import Callable
+
+    from .plugins import AgentRegistrar, CommandRegistrar, Registrar, SessionInfo
+    from .results import SessionEvent
 
 __all__ = ["hookimpl", "hookspec"]
 
@@ -37,4 +42,65 @@ def register_tools(register: Registrar) -> None:
     Returns:
         Nothing; an exception here is reported with your distribution's name and
         version, and the other plugins keep working.
+    """
+
+
+@hookspec
+def register_agents(register: AgentRegistrar) -> None:
+    """Register the plugin's agents, runnable by name (``realtalk run NAME``).
+
+    Called once per runtime, right after the plugin is loaded. Call ``register(path)``
+    with an agent YAML file shipped in your package (``importlib.resources`` paths work;
+    its handoff targets are found beside it, as for any agent file), or
+    ``register(agent)`` with a :func:`realtalk.Agent`. Files are read only when an agent
+    is looked up or listed, not at every start of ``realtalk``.
+
+    Args:
+        register: The registration callback, bound to your distribution.
+
+    Returns:
+        Nothing; a name another plugin registers too is reported naming both, and runs
+        neither until one is uninstalled or blocked.
+    """
+
+
+@hookspec
+def observe_session(session: SessionInfo) -> Callable[[SessionEvent], None] | None:
+    """Watch a session: return a listener given each of its events, or None.
+
+    Called once per session, when it opens (``realtalk run``, :func:`realtalk.open_session`,
+    :func:`realtalk.run_agent`, the testing kit), before it connects. The listener is
+    called with every :class:`~realtalk.results.SessionEvent`, in order, on the
+    session's event loop: keep it quick (hand slow work to a queue or thread).
+
+    Args:
+        session: The starting agent, the agents it may hand off to, the server's URL
+            (credentials shown as ``***``) and the model.
+
+    Returns:
+        A callable of one event, or None to leave this session alone. A listener that
+        raises is reported once (a ``warning`` event naming your distribution, its
+        version and the exception) and gets no more events of that session; the
+        session carries on.
+    """
+
+
+@hookspec
+def register_commands(register: CommandRegistrar) -> None:
+    """Add subcommands to ``realtalk``.
+
+    Called once per runtime, right after the plugin is loaded. The ``realtalk`` command
+    loads plugins for its parser only when its command line names no built-in command
+    (``realtalk``, ``realtalk --help``, a plugin's command), so that the built-in commands
+    start no slower. Call
+    ``register(name, help=..., configure=..., run=...)``: ``configure(parser)`` adds the
+    command's arguments to its ``argparse`` parser, ``run(args)`` carries it out and
+    returns the exit code (None means 0).
+
+    Args:
+        register: The registration callback, bound to your distribution.
+
+    Returns:
+        Nothing; a name a built-in command or another plugin already has is reported
+        (one line naming your distribution) and not added.
     """

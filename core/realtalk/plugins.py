@@ -3,9 +3,17 @@
 :func:`load_plugins` reads the ``realtalk`` entry-point group, applies the allow list
 (``REALTALK_PLUGINS``, comma-separated distribution names; set but empty means none) and
 the block list (``--no-plugin NAME``), registers each plugin module, checks its hooks
-with ``check_pending()``, and calls its ``register_tools`` hook with a
-:class:`Registrar` bound to its distribution. A plugin that fails at any step is
+with ``check_pending()`` (a misspelled hook name gets a did-you-mean), and calls its
+registration hooks, each with a callback bound to its distribution: ``register_tools``
+(:class:`Registrar`), ``register_agents`` (:class:`AgentRegistrar`) and
+``register_commands`` (:class:`CommandRegistrar`). A plugin that fails at any step is
 recorded with its distribution name, version and reason, and the others keep working.
+A name in the allow or block list that is no installed plugin distribution is a problem
+too, listing the installed ones.
+
+:meth:`PluginSet.observers` calls the ``observe_session`` hooks of a session that opens;
+the listeners they return get every event, guarded (:class:`_Observer`): the per-event
+path holds no pluggy call.
 
 Each call builds a new manager and a new :class:`PluginSet`. Sessions opened by
 :func:`realtalk.open_session` share one per process instead (:func:`shared_plugins`):
@@ -44,9 +52,14 @@ from .tools import (
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "AgentRegistrar",
+    "CommandRegistrar",
+    "PluginAgent",
+    "PluginCommand",
     "PluginInfo",
     "PluginSet",
     "Registrar",
+    "SessionInfo",
     "load_plugins",
     "refresh_plugins",
     "shared_plugins",
@@ -69,6 +82,9 @@ class PluginInfo:
         module: The module the entry point names.
         hooks: The hooks it implements.
         tools: Names of the tools it registered.
+        agents: Names of the agents it registered (known once :meth:`PluginSet.agents`
+            has read them).
+        commands: Names of the ``realtalk`` subcommands it added.
         error: Why it failed to load or register, or None.
     """
 
@@ -78,6 +94,8 @@ class PluginInfo:
     module: str
     hooks: list[str] = field(default_factory=list)
     tools: list[str] = field(default_factory=list)
+    agents: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
     error: str | None = None
 
     @property
@@ -94,6 +112,8 @@ class PluginInfo:
             "module": self.module,
             "hooks": self.hooks,
             "tools": self.tools,
+            "agents": self.agents,
+            "commands": self.commands,
             "error": self.error,
         }
 
@@ -188,6 +208,139 @@ class Registrar:
         self._info.tools.append(tool.name)
 
 
+@dataclass(frozen=True)
+class PluginAgent:
+    """An agent a plugin registered.
+
+    Attributes:
+        spec: The agent (its ``file`` is the YAML file in the plugin's package, or None
+            for a :func:`realtalk.Agent`).
+        info: The plugin that registered it.
+    """
+
+    spec: Any  # an AgentSpec: realtalk.agents imports jsonschema, loaded only when needed
+    info: PluginInfo
+
+
+class AgentRegistrar:
+    """The ``register`` callback a plugin's ``register_agents`` hook receives.
+
+    ``register(path)`` takes an agent YAML file (a ``str``, ``Path`` or
+    ``importlib.resources`` path), read when the plugin's agents are first looked up;
+    ``register(agent)`` takes a :func:`realtalk.Agent`.
+    """
+
+    def __init__(self, info: PluginInfo, pending: list[tuple[PluginInfo, object]]) -> None:
+        self._info = info
+        self._pending = pending
+
+    def __call__(self, agent: object) -> None:
+        """Register one agent: a YAML file of your package, or a ``realtalk.Agent(...)``."""
+        self._pending.append((self._info, agent))
+
+
+@dataclass(frozen=True)
+class PluginCommand:
+    """A ``realtalk`` subcommand a plugin added.
+
+    Attributes:
+        name: The subcommand (``realtalk NAME``).
+        help: One line for ``realtalk --help``.
+        configure: Adds its arguments to its ``argparse`` parser, or None.
+        run: Carries it out with the parsed arguments; returns the exit code (None: 0).
+        info: The plugin that added it.
+    """
+
+    name: str
+    help: str
+    configure: Callable[[Any], None] | None
+    run: Callable[[Any], int | None]
+    info: PluginInfo
+
+
+BUILTIN_COMMANDS = frozenset({"check", "plugins", "tools", "run", "devices", "emulator", "new", "install",
+                              "uninstall"})
+"""The ``realtalk`` subcommands of core, which no plugin may take
+(``tests/cli/test_plugin_commands.py`` keeps it equal to the parser's)."""
+_COMMAND_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+
+
+class CommandRegistrar:
+    """The ``register`` callback a plugin's ``register_commands`` hook receives."""
+
+    def __init__(self, info: PluginInfo, commands: dict[str, PluginCommand], problems: list[PluginError]) -> None:
+        self._info = info
+        self._commands = commands
+        self._problems = problems
+
+    def __call__(self, name: str, *, help: str, run: Callable[[Any], int | None],
+                 configure: Callable[[Any], None] | None = None) -> None:
+        """Add ``realtalk NAME``.
+
+        Args:
+            name: The subcommand: lowercase letters, digits and ``-``, starting with a letter.
+            help: One line, shown by ``realtalk --help``.
+            run: Called with the parsed ``argparse.Namespace``; returns the exit code.
+            configure: Called with the command's ``argparse`` parser to add its arguments.
+        """
+        origin = self._info.origin.strip()
+        if not isinstance(name, str) or not _COMMAND_NAME.match(name):
+            problem = f"invalid command name {name!r}: use lowercase letters, digits and '-', starting with a letter"
+        elif name in BUILTIN_COMMANDS:
+            problem = f"command {name!r} clashes with the built-in command 'realtalk {name}'; not added"
+        elif name in self._commands:
+            problem = (f"command {name!r} is already added by {self._commands[name].info.origin.strip()};"
+                       " not added")
+        elif not callable(run) or (configure is not None and not callable(configure)):
+            problem = f"command {name!r}: run= (and configure=, if given) must be callables"
+        else:
+            self._commands[name] = PluginCommand(name, str(help), configure, run, self._info)
+            self._info.commands.append(name)
+            return
+        self._problems.append(PluginError(problem, plugin=origin))
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """What an ``observe_session`` hook is told about a session that opens.
+
+    Attributes:
+        agent: The starting agent's name.
+        agents: Every agent of its graph (those it may hand off to), in order.
+        url: The server's URL, credentials shown as ``***``.
+        model: The model (or Azure deployment) it runs on.
+    """
+
+    agent: str
+    agents: tuple[str, ...]
+    url: str
+    model: str
+
+
+class _Observer:
+    """A plugin's session listener, guarded: the first exception it raises is reported
+    once (through ``report``), and it gets no more events of that session."""
+
+    __slots__ = ("_listener", "_origin", "_report", "failed")
+
+    def __init__(self, listener: Callable[[Any], None], origin: str, report: Callable[[str], None]) -> None:
+        self._listener = listener
+        self._origin = origin
+        self._report = report
+        self.failed = False
+
+    def __call__(self, event: Any) -> None:
+        if self.failed:
+            return
+        try:
+            self._listener(event)
+        except Exception as exc:  # a plugin's bug must not break the session
+            self.failed = True
+            log.debug("session observer of %s failed", self._origin, exc_info=True)
+            self._report(f"plugin {self._origin}: session observer failed on {event.type}:"
+                         f" {type(exc).__name__}: {exc}; it gets no more events of this session")
+
+
 @dataclass
 class PluginSet:
     """Everything one runtime loaded.
@@ -197,12 +350,132 @@ class PluginSet:
         plugins: Every discovered plugin, loaded or not.
         registry: Every tool registered.
         problems: Plugin and tool errors, one clear line each.
+        commands: The ``realtalk`` subcommands plugins added, by name.
+        command_problems: Commands that could not be added (also in ``problems``).
     """
 
     manager: pluggy.PluginManager
     plugins: list[PluginInfo]
     registry: ToolRegistry
     problems: list[PluginError]
+    commands: dict[str, PluginCommand] = field(default_factory=dict)
+    command_problems: list[PluginError] = field(default_factory=list)
+    _loaded: list[tuple[PluginInfo, object]] = field(default_factory=list, repr=False)
+    _pending_agents: list[tuple[PluginInfo, object]] = field(default_factory=list, repr=False)
+    _agents: dict[str, PluginAgent] | None = field(default=None, repr=False)
+    _clashes: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def agents(self) -> dict[str, PluginAgent]:
+        """The agents plugins registered, by name (their YAML files are read on the first call).
+
+        A file that cannot be read, and a name two plugins register, is a problem (in
+        :attr:`problems`); the clashing name maps to neither.
+        """
+        if self._agents is None:
+            self._agents = {}
+            for info, given in self._pending_agents:
+                spec = self._read_agent(info, given)
+                if spec is None:
+                    continue
+                if spec.name in self._clashes:
+                    self._clashes[spec.name] += f" and {info.origin.strip()}"
+                    continue
+                other = self._agents.get(spec.name)
+                if other is not None and other.info is not info:
+                    del self._agents[spec.name]
+                    self._clashes[spec.name] = f"{other.info.origin.strip()} and {info.origin.strip()}"
+                    continue
+                self._agents[spec.name] = PluginAgent(spec, info)
+                info.agents.append(spec.name)
+            for name, who in self._clashes.items():
+                self.problems.append(PluginError(
+                    f"agent {name!r} is registered by {who}; neither runs by that name"
+                    " (block one with --no-plugin, or run its file by path)"))
+        return self._agents
+
+    def agent(self, name: str) -> PluginAgent:
+        """The plugin agent called ``name``.
+
+        Raises:
+            ConfigError: No plugin registers it (the message lists those that exist,
+                with a did-you-mean), or two do.
+        """
+        from .exceptions import ConfigError
+        from .yamlfile import did_you_mean
+
+        agents = self.agents()
+        if name in agents:
+            found = agents[name]
+            return PluginAgent(_with_targets(found.spec, found.info, agents, set()), found.info)
+        if name in self._clashes:
+            raise ConfigError(f"agent {name!r} is registered by {self._clashes[name]}: block one with"
+                              " --no-plugin NAME, or run the agent file by its path")
+        known = ", ".join(f"{n} ({a.info.origin.strip()})" for n, a in sorted(agents.items())) or "none"
+        raise ConfigError(f"{name}: no such file or directory, and no plugin registers an agent"
+                          f" {name!r}{did_you_mean(name, agents)}; plugin agents: {known}")
+
+    def _read_agent(self, info: PluginInfo, given: object) -> Any:
+        from .agents import AgentSpec, load_agent
+        from .exceptions import ConfigError
+
+        if isinstance(given, AgentSpec):
+            return given
+        if isinstance(given, (str, os.PathLike)) or hasattr(given, "read_text"):
+            try:
+                return load_agent(str(given))
+            except ConfigError as exc:
+                self.problems.append(PluginError(f"register_agents: {exc}", plugin=info.origin.strip()))
+                return None
+        self.problems.append(PluginError(
+            f"register_agents: register() takes an agent file path or a realtalk.Agent(...), not"
+            f" {type(given).__name__}", plugin=info.origin.strip()))
+        return None
+
+    def observers(self, session: SessionInfo, report: Callable[[str], None]) -> list[Callable[[Any], None]]:
+        """Call every ``observe_session`` hook once for ``session``; the listeners they return.
+
+        Each listener is guarded: its first exception is given to ``report`` as one line
+        (plugin, version, event kind, exception) and it gets no more events. A hook that
+        raises is reported the same way; the session opens anyway.
+        """
+        observers: list[Callable[[Any], None]] = []
+        impls = self.manager.hook.observe_session.get_hookimpls()
+        if not impls:
+            return observers
+        origins = {id(plugin): info.origin.strip() for info, plugin in self._loaded}
+        for impl in impls:
+            origin = origins.get(id(impl.plugin), impl.plugin_name)
+            try:
+                listener = impl.function(session=session)
+            except Exception as exc:  # a plugin's bug must not stop the session
+                log.debug("observe_session of %s failed", origin, exc_info=True)
+                report(f"plugin {origin}: observe_session failed: {type(exc).__name__}: {exc}")
+                continue
+            if listener is None:
+                continue
+            if not callable(listener):
+                report(f"plugin {origin}: observe_session returned {type(listener).__name__},"
+                       " not a callable or None; it observes nothing")
+                continue
+            observers.append(_Observer(listener, origin, report))
+        return observers
+
+
+def _with_targets(spec: Any, info: PluginInfo, agents: dict[str, PluginAgent], seen: set[str]) -> Any:
+    """A ``realtalk.Agent`` whose handoffs by name reach the other agents of its plugin
+    (an agent file finds them beside it)."""
+    from dataclasses import replace
+
+    if spec.file is not None:
+        return spec
+    seen = seen | {spec.name}
+    handoffs = []
+    for handoff in spec.handoffs:
+        other = agents.get(handoff.agent)
+        if handoff.target is None and other is not None and other.info is info and handoff.agent not in seen:
+            handoff = replace(handoff, target=_with_targets(other.spec, info, agents, seen))
+        handoffs.append(handoff)
+    return replace(spec, handoffs=tuple(handoffs))
 
 
 def _allow_list(allow: Iterable[str] | None) -> set[str] | None:
@@ -215,11 +488,37 @@ def _allow_list(allow: Iterable[str] | None) -> set[str] | None:
 
 
 def _norm(name: str) -> str:
-    return name.strip().lower().replace("_", "-")
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
+def unknown_names(names: Iterable[str], installed: Iterable[str], *, given_as: str) -> list[str]:
+    """One line per name in ``names`` that is no installed plugin distribution.
+
+    Args:
+        names: Distribution names a user gave.
+        installed: The installed plugin distributions.
+        given_as: Where they were given (``--no-plugin``, ``REALTALK_PLUGINS``).
+    """
+    from .yamlfile import did_you_mean
+
+    known = sorted(set(installed))
+    norms = {_norm(k) for k in known}
+    return [f"{given_as}: no installed plugin distribution {name!r}{did_you_mean(name, known)};"
+            f" installed: {', '.join(known) or 'none'}"
+            for name in dict.fromkeys(n.strip() for n in names) if name and _norm(name) not in norms]
+
+
+def installed_distributions() -> list[str]:
+    """The distributions that have an entry point in the ``realtalk`` group."""
+    return sorted({ep.dist.name for ep in _entry_points() if ep.dist is not None})
+
+
+REGISTRATION_HOOKS = ("register_tools", "register_agents", "register_commands")
 
 
 def load_plugins(
-    *, allow: Iterable[str] | None = None, block: Iterable[str] = (), extra: Iterable[object] = ()
+    *, allow: Iterable[str] | None = None, block: Iterable[str] = (), extra: Iterable[object] = (),
+    hooks: Iterable[str] = REGISTRATION_HOOKS,
 ) -> PluginSet:
     """Discover, register and run the registration hooks of every allowed plugin.
 
@@ -229,6 +528,8 @@ def load_plugins(
         extra: Plugin objects to register in-process (tests, embedding applications),
             recorded as distribution ``<module name>``; and typed tool functions
             (:func:`realtalk.tool`), gathered into one such plugin per module.
+        hooks: The registration hooks to call (all by default; the ``realtalk`` command
+            calls only ``register_commands`` to build its parser).
 
     Returns:
         The PluginSet; failures are in ``problems``, never raised.
@@ -242,8 +543,16 @@ def load_plugins(
     infos: list[PluginInfo] = []
     loaded: list[tuple[PluginInfo, object]] = []
     extra = _functions_as_plugins(extra)
+    entry_points = _entry_points()
+    installed = [ep.dist.name for ep in entry_points if ep.dist is not None]
+    if allow is None and os.environ.get(ALLOW_ENV) is not None:
+        unknown = unknown_names(os.environ[ALLOW_ENV].split(","), installed, given_as=ALLOW_ENV)
+    else:
+        unknown = unknown_names(allow or (), installed, given_as="allowed")
+    unknown += unknown_names(block, installed, given_as="blocked")
+    problems += [PluginError(line) for line in unknown]
 
-    for ep in _entry_points():
+    for ep in entry_points:
         dist = ep.dist
         info = PluginInfo(
             distribution=dist.name if dist else ep.value,
@@ -272,17 +581,31 @@ def load_plugins(
         if _register(manager, plugin, info, problems):
             loaded.append((info, plugin))
 
+    commands: dict[str, PluginCommand] = {}
+    command_problems: list[PluginError] = []
+    agents: list[tuple[PluginInfo, object]] = []
     for info, plugin in loaded:
-        for impl in manager.hook.register_tools.get_hookimpls():
-            if impl.plugin is not plugin:
+        registrars: dict[str, object] = {
+            "register_tools": Registrar(registry, info, problems),
+            "register_agents": AgentRegistrar(info, agents),
+            "register_commands": CommandRegistrar(info, commands, command_problems),
+        }
+        for hook, registrar in registrars.items():
+            if hook not in hooks:
                 continue
-            try:
-                impl.function(register=Registrar(registry, info, problems))
-            except Exception as exc:  # a plugin's own bug must not stop the others
-                info.error = f"register_tools failed: {type(exc).__name__}: {exc}"
-                log.debug("register_tools of %s failed", info.origin, exc_info=True)
-                problems.append(PluginError(info.error, plugin=info.origin))
-    return PluginSet(manager=manager, plugins=infos, registry=registry, problems=problems)
+            for impl in getattr(manager.hook, hook).get_hookimpls():
+                if impl.plugin is not plugin:
+                    continue
+                try:
+                    impl.function(register=registrar)
+                except Exception as exc:  # a plugin's own bug must not stop the others
+                    info.error = f"{hook} failed: {type(exc).__name__}: {exc}"
+                    log.debug("%s of %s failed", hook, info.origin, exc_info=True)
+                    problems.append(PluginError(info.error, plugin=info.origin))
+    problems += command_problems
+    return PluginSet(manager=manager, plugins=infos, registry=registry, problems=problems,
+                     commands=commands, command_problems=command_problems, _loaded=loaded,
+                     _pending_agents=agents)
 
 
 def _functions_as_plugins(extra: Iterable[object]) -> list[object]:
@@ -314,15 +637,31 @@ def _register(
         manager.register(plugin, name=info.entry_point)
         manager.check_pending()
     except (ValueError, pluggy.PluginValidationError) as exc:
+        unknown = _unknown_hooks(manager, plugin)
         if manager.is_registered(plugin):
             manager.unregister(plugin)
-        info.error = f"cannot register: {exc}"
+        info.error = f"cannot register: {unknown or exc}"
         problems.append(PluginError(info.error, plugin=info.origin))
         return False
     info.hooks = sorted(
         caller.name for caller in manager.get_hookcallers(plugin) or []
     )
     return True
+
+
+def _unknown_hooks(manager: pluggy.PluginManager, plugin: object) -> str | None:
+    """``unknown hook 'register_tool' (did you mean 'register_tools'?); hooks: ...``, or
+    None when every hook of ``plugin`` is known (the problem was something else)."""
+    from .yamlfile import did_you_mean
+
+    known = sorted(name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "realtalk_spec"))
+    lines = []
+    for caller in manager.get_hookcallers(plugin) or []:
+        if caller.name not in known:
+            lines.append(f"unknown hook {caller.name!r}{did_you_mean(caller.name, known)}")
+    if not lines:
+        return None
+    return "; ".join(lines) + f"; the hooks are: {', '.join(known)}"
 
 
 # --- discovery: importlib.metadata's entry points, kept on disk ---------------------------

@@ -13,6 +13,10 @@ it as a user would speak.
 Sessions in one process share their plugins (:func:`realtalk.plugins.shared_plugins`),
 unless ``extra_plugins`` are given: call :func:`realtalk.plugins.refresh_plugins` to load
 them again after changing a plugin in place.
+
+A ``path`` that does not exist and is an agent's name is an agent a plugin registered
+(``register_agents``): an existing file or directory always wins. Every session opened
+here gets the plugins' ``observe_session`` listeners.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any
 from .agents import AgentGraph, AgentSpec
 from .exceptions import ConfigError
 from .localtools import load_graph
-from .plugins import PluginSet
+from .plugins import PluginSet, SessionInfo
 from .profiles import ConnectionProfile
 from .protocol.vocab import SERVER_VAD_DEFAULTS
 from .results import Approver, TurnResult
@@ -68,6 +72,7 @@ def load_target(
             line; several are listed one per line, sorted by file and line), or the
             starting agent is ambiguous or unknown.
     """
+    path = _plugin_agent(path, block)
     graph, plugins = load_graph([path], block=block, extra=extra, tool_files=tool_files)
     if len(graph.problems) == 1:
         raise graph.problems[0]
@@ -84,6 +89,22 @@ def load_target(
         agent = graph.roots[0]
     graph.get(agent)
     return RunTarget(graph, agent, plugins)
+
+
+def _plugin_agent(path: str | Path | AgentSpec, block: Iterable[str]) -> str | Path | AgentSpec:
+    """``path`` itself, or the agent a plugin registered under that name when no file or
+    directory ``path`` exists (its YAML file, so that agents beside it are found).
+
+    Raises:
+        ConfigError: No plugin registers it either, or two do.
+    """
+    from .agents import AGENT_NAME
+    from .plugins import shared_plugins
+
+    if isinstance(path, AgentSpec) or Path(path).exists() or not AGENT_NAME.match(str(path)):
+        return path
+    spec: AgentSpec = shared_plugins(block=block).agent(str(path)).spec
+    return spec.file if spec.file is not None else spec
 
 
 def _shown(path: str | Path | AgentSpec) -> str:
@@ -209,10 +230,19 @@ async def open_session(
                           **session_options)
         for listener in listeners:
             session.on(listener)
+        start = target.graph.get(target.agent)
+        info = SessionInfo(target.agent, tuple(target.graph.agents), profile.display_url, model or start.model)
+        for observer in target.plugins.observers(info, lambda line: _warn(session, line)):
+            session.on(observer)
         # Closed however start() ends: a half-configured session still holds a socket.
         stack.push_async_callback(session.close)
         await session.start()
         yield session
+
+
+def _warn(session: Session, message: str) -> None:
+    """A ``warning`` event of ``session`` (a plugin's observer failed)."""
+    session._emit("warning", message=message)  # the session's own event kind, from its opener
 
 
 async def run_agent(

@@ -9,6 +9,12 @@ the module that carries it out, imported only when that command runs, so ``realt
 - ``options.py``: option values, checked while parsing; ``parser.py``: the argparse classes.
 
 ``realtalk --version`` alone is answered before argparse (or anything else) is imported.
+Plugins' commands (the ``register_commands`` hook) are loaded only when the command line
+names no built-in command (``realtalk``, ``realtalk --help``, a plugin's command), so the
+built-in commands start no slower for them.
+
+A name in ``--no-plugin`` or ``REALTALK_PLUGINS`` that is no installed plugin
+distribution is a usage error naming it and listing the installed ones.
 
 Errors a user can cause end as one line on stderr and a non-zero exit, never a traceback:
 bad option values are refused while parsing (exit 2, before anything connects), log
@@ -49,10 +55,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     import logging
-    from collections.abc import Callable, Collection, Sequence
+    from collections.abc import Callable, Collection, Mapping, Sequence
     from pathlib import Path
     from typing import Any
 
+    from ..plugins import PluginCommand
     from .options import (
         non_negative_int,
         non_negative_number,
@@ -99,8 +106,12 @@ def _add_logging_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
                         help="append full log records, with tracebacks, to PATH", **default)
 
 
-def _parser(*, commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+def _parser(*, commands: Collection[str] | None = None,
+            plugin_commands: Mapping[str, PluginCommand] | None = None) -> argparse.ArgumentParser:
     """The parser, with every command's options, or only those of ``commands``.
+
+    ``plugin_commands`` are added after the built-in ones; a plugin's ``configure`` runs
+    only when its command is chosen, and one that raises is a one-line error naming it.
 
     :func:`main` passes the words of the command line: a command is chosen only by a word
     equal to its name, so the others need no options (``--help`` lists every command
@@ -131,6 +142,8 @@ def _parser(*, commands: Collection[str] | None = None) -> argparse.ArgumentPars
     new = sub.add_parser("new", help="start a plugin distribution or an agent from a template")
     install = sub.add_parser("install", help="pip install plugins into the environment realtalk runs in")
     uninstall = sub.add_parser("uninstall", help="pip uninstall from the environment realtalk runs in")
+    for command in (plugin_commands or {}).values():
+        sub.add_parser(command.name, help=f"{command.help} [{command.info.origin.strip()}]")
     wanted = set(sub.choices) if commands is None else set(sub.choices) & set(commands)
 
     if "check" in wanted:
@@ -166,9 +179,74 @@ def _parser(*, commands: Collection[str] | None = None) -> argparse.ArgumentPars
 
         add_install_arguments(install)
         add_uninstall_arguments(uninstall)
+    for name in sorted(wanted & set(plugin_commands or {})):
+        _configure_plugin_command((plugin_commands or {})[name], sub.choices[name])
     for name in wanted:
         _add_logging_options(sub.choices[name], top=False)
     return parser
+
+
+def _configure_plugin_command(command: PluginCommand, parser: argparse.ArgumentParser) -> None:
+    if command.configure is None:
+        return
+    try:
+        command.configure(parser)
+    except Exception as exc:  # a plugin's bug: one line naming it
+        import logging
+
+        logging.getLogger(__name__).debug("configure of %s failed", command.name, exc_info=True)
+        raise _PluginCommandFailed(command, "configure", exc) from None
+
+
+class _PluginCommandFailed(Exception):
+    """A plugin's command raised: ``plugin realtalk-x 1.0: command 'x' failed (run): ...``."""
+
+    def __init__(self, command: PluginCommand, step: str, exc: BaseException) -> None:
+        super().__init__(f"plugin {command.info.origin.strip()}: command {command.name!r} failed ({step}):"
+                         f" {type(exc).__name__}: {exc}")
+
+
+def _plugin_commands(argv: Sequence[str]) -> dict[str, PluginCommand]:
+    """The commands plugins add, when ``argv`` names no built-in command (else none, and
+    no plugin is loaded). A plugin command that cannot be added is one line on stderr."""
+    words: list[str] = []
+    blocked: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg in ("--no-plugin", "--log-file"):
+            value = next(args, "")
+            if arg == "--no-plugin":
+                blocked.append(value)
+        elif arg.startswith("--no-plugin="):
+            blocked.append(arg.partition("=")[2])
+        elif arg == "--":
+            words.append(next(args, ""))
+            break
+        elif not arg.startswith("-"):
+            words.append(arg)
+            break
+    if words and words[0] in _COMMANDS:
+        return {}
+    from ..plugins import load_plugins
+
+    plugins = load_plugins(block=blocked, hooks=("register_commands",))
+    for problem in plugins.command_problems:
+        print(f"realtalk: error: {problem}", file=sys.stderr)
+    return plugins.commands
+
+
+def _unknown_plugin_names(no_plugin: Sequence[str]) -> str | None:
+    """The usage error for names in ``--no-plugin`` or ``REALTALK_PLUGINS`` that are no
+    installed plugin distribution, or None (discovery is read only when names are given)."""
+    allowed = os.environ.get("REALTALK_PLUGINS")
+    if not no_plugin and not (allowed or "").strip():
+        return None
+    from ..plugins import installed_distributions, unknown_names
+
+    installed = installed_distributions()
+    lines = unknown_names(no_plugin, installed, given_as="--no-plugin")
+    lines += unknown_names((allowed or "").split(","), installed, given_as="REALTALK_PLUGINS")
+    return lines[0] if lines else None
 
 
 def _add_run_arguments(run: argparse.ArgumentParser) -> None:
@@ -227,19 +305,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv == ["--version"]:  # what the parser would print, without importing argparse
         sys.stdout.write(f"realtalk {__version__}\n")
         return 0
-    parser = _parser(commands=argv)
+    plugin_commands = _plugin_commands(argv)
+    try:
+        parser = _parser(commands=argv, plugin_commands=plugin_commands)
+    except _PluginCommandFailed as exc:
+        print(f"realtalk: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    unknown = _unknown_plugin_names(args.no_plugin)
+    if unknown is not None:
+        print(f"realtalk: error: {unknown}", file=sys.stderr)
+        return EXIT_USAGE
     stop_logging = _start_logging(verbose=args.verbose, log_file=args.log_file)
     try:
         try:
-            code = _COMMANDS[args.command](args)
+            if args.command in _COMMANDS:
+                code = _COMMANDS[args.command](args)
+            else:
+                code = _run_plugin_command(plugin_commands[args.command], args)
             sys.stdout.flush()  # here, not at exit, where a closed pipe would be a traceback
             return code
         except BrokenPipeError:
             return stdout_closed()
+        except _PluginCommandFailed as exc:
+            print(f"realtalk: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
         except (RealtalkError, TimeoutError, OSError) as exc:
             import logging
 
@@ -252,6 +345,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_INTERRUPTED
     finally:
         stop_logging()
+
+
+def _run_plugin_command(command: PluginCommand, args: argparse.Namespace) -> int:
+    """Run a plugin's command: realtalk's own errors are one line as for any command;
+    anything else it raises is one line naming the plugin (traceback with ``-v``)."""
+    try:
+        code = command.run(args)
+    except (RealtalkError, OSError, BrokenPipeError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # a plugin's bug: one line naming it
+        import logging
+
+        logging.getLogger(__name__).debug("command %s failed", command.name, exc_info=True)
+        raise _PluginCommandFailed(command, "run", exc) from None
+    return 0 if code is None else int(code)
 
 
 def _os_message(exc: BaseException) -> str:

@@ -82,8 +82,10 @@ def _as_warning(problem: ConfigError) -> str:
 
 
 def plugins_command(args: argparse.Namespace) -> int:
-    """``realtalk plugins``: the installed plugin distributions, their hooks and tools."""
+    """``realtalk plugins``: the installed plugin distributions, their hooks, tools, agents
+    and commands."""
     plugins = _load_plugins(args)
+    plugins.agents()  # reads the agent files plugins registered: their names, their problems
     if args.json:
         print(json.dumps([p.as_dict() for p in plugins.plugins], indent=2))
     elif not plugins.plugins:
@@ -94,6 +96,10 @@ def plugins_command(args: argparse.Namespace) -> int:
             print(f"{info.distribution} {info.version}{status}")
             print(f"  hooks: {', '.join(info.hooks) or '-'}")
             print(f"  tools: {', '.join(info.tools) or '-'}")
+            if info.agents:
+                print(f"  agents: {', '.join(info.agents)}")
+            if info.commands:
+                print(f"  commands: {', '.join(info.commands)}")
     for problem in plugins.problems:
         print(f"realtalk: warning: {problem}", file=sys.stderr)
     return 0
