@@ -296,6 +296,9 @@ _KINDS: dict[str, type[_Event]] = {
                 ToolStarted, ToolFinished, HandoffDone, TurnDone, Interrupted, SessionWarning,
                 ErrorEvent)
 }
+# Each kind's field names, in order, looked up once (an event per transcript delta).
+_NAMES: dict[str, tuple[str, ...]] = {kind: tuple(f.name for f in fields(cls)) for kind, cls in _KINDS.items()}
+_NAME_SETS: dict[str, frozenset[str]] = {kind: frozenset(names) for kind, names in _NAMES.items()}
 
 
 def session_event(kind: str, **data: Any) -> SessionEvent:
@@ -308,14 +311,13 @@ def session_event(kind: str, **data: Any) -> SessionEvent:
     cls = _KINDS.get(kind)
     if cls is None:
         raise ValueError(f"unknown session event kind {kind!r}; known: {', '.join(sorted(_KINDS))}")
-    names = [f.name for f in fields(cls)]
-    unknown = sorted(set(data) - set(names))
+    unknown = data.keys() - _NAME_SETS[kind]
     if unknown:
-        raise TypeError(f"session event {kind!r} has no field {unknown[0]!r}; its fields: {', '.join(names)}")
+        raise TypeError(f"session event {kind!r} has no field {min(unknown)!r}; its fields: {', '.join(_NAMES[kind])}")
     try:
         event = cls(**data)
     except TypeError as exc:  # a required field is missing
-        raise TypeError(f"session event {kind!r}: {exc}; its fields: {', '.join(names)}") from None
+        raise TypeError(f"session event {kind!r}: {exc}; its fields: {', '.join(_NAMES[kind])}") from None
     return event  # type: ignore[return-value]  # every class of _KINDS is in the union
 
 
