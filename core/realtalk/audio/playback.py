@@ -27,7 +27,6 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -57,13 +56,6 @@ def dbfs(samples: npt.NDArray[np.int16]) -> float:
     return 20.0 * math.log10(rms / 32768.0)
 
 
-@dataclass(slots=True)
-class _Segment:
-    item_id: str
-    data: npt.NDArray[np.int16]
-    pos: int = 0
-
-
 class _JitterBuffer:
     """Segments in, frames out, under one lock; records what is consumed per item.
 
@@ -71,6 +63,11 @@ class _JitterBuffer:
     waited that many frames with something queued (a short last item must not wait for
     audio that will never come). After running dry it waits again, which absorbs
     network jitter without drifting the tracker (silence is not attributed to items).
+
+    A queued segment is an ``(item_id, samples)`` tuple, and only the first one is ever
+    partly played (``_head_pos``): tuples of a string and an array are untracked by the
+    garbage collector, so audio waiting ~100 ms in the queue, which outlives young
+    collections, does not fill the old generations and bring on full collections.
     """
 
     def __init__(self, rate: int, tracker: PlaybackTracker, prebuffer: int) -> None:
@@ -83,7 +80,8 @@ class _JitterBuffer:
         self.level = SILENCE_DBFS
         self.meter = False  # measure the level of each block (costs a pass over it)
         self.frames_consumed = 0  # all frames consumed, silence included
-        self._segments: deque[_Segment] = deque()
+        self._segments: deque[tuple[str, npt.NDArray[np.int16]]] = deque()
+        self._head_pos = 0  # frames of the first segment already played
         self._queued = 0
         self._started = False
         self._waited = 0
@@ -97,12 +95,12 @@ class _JitterBuffer:
         if len(data) == 0:
             return
         with self.lock:
-            self._segments.append(_Segment(item_id, data))
+            self._segments.append((item_id, data))
             self._queued += len(data)
 
     def queued_items(self) -> set[str]:
         with self.lock:
-            return {seg.item_id for seg in self._segments}
+            return {item_id for item_id, _ in self._segments}
 
     def take(self, n: int) -> tuple[list[npt.NDArray[np.int16]], int]:
         """Consume ``n`` frames: the audio comes first, the rest of the ``n`` is silence.
@@ -118,15 +116,18 @@ class _JitterBuffer:
                 if self._queued >= self.prebuffer or self._waited >= self.prebuffer:
                     self._started = True
             if self._started:
+                pos = self._head_pos
                 while k < n and self._segments:
-                    seg = self._segments[0]
-                    take = min(n - k, len(seg.data) - seg.pos)
-                    pieces.append(seg.data[seg.pos : seg.pos + take])
-                    seg.pos += take
+                    item_id, data = self._segments[0]
+                    take = min(n - k, len(data) - pos)
+                    pieces.append(data[pos : pos + take])
+                    pos += take
                     k += take
-                    self.tracker.add_played(seg.item_id, take, self.rate)
-                    if seg.pos >= len(seg.data):
+                    self.tracker.add_played(item_id, take, self.rate)
+                    if pos >= len(data):
                         self._segments.popleft()
+                        pos = 0
+                self._head_pos = pos
                 self._queued -= k
                 if not self._queued:
                     self._idle()
@@ -150,6 +151,7 @@ class _JitterBuffer:
         with self.lock:
             dropped = self._queued
             self._segments.clear()
+            self._head_pos = 0
             self._queued = 0
             self._idle()
             self.level = SILENCE_DBFS
