@@ -27,7 +27,8 @@ For each step of the ramp: open the sessions it adds (idle), start their audio, 
 ``--warmup`` seconds, then measure ``--seconds`` seconds: the lag of every delta (server's
 send time -> handed over), the process's CPU time (all threads) over wall time, RSS at the
 end, and every garbage-collector run (``gc.callbacks``). Before the first step's audio
-starts, the idle cost of its sessions is measured. Each result is one JSON line on stdout;
+starts, the idle cost of its sessions is measured (RSS, and the objects the garbage
+collector tracks: what a full collection walks). Each result is one JSON line on stdout;
 the ramp stops after ``--patience`` steps in a row over ``--lag-limit-ms`` (p99) or
 ``--cpu-limit`` (a machine shared with other work can spoil one step).
 """
@@ -331,6 +332,7 @@ async def ramp(args: argparse.Namespace) -> None:
             run_session = floor_session
         gc.collect()
         base = rss_bytes()
+        base_objects = len(gc.get_objects())
         emit({"kind": "base", "rss": base, "pid": os.getpid()})
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
@@ -383,6 +385,8 @@ async def ramp(args: argparse.Namespace) -> None:
                         "base": base,
                         "cpu_pct": 100 * (cpu1 - cpu0) / (t1 - t0),
                         "open_s": open_s,
+                        # what a full collection walks, per session
+                        "gc_objects": (len(gc.get_objects()) - base_objects) / n,
                     }
                 )
             go.set()
