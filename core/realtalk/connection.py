@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -390,6 +390,7 @@ async def connect(
     ping_interval: float | None = 20.0,
     max_size: int | None = DEFAULT_MAX_SIZE,
     proxy: str | Literal[True] | None = True,
+    on_retry: Callable[[int, int, float, str], None] | None = None,
 ) -> RealtimeConnection:
     """Open a connection, retrying what is worth retrying.
 
@@ -407,6 +408,8 @@ async def connect(
         max_size: Largest incoming frame in bytes (None: unlimited).
         proxy: ``True`` honours the usual proxy environment variables (``HTTPS_PROXY``,
             ``NO_PROXY``...), a URL forces a proxy, ``None`` connects directly.
+        on_retry: Called before each retry with the attempt about to start, the number
+            of attempts, the delay in seconds and why the last attempt failed.
 
     Returns:
         An open :class:`RealtimeConnection`; its first :meth:`~RealtimeConnection.recv`
@@ -431,6 +434,8 @@ async def connect(
                 "retrying %s in %.2f s (attempt %d of %d): %s",
                 profile.display_url, delay, attempt + 1, attempts, last,
             )
+            if on_retry is not None:
+                on_retry(attempt + 1, attempts, delay, last)
             await asyncio.sleep(delay)
         retry_after = None
         try:

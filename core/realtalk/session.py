@@ -305,13 +305,18 @@ class Session:
         await self._run(actions)
         return True
 
-    async def switch_agent(self, name: str) -> None:
-        """Make ``name`` the active agent now (the same path a handoff takes, no call).
+    async def switch_agent(self, name: str, timeout: float | None = 120.0) -> TurnResult | None:
+        """Make ``name`` the active agent now (the same path a handoff takes, no call), and
+        let it greet as after a handoff, if it has a ``greeting``; wait for that.
+
+        Returns:
+            The greeting turn, or None when the agent has no greeting.
 
         Raises:
             ConfigError: No such agent in the graph.
         """
         await self._run(self.protocol.handoff(name, None))
+        return await self.greet(timeout)
 
     # -- waiting ------------------------------------------------------------------------
 
@@ -400,7 +405,12 @@ class Session:
     # -- setup and reconnects -----------------------------------------------------------
 
     async def _connect(self, retries: int = 4) -> RealtimeConnection:
-        return await connect(self.profile, retries=retries, backoff=self._backoff)
+        return await connect(self.profile, retries=retries, backoff=self._backoff, on_retry=self._retrying)
+
+    def _retrying(self, attempt: int, attempts: int, delay_s: float, reason: str) -> None:
+        """A ``warning`` event before each retry of a connection: why, how long, which attempt."""
+        self._emit("warning", message=f"could not connect: {reason}; retrying in {delay_s:.1f} s"
+                                      f" (attempt {attempt} of {attempts})")
 
     async def _setup(self, conn: RealtimeConnection, history: list[dict[str, Any]]) -> None:
         """Take a fresh connection to a configured, seeded, running session."""
@@ -552,14 +562,14 @@ class Session:
     async def _call(self, run: p.RunTool) -> None:
         """Run one call as its own task and report to the protocol however it ends."""
         record, tool = run.record, run.tool
-        started = time.perf_counter()
         try:
             if tool is not None and tool.handoff_to is not None:
                 await self._run(self.protocol.handoff(tool.handoff_to, record.call_id))
                 record.status, record.output = "ok", f"transferred to {tool.handoff_to}"
                 return
             outcome = await execute_call(record, tool, run.available, self._approve)
-            await self._run(self.protocol.tool_done(record, outcome, time.perf_counter() - started))
+            # The handler's own time: an approval it waited for is not counted.
+            await self._run(self.protocol.tool_done(record, outcome, outcome.duration_s))
         except asyncio.CancelledError:
             if not self._closing:
                 await self._run(self.protocol.tool_cancelled(record))

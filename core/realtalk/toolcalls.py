@@ -37,6 +37,9 @@ log = logging.getLogger("realtalk.tools")
 BLOCK_STEP_S = 0.1  # a synchronous step of an async handler this long blocked the loop
 BLOCK_WARN_S = 0.5  # this much blocking in one call earns a note on the console
 CANCEL_GRACE_S = 1.0  # how long a cancelled async handler may take to stop
+APPROVAL_TIMEOUT_S = 300.0
+"""How long a ``requires_approval`` call waits for its yes or no; then it is refused.
+Separate from the tool's ``timeout_s``, which starts once the call is approved."""
 
 
 class _Failed(Exception):
@@ -284,7 +287,8 @@ async def execute_call(record: ToolCallRecord, tool: Tool | None, available: tup
 
     An unknown tool, arguments that break the schema, and a refused approval are
     outcomes too (the model can act on them); ``available`` names what the calling agent
-    may call. Approval time is not part of the handler's timeout.
+    may call. The approval waits at most :data:`APPROVAL_TIMEOUT_S`; the handler's
+    timeout and the outcome's ``duration_s`` start after it.
     """
     if tool is None:
         known = ", ".join(available) or "none"
@@ -293,17 +297,31 @@ async def execute_call(record: ToolCallRecord, tool: Tool | None, available: tup
     check = validate_arguments(tool, record.arguments)
     if check.error is not None or check.arguments is None or check.values is None:
         return ToolOutcome(check.error or "", "invalid_arguments")
-    if tool.requires_approval and not await _approved(approve, ApprovalRequest(
-            tool.name, check.arguments, record.agent, record.call_id)):
-        return ToolOutcome(error_output(
-            f"{tool.name} was not approved by the user; do not retry unless they ask"), "refused")
+    if tool.requires_approval:
+        answer = await _approved(approve, ApprovalRequest(tool.name, check.arguments, record.agent, record.call_id))
+        if answer is None:
+            return ToolOutcome(error_output(
+                f"{tool.name} was not approved: nobody answered within {APPROVAL_TIMEOUT_S:g} s;"
+                " do not retry unless the user asks"), "refused")
+        if not answer:
+            return ToolOutcome(error_output(
+                f"{tool.name} was not approved by the user; do not retry unless they ask"), "refused")
     return await run_tool(tool, check.values, ToolContext(record.call_id, tool.name, record.agent))
 
 
-async def _approved(approve: Approver | None, request: ApprovalRequest) -> bool:
+async def _approved(approve: Approver | None, request: ApprovalRequest) -> bool | None:
+    """The approver's yes or no; None when it did not answer within APPROVAL_TIMEOUT_S."""
     if approve is None:
         return False
     answer = approve(request)
     if inspect.isawaitable(answer):
-        answer = await answer
+        waiting = asyncio.ensure_future(answer)
+        try:
+            await asyncio.wait({waiting}, timeout=APPROVAL_TIMEOUT_S)
+        finally:
+            if not waiting.done():
+                waiting.cancel()
+        if not waiting.done() or waiting.cancelled():
+            return None
+        answer = waiting.result()
     return bool(answer)

@@ -97,7 +97,9 @@ def test_beta_against_ga_server_is_a_clear_error() -> None:
 def test_unreachable_server() -> None:
     result = realtalk("run", str(CONCIERGE), "--url", "ws://127.0.0.1:9/v1/realtime", "--text", "hi")
     assert result.returncode == 1
-    assert result.stderr.startswith("realtalk: error: could not connect to ws://127.0.0.1:9/v1/realtime")
+    *retries, error = result.stderr.splitlines()
+    assert error.startswith("realtalk: error: could not connect to ws://127.0.0.1:9/v1/realtime")
+    assert [r.split(";")[0] for r in retries] == ["! could not connect: connection refused (is the server running?)"] * 4
 
 
 def test_bad_agent_file_is_one_line(tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 :class:`ConsoleRenderer` is a :class:`~realtalk.session.Session` listener. It prints user
 and assistant transcripts, each tool call with its arguments, duration and result,
-handoffs, reconnects, warnings, and per-turn latency and token usage. With ``json=True``
-it prints each event as one JSON line instead, for scripts.
+handoffs, reconnects, and per-turn latency and token usage; warnings and errors (a
+connection retry: why, the delay, which attempt) go to a stream of their own (stderr in
+``realtalk run``). With ``json=True`` it prints each event as one JSON line instead, all
+on the one stream, for scripts.
 """
 
 from __future__ import annotations
@@ -48,10 +50,13 @@ class ConsoleRenderer:
         json_lines: Print every event as ``{"type": ..., ...}`` JSON instead of prose.
         stream_deltas: Print assistant text as it streams (interactive use); otherwise
             print each reply once it is complete.
+        err: Where warnings and errors go in prose: stderr by default, or ``stream``
+            when a stream is given without one.
     """
 
     def __init__(self, stream: TextIO | None = None, *, json_lines: bool = False,
-                 stream_deltas: bool = False) -> None:
+                 stream_deltas: bool = False, err: TextIO | None = None) -> None:
+        self.err = err or stream or sys.stderr
         self.stream = stream or sys.stdout
         self.json_lines = json_lines
         self.stream_deltas = stream_deltas
@@ -93,12 +98,14 @@ class ConsoleRenderer:
             case ErrorEvent():
                 self._error(event)
 
-    def _print(self, line: str) -> None:
+    def _print(self, line: str, stream: TextIO | None = None) -> None:
         if self._mid_line:
             self.stream.write("\n")
+            self.stream.flush()
             self._mid_line = False
-        self.stream.write(line + "\n")
-        self.stream.flush()
+        out = stream or self.stream
+        out.write(line + "\n")
+        out.flush()
 
     # -- one method per event class -------------------------------------------------------
 
@@ -160,7 +167,7 @@ class ConsoleRenderer:
             self._print(f"  ✗ turn {event.status}: {event.status_reason or 'no reason given'}")
 
     def _warning(self, event: SessionWarning) -> None:
-        self._print(f"! {event.message}")
+        self._print(f"! {event.message}", self.err)
 
     def _error(self, event: ErrorEvent) -> None:
-        self._print(f"! {event.message}")
+        self._print(f"! {event.message}", self.err)

@@ -21,7 +21,7 @@ from ..session import ApprovalRequest, Session
 
 __all__ = ["chat", "console_approver", "voice"]
 
-CHAT_HELP = "commands: /agent NAME (switch agent), /agents (list), /quit; anything else is said to the agent"
+CHAT_HELP = "commands: /agent NAME (switch agent), /agent or /agents (list), /quit; anything else is said to the agent"
 
 
 async def _prompt(text: str, reader: Callable[[str], str]) -> str | None:
@@ -78,7 +78,8 @@ def console_approver(reader: Callable[[str], str] = input) -> Callable[[Approval
 
 
 async def chat(session: Session, *, reader: Callable[[str], str] = input, out: TextIO | None = None) -> None:
-    """An interactive prompt: each line is a user turn; ``/agent NAME`` switches agents.
+    """An interactive prompt: each line is a user turn; ``/agent NAME`` switches agents
+    (the new one greets, as after a handoff), ``/agent`` or ``/agents`` lists them.
 
     Ends at end of input or ``/quit``.
     """
@@ -91,13 +92,13 @@ async def chat(session: Session, *, reader: Callable[[str], str] = input, out: T
         line = line.strip()
         if not line:
             continue
-        if line == "/agents":
+        command, _, name = line.partition(" ")
+        if command in ("/agent", "/agents") and not name.strip():
             names = [f"{n}{' (active)' if n == session.agent.name else ''}" for n in session.graph.agents]
-            print("agents: " + ", ".join(names), file=out)
-        elif line.startswith("/agent"):
-            name = line.partition(" ")[2].strip()
+            print("agents: " + ", ".join(names) + "; switch with /agent NAME", file=out)
+        elif command == "/agent":
             try:
-                await session.switch_agent(name)
+                await session.switch_agent(name.strip())  # it greets, as after a handoff
             except ConfigError as exc:
                 print(f"! {exc}", file=out)
         elif line.startswith("/"):
