@@ -205,7 +205,7 @@ async def test_hook_observe_session(make_plugin: Any, tmp_path: Path, monkeypatc
     assert (info.agent, info.agents, info.model) == ("front", ("front",), "gpt-realtime")
     assert info.url.startswith("ws://127.0.0.1:")
     kinds = [e.type for e in realtalk_observer.SEEN]
-    assert kinds[0] == "connected" and kinds[-1] == "turn.done"
+    assert kinds[:2] == ["connected", "user.text"] and kinds[-1] == "turn.done"
     assert kinds.index("tool.started") < kinds.index("tool.finished") < kinds.index("assistant.done")
     finished = [e for e in realtalk_observer.SEEN if isinstance(e, realtalk.ToolFinished)]
     assert [(e.name, e.status, e.output) for e in finished] == [("lookup", "ok", "sunny in Oslo")]

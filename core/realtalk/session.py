@@ -225,9 +225,11 @@ class Session:
         """Add a user text message and ask for a response (through the arbiter).
 
         The message carries an id of ours, so that if the socket dies before the server
-        confirms it, the reconnect sends it again.
+        confirms it, the reconnect sends it again. Listeners get it first, as a
+        ``user.text`` event.
         """
         self._check_open()
+        self._emit("user.text", text=text)
         await self._run(self.protocol.user_text(text))
 
     async def greet(self, timeout: float | None = 120.0) -> TurnResult | None:

@@ -116,6 +116,8 @@ class ConsoleRenderer:
         self._print(f"· reconnected ({event.reason}); restored {event.items} conversation items")
 
     def _user_text(self, event: UserText) -> None:
+        if self.stream_deltas:  # interactive: the person has just typed it at the prompt
+            return
         self._print(f"you: {event.text}")
 
     def _user_transcript(self, event: UserTranscript) -> None:

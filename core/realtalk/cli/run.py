@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from ..exceptions import AudioDeviceError
-from ..results import SessionEvent, UserText
+from ..results import SessionEvent
 from ..runner import open_session, stream_audio_file
 from . import (
     EXIT_BROKEN_PIPE,
@@ -160,7 +160,6 @@ async def _run(args: argparse.Namespace, stop: _Stop) -> int:
     source = None
     gate = None
     code = 0
-    show = _quiet_on_closed_stdout(renderer, stop)
     if mode == "voice":
         from ..audio import EchoGate, MicrophoneSource
 
@@ -176,7 +175,7 @@ async def _run(args: argparse.Namespace, stop: _Stop) -> int:
             beta=args.beta, emulator=args.emulator, scenario=args.scenario, fast=args.fast or mode != "voice",
             text_only=text_only, approve=_approver(args, mode), record=args.record,
             record_audio=args.record_audio, output=output, block_plugins=args.no_plugin,
-            tool_files=args.tools, listeners=[show],
+            tool_files=args.tools, listeners=[_quiet_on_closed_stdout(renderer, stop)],
         ) as session:
             if mode in ("voice", "file") and session.agent.input_transcription is None:
                 print("realtalk: warning: no input_audio_transcription in the agent: after a"
@@ -187,7 +186,6 @@ async def _run(args: argparse.Namespace, stop: _Stop) -> int:
                     # < 3.12 returns the result instead): never start another turn after it.
                     if stop.code is not None:
                         return stop.code
-                    show(UserText(text))  # the user's turn, before the reply (`you: ...`)
                     turn = await session.ask(text, args.timeout)
                 # The console has shown why; a script must see it in the exit code too.
                 if turn.status in ("failed", "incomplete"):

@@ -427,7 +427,6 @@ async def _run(result: ConverseResult, path: Path | AgentSpec, source: AgentSour
             if greet:
                 result.greeting = await session.greet(timeout)
             for text in result.texts:
-                result.events.append(UserText(text))
                 result.turns.append(await session.ask(text, timeout))
     finally:
         result.server_errors = emulator.errors()[errors_before:]
