@@ -38,6 +38,10 @@ client CPU over ``--cpu-limit``; a step where the server's own sends were late b
 the lag limit is marked (the machine, not the client, spoiled it). The
 idle cost (sessions open, no audio) is measured with the first step's sessions.
 
+``--gc-freeze`` makes the clients call ``gc.freeze()`` once their imports are done, before
+any session opens: full collections then skip the tens of thousands of objects of the
+imported modules (what a server application can do at start-up).
+
 ``--profile N`` then runs realtalk at N sessions once more under cProfile (the event-loop
 thread, where all of realtalk's work happens: the real-time sinks run no thread) and prints the top functions by own time:
 CPU time of that thread (``--profile-clock cpu``, the default), or wall time, which also
@@ -183,6 +187,8 @@ def run_client(
     ]
     if cprofile:
         cmd += ["--cprofile", cprofile]
+    if args.gc_freeze:
+        cmd.append("--gc-freeze")
     proc = subprocess.Popen(niced(args.nice, cmd), stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     records: list[dict[str, Any]] = []
@@ -379,6 +385,12 @@ def main() -> int:
     )
     parser.add_argument("--profile-clock", choices=["cpu", "wall"], default="cpu")
     parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="the clients call gc.freeze() after their imports, before opening sessions"
+        " (as a server application can): full collections then skip the modules' objects",
+    )
+    parser.add_argument(
         "--patience",
         type=int,
         default=2,
@@ -434,6 +446,7 @@ def main() -> int:
     print(
         f"{args.servers} load server process(es), no compression, responses of "
         f"{args.response_s:g} s of real-time audio (a 100 ms delta every 100 ms per session); "
+        f"{'gc.freeze() after imports; ' if args.gc_freeze else ''}"
         f"each step: {args.warmup:g} s warm-up, {args.seconds:g} s measured; "
         f"limit p99 <= {args.lag_limit_ms:g} ms, client CPU < {args.cpu_limit:g} %\n"
     )

@@ -331,6 +331,8 @@ async def ramp(args: argparse.Namespace) -> None:
         else:
             run_session = floor_session
         gc.collect()
+        if args.gc_freeze:
+            gc.freeze()  # what was imported and set up is never collected: not walked again
         base = rss_bytes()
         base_objects = len(gc.get_objects())
         emit({"kind": "base", "rss": base, "pid": os.getpid()})
@@ -446,6 +448,11 @@ def main() -> int:
         help="cProfile the event loop's thread during the first measured step",
     )
     parser.add_argument("--cprofile-clock", choices=["cpu", "wall"], default="cpu")
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() once imports are done, before any session opens",
+    )
     parser.add_argument(
         "--patience",
         type=int,
