@@ -15,7 +15,9 @@ calls ``interrupt()`` and measures:
 * ``to next block``: from the return of ``interrupt()`` until the consumer pulls its next
   block, which is silence: when the output really goes quiet, apart from what the device
   already holds (``device latency``, printed for the speaker). The fake ALSA card is not
-  paced by a clock, so this is small there; a real card pulls every ``block_ms``.
+  paced by a clock, so this is small there; a real card pulls every ``block_ms``. The
+  real-time WAV sink has no consumer thread: it counts whole 10 ms blocks from its clock
+  when asked, so there this is the time to the next block boundary.
 
 Results print as p50 / p99 / max in milliseconds.
 """
@@ -118,7 +120,7 @@ def main() -> int:
             where = "real default device" if args.real else "fake ALSA file-plugin card"
             bad += bench(speaker, args.runs, f"SpeakerSink ({where}, {speaker.rate} Hz)")
         with WavFileSink(Path(tmp) / "out.wav", realtime=True, tick_ms=10) as wav:
-            bad += bench(wav, max(20, args.runs // 5), "WavFileSink (realtime, 10 ms tick)")
+            bad += bench(wav, max(20, args.runs // 5), "WavFileSink (realtime, 10 ms blocks)")
     return 1 if bad else 0
 
 
