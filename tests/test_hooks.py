@@ -215,11 +215,11 @@ async def test_hook_observe_session(make_plugin: Any, tmp_path: Path, monkeypatc
 
 async def test_an_observer_that_raises_is_reported_once_and_detached(
         make_plugin: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    make_plugin("realtalk-observer", OBSERVER)
+    make_plugin("realtalk-observer2", OBSERVER)  # (not realtalk-observer: a module is imported once)
     make_plugin("realtalk-broken-observer", BROKEN_OBSERVER, version="0.2.0")
-    monkeypatch.setenv("REALTALK_PLUGINS", "realtalk-observer,realtalk-broken-observer")
+    monkeypatch.setenv("REALTALK_PLUGINS", "realtalk-observer2,realtalk-broken-observer")
     import realtalk_broken_observer
-    import realtalk_observer
+    import realtalk_observer2 as realtalk_observer
 
     async with open_session(observed_agent(tmp_path), emulator=True, text_only=True) as session:
         turn = await session.ask("weather", 20)
@@ -311,10 +311,10 @@ def test_builtin_command_names_are_the_parsers() -> None:
 
 
 def test_a_misspelled_hook_gets_a_suggestion(make_plugin: Any) -> None:
-    make_plugin("realtalk-typo", "import realtalk\n\n@realtalk.hookimpl\ndef observe_sesion(session):\n    pass\n")
-    [problem] = load_plugins(allow=["realtalk-typo"]).problems
+    make_plugin("realtalk-hook-typo", "import realtalk\n\n@realtalk.hookimpl\ndef observe_sesion(session):\n    pass\n")
+    [problem] = load_plugins(allow=["realtalk-hook-typo"]).problems
     assert str(problem) == (
-        "plugin realtalk-typo 1.0.0: cannot register: unknown hook 'observe_sesion' (did you mean"
+        "plugin realtalk-hook-typo 1.0.0: cannot register: unknown hook 'observe_sesion' (did you mean"
         " 'observe_session'?); the hooks are: observe_session, register_agents, register_commands, register_tools")
 
 

@@ -232,3 +232,21 @@ def test_a_broken_entry_point_cache_is_ignored(make_plugin: Any, tmp_path: Any,
     monkeypatch.setenv("REALTALK_CACHE_DIR", str(cache))
     make_plugin("realtalk-broken-cache", good("broken_cache_tool"))
     assert "broken_cache_tool" in load_plugins(allow=["realtalk-broken-cache"]).registry
+
+
+def test_registrar_defaults_are_the_tools_defaults() -> None:
+    # realtalk.plugins keeps copies so that importing it does not import realtalk.tools (yaml).
+    from realtalk import plugins, tools
+
+    assert (plugins.DEFAULT_TIMEOUT_S, plugins.DEFAULT_MAX_OUTPUT_CHARS) == (
+        tools.DEFAULT_TIMEOUT_S, tools.DEFAULT_MAX_OUTPUT_CHARS)
+
+
+def test_loading_commands_imports_neither_tools_nor_yaml() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom realtalk.plugins import load_commands\nload_commands(block=['realtalk-clock'])\n"
+            "print(sorted(m for m in ('realtalk.tools', 'yaml', 'jsonschema') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout == "[]\n"

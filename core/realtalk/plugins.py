@@ -34,21 +34,23 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
 from .exceptions import PluginError, ToolDefinitionError
-from .tools import (
-    DEFAULT_MAX_OUTPUT_CHARS,
-    DEFAULT_TIMEOUT_S,
-    Tool,
-    ToolRegistry,
-    load_tool_definitions,
-    make_tool,
-)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .tools import Tool, ToolRegistry
+
+# realtalk.tools (with yaml) is imported when a tool is registered, not with this module:
+# `realtalk --help` loads plugins only for their commands. Equal to the constants of
+# realtalk.tools (tests/test_plugins.py checks).
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_MAX_OUTPUT_CHARS = 16_000
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -172,6 +174,8 @@ class Registrar:
             if description is None or handler is None:
                 raise ToolDefinitionError(f"tool {name!r}: register() needs description= and handler=",
                                           plugin=self._info.origin.strip())
+            from .tools import make_tool
+
             tool = make_tool(
                 name, description, parameters or {"type": "object", "properties": {}}, handler,
                 plugin=self._info.distribution, plugin_version=self._info.version,
@@ -188,6 +192,8 @@ class Registrar:
 
         A file with any invalid tool registers none of them; the problem is reported.
         """
+        from .tools import load_tool_definitions
+
         try:
             tools = load_tool_definitions(
                 str(path), plugin=self._info.distribution, plugin_version=self._info.version
@@ -499,13 +505,15 @@ def unknown_names(names: Iterable[str], installed: Iterable[str], *, given_as: s
         installed: The installed plugin distributions.
         given_as: Where they were given (``--no-plugin``, ``REALTALK_PLUGINS``).
     """
-    from .yamlfile import did_you_mean
-
     known = sorted(set(installed))
     norms = {_norm(k) for k in known}
+    unknown = [name for name in dict.fromkeys(n.strip() for n in names) if name and _norm(name) not in norms]
+    if not unknown:
+        return []
+    from .yamlfile import did_you_mean  # (imports yaml)
+
     return [f"{given_as}: no installed plugin distribution {name!r}{did_you_mean(name, known)};"
-            f" installed: {', '.join(known) or 'none'}"
-            for name in dict.fromkeys(n.strip() for n in names) if name and _norm(name) not in norms]
+            f" installed: {', '.join(known) or 'none'}" for name in unknown]
 
 
 def installed_distributions() -> list[str]:
@@ -513,12 +521,8 @@ def installed_distributions() -> list[str]:
     return sorted({ep.dist.name for ep in _entry_points() if ep.dist is not None})
 
 
-REGISTRATION_HOOKS = ("register_tools", "register_agents", "register_commands")
-
-
 def load_plugins(
-    *, allow: Iterable[str] | None = None, block: Iterable[str] = (), extra: Iterable[object] = (),
-    hooks: Iterable[str] = REGISTRATION_HOOKS,
+    *, allow: Iterable[str] | None = None, block: Iterable[str] = (), extra: Iterable[object] = ()
 ) -> PluginSet:
     """Discover, register and run the registration hooks of every allowed plugin.
 
@@ -528,17 +532,49 @@ def load_plugins(
         extra: Plugin objects to register in-process (tests, embedding applications),
             recorded as distribution ``<module name>``; and typed tool functions
             (:func:`realtalk.tool`), gathered into one such plugin per module.
-        hooks: The registration hooks to call (all by default; the ``realtalk`` command
-            calls only ``register_commands`` to build its parser).
 
     Returns:
         The PluginSet; failures are in ``problems``, never raised.
     """
+    from .tools import ToolRegistry
+
+    manager, infos, loaded, problems = _load(allow, block, extra)
+    registry = ToolRegistry()
+    commands: dict[str, PluginCommand] = {}
+    command_problems: list[PluginError] = []
+    agents: list[tuple[PluginInfo, object]] = []
+    for info, plugin in loaded:
+        _call(manager, "register_tools", plugin, info, Registrar(registry, info, problems), problems)
+        _call(manager, "register_agents", plugin, info, AgentRegistrar(info, agents), problems)
+        _call(manager, "register_commands", plugin, info, CommandRegistrar(info, commands, command_problems),
+              problems)
+    problems += command_problems
+    return PluginSet(manager=manager, plugins=infos, registry=registry, problems=problems,
+                     commands=commands, command_problems=command_problems, _loaded=loaded,
+                     _pending_agents=agents)
+
+
+def load_commands(*, block: Iterable[str] = ()) -> tuple[dict[str, PluginCommand], list[PluginError]]:
+    """The ``realtalk`` subcommands plugins add, and the problems of those that could not
+    be added: only the ``register_commands`` hooks run (what ``realtalk --help`` needs;
+    nor is :mod:`realtalk.tools` imported)."""
+    manager, _, loaded, problems = _load(None, block, ())
+    commands: dict[str, PluginCommand] = {}
+    command_problems: list[PluginError] = []
+    for info, plugin in loaded:
+        _call(manager, "register_commands", plugin, info, CommandRegistrar(info, commands, command_problems),
+              problems)
+    return commands, command_problems
+
+
+def _load(allow: Iterable[str] | None, block: Iterable[str], extra: Iterable[object]) -> tuple[
+        pluggy.PluginManager, list[PluginInfo], list[tuple[PluginInfo, object]], list[PluginError]]:
+    """A new manager with every allowed plugin registered: the manager, every plugin
+    found, those registered (with their plugin objects), and the problems."""
     manager = pluggy.PluginManager("realtalk")
     manager.add_hookspecs(hookspecs)
     allowed = _allow_list(allow)
     blocked = {_norm(b) for b in block}
-    registry = ToolRegistry()
     problems: list[PluginError] = []
     infos: list[PluginInfo] = []
     loaded: list[tuple[PluginInfo, object]] = []
@@ -580,36 +616,29 @@ def load_plugins(
         infos.append(info)
         if _register(manager, plugin, info, problems):
             loaded.append((info, plugin))
+    return manager, infos, loaded, problems
 
-    commands: dict[str, PluginCommand] = {}
-    command_problems: list[PluginError] = []
-    agents: list[tuple[PluginInfo, object]] = []
-    for info, plugin in loaded:
-        registrars: dict[str, object] = {
-            "register_tools": Registrar(registry, info, problems),
-            "register_agents": AgentRegistrar(info, agents),
-            "register_commands": CommandRegistrar(info, commands, command_problems),
-        }
-        for hook, registrar in registrars.items():
-            if hook not in hooks:
-                continue
-            for impl in getattr(manager.hook, hook).get_hookimpls():
-                if impl.plugin is not plugin:
-                    continue
-                try:
-                    impl.function(register=registrar)
-                except Exception as exc:  # a plugin's own bug must not stop the others
-                    info.error = f"{hook} failed: {type(exc).__name__}: {exc}"
-                    log.debug("%s of %s failed", hook, info.origin, exc_info=True)
-                    problems.append(PluginError(info.error, plugin=info.origin))
-    problems += command_problems
-    return PluginSet(manager=manager, plugins=infos, registry=registry, problems=problems,
-                     commands=commands, command_problems=command_problems, _loaded=loaded,
-                     _pending_agents=agents)
+
+def _call(manager: pluggy.PluginManager, hook: str, plugin: object, info: PluginInfo, registrar: object,
+          problems: list[PluginError]) -> None:
+    """Call ``plugin``'s registration ``hook`` (if it has it) with ``registrar``; what it
+    raises is a problem naming the plugin, and the other plugins keep working."""
+    for impl in getattr(manager.hook, hook).get_hookimpls():
+        if impl.plugin is not plugin:
+            continue
+        try:
+            impl.function(register=registrar)
+        except Exception as exc:  # a plugin's own bug must not stop the others
+            info.error = f"{hook} failed: {type(exc).__name__}: {exc}"
+            log.debug("%s of %s failed", hook, info.origin, exc_info=True)
+            problems.append(PluginError(info.error, plugin=info.origin))
 
 
 def _functions_as_plugins(extra: Iterable[object]) -> list[object]:
     """``extra`` with its functions (typed tools) gathered into one plugin per module."""
+    extra = list(extra)
+    if not extra:
+        return []
     import inspect
 
     from .typedtools import FunctionTools

@@ -227,12 +227,12 @@ def _plugin_commands(argv: Sequence[str]) -> dict[str, PluginCommand]:
             break
     if words and words[0] in _COMMANDS:
         return {}
-    from ..plugins import load_plugins
+    from ..plugins import load_commands
 
-    plugins = load_plugins(block=blocked, hooks=("register_commands",))
-    for problem in plugins.command_problems:
+    commands, problems = load_commands(block=blocked)
+    for problem in problems:
         print(f"realtalk: error: {problem}", file=sys.stderr)
-    return plugins.commands
+    return commands
 
 
 def _unknown_plugin_names(no_plugin: Sequence[str]) -> str | None:
