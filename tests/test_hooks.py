@@ -333,3 +333,27 @@ def test_unknown_plugin_names_are_named_with_the_installed_ones(make_plugin: Any
     assert [p.message for p in plugins.problems][:1] == [
         "allowed: no installed plugin distribution 'nope'; installed: "
         + ", ".join(sorted({i.distribution for i in load_plugins().plugins}))]
+
+
+# --- the examples of hooks.md work ----------------------------------------------------------
+
+
+def hooks_example(hook: str) -> str:
+    section = HOOKS_MD.read_text().split(f"\n## {hook}\n", 1)[1].split("\n## ", 1)[0]
+    [example] = [b for b in re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL) if not b.startswith("def ")]
+    return example
+
+
+def test_the_examples_of_hooks_md_work(make_plugin: Any) -> None:
+    from realtalk.plugins import SessionInfo
+
+    package = make_plugin("realtalk-doc-agents", hooks_example("register_agents"))
+    (package / "agents").mkdir()
+    (package / "agents" / "desk.yaml").write_text("name: desk\ninstructions: You run the desk.\n")
+    make_plugin("realtalk-doc-observer", hooks_example("observe_session"))
+    make_plugin("realtalk-doc-commands", hooks_example("register_commands"))
+    plugins = load_plugins(allow=["realtalk-doc-agents", "realtalk-doc-observer", "realtalk-doc-commands"])
+    assert sorted(plugins.agents()) == ["desk", "night-desk"] and plugins.problems == []
+    [observer] = plugins.observers(SessionInfo("desk", ("desk",), "ws://x", "m"), pytest.fail)
+    observer(realtalk.ToolFinished("c1", "lookup", "ok", "{}", 0.002, "desk"))  # does not raise
+    assert list(plugins.commands) == ["forecast"]
