@@ -559,3 +559,27 @@ async def test_url_secrets_never_shown_with_the_emulator(tmp_path: Any) -> None:
     for text in [*shown, prose.getvalue(), lines.getvalue(), str(info.value),
                  record.read_text(encoding="utf-8")]:
         assert_no_secret(text)
+
+
+async def test_a_loopback_server_is_reached_directly_despite_proxy_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from realtalk.emulator import Emulator
+
+    # A "proxy" that refuses every connection: going through it would fail at once.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, dead)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    async with Emulator() as emu:
+        conn = await connect(ConnectionProfile.url(emu.url, api_key="k", model="gpt-realtime"), retries=0)
+        try:
+            assert (await conn.recv())["type"] == "session.created"
+        finally:
+            await conn.close()
+        # An explicit proxy is still used: this one refuses, so the connection fails.
+        with pytest.raises(ConnectionFailed):
+            await connect(ConnectionProfile.url(emu.url, api_key="k", model="gpt-realtime"), retries=0, proxy=dead)

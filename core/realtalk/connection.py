@@ -38,11 +38,13 @@ one neither can encode raises a ``TypeError`` naming the event.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
@@ -326,6 +328,16 @@ class RealtimeConnection:
         )
 
 
+def _is_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _bytes(n: int) -> str:
     if n >= 1024 * 1024:
         return f"{n / (1024 * 1024):.1f} MiB ({n} bytes)"
@@ -407,7 +419,8 @@ async def connect(
             server's pings are always answered).
         max_size: Largest incoming frame in bytes (None: unlimited).
         proxy: ``True`` honours the usual proxy environment variables (``HTTPS_PROXY``,
-            ``NO_PROXY``...), a URL forces a proxy, ``None`` connects directly.
+            ``NO_PROXY``...) except for a loopback host (``localhost``, ``127.0.0.0/8``,
+            ``::1``: always direct), a URL forces a proxy, ``None`` connects directly.
         on_retry: Called before each retry with the attempt about to start, the number
             of attempts, the delay in seconds and why the last attempt failed.
 
@@ -422,6 +435,8 @@ async def connect(
         ConnectionFailed: Every attempt failed for a retryable reason.
     """
     delays = backoff or Backoff()
+    if proxy is True and _is_loopback(profile.ws_url):
+        proxy = None  # a local emulator or gateway: no proxy lookup per connection
     attempts = retries + 1
     last = "no attempt made"
     retry_after: float | None = None

@@ -9,7 +9,6 @@ validator tree so the messages name the exact parameter (``session.audio.input.f
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -430,7 +429,7 @@ def merge_session(current: dict[str, Any], update: dict[str, Any]) -> dict[str, 
     ``audio``, ``audio.input`` and ``audio.output`` merge key by key; a new
     ``turn_detection`` object replaces the old one, with its type's defaults filled in.
     """
-    merged = copy.deepcopy(current)
+    merged: dict[str, Any] = vocab.json_copy(current)
     for key, value in update.items():
         if key == "audio":
             for side in ("input", "output"):
@@ -442,9 +441,9 @@ def merge_session(current: dict[str, Any], update: dict[str, Any]) -> dict[str, 
                             else SEMANTIC_VAD_DEFAULTS
                         )
                         sub_value = _fill(sub_value, base)
-                    merged["audio"][side][sub_key] = copy.deepcopy(sub_value)
+                    merged["audio"][side][sub_key] = vocab.json_copy(sub_value)
         elif key == "model":
             continue  # fixed at creation, as on the real server
         else:
-            merged[key] = copy.deepcopy(value)
+            merged[key] = vocab.json_copy(value)
     return merged

@@ -23,7 +23,6 @@ asyncio, websockets or numpy.
 from __future__ import annotations
 
 import binascii
-import copy
 import itertools
 import json
 import logging
@@ -39,6 +38,7 @@ from ..protocol.vocab import (
     AudioFormat,
     audio_format,
     error_event,
+    json_copy,
     new_id,
 )
 from .builders import (
@@ -290,7 +290,7 @@ class ServerProtocol:
         number = next(self._event_numbers) & 0xFFFFFF
         snapshot: dict[str, Any] = {"event_id": f"{self._event_prefix}{number:06x}"}
         for key, value in event.items():
-            snapshot[key] = copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+            snapshot[key] = json_copy(value) if isinstance(value, (dict, list)) else value
         self._actions.append(Send(snapshot))
 
     def _close(self, code: int, reason: str = "") -> None:
