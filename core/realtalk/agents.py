@@ -14,7 +14,6 @@ maps an AgentSpec to the GA ``session.update`` event.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import ConfigError
-from .protocol.vocab import SEMANTIC_VAD_DEFAULTS, SERVER_VAD_DEFAULTS, audio_format
+from .protocol.vocab import SEMANTIC_VAD_DEFAULTS, SERVER_VAD_DEFAULTS, audio_format, json_copy
 from .tools import Tool, ToolRegistry, make_tool
 from .yamlfile import YamlDocument, did_you_mean, load_yaml, read_text
 
@@ -598,13 +597,13 @@ def _read_agent_file(file: Path) -> tuple[YamlDocument, list[ConfigError]]:
     known = _VALID_DOCS.get((file, text))
     if known is not None:
         # A copy: specs built from it hold its mappings, and a caller may change those.
-        return YamlDocument(copy.deepcopy(known.data), known.file, dict(known.lines)), []
+        return YamlDocument(json_copy(known.data), known.file, dict(known.lines)), []
     doc = load_yaml(file, text)
     problems = check_document(doc)
     if not problems:
         if len(_VALID_DOCS) >= 256:
             _VALID_DOCS.clear()
-        _VALID_DOCS[(file, text)] = YamlDocument(copy.deepcopy(doc.data), doc.file, dict(doc.lines))
+        _VALID_DOCS[(file, text)] = YamlDocument(json_copy(doc.data), doc.file, dict(doc.lines))
     return doc, problems
 
 
