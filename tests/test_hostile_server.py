@@ -57,7 +57,8 @@ ASK_TIMEOUT = 1.0  # seconds; a healthy turn on loopback takes a few millisecond
 MARGIN = 3.0  # beyond ASK_TIMEOUT before an ask counts as hung
 SETUP_BOUND = 8.0  # open_session: connect + session.update, with retries after early drops
 CLOSE_BOUND = 5.0  # close() allows 2 s for the close handshake and 2 s for the reader
-LINGER_BOUND = 1.0  # after close() returned, the server must see the socket end
+LINGER_BOUND = 5.0  # after close() returned, the server must see the socket end (a leak never ends;
+#                    the wait returns as soon as it does, so a loaded machine only needs the room)
 MAX_ENDINGS = 3  # connection-ending faults honoured per example (the client retries 5 times)
 
 PHASES = (
