@@ -36,7 +36,17 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .agents import Agent, AgentGraph, AgentSpec, Handoff, ToolUse, load_agent, load_agents
     from .hookspecs import hookimpl
-    from .plugins import PluginInfo, PluginSet, Registrar, load_plugins
+    from .plugins import (
+        AgentRegistrar,
+        CommandRegistrar,
+        PluginAgent,
+        PluginCommand,
+        PluginInfo,
+        PluginSet,
+        Registrar,
+        SessionInfo,
+        load_plugins,
+    )
     from .profiles import ConnectionProfile
     from .recorder import Recorder
     from .results import (
@@ -79,7 +89,8 @@ _LAZY = {
     **dict.fromkeys(["Agent", "AgentGraph", "AgentSpec", "Handoff", "ToolUse", "load_agent", "load_agents"],
                     "realtalk.agents"),
     "hookimpl": "realtalk.hookspecs",
-    **dict.fromkeys(["PluginInfo", "PluginSet", "Registrar", "load_plugins"], "realtalk.plugins"),
+    **dict.fromkeys(["AgentRegistrar", "CommandRegistrar", "PluginAgent", "PluginCommand", "PluginInfo", "PluginSet",
+                     "Registrar", "SessionInfo", "load_plugins"], "realtalk.plugins"),
     "ConnectionProfile": "realtalk.profiles",
     "Recorder": "realtalk.recorder",
     **dict.fromkeys([
@@ -112,6 +123,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "Agent",
     "AgentGraph",
+    "AgentRegistrar",
     "AgentSpec",
     "ApprovalRequest",
     "Approver",
@@ -120,6 +132,7 @@ __all__ = [
     "AssistantDone",
     "AudioDeviceError",
     "AuthenticationFailed",
+    "CommandRegistrar",
     "ConfigError",
     "Connected",
     "ConnectionFailed",
@@ -129,6 +142,8 @@ __all__ = [
     "HandoffDone",
     "Interrupted",
     "Listener",
+    "PluginAgent",
+    "PluginCommand",
     "PluginError",
     "PluginInfo",
     "PluginSet",
@@ -142,6 +157,7 @@ __all__ = [
     "Session",
     "SessionError",
     "SessionEvent",
+    "SessionInfo",
     "SessionWarning",
     "Tool",
     "ToolCallRecord",

@@ -42,8 +42,6 @@ from . import hookspecs
 from .exceptions import PluginError, ToolDefinitionError
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from .tools import Tool, ToolRegistry
 
 # realtalk.tools (with yaml) is imported when a tool is registered, not with this module:
@@ -187,7 +185,7 @@ class Registrar:
             return
         self._add(tool)
 
-    def from_yaml(self, path: str | Path | Any) -> None:
+    def from_yaml(self, path: str | os.PathLike[str] | Any) -> None:
         """Register every tool in a tools YAML file (``importlib.resources`` paths work).
 
         A file with any invalid tool registers none of them; the problem is reported.
@@ -267,7 +265,7 @@ class PluginCommand:
 BUILTIN_COMMANDS = frozenset({"check", "plugins", "tools", "run", "devices", "emulator", "new", "install",
                               "uninstall"})
 """The ``realtalk`` subcommands of core, which no plugin may take
-(``tests/cli/test_plugin_commands.py`` keeps it equal to the parser's)."""
+(``tests/test_hooks.py`` keeps it equal to the parser's)."""
 _COMMAND_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
 
