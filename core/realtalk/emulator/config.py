@@ -429,7 +429,7 @@ def merge_session(current: dict[str, Any], update: dict[str, Any]) -> dict[str, 
     ``audio``, ``audio.input`` and ``audio.output`` merge key by key; a new
     ``turn_detection`` object replaces the old one, with its type's defaults filled in.
     """
-    merged: dict[str, Any] = vocab.json_copy(current)
+    merged = vocab.json_copy(current)
     for key, value in update.items():
         if key == "audio":
             for side in ("input", "output"):

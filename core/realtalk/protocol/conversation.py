@@ -17,7 +17,6 @@ No I/O. Audio is never stored, only counted.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -273,7 +272,7 @@ class Conversation:
             self._order.remove(iid)
             self._insert(iid, prev)
             item.placed = True
-        item.raw = copy.deepcopy(raw)
+        item.raw = vocab.json_copy(raw)
         item.type = str(raw.get("type", item.type))
         if isinstance(raw.get("role"), str):
             item.role = raw["role"]

@@ -19,12 +19,11 @@ Nothing in this module performs I/O; inputs are never mutated.
 
 from __future__ import annotations
 
-import copy
 import itertools
 from collections import OrderedDict
 from typing import Any
 
-from .vocab import Dialect, error_summary, new_id
+from .vocab import Dialect, error_summary, json_copy, new_id
 
 __all__ = [
     "BETA_TO_GA_SERVER_EVENTS",
@@ -83,7 +82,7 @@ def normalize_server_event(event: dict[str, Any]) -> list[dict[str, Any]]:
     if out.get("type") == "conversation.item.created":
         added = dict(out)
         added["type"] = "conversation.item.added"
-        done = copy.deepcopy(added)
+        done = json_copy(added)
         done["type"] = "conversation.item.done"
         return [added, done]
     return [out]
@@ -111,7 +110,7 @@ def _item_has_beta_content(item: dict[str, Any]) -> bool:
 
 
 def _fix_items(event: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(event)
+    out = json_copy(event)
     item = out.get("item")
     if isinstance(item, dict):
         _rename_content(item, _BETA_TO_GA_CONTENT)
@@ -154,13 +153,13 @@ def to_wire(event: dict[str, Any], dialect: Dialect) -> dict[str, Any]:
         return event
     etype = event.get("type")
     if etype == "conversation.item.create" and isinstance(event.get("item"), dict):
-        out = copy.deepcopy(event)
+        out = json_copy(event)
         _rename_content(out["item"], _GA_TO_BETA_CONTENT)
         return out
     if etype == "response.create" and isinstance(event.get("response"), dict):
         body = event["response"]
         if "output_modalities" in body:
-            out = copy.deepcopy(event)
+            out = json_copy(event)
             out["response"]["modalities"] = out["response"].pop("output_modalities")
             return out
     return event
