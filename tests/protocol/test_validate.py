@@ -354,3 +354,55 @@ def test_mutated_events_never_raise_and_come_out_well_typed(event: dict[str, Any
 @given(st.sampled_from(SAMPLES))
 def test_valid_samples_are_readable_by_the_runtime(event: dict[str, Any]) -> None:
     runtime_reads(event)
+
+
+# -- the compiled fast check agrees with the tables ----------------------------------------------
+
+ODD_VALUES: list[Any] = [None, True, 0, 10**400, 1.5, float("nan"), float("inf"), "s", {}, [], [None],
+                         [{}], {"type": 1}]
+
+
+def every_path(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    out = [path] if path else []
+    if isinstance(value, dict):
+        for key, member in value.items():
+            out += every_path(member, (*path, key))
+    elif isinstance(value, list):
+        for index, member in enumerate(value):
+            out += every_path(member, (*path, index))
+    return out
+
+
+def test_fast_check_says_fine_only_where_the_tables_find_nothing() -> None:
+    """check_server_event's compiled predicate (_ALL_OK) only skips the table interpreter.
+
+    Every field of every sample, replaced by each odd value or removed: whenever the
+    predicate accepts the event, the interpreter must return it untouched with no warning;
+    and it rejects at least the mutations the interpreter warns about.
+    """
+    from realtalk.protocol import validate
+
+    accepted = rejected = 0
+    for etype, sample in {**VALID, **BETA}.items():
+        fields = validate._TABLE[etype].fields
+        assert fields is not None
+        assert validate._ALL_OK[etype](sample)  # the samples take the fast path
+        for path in every_path(sample):
+            for odd in [*ODD_VALUES, KeyError]:  # KeyError: remove the field
+                event = copy.deepcopy(sample)
+                parent = event
+                for key in path[:-1]:
+                    parent = parent[key]
+                if odd is KeyError:
+                    del parent[path[-1]]
+                else:
+                    parent[path[-1]] = copy.deepcopy(odd)
+                problems: list[str] = []
+                slow = validate._check_object(event, fields, "$", problems)
+                fast = validate._ALL_OK[etype](event)
+                if fast:
+                    accepted += 1
+                    assert slow is event and problems == [], (etype, path, odd)
+                elif slow is not event or problems:
+                    rejected += 1
+    assert accepted > 1000 and rejected > 1000
