@@ -429,3 +429,20 @@ async def test_events_nobody_iterates_stay_bounded(agents: Path) -> None:
                 break
     assert len(seen) == EVENT_BACKLOG  # the oldest went first
     assert seen[-1].message == f"w{EVENT_BACKLOG * 3 - 1}"
+
+
+async def test_events_nobody_iterates_hold_under_100_kb(agents: Path) -> None:
+    """A long voice session nobody iterates: its backlog of transcript deltas stays small."""
+    import tracemalloc
+
+    async with Emulator({"turns": []}, fast=True) as emu, session(emu, agents) as live:
+        tracemalloc.start()
+        try:
+            before = tracemalloc.take_snapshot()
+            for n in range(10_000):  # about 20 minutes of a talking assistant's transcript
+                live._emit("assistant.delta", agent="assistant", delta=f"word {n} " * 5)
+            after = tracemalloc.take_snapshot()
+        finally:
+            tracemalloc.stop()
+        held = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    assert held < 100_000, f"{held} bytes held by events nobody reads"

@@ -67,9 +67,15 @@ log = logging.getLogger(__name__)
 
 SETUP_TIMEOUT_S = 15.0
 CLOSE_TIMEOUT_S = 2.0
-EVENT_BACKLOG = 1024
-"""Session events kept for :meth:`Session.events` until it yields them (oldest dropped)."""
 """How long closing waits for the server's close frame before dropping the socket."""
+EVENT_BACKLOG = 256
+"""Session events kept for :meth:`Session.events` until it yields them (oldest dropped).
+
+Kept from the start, so that ``events()`` called after the session opened still sees
+``connected`` and what followed. Bounded, because most applications never iterate it: a
+kept event is ~330 bytes (a transcript delta), so a session nobody reads holds at most
+~85 KB here (1,024 held ~340 KB, more than the rest of an active session)."""
+_PCM_BYTES_PER_MS = PCM.bytes_per_ms  # (a property: computed once, not per append)
 
 
 class Session:
@@ -290,8 +296,9 @@ class Session:
 
     async def append_audio(self, pcm24k: bytes) -> None:
         """Send input audio (PCM16 mono 24 kHz; converted to G.711 when the agent uses it)."""
-        await self._until(lambda: self._connected.is_set(), None)
-        await self._run(self.protocol.audio_appended(self._audio.encode_input(pcm24k), len(pcm24k) / PCM.bytes_per_ms))
+        if not self._connected.is_set():  # (checked first: 10 appends a second need no waiter)
+            await self._until(lambda: self._connected.is_set(), None)
+        await self._run(self.protocol.audio_appended(self._audio.encode_input(pcm24k), len(pcm24k) / _PCM_BYTES_PER_MS))
 
     async def commit_audio(self) -> bool:
         """End a push-to-talk turn: commit the buffer and ask for a response.

@@ -197,14 +197,16 @@ class EventIds:
         correlated.
         """
         out = dict(event)
-        if not isinstance(out.get("event_id"), str) or not out["event_id"]:
-            out["event_id"] = self.new_id()
+        eid = out.get("event_id")
+        if not isinstance(eid, str) or not eid:
+            out["event_id"] = eid = self.new_id()
         # Audio appends are remembered without their payload: 256 of them would hold
         # megabytes, and an error about one needs only its type and id.
         kept = _PAYLOAD_FREE.get(out.get("type", ""))
-        self._recent[out["event_id"]] = {"type": kept, "event_id": out["event_id"]} if kept else out
-        while len(self._recent) > self._remember:
-            self._recent.popitem(last=False)
+        recent = self._recent
+        recent[eid] = {"type": kept, "event_id": eid} if kept else out
+        if len(recent) > self._remember:  # one event in, at most one out
+            recent.popitem(last=False)
         return out
 
     def lookup(self, event_id: str | None) -> dict[str, Any] | None:
