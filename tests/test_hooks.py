@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import realtalk
+from realtalk.exceptions import ConfigError
 from realtalk.plugins import load_plugins
 from realtalk.runner import open_session
 
@@ -357,3 +358,31 @@ def test_the_examples_of_hooks_md_work(make_plugin: Any) -> None:
     [observer] = plugins.observers(SessionInfo("desk", ("desk",), "ws://x", "m"), pytest.fail)
     observer(realtalk.ToolFinished("c1", "lookup", "ok", "{}", 0.002, "desk"))  # does not raise
     assert list(plugins.commands) == ["forecast"]
+
+
+def test_realtalk_check_finds_plugin_agents_by_name(make_plugin: Any, tmp_path: Path) -> None:
+    files = {**DESK_FILES, "desk.scenario.yaml": "turns:\n  - user: hello\n    reply:\n      - handoff: porter\n"
+                                                 "  - user: bags\n    reply:\n      - call: carry_bags\n"}
+    make_plugin("realtalk-desk", DESK_PLUGIN, version="1.4.0", files=files)
+    env = {"REALTALK_PLUGINS": "realtalk-desk"}
+    result = cli("check", "desk", site=make_plugin.site, cwd=tmp_path, env=env)
+    # The plugin's agent file and the scenario beside it were both checked.
+    assert result.returncode == 1
+    assert "desk.scenario.yaml" in result.stdout and "carry_bags" in result.stdout, result.stdout
+    wrong = cli("check", "dsk", site=make_plugin.site, cwd=tmp_path, env=env)
+    assert wrong.returncode == 1
+    assert wrong.stdout.startswith("dsk: no such file or directory, and no plugin registers an agent 'dsk'"
+                                   " (did you mean 'desk'?)")
+
+
+def test_the_testing_kit_runs_a_plugin_agent_by_name(make_plugin: Any, monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    from realtalk.testing import converse
+
+    make_plugin("realtalk-desk", DESK_PLUGIN, files=DESK_FILES)
+    monkeypatch.setenv("REALTALK_PLUGINS", "realtalk-desk")
+    monkeypatch.chdir(tmp_path)
+    result = converse(agent="desk", texts=["hello"])  # its scenario is the one beside its file
+    assert result.turns[0].text == "Front desk, good evening."
+    with pytest.raises(ConfigError, match="no plugin registers an agent 'dsk'"):
+        converse(agent="dsk", texts=["hello"])

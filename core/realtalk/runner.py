@@ -38,7 +38,9 @@ from .protocol.vocab import SERVER_VAD_DEFAULTS
 from .results import Approver, TurnResult
 from .session import Session
 
-__all__ = ["RunTarget", "load_target", "open_session", "run_agent", "scenario_for", "stream_audio_file"]
+__all__ = [
+    "RunTarget", "load_target", "open_session", "resolve_agent", "run_agent", "scenario_for", "stream_audio_file",
+]
 
 
 @dataclass
@@ -72,7 +74,7 @@ def load_target(
             line; several are listed one per line, sorted by file and line), or the
             starting agent is ambiguous or unknown.
     """
-    path = _plugin_agent(path, block)
+    path = resolve_agent(path, block)
     graph, plugins = load_graph([path], block=block, extra=extra, tool_files=tool_files)
     if len(graph.problems) == 1:
         raise graph.problems[0]
@@ -91,7 +93,7 @@ def load_target(
     return RunTarget(graph, agent, plugins)
 
 
-def _plugin_agent(path: str | Path | AgentSpec, block: Iterable[str]) -> str | Path | AgentSpec:
+def resolve_agent(path: str | Path | AgentSpec, block: Iterable[str] = ()) -> str | Path | AgentSpec:
     """``path`` itself, or the agent a plugin registered under that name when no file or
     directory ``path`` exists (its YAML file, so that agents beside it are found).
 

@@ -32,23 +32,37 @@ def _is_scenario(path: Path) -> bool:
 def check_command(args: argparse.Namespace) -> int:
     """``realtalk check``: print every problem (and warning), sorted by file and line, in
     one run; 1 when there is one, else 0."""
+    from ..agents import AgentSpec
     from ..localtools import load_graph
+    from ..runner import resolve_agent, scenario_for
     from ..scenariocheck import check_scenario
 
-    agent_paths: list[Path] = []
+    agent_paths: list[Path | AgentSpec] = []
     scenario_files: list[Path] = []
+    unresolved: list[ConfigError] = []
     for path in args.paths:
         if path.is_dir():
             agent_paths.append(path)
             scenario_files += sorted(p for p in path.iterdir() if _is_scenario(p))
         elif _is_scenario(path):
             scenario_files.append(path)
-        else:
+        elif path.exists():
             agent_paths.append(path)
+        else:  # an agent a plugin registers, by name (as realtalk run NAME finds it)
+            try:
+                found = resolve_agent(str(path), args.no_plugin)
+            except ConfigError as exc:
+                unresolved.append(exc)
+                continue
+            if isinstance(found, AgentSpec):
+                agent_paths.append(found)
+            else:
+                agent_paths.append(Path(found))
+                scenario_files += filter(None, [scenario_for(Path(found))])
 
     tool_files = getattr(args, "tools", None) or []
     graph, plugins = load_graph(agent_paths, block=args.no_plugin, tool_files=tool_files)
-    errors: list[ConfigError | PluginError] = [*plugins.problems, *graph.problems]
+    errors: list[ConfigError | PluginError] = [*plugins.problems, *unresolved, *graph.problems]
     warnings = [_as_warning(w) for w in graph.warnings]
     for file in scenario_files:
         errors += check_scenario(file, graph, plugins.registry, block=args.no_plugin, tool_files=tool_files)

@@ -352,6 +352,11 @@ def _agent_path(source: AgentSource, directory: Path) -> Path | AgentSpec:
         path = directory / f"{data.get('name', 'agent')}.yaml"
         path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         return path
+    if isinstance(source, str) and not Path(source).exists():
+        from ..runner import resolve_agent  # an agent a plugin registers, by name
+
+        found = resolve_agent(source)
+        return Path(found) if isinstance(found, (str, Path)) else found
     if isinstance(source, (str, Path)):
         return Path(source)
     raise TypeError(f"an agent is a file, a directory, a mapping or a realtalk.Agent, not {type(source).__name__}")
