@@ -91,7 +91,8 @@ async def main():
     sink.feed("item_a", a.tobytes())
     sink.start()
     deadline = time.monotonic() + 10
-    while sink.tracker.played_ms("item_a") < 50 and time.monotonic() < deadline:
+    # The callback counts a block as played, then measures it: wait for both.
+    while (sink.tracker.played_ms("item_a") < 50 or sink.level == -100.0) and time.monotonic() < deadline:
         pass
     playing_level = sink.level
     dropped_ms = sink.interrupt()
