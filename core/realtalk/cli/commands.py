@@ -34,7 +34,6 @@ def check_command(args: argparse.Namespace) -> int:
     one run; 1 when there is one, else 0."""
     from ..agents import AgentSpec
     from ..localtools import load_graph
-    from ..runner import resolve_agent, scenario_for
     from ..scenariocheck import check_scenario
 
     agent_paths: list[Path | AgentSpec] = []
@@ -49,6 +48,8 @@ def check_command(args: argparse.Namespace) -> int:
         elif path.exists():
             agent_paths.append(path)
         else:  # an agent a plugin registers, by name (as realtalk run NAME finds it)
+            from ..runner import resolve_agent, scenario_for  # only here: it loads the runtime
+
             try:
                 found = resolve_agent(str(path), args.no_plugin)
             except ConfigError as exc:
