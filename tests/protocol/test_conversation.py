@@ -5,7 +5,14 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from realtalk.protocol.conversation import UNTRANSCRIBED, Conversation, bytes_per_ms
+from realtalk.protocol.conversation import (
+    HISTORY_MAX,
+    MAX_ITEMS,
+    MAX_RESPONSES,
+    UNTRANSCRIBED,
+    Conversation,
+    bytes_per_ms,
+)
 from realtalk.protocol.events import normalize_server_event
 
 
@@ -320,3 +327,39 @@ def test_an_assistant_item_cut_off_by_a_drop_is_left_out() -> None:
     feed(conv, {"type": "response.output_audio_transcript.done", "response_id": "r1",
                 "item_id": "a1", "transcript": "A long answer"})
     assert [e["item"]["role"] for e in conv.history_items()] == ["user", "assistant"]
+
+
+def output_item(iid: str, call_id: str, output: str) -> list[dict[str, Any]]:
+    item = {"id": iid, "type": "function_call_output", "call_id": call_id, "output": output}
+    return [{"type": "conversation.item.added", "item": item}, {"type": "conversation.item.done", "item": item}]
+
+
+def test_the_mirror_of_a_long_session_stays_bounded() -> None:
+    conv = Conversation()
+    turns = 3 * MAX_ITEMS
+    for n in range(turns):
+        feed(conv, *user_text(f"u{n}", f"question {n}"))
+        if n == turns - HISTORY_MAX // 2 - 1:  # a call whose output lands in the re-seeded window
+            feed(conv, *call_turn(f"rc{n}", f"fc{n}", f"call_{n}", "get_time", '{"tz":"UTC"}'))
+            conv.on_client_event({"type": "conversation.item.create", "item": {
+                "type": "function_call_output", "call_id": f"call_{n}", "output": "12:00"}})
+            feed(conv, *output_item(f"out{n}", f"call_{n}", "12:00"))
+        feed(conv, *assistant_audio_turn(f"r{n}", f"a{n}", f"answer {n}", 480))
+    assert len(conv.items) == len(conv.order) == MAX_ITEMS
+    assert conv.order[-1] == f"a{turns - 1}" and f"u{turns - 1}" in conv.items
+    assert len(conv.responses) <= MAX_RESPONSES and len(conv.usage) <= MAX_RESPONSES
+    assert len(conv.calls) <= 1
+    history = conv.history_items()
+    assert len(history) == HISTORY_MAX
+    assert history[-1]["item"]["content"] == [{"type": "output_text", "text": f"answer {turns - 1}"}]
+
+
+def test_an_output_whose_call_is_older_than_the_reseeded_window_is_left_out() -> None:
+    conv = Conversation()
+    feed(conv, *call_turn("rc", "fc", "call_old", "get_time", "{}"))
+    feed(conv, *output_item("out", "call_old", "12:00"))
+    for n in range(HISTORY_MAX - 1):  # the window: the output and these; its call is out
+        feed(conv, *user_text(f"u{n}", f"question {n}"))
+    kinds = [e["item"]["type"] for e in conv.history_items()]
+    assert "function_call_output" not in kinds and "function_call" not in kinds
+    assert len(kinds) == HISTORY_MAX - 1

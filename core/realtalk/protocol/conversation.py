@@ -24,6 +24,9 @@ from realtalk.protocol import vocab
 from realtalk.protocol.events import audio_byte_length
 
 __all__ = [
+    "HISTORY_MAX",
+    "MAX_ITEMS",
+    "MAX_RESPONSES",
     "UNTRANSCRIBED",
     "Conversation",
     "FunctionCall",
@@ -138,8 +141,22 @@ class Item:
     placed: bool = field(default=False, repr=False)  # position came from previous_item_id
 
 
+MAX_ITEMS = 512
+"""Items the mirror keeps (the newest): a session's memory stays bounded however long it
+runs. The model's own context window holds far fewer."""
+
+MAX_RESPONSES = 64
+"""Finished responses (and their usage) kept; the active one is never dropped."""
+
+HISTORY_MAX = 256
+"""Items a reconnect re-seeds at most (the newest), well under :data:`MAX_ITEMS`."""
+
+
 class Conversation:
     """Client-side mirror of one Realtime conversation (one session).
+
+    It keeps the newest :data:`MAX_ITEMS` items and :data:`MAX_RESPONSES` finished
+    responses, so its memory is bounded whatever the session's length.
 
     Args:
         output_format: The assistant audio format until ``session.created``/``updated`` says
@@ -289,6 +306,17 @@ class Conversation:
             self._order.insert(self._order.index(prev) + 1, iid)
         else:
             self._order.append(iid)
+        if len(self._order) > MAX_ITEMS:
+            self._forget(self._order[0])
+
+    def _forget(self, iid: str) -> None:
+        """Drop the oldest item (and its call, once answered) from the mirror."""
+        del self._order[0]
+        item = self.items.pop(iid, None)
+        cid = item.raw.get("call_id") if item is not None else None
+        call = self.calls.get(cid) if isinstance(cid, str) else None
+        if call is not None and (call.output_sent or item is not None and item.type == "function_call_output"):
+            del self.calls[call.call_id]
 
     def _track_call(self, raw: dict[str, Any], response_id: str | None) -> FunctionCall | None:
         cid = raw.get("call_id")
@@ -360,6 +388,10 @@ class Conversation:
                 self._track_call(out, rid)
         if self.active_response_id == rid:
             self.active_response_id = None
+        if len(self.responses) > MAX_RESPONSES:
+            for old in [r for r in self.responses if r != self.active_response_id][: len(self.responses) - MAX_RESPONSES]:
+                del self.responses[old]
+            del self.usage[:-MAX_RESPONSES]
 
     def _on_args_delta(self, event: dict[str, Any]) -> None:
         cid = event.get("call_id")
@@ -539,7 +571,7 @@ class Conversation:
     def history_items(self) -> list[dict[str, Any]]:
         """Return ``conversation.item.create`` events that re-seed a new session.
 
-        In conversation order: user messages (text, or the transcript of their audio;
+        The newest :data:`HISTORY_MAX` items, in conversation order: user messages (text, or the transcript of their audio;
         images kept), system messages, assistant messages as ``output_text`` (audio
         transcript cut to the heard part when the item was truncated), function calls with
         complete arguments, and their outputs (also outputs we sent that the server never
@@ -556,8 +588,12 @@ class Conversation:
             for it in self.items.values()
             if it.type == "function_call_output"
         }
-        for iid in self._order:
+        newest = self._order[-HISTORY_MAX:]
+        kept_calls = {self.items[i].raw.get("call_id") for i in newest if self.items[i].type == "function_call"}
+        for iid in newest:
             item = self.items[iid]
+            if item.type == "function_call_output" and item.raw.get("call_id") not in kept_calls:
+                continue  # its call is older than what is re-seeded: an output of nothing
             built = self._history_item(item)
             if built is None:
                 continue
