@@ -799,7 +799,9 @@ def load_agents(paths: Iterable[str | Path | AgentSpec], registry: ToolRegistry 
 def _tool_files_named(file: Path) -> list[Path]:
     """The ``tool_files:`` of an agent file, read leniently (its problems come later)."""
     try:
-        data = load_yaml(file, read_text(file)).data
+        text = read_text(file)
+        known = _VALID_DOCS.get((file, text))  # parsed and checked before: no YAML parse again
+        data = known.data if known is not None else load_yaml(file, text).data
     except ConfigError:
         return []
     entries = data.get("tool_files") if isinstance(data, dict) else None
