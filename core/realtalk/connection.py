@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -206,8 +205,8 @@ class RealtimeConnection:
         """
         try:
             data = codec.dumps(event)
-        except TypeError:  # a key that is not a string, an integer over 64 bits...
-            data = _dumps_stdlib(event)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise TypeError(f"cannot send {event.get('type')!r}: a value in it is not JSON ({exc})") from None
         try:
             await self._ws.send(data, text=True)
         except WsConnectionClosed as exc:
@@ -231,10 +230,7 @@ class RealtimeConnection:
                 raw = await self._ws.recv(decode=False)  # UTF-8 is checked by the parser
             except WsConnectionClosed as exc:
                 raise self._closed_error(exc) from None
-            try:
-                event = codec.loads(raw)
-            except codec.DecodeError:
-                event = _decode_stdlib(raw)
+            event = codec.loads_lenient(raw)
             if type(event) is not dict:
                 log.warning("ignoring a frame that is not a JSON object (%d bytes)", len(raw))
                 continue
@@ -342,25 +338,6 @@ def _bytes(n: int) -> str:
     if n >= 1024 * 1024:
         return f"{n / (1024 * 1024):.1f} MiB ({n} bytes)"
     return f"{n} bytes"
-
-
-def _decode_stdlib(raw: bytes) -> Any:
-    """Parse what orjson refused as the stdlib does (NaN, a lone surrogate escape), or None
-    (not JSON, not UTF-8, nested too deep)."""
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
-        return None
-
-
-def _dumps_stdlib(event: dict[str, Any]) -> bytes:
-    """Encode what orjson refuses as the stdlib does (integer keys become strings)."""
-    try:
-        return json.dumps(event, separators=(",", ":")).encode()
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise TypeError(
-            f"cannot send {event.get('type')!r}: a value in it is not JSON ({exc})"
-        ) from None
 
 
 def _fatal_close(

@@ -26,7 +26,6 @@ recorder in the first place.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Iterable
@@ -168,10 +167,7 @@ class Recorder:
             "event": scrub_event(event, record_audio=self.record_audio, secrets=self._secrets,
                                  max_chars=self.max_chars),
         }
-        try:
-            data = codec.dumps(line)
-        except TypeError:  # what orjson refuses; escaped to ASCII, so a lone surrogate fits too
-            data = json.dumps(line, separators=(",", ":")).encode()
+        data = codec.dumps(line)
         self._file.write(data + b"\n")
         self._file.flush()
         self.count += 1

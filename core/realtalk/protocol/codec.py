@@ -19,12 +19,13 @@ base64 encode      10.2 µs     0.8 µs (``pybase64``)
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
 import pybase64
 
-__all__ = ["DecodeError", "b64decode", "b64encode", "dumps", "loads"]
+__all__ = ["DecodeError", "b64decode", "b64encode", "dumps", "loads", "loads_lenient"]
 
 #: Raised by :func:`loads` for text that is not JSON (a subclass of ``ValueError``).
 DecodeError = orjson.JSONDecodeError
@@ -38,11 +39,31 @@ def loads(data: str | bytes) -> Any:
 def dumps(value: Any) -> bytes:
     """Compact JSON as UTF-8 bytes (non-ASCII kept as is; NaN and infinity become null).
 
+    A value orjson refuses (an object key that is not a string, an integer over 64 bits,
+    a lone surrogate) is encoded as the stdlib's ``json.dumps`` encodes it: integer keys
+    become strings, non-ASCII is escaped.
+
     Raises:
-        TypeError: A value JSON cannot hold (an object key that is not a string, an
-            integer over 64 bits, an object of a class it does not know).
+        TypeError, ValueError, RecursionError: Neither can encode it (an object of a
+            class JSON does not know, a cycle).
     """
-    return orjson.dumps(value)
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
+def loads_lenient(data: bytes) -> Any:
+    """:func:`loads`, then the stdlib for what orjson refuses (``NaN``, a lone surrogate
+    escape); None for what neither accepts (not JSON, not UTF-8, nested too deep)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
+        return None
 
 
 def b64encode(data: bytes | bytearray | memoryview) -> str:
