@@ -14,6 +14,7 @@ import struct
 import tracemalloc
 from typing import Any
 
+import orjson
 from realtalk.emulator import load_scenario
 from realtalk.emulator.protocol import MAX_KEPT_INPUT_AUDIO, Send, ServerProtocol
 from realtalk.emulator.state import ConnectionRecord, ScenarioProgress
@@ -43,7 +44,7 @@ class Session:
         for action in self.protocol.actions_to_send():
             assert isinstance(action, Send)
             self.record.add("server", action.event)
-            codec.dumps(action.event)  # every event the emulator sends encodes
+            orjson.dumps(action.event)  # every event the emulator sends encodes, on the fast path
             self.types.append(action.event["type"])
 
     def append(self, audio: str) -> None:
