@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import pstats
@@ -65,24 +64,13 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from benchkit import fmt, git, niced, ramp_steps  # beside this script
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SERVER = HERE / "concurrency_server.py"
 CLIENT = HERE / "concurrency_client.py"
 VARIANTS = ("floor", "floor-fast", "realtalk", "realtalk-instant")
-
-
-def ramp_steps(step: int, max_sessions: int) -> list[int]:
-    """``step``, 2*``step``... up to 6*``step``, then by 2*``step`` up to ``max_sessions``."""
-    steps, n = [], step
-    while n <= max_sessions:
-        steps.append(n)
-        n += step if n < 6 * step else 2 * step
-    return steps
-
-
-def niced(nice: int, cmd: list[str]) -> list[str]:
-    return ["nice", "-n", str(nice), *cmd] if nice else cmd
 
 
 def nice_autogroup(nice: int) -> str:
@@ -219,10 +207,6 @@ def run_client(
 # -- the report --------------------------------------------------------------------------
 
 
-def fmt(value: float, digits: int = 1) -> str:
-    return "-" if math.isnan(value) else f"{value:.{digits}f}"  # NaN: no data
-
-
 def mark(step: dict[str, Any], limit_ms: float) -> str:
     """A dagger where the server itself sent late: the machine, not the client, was short."""
     return " †" if step["server_late_ms"] > limit_ms else ""
@@ -312,19 +296,9 @@ def core_description(core: Path) -> str:
     if core.resolve() != (REPO / "core").resolve():
         return f"realtalk from {core}"
     try:
-        head = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--", "core"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split("\n")
-    except (OSError, subprocess.CalledProcessError):
+        head = git(REPO, "rev-parse", "--short", "HEAD", check=True).strip()
+        dirty = git(REPO, "status", "--porcelain", "--", "core", check=True).split("\n")
+    except (OSError, subprocess.SubprocessError):
         return "realtalk from the work tree's core/"
     changed = [line[3:] for line in dirty if line.strip()]
     note = f", with uncommitted changes in {', '.join(changed)}" if changed else ""

@@ -63,7 +63,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
-from benchkit import git_commit
+from benchkit import fmt, git_commit, niced, percentile, ramp_steps, rss_bytes, runq_seconds
 
 RATE = 24_000
 CHUNK_S = 0.1
@@ -72,27 +72,6 @@ SPEECH_CHUNKS = 5  # half a second of "speech" per turn
 RESPEAK_S = 30.0  # no reply this long after speaking: speak again (counted as a miss)
 OPEN_CONCURRENCY = 16
 CHARS_PER_SECOND = 15  # the emulator's voice
-
-
-def ramp_steps(step: int, max_sessions: int) -> list[int]:
-    """``step``, 2*``step``... up to 6*``step``, then by 2*``step`` up to ``max_sessions``."""
-    steps, n = [], step
-    while n <= max_sessions:
-        steps.append(n)
-        n += step if n < 6 * step else 2 * step
-    return steps
-
-
-def niced(nice: int, cmd: list[str]) -> list[str]:
-    return ["nice", "-n", str(nice), *cmd] if nice else cmd
-
-
-def percentile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
-def fmt(value: float, digits: int = 1) -> str:
-    return "-" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 # -- the load client (``client`` mode) ----------------------------------------------------
@@ -288,12 +267,10 @@ class EmulatorProcess:
 
     def runq_seconds(self) -> float:
         """Time its main thread was runnable but waited for a CPU held by other processes."""
-        with open(f"/proc/{self.proc.pid}/schedstat") as f:
-            return int(f.read().split()[1]) / 1e9
+        return runq_seconds(self.proc.pid)
 
     def rss(self) -> int:
-        with open(f"/proc/{self.proc.pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        return rss_bytes(self.proc.pid)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)  # closes every session; cProfile writes its file

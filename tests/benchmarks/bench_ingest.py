@@ -113,43 +113,12 @@ def audio_chunk() -> bytes:
 
 
 def default_session() -> dict[str, Any]:
-    return {
-        "type": "realtime",
-        "object": "realtime.session",
-        "id": "sess_ingest0001",
-        "model": "gpt-realtime",
-        "output_modalities": ["audio"],
-        "instructions": "You are a helpful assistant.",
-        "tools": [],
-        "tool_choice": "auto",
-        "max_output_tokens": "inf",
-        "tracing": None,
-        "truncation": "auto",
-        "prompt": None,
-        "include": None,
-        "expires_at": int(time.time()) + 3600,
-        "audio": {
-            "input": {
-                "format": {"type": "audio/pcm", "rate": 24000},
-                "transcription": None,
-                "noise_reduction": None,
-                "turn_detection": {
-                    "type": "server_vad",
-                    "threshold": 0.5,
-                    "prefix_padding_ms": 300,
-                    "silence_duration_ms": 200,
-                    "idle_timeout_ms": None,
-                    "create_response": True,
-                    "interrupt_response": True,
-                },
-            },
-            "output": {
-                "format": {"type": "audio/pcm", "rate": 24000},
-                "voice": "alloy",
-                "speed": 1.0,
-            },
-        },
-    }
+    """The emulator's session of a new connection, with a fixed id and these instructions."""
+    from realtalk.emulator.config import default_session as emulator_session
+
+    session = emulator_session("gpt-realtime", int(time.time()) + 3600)
+    session.update(id="sess_ingest0001", instructions="You are a helpful assistant.")
+    return session
 
 
 def merge(into: dict[str, Any], update: dict[str, Any]) -> None:

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchkit import git_commit  # beside this script
+from benchkit import git_commit, percentile  # beside this script
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_HINT = (
@@ -125,11 +125,6 @@ def quiet_gc() -> None:
     happens to trigger it. Collections of what the runs allocate still happen."""
     gc.collect()
     gc.freeze()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def check_turns(record: Any, tools: ToolCounter, turns: int, warmup: int, phase: TurnPhase) -> None:
@@ -462,7 +457,7 @@ async def start_phase(runs: int, warmup: int, gap: float) -> list[StartPhase]:
 def row(name: str, values: list[float], cols: tuple[float, ...]) -> str:
     if not values:
         return f"| {name} | " + " | ".join("-" for _ in cols) + " |"
-    return f"| {name} | " + " | ".join(f"{percentile(values, q):.2f}" for q in cols) + " |"
+    return f"| {name} | " + " | ".join(f"{percentile(sorted(values), q):.2f}" for q in cols) + " |"
 
 
 def report_problems(

@@ -51,6 +51,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from benchkit import percentile, rss_bytes, runq_seconds  # beside this script
+
 REPO = Path(__file__).resolve().parents[2]
 CHUNK_S = 0.1
 SILENCE = bytes(4800)  # 100 ms of 24 kHz PCM16 mono
@@ -69,11 +71,6 @@ def emit(record: dict[str, Any]) -> None:
     print(json.dumps(record), flush=True)
 
 
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system
@@ -81,16 +78,7 @@ def cpu_seconds() -> float:
 
 def runq_wait_seconds() -> float:
     """Time the main thread spent runnable but not running (other processes had the CPU)."""
-    with open(f"/proc/self/task/{os.getpid()}/schedstat") as f:
-        return int(f.read().split()[1]) / 1e9
-
-
-def load_average() -> float:
-    return os.getloadavg()[0]
-
-
-def percentile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+    return runq_seconds(os.getpid())
 
 
 class Meter:
@@ -141,7 +129,7 @@ class Meter:
             "cpu_s": cpu1 - self._cpu0,
             "loop_cpu_pct": 100 * (loop1 - self._loop0) / (t1 - self._t0),
             "runq_wait_pct": 100 * (wait1 - self._wait0) / (t1 - self._t0),
-            "load": load_average(),
+            "load": os.getloadavg()[0],
             "gc_runs": sum(self.gc_runs),
             "gc_gen2": self.gc_runs[2],
             "gc_longest_ms": self.gc_longest * 1000,
@@ -169,6 +157,24 @@ class Paced:
                 due = now
             await self.send()
             due += CHUNK_S
+
+
+async def stream_paced(
+    read: Callable[[], Awaitable[None]],
+    send: Callable[[], Awaitable[None]],
+    opened: asyncio.Future[None],
+    go: asyncio.Event,
+    stop: asyncio.Event,
+) -> None:
+    """A floor session once set up: ``read`` in a task; say it is open; on ``go``, ``send``
+    every 100 ms until ``stop``."""
+    reader = asyncio.create_task(read())
+    opened.set_result(None)
+    await go.wait()
+    await Paced(send).run(stop)
+    reader.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reader
 
 
 # -- the two clients ---------------------------------------------------------------------
@@ -216,13 +222,7 @@ async def floor_session(
                 )
             )
 
-        reader = asyncio.create_task(read())
-        opened.set_result(None)
-        await go.wait()
-        await Paced(send).run(stop)
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        await stream_paced(read, send, opened, go, stop)
 
 
 async def floor_fast_session(
@@ -262,13 +262,7 @@ async def floor_fast_session(
                 orjson.dumps({"type": "input_audio_buffer.append", "audio": audio}), text=True
             )
 
-        reader = asyncio.create_task(read())
-        opened.set_result(None)
-        await go.wait()
-        await Paced(send).run(stop)
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        await stream_paced(read, send, opened, go, stop)
 
 
 def realtalk_session_factory(agent: Path, *, realtime: bool) -> Any:
