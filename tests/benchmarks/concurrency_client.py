@@ -47,7 +47,7 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +160,7 @@ class Paced:
 
 
 async def stream_paced(
-    read: Callable[[], Awaitable[None]],
+    read: Callable[[], Coroutine[Any, Any, None]],
     send: Callable[[], Awaitable[None]],
     opened: asyncio.Future[None],
     go: asyncio.Event,
