@@ -8,9 +8,12 @@ skips, so CI can never go green by skipping.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 
@@ -19,18 +22,75 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+def _missing(what: str) -> NoReturn:
+    """A missing test dependency: fail under CI, skip elsewhere."""
+    if _in_ci():
+        pytest.fail(f"missing test dependency under CI=true: {what}")
+    pytest.skip(f"missing test dependency: {what}")
+
+
 @pytest.fixture
 def require() -> Callable[[bool, str], None]:
     """Return ``require(ok, what)``: fail under CI, skip elsewhere, when ``ok`` is false."""
 
     def check(ok: bool, what: str) -> None:
-        if ok:
-            return
-        if _in_ci():
-            pytest.fail(f"missing test dependency under CI=true: {what}")
-        pytest.skip(f"missing test dependency: {what}")
+        if not ok:
+            _missing(what)
 
     return check
+
+
+def _user_message(text: str) -> dict[str, Any]:
+    return {
+        "type": "conversation.item.create",
+        "item": {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        },
+    }
+
+
+@pytest.fixture(scope="session")
+def user_message() -> Callable[[str], dict[str, Any]]:
+    """Return ``user_message(text)``: the client event that adds a user text message (no
+    ``response.create``), as the emulator's tests send it over the wire."""
+    return _user_message
+
+
+class VenvKit:
+    """Setting up a fresh virtual environment, shared by ``test_packaging`` and
+    ``cli/test_install`` (each keeps its own venv: what they install differs)."""
+
+    @staticmethod
+    def environment() -> dict[str, str]:
+        """This environment, minus what would let the fresh venv see the source tree."""
+        drop = {"PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "REALTALK_PLUGINS"}
+        return {key: value for key, value in os.environ.items() if key not in drop}
+
+    @staticmethod
+    def create(root: Path, *, pip: bool, timeout: float) -> None:
+        """``python -m venv root``, with its own pip or ``--without-pip``."""
+        options = [] if pip else ["--without-pip"]
+        subprocess.run([sys.executable, "-m", "venv", *options, str(root)], check=True,
+                       timeout=timeout)
+
+    @staticmethod
+    def index_step(what: str, command: Sequence[str], *, timeout: float,
+                   **run: Any) -> None:
+        """A step that needs the package index: its failure fails under CI, skips elsewhere.
+        ``run``: more arguments of ``subprocess.run`` (``cwd``, ``env``)."""
+        result = subprocess.run(list(command), capture_output=True, text=True, timeout=timeout,
+                                check=False, **run)
+        if result.returncode != 0:
+            detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            _missing(f"cannot {what} from the configured package index: {detail}")
+
+
+@pytest.fixture(scope="session")
+def venvkit() -> VenvKit:
+    """The set-up of a fresh virtual environment (see ``VenvKit``)."""
+    return VenvKit()
 
 
 class PluginFactory:

@@ -14,13 +14,13 @@ dependencies fails; elsewhere it skips.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,16 +31,6 @@ SETUP_TIMEOUT_S = 600
 STEP_TIMEOUT_S = 300
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def _clean_environment() -> dict[str, str]:
-    """This environment, minus what would let the fresh venv see the source tree."""
-    drop = {"PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "REALTALK_PLUGINS"}
-    return {key: value for key, value in os.environ.items() if key not in drop}
-
-
 @dataclass
 class Venv:
     """A fresh virtual environment and the distributions built for it."""
@@ -48,6 +38,7 @@ class Venv:
     root: Path
     dist: Path  # the sdists and wheels built here (wheels/: every wheel)
     scratch: Path  # an empty working directory: nothing importable from the current one
+    environment: dict[str, str]  # of every command: nothing that would show the source tree
 
     @property
     def python(self) -> str:
@@ -64,7 +55,7 @@ class Venv:
 
     def run(self, command: Sequence[str], *, cwd: Path | None = None,
             timeout: float = STEP_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(list(command), cwd=cwd or self.scratch, env=_clean_environment(),
+        return subprocess.run(list(command), cwd=cwd or self.scratch, env=self.environment,
                               capture_output=True, text=True, timeout=timeout, check=False)
 
     def must(self, command: Sequence[str], *, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -83,31 +74,21 @@ class Venv:
         return sdist, wheel
 
 
-def _setup_step(venv: Venv, what: str, command: Sequence[str]) -> None:
-    """A step that needs the package index: its failure fails under CI, skips elsewhere."""
-    result = venv.run(command, timeout=SETUP_TIMEOUT_S)
-    if result.returncode != 0:
-        detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        message = f"cannot {what} from the configured package index: {detail}"
-        if _in_ci():
-            pytest.fail(f"missing test dependency under CI=true: {message}")
-        pytest.skip(f"missing test dependency: {message}")
-
-
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
+def venv(tmp_path_factory: pytest.TempPathFactory, venvkit: Any) -> Venv:
     """A fresh venv (without pip: this pip installs into it) with the build tools, pytest
     and the core's dependencies, from the configured package index."""
     import tomllib
 
     base = tmp_path_factory.mktemp("packaging")
-    venv = Venv(root=base / "venv", dist=base / "dist", scratch=base / "scratch")
+    venv = Venv(root=base / "venv", dist=base / "dist", scratch=base / "scratch",
+                environment=venvkit.environment())
     venv.scratch.mkdir()
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv.root)], check=True,
-                   timeout=SETUP_TIMEOUT_S)
+    venvkit.create(venv.root, pip=False, timeout=SETUP_TIMEOUT_S)
     dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    _setup_step(venv, "install the build tools, pytest and the core's dependencies",
-                [*venv.pip, "install", "-q", "--no-compile", *TOOLING, *dependencies])
+    venvkit.index_step("install the build tools, pytest and the core's dependencies",
+                       [*venv.pip, "install", "-q", "--no-compile", *TOOLING, *dependencies],
+                       timeout=SETUP_TIMEOUT_S, cwd=venv.scratch, env=venv.environment)
     return venv
 
 

@@ -10,8 +10,9 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from realtalk.cli.emulator import add_arguments, run
@@ -92,7 +93,9 @@ def test_bad_values_are_one_usage_line(argv: list[str]) -> None:
 
 
 @pytest.mark.parametrize(("stop", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_serves_until_ctrl_c(stop: signal.Signals, exit_code: int) -> None:
+def test_serves_until_ctrl_c(
+    stop: signal.Signals, exit_code: int, user_message: Callable[[str], dict[str, Any]]
+) -> None:
     scenario = Path(__file__).parents[2] / "agents" / "concierge.scenario.yaml"
     code = (
         "import sys; from argparse import ArgumentParser; "
@@ -122,20 +125,7 @@ def test_serves_until_ctrl_c(stop: signal.Signals, exit_code: int) -> None:
         async def talk() -> list[str]:
             headers = {"Authorization": "Bearer env-key-42"}
             async with connect(url + "?model=gpt-realtime", additional_headers=headers) as ws:
-                await ws.send(
-                    json.dumps(
-                        {
-                            "type": "conversation.item.create",
-                            "item": {
-                                "type": "message",
-                                "role": "user",
-                                "content": [
-                                    {"type": "input_text", "text": "What time is it in Tokyo?"}
-                                ],
-                            },
-                        }
-                    )
-                )
+                await ws.send(json.dumps(user_message("What time is it in Tokyo?")))
                 await ws.send(json.dumps({"type": "response.create"}))
                 seen: list[str] = []
                 while not seen or seen[-1] != "response.done":

@@ -58,8 +58,9 @@ async def emu(make_emulator: Callable[..., Awaitable[Emulator]]) -> Emulator:
 class Client:
     """A thin JSON client over a real loopback WebSocket, for tests."""
 
-    def __init__(self, ws: ClientConnection) -> None:
+    def __init__(self, ws: ClientConnection, user_message: Callable[[str], dict[str, Any]]) -> None:
         self.ws = ws
+        self.user_message = user_message
         self.received: list[dict[str, Any]] = []
 
     async def send(self, event: dict[str, Any]) -> None:
@@ -83,16 +84,7 @@ class Client:
 
     async def user_text(self, text: str) -> None:
         """Send a user text message item (no response.create)."""
-        await self.send(
-            {
-                "type": "conversation.item.create",
-                "item": {
-                    "type": "message",
-                    "role": "user",
-                    "content": [{"type": "input_text", "text": text}],
-                },
-            }
-        )
+        await self.send(self.user_message(text))
 
     async def turn(self, text: str) -> list[dict[str, Any]]:
         """Send a user text item and response.create; return events through rate_limits."""
@@ -102,7 +94,7 @@ class Client:
 
 
 @pytest.fixture
-def open_client() -> Callable[..., Any]:
+def open_client(user_message: Callable[[str], dict[str, Any]]) -> Callable[..., Any]:
     """``async with open_client(emu) as client:`` past session.created."""
     from contextlib import asynccontextmanager
 
@@ -114,7 +106,7 @@ def open_client() -> Callable[..., Any]:
         # server's close frame (websockets pauses reading above max_queue frames).
         kwargs.setdefault("max_queue", None)
         async with connect(emu.url + query, **kwargs) as ws:
-            client = Client(ws)
+            client = Client(ws, user_message)
             first = await client.recv()
             assert first["type"] == "session.created"
             yield client

@@ -48,24 +48,13 @@ async def test_refuse_with_429_then_accept(make_emulator: Any) -> None:
     assert len(emu.connections) == 1
 
 
-async def test_drop_after_events(make_emulator: Any) -> None:
+async def test_drop_after_events(make_emulator: Any, user_message: Any) -> None:
     emu = await make_emulator(
         {"turns": [{"user": "hi", "reply": "Hello there, friend."}]}, drop_after_events=5
     )
     received = []
     async with connect(emu.url + "?model=gpt-realtime") as ws:
-        await ws.send(
-            json.dumps(
-                {
-                    "type": "conversation.item.create",
-                    "item": {
-                        "type": "message",
-                        "role": "user",
-                        "content": [{"type": "input_text", "text": "hi"}],
-                    },
-                }
-            )
-        )
+        await ws.send(json.dumps(user_message("hi")))
         await ws.send(json.dumps({"type": "response.create"}))
         with pytest.raises(ConnectionClosedError) as info:
             while True:
@@ -99,7 +88,9 @@ async def test_latency(make_emulator: Any, open_client: Any) -> None:
         assert time.monotonic() - start < elapsed  # the same exchange, without the delay
 
 
-async def test_drop_hits_one_connection_then_reconnect_continues(make_emulator: Any) -> None:
+async def test_drop_hits_one_connection_then_reconnect_continues(
+    make_emulator: Any, user_message: Any
+) -> None:
     emu = await make_emulator(
         {"turns": [{"user": "hi", "reply": "one"}, {"user": "hi", "reply": "two"}]},
         drop_after_events=6,
@@ -116,18 +107,7 @@ async def test_drop_hits_one_connection_then_reconnect_continues(make_emulator: 
                         }
                     )
                 )
-                await ws.send(
-                    json.dumps(
-                        {
-                            "type": "conversation.item.create",
-                            "item": {
-                                "type": "message",
-                                "role": "user",
-                                "content": [{"type": "input_text", "text": "hi"}],
-                            },
-                        }
-                    )
-                )
+                await ws.send(json.dumps(user_message("hi")))
                 await ws.send(json.dumps({"type": "response.create"}))
                 while True:
                     event = json.loads(await ws.recv())

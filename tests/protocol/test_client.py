@@ -471,6 +471,18 @@ def ask(client: Client, text: str) -> dict[str, Any]:
     return client.server.active
 
 
+def two_calls_running(text: str) -> tuple[Client, str, str]:
+    """A live client whose response to ``text`` made a weather and a time_now call, both
+    still running; returns the client and the two call ids."""
+    client = live_client()
+    ask(client, text)
+    first = client.server.call("weather")
+    second = client.server.call("time_now", "{}")
+    client.server.finish()
+    client.deliver()
+    return client, first, second
+
+
 # -- handoffs -----------------------------------------------------------------------------
 
 
@@ -539,12 +551,7 @@ def test_voice_reconnect_seeds_the_handoff_output_and_greets_once_live() -> None
 
 
 def test_turn_ends_only_when_nothing_is_active_owed_in_flight_or_running() -> None:
-    client = live_client()
-    ask(client, "weather and time please")
-    first = client.server.call("weather")
-    second = client.server.call("time_now", "{}")
-    client.server.finish()
-    client.deliver()
+    client, first, second = two_calls_running("weather and time please")
     assert not client.p.finished and client.p.busy  # two calls run
     client.finish_tool(second)
     assert not client.p.finished  # one still runs
@@ -669,12 +676,7 @@ def test_an_unconfirmed_user_message_is_seeded_again() -> None:
 
 
 def test_outputs_of_calls_still_running_get_one_follow_up_after_all_of_them() -> None:
-    client = live_client()
-    ask(client, "weather and time")
-    first = client.server.call("weather")
-    second = client.server.call("time_now", "{}")
-    client.server.finish()
-    client.deliver()
+    client, first, second = two_calls_running("weather and time")
     client.connect(client.drop())
     new = client.server
     assert creates_on(new) == []
@@ -692,12 +694,7 @@ def test_outputs_of_calls_still_running_get_one_follow_up_after_all_of_them() ->
 
 
 def test_outputs_sent_while_offline_get_one_follow_up() -> None:
-    client = live_client()
-    ask(client, "weather and time")
-    first = client.server.call("weather")
-    second = client.server.call("time_now", "{}")
-    client.server.finish()
-    client.deliver()
+    client, first, second = two_calls_running("weather and time")
     history = client.drop()
     client.finish_tool(first)  # held: no connection is live
     client.connect(history)
