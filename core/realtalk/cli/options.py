@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from ..exceptions import ConfigError
@@ -28,48 +29,38 @@ __all__ = [
 ]
 
 
+_N = TypeVar("_N", int, float)
+
+
+def _number(text: str, parse: Callable[[str], _N], ok: Callable[[_N], bool], what: str) -> _N:
+    """``parse(text)`` if it parses and ``ok`` accepts it; otherwise "must be ``what``"."""
+    try:
+        value: _N | None = parse(text)
+    except ValueError:
+        value = None
+    if value is None or not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}")
+    return value
+
+
 def positive_seconds(text: str) -> float:
     """A finite number of seconds above zero."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text!r}")
-    return value
+    return _number(text, float, lambda v: math.isfinite(v) and v > 0, "a number of seconds above 0")
 
 
 def non_negative_number(text: str) -> float:
     """A finite number, 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a number of 0 or more, not {text!r}")
-    return value
+    return _number(text, float, lambda v: math.isfinite(v) and v >= 0, "a number of 0 or more")
 
 
 def non_negative_int(text: str) -> int:
     """A whole number, 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number of 0 or more, not {text!r}")
-    return value
+    return _number(text, int, lambda v: v >= 0, "a whole number of 0 or more")
 
 
 def port_number(text: str) -> int:
     """A TCP port, 0 to 65535 (0: any free port)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, not {text!r}")
-    return value
+    return _number(text, int, lambda v: 0 <= v <= 65535, "a port number from 0 to 65535")
 
 
 def websocket_url(text: str) -> str:
