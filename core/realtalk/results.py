@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar, TypeAlias, get_args
 
 __all__ = [
     "ApprovalRequest",
@@ -290,12 +290,7 @@ SessionEvent: TypeAlias = (
 )
 """Something that happened in a session, for consoles, logs and applications."""
 
-_KINDS: dict[str, type[_Event]] = {
-    cls.type: cls
-    for cls in (Connected, Reconnected, UserText, UserTranscript, AssistantDelta, AssistantDone,
-                ToolStarted, ToolFinished, HandoffDone, TurnDone, Interrupted, SessionWarning,
-                ErrorEvent)
-}
+_KINDS: dict[str, type[_Event]] = {cls.type: cls for cls in get_args(SessionEvent)}
 # Each kind's field names, in order, looked up once (an event per transcript delta).
 _NAMES: dict[str, tuple[str, ...]] = {kind: tuple(f.name for f in fields(cls)) for kind, cls in _KINDS.items()}
 _NAME_SETS: dict[str, frozenset[str]] = {kind: frozenset(names) for kind, names in _NAMES.items()}
