@@ -387,10 +387,6 @@ class ServerProtocol:
     def _input_format(self) -> AudioFormat:
         return audio_format(self.session["audio"]["input"]["format"])
 
-    @property
-    def _output_format(self) -> AudioFormat:
-        return audio_format(self.session["audio"]["output"]["format"])
-
     # -- input audio ---------------------------------------------------------------------
 
     def _on_input_audio_buffer_append(self, event: dict[str, Any]) -> None:
