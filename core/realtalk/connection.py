@@ -38,7 +38,6 @@ one neither can encode raises a ``TypeError`` naming the event.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ from realtalk.profiles import (
     AZURE_PREVIEW_API_VERSION,
     Backoff,
     ConnectionProfile,
+    is_loopback_host,
     redact_url,
     url_secrets,
 )
@@ -324,16 +324,6 @@ class RealtimeConnection:
         )
 
 
-def _is_loopback(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _bytes(n: int) -> str:
     if n >= 1024 * 1024:
         return f"{n / (1024 * 1024):.1f} MiB ({n} bytes)"
@@ -412,7 +402,7 @@ async def connect(
         ConnectionFailed: Every attempt failed for a retryable reason.
     """
     delays = backoff or Backoff()
-    if proxy is True and _is_loopback(profile.ws_url):
+    if proxy is True and is_loopback_host(urlsplit(profile.ws_url).hostname or ""):
         proxy = None  # a local emulator or gateway: no proxy lookup per connection
     attempts = retries + 1
     last = "no attempt made"

@@ -10,6 +10,7 @@ query values such as ``api-key``, ``token``, ``sig``) are shown as ``***``
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import random
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ __all__ = [
     "OPENAI_URL",
     "Backoff",
     "ConnectionProfile",
+    "is_loopback_host",
     "redact_url",
     "url_secrets",
 ]
@@ -41,6 +43,16 @@ __all__ = [
 OPENAI_URL = "wss://api.openai.com/v1/realtime"
 AZURE_PREVIEW_API_VERSION = "2025-04-01-preview"
 """``api-version`` used for Azure's preview (beta-protocol) endpoint."""
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address (``127.0.0.0/8``, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # -- backoff ------------------------------------------------------------------------------------

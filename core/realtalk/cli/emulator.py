@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import contextlib
 import errno
-import ipaddress
 import os
 import signal
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..exceptions import ScenarioError
+from ..profiles import is_loopback_host
 from . import EXIT_INTERRUPTED, EXIT_TERMINATED
 from .options import non_negative_int, non_negative_number, port_number, positive_seconds
 
@@ -99,15 +99,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 async def _serve(emulator: Emulator) -> int:
     await emulator.start()
     print(f"realtalk emulator listening on {emulator.url}", flush=True)
@@ -163,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(f"realtalk emulator: {exc}", file=sys.stderr)
         return 1
-    if not _is_loopback(args.host) and not api_key:
+    if not is_loopback_host(args.host) and not api_key:
         print(
             f"realtalk emulator: warning: listening on {args.host} without --api-key or"
             f" {API_KEY_VARIABLE}; anyone who can reach this address can use it",
