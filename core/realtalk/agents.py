@@ -520,6 +520,8 @@ def Agent(  # a constructor to its users: realtalk.Agent(name=..., ...)
         "truncation": dict(truncation) if isinstance(truncation, Mapping) else truncation,
         "tool_choice": tool_choice,
     }.items() if v is not None}
+    from .typedtools import tool_name  # here: nothing else of an agent file needs it
+
     functions: list[Callable[..., Any]] = []
     tool_entries: list[Any] = []
     entry: Any
@@ -532,7 +534,7 @@ def Agent(  # a constructor to its users: realtalk.Agent(name=..., ...)
             tool_entries.append(dict(entry))
         elif callable(entry) and not isinstance(entry, str):
             functions.append(entry)
-            tool_entries.append(_function_tool_name(entry))
+            tool_entries.append(tool_name(entry))
         else:
             tool_entries.append(entry)
     targets: dict[str, AgentSpec] = {}
@@ -571,14 +573,6 @@ def Agent(  # a constructor to its users: realtalk.Agent(name=..., ...)
         handoffs=tuple(replace(h, line=None, target=targets.get(h.agent)) for h in spec.handoffs),
         tools=tuple(replace(t, line=None) for t in spec.tools),
     )
-
-
-def _function_tool_name(function: Callable[..., Any]) -> str:
-    """The name a typed tool function registers under (``@realtalk.tool(name=...)`` or its own)."""
-    from .typedtools import MARK
-
-    options = getattr(function, MARK, None)
-    return getattr(options, "name", None) or str(getattr(function, "__name__", ""))
 
 
 # Agent files that passed their checks, by path and exact text: a process that opens many

@@ -47,7 +47,7 @@ from .yamlfile import json_path
 if TYPE_CHECKING:
     from .plugins import Registrar
 
-__all__ = ["FunctionTools", "ToolOptions", "is_typed_tool", "tool", "typed_tool"]
+__all__ = ["FunctionTools", "ToolOptions", "is_typed_tool", "tool", "tool_name", "typed_tool"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 MARK = "__realtalk_tool__"
@@ -122,6 +122,12 @@ def is_typed_tool(value: object) -> bool:
     return isinstance(getattr(value, MARK, None), ToolOptions)
 
 
+def tool_name(fn: Callable[..., Any]) -> str:
+    """The name ``fn`` registers under: ``@realtalk.tool(name=...)``, else its own."""
+    options = getattr(fn, MARK, None)
+    return getattr(options, "name", None) or str(getattr(fn, "__name__", ""))
+
+
 def typed_tool(fn: Callable[..., Any], *, plugin: str, plugin_version: str = "") -> Tool:
     """The Tool for ``fn`` (marked with :func:`tool`, or a plain typed function: defaults).
 
@@ -133,7 +139,7 @@ def typed_tool(fn: Callable[..., Any], *, plugin: str, plugin_version: str = "")
     options = getattr(fn, MARK, None)
     if not isinstance(options, ToolOptions):
         options = ToolOptions()
-    name = options.name or str(getattr(fn, "__name__", ""))
+    name = tool_name(fn)
     origin = f"{plugin} {plugin_version}".strip()
     where = where_defined(fn)
 
