@@ -42,6 +42,7 @@ from .exceptions import (
     SessionError,
 )
 from .protocol import client as p
+from .protocol import codec
 from .protocol.conversation import Conversation
 from .protocol.events import to_wire
 from .protocol.vocab import PCM
@@ -58,7 +59,7 @@ from .toolcalls import execute_call
 from .tools import ToolRegistry
 
 if TYPE_CHECKING:
-    from .audio.playback import OutputSink
+    from .audio.bridge import AudioOutput
     from .recorder import Recorder
 
 __all__ = ["ApprovalRequest", "Session", "SessionEvent", "ToolCallRecord", "TurnResult"]  # results re-exported
@@ -110,7 +111,7 @@ class Session:
         text_only: bool = False,
         approve: Approver | None = None,
         recorder: Recorder | None = None,
-        output: OutputSink | None = None,
+        output: AudioOutput | None = None,
         max_reconnects: int = 5,
         rotate_margin_s: float = 120.0,
         backoff_s: float = 0.5,
@@ -299,6 +300,13 @@ class Session:
         if not self._connected.is_set():  # (checked first: 10 appends a second need no waiter)
             await self._until(lambda: self._connected.is_set(), None)
         await self._run(self.protocol.audio_appended(self._audio.encode_input(pcm24k), len(pcm24k) / _PCM_BYTES_PER_MS))
+
+    async def append_wire_audio(self, data: bytes) -> None:
+        """Send input audio already in the session's wire format, unchanged (the G.711
+        bytes of a phone call when the agent's ``audio_format`` is ``audio/pcmu``)."""
+        if not self._connected.is_set():
+            await self._until(lambda: self._connected.is_set(), None)
+        await self._run(self.protocol.audio_appended(codec.b64encode(data), self._audio.wire_input_ms(data)))
 
     async def commit_audio(self) -> bool:
         """End a push-to-talk turn: commit the buffer and ask for a response.

@@ -10,13 +10,26 @@ actually played, from the sink's playback tracker (frames consumed, not wall-clo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..protocol import codec
 from ..protocol.vocab import audio_format as parse_format
 from .g711 import G711Decoder, G711Encoder, G711Law
-from .playback import OutputSink
+from .tracker import PlaybackTracker
 
-__all__ = ["AudioBridge", "Interruption"]
+__all__ = ["AudioBridge", "AudioOutput", "Interruption"]
+
+
+class AudioOutput(Protocol):
+    """What the bridge plays through: an :class:`~realtalk.audio.playback.OutputSink`
+    (24 kHz PCM16 in), or a :class:`~realtalk.audio.remote.RemoteSink`, which takes G.711
+    unchanged when its ``passthrough`` is true."""
+
+    tracker: PlaybackTracker
+
+    def feed(self, item_id: str, pcm24k: bytes) -> None: ...
+    def end_item(self, item_id: str) -> None: ...
+    def interrupt(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -42,7 +55,7 @@ class AudioBridge:
         audio_format: The session's GA format type (``audio/pcm``, ``audio/pcmu``, ``audio/pcma``).
     """
 
-    def __init__(self, output: OutputSink | None, audio_format: str = "audio/pcm") -> None:
+    def __init__(self, output: AudioOutput | None, audio_format: str = "audio/pcm") -> None:
         self.output = output
         self._playing: str | None = None
         self._interrupted: set[str] = set()
@@ -55,6 +68,9 @@ class AudioBridge:
             ValueError: ``audio_format`` is not a Realtime audio format.
         """
         fmt = parse_format(audio_format)
+        if getattr(self.output, "passthrough", False) and getattr(self.output, "audio_format", None) != fmt.name:
+            raise ValueError(f"this output takes {getattr(self.output, 'audio_format', None)} unchanged,"
+                             f" but the session's audio is {fmt.name}")
         self.audio_format = fmt.name
         law: G711Law | None = None
         if fmt.is_g711:
@@ -69,6 +85,10 @@ class AudioBridge:
         data = self._encoder.encode(pcm24k) if self._encoder is not None else pcm24k
         return codec.b64encode(data)
 
+    def wire_input_ms(self, data: bytes) -> float:
+        """Milliseconds of ``data`` in the wire format (G.711: 8 bytes per ms; PCM16: 48)."""
+        return len(data) / (8 if self._encoder is not None else 48)
+
     # -- output -----------------------------------------------------------------------
 
     def on_delta(self, item_id: str, delta_b64: str) -> None:
@@ -79,7 +99,7 @@ class AudioBridge:
         if self.output is None or item_id in self._interrupted:
             return
         data = codec.b64decode(delta_b64)
-        if self._decoder is not None:
+        if self._decoder is not None and not getattr(self.output, "passthrough", False):
             data = self._decoder.decode(data)
         self._playing = item_id
         self.output.feed(item_id, data)
