@@ -1,0 +1,287 @@
+"""Phone calls through Twilio Media Streams (realtalk.serve.twilio).
+
+The rules first, with plain strings and dicts: the webhook signature against Twilio's
+published vectors, the one-time stream token, and :class:`TwilioCall` (Twilio's messages
+in, actions out). Then whole calls end to end: a Twilio simulator (``twilio_sim.py``,
+following Twilio's documented message format) POSTs the signed webhook, follows the
+TwiML to the media stream of a real server, speaks espeak-ng speech as 8 kHz mu-law at
+real-time pace and plays what it receives on its own clock, echoing marks as Twilio does.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from realtalk.protocol import codec
+from realtalk.serve import twilio as tw
+from realtalk.serve.twilio import (
+    BadMessage,
+    Digit,
+    HangUp,
+    InputAudio,
+    Played,
+    StartCall,
+    Stopped,
+    StreamTokens,
+    TwilioCall,
+    signature,
+    signed_url,
+    verify_signature,
+)
+
+
+def _load_sim() -> Any:
+    """tests/serve/twilio_sim.py (tests are imported with --import-mode=importlib)."""
+    if "twilio_sim" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("twilio_sim", Path(__file__).with_name("twilio_sim.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["twilio_sim"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["twilio_sim"]
+
+
+# -- the webhook signature -----------------------------------------------------------------
+
+URL = "https://mycompany.com/myapp.php?foo=1&bar=2"
+
+
+def _params(number: str) -> dict[str, str]:
+    return {"CallSid": "CA1234567890ABCDE", "Caller": number, "Digits": "1234", "From": number,
+            "To": "+18005551212"}
+
+
+def test_signature_reproduces_twilios_documented_example() -> None:
+    # The worked example of Twilio's "Webhooks security" page (auth token 12345).
+    params = _params("+12349013030")
+    assert signature("12345", URL, params) == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+    assert verify_signature("12345", URL, params, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
+
+
+def test_signature_reproduces_twilios_library_vector() -> None:
+    # The vector of Twilio's helper libraries' RequestValidator tests: the same URL and
+    # fields with the number +14158675309. ("RSOYDt4T..." belongs to this number, not to
+    # the documentation page's +12349013030.)
+    params = _params("+14158675309")
+    assert signature("12345", URL, params) == "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+    assert verify_signature("12345", URL, params, "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+
+
+def test_signature_refuses_any_change() -> None:
+    params = _params("+14158675309")
+    good = "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+    assert not verify_signature("12346", URL, params, good)
+    assert not verify_signature("12345", URL + "&baz=3", params, good)
+    assert not verify_signature("12345", URL, {**params, "Digits": "9999"}, good)
+    assert not verify_signature("12345", URL, {**params, "Extra": ""}, good)
+    assert not verify_signature("12345", URL, params, good[:-2])
+    assert not verify_signature("12345", URL, params, "")
+
+
+def test_signature_accepts_the_url_with_or_without_its_default_port() -> None:
+    # As Twilio's libraries do: what Twilio signs depends on how the URL was written.
+    params = _params("+14158675309")
+    with_port = "https://mycompany.com:443/myapp.php?foo=1&bar=2"
+    assert verify_signature("12345", with_port, params, "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+    assert verify_signature("12345", URL, params, signature("12345", with_port, params))
+    other_port = "https://mycompany.com:8443/myapp.php?foo=1&bar=2"
+    assert not verify_signature("12345", other_port, params, "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+
+
+def test_signed_url_uses_the_public_url_behind_a_proxy() -> None:
+    inside = "http://10.0.0.5:8080/twilio/voice?agent=billing"
+    assert signed_url(inside, None) == inside
+    assert signed_url(inside, "https://voice.example.com") == "https://voice.example.com/twilio/voice?agent=billing"
+    assert signed_url(inside, "https://example.com/bot/") == "https://example.com/bot/twilio/voice?agent=billing"
+
+
+# -- the one-time stream token -------------------------------------------------------------
+
+
+def test_stream_token_is_for_one_call_one_agent_once_and_a_minute() -> None:
+    tokens = StreamTokens(b"auth-token")
+    token = tokens.mint("CA1", "concierge", now=1000.0)
+    assert tokens.spend(token, "CA2", "concierge", now=1001.0) == (
+        "the stream token was not made for this call and agent by this server")
+    assert tokens.spend(token, "CA1", "billing", now=1001.0) == (
+        "the stream token was not made for this call and agent by this server")
+    assert StreamTokens(b"other").spend(token, "CA1", "concierge", now=1001.0) == (
+        "the stream token was not made for this call and agent by this server")
+    assert tokens.spend(token, "CA1", "concierge", now=1001.0) is None
+    assert tokens.spend(token, "CA1", "concierge", now=1002.0) == "the stream token was already used"
+    late = tokens.mint("CA1", "concierge", now=1000.0)
+    assert tokens.spend(late, "CA1", "concierge", now=1075.0) == (
+        "the stream token expired 15 s ago (tokens last 60 s)")
+    assert tokens.spend("nonsense", "CA1", "concierge", now=1000.0) == "the stream token is malformed"
+
+
+def test_stream_tokens_remember_a_bounded_number() -> None:
+    tokens = StreamTokens(b"k", max_spent=3)
+    minted = [tokens.mint(f"CA{i}", "a", now=0.0) for i in range(5)]
+    assert [tokens.spend(t, f"CA{i}", "a", now=1.0) for i, t in enumerate(minted)] == [None] * 5
+    assert len(tokens._spent) == 3
+
+
+# -- TwilioCall: Twilio's messages in, actions out ------------------------------------------
+
+SID = "MZ0123456789abcdef"
+
+
+def _msg(event: str, **fields: Any) -> str:
+    return json.dumps({"event": event, **fields})
+
+
+def _start(agent: str | None = "concierge", token: str | None = "t", **fmt: Any) -> str:
+    params = {k: v for k, v in (("agent", agent), ("token", token)) if v is not None}
+    media_format = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1, **fmt}
+    return _msg("start", sequenceNumber="1", streamSid=SID, start={
+        "streamSid": SID, "accountSid": "AC1", "callSid": "CA1", "tracks": ["inbound"],
+        "customParameters": params, "mediaFormat": media_format})
+
+
+def _media(payload: str, **media: Any) -> str:
+    return _msg("media", sequenceNumber="3", streamSid=SID,
+                media={"track": "inbound", "chunk": "1", "timestamp": "5", "payload": payload, **media})
+
+
+def _mark(name: Any) -> str:
+    return _msg("mark", sequenceNumber="4", streamSid=SID, mark={"name": name})
+
+
+def _call(**options: Any) -> TwilioCall:
+    checked: list[tuple[str, str, str]] = []
+
+    def check(token: str, call_sid: str, agent: str) -> str | None:
+        checked.append((token, call_sid, agent))
+        return None if token == "t" else "the stream token is malformed"
+
+    call = TwilioCall(agents=["concierge", "billing"], default_agent="concierge", check_token=check, **options)
+    call.checked = checked  # type: ignore[attr-defined]
+    return call
+
+
+def _started(**options: Any) -> TwilioCall:
+    call = _call(**options)
+    assert call.receive(_msg("connected", protocol="Call", version="1.0.0")) == []
+    assert call.receive(_start()) == [StartCall("concierge", "CA1", SID)]
+    return call
+
+
+def test_call_start_media_dtmf_stop() -> None:
+    call = _call()
+    assert call.receive(_msg("connected", protocol="Call", version="1.0.0")) == []
+    assert call.receive(_start(agent="billing")) == [StartCall("billing", "CA1", SID)]
+    assert call.checked == [("t", "CA1", "billing")]  # type: ignore[attr-defined]
+    ulaw = bytes(range(160))
+    assert call.receive(_media(codec.b64encode(ulaw))) == [InputAudio(ulaw)]  # unchanged
+    assert call.receive(_msg("dtmf", streamSid=SID, sequenceNumber="5",
+                             dtmf={"track": "inbound_track", "digit": "7"})) == [Digit("7")]
+    stop = {"accountSid": "AC1", "callSid": "CA1"}
+    assert call.receive(_msg("stop", sequenceNumber="6", streamSid=SID, stop=stop)) == [Stopped()]
+    assert call.receive(_media(codec.b64encode(ulaw))) == []  # the call is over
+
+
+def test_call_without_an_agent_parameter_gets_the_default_agent() -> None:
+    call = _call()
+    assert call.receive(_start(agent=None)) == [StartCall("concierge", "CA1", SID)]
+
+
+def test_call_refuses_a_stream_without_a_good_token() -> None:
+    assert _call().receive(_start(token=None)) == [HangUp(
+        "stream refused: start.customParameters.token is missing (a stream must come from this"
+        " server's /twilio/voice answer)")]
+    assert _call().receive(_start(token="forged")) == [HangUp("stream refused: the stream token is malformed")]
+    refused = _call()
+    refused.receive(_start(token="forged"))
+    assert refused.receive(_media(codec.b64encode(b"\xff" * 160))) == []
+
+
+def test_call_refuses_other_audio_and_unknown_agents() -> None:
+    assert _call().receive(_start(encoding="audio/x-alaw")) == [HangUp(
+        "start.mediaFormat is ('audio/x-alaw', 8000, 1); only audio/x-mulaw 8000 Hz mono is supported")]
+    assert _call().receive(_start(sampleRate=16000)) == [HangUp(
+        "start.mediaFormat is ('audio/x-mulaw', 16000, 1); only audio/x-mulaw 8000 Hz mono is supported")]
+    assert _call().receive(_start(agent="root")) == [HangUp(
+        "start.customParameters.agent 'root' is not an agent here")]
+
+
+@pytest.mark.parametrize(("frame", "error"), [
+    (b"\x00\x01", "a binary frame (Twilio sends JSON text)"),
+    ("{not json", "not JSON"),
+    ("[1, 2]", "a JSON list, not an object"),
+    (json.dumps({"streamSid": SID}), "event is missing (or not a string)"),
+    (_msg("hello"), "event 'hello' is not one of connected, start, media, mark, dtmf, stop"),
+    (_msg("media", streamSid="MZother", media={"payload": ""}), "media: streamSid 'MZother' is not this stream's"),
+    (_msg("media", streamSid=SID), "media is missing (or not an object)"),
+    (_msg("media", streamSid=SID, media={"track": "inbound"}), "media.payload is missing (or not a string)"),
+    (_media("@@@not base64@@@"), "media.payload is not base64"),
+    (_media("AAAA", track="outbound"), "media.track 'outbound' is not 'inbound'"),
+    (_mark("hello"), "mark.name 'hello' is not one of ours (e<epoch>:<samples>)"),
+    (_mark(None), "mark.name None is not one of ours (e<epoch>:<samples>)"),
+    (_mark("e5:160"), "mark.name 'e5:160' names epoch 5, still to come (now 0)"),
+    (_msg("dtmf", streamSid=SID, dtmf={"digit": "x"}), "dtmf.digit 'x' is not one of 0-9, *, #, A-D"),
+    (_msg("dtmf", streamSid=SID), "dtmf is missing (or not an object)"),
+    (_start(), "start: the stream has already started"),
+    ("x" * (tw.MAX_MESSAGE_BYTES + 1), f"{tw.MAX_MESSAGE_BYTES + 1} characters, more than the 65536 allowed"),
+])
+def test_call_names_what_is_wrong_in_a_bad_message(frame: str | bytes, error: str) -> None:
+    call = _started()
+    assert call.receive(frame) == [BadMessage(f"bad Twilio message #3: {error}")]
+    assert not call.done  # the call goes on
+
+
+def test_call_messages_before_start_are_errors() -> None:
+    call = _call()
+    assert call.receive(_media("AAAA")) == [BadMessage("bad Twilio message #1: media before start")]
+    assert call.receive(_msg("start", streamSid=SID, start={"streamSid": SID})) == [
+        BadMessage("bad Twilio message #2: start.callSid is missing (or not a string)")]
+
+
+def test_call_hangs_up_after_too_many_bad_messages() -> None:
+    call = _started(max_bad=3)
+    for _ in range(3):
+        assert call.receive("{") == [BadMessage(f"bad Twilio message #{call.received}: not JSON")]
+    assert call.receive("{") == [BadMessage("bad Twilio message #6: not JSON"),
+                                 HangUp("more than 3 bad messages from Twilio")]
+    assert call.done and call.receive(_media("AAAA")) == []
+
+
+# -- TwilioCall: assistant audio out, marks back ------------------------------------------------
+
+
+def _frames(frames: list[bytes]) -> list[dict[str, Any]]:
+    return [json.loads(f) for f in frames]
+
+
+def test_audio_goes_out_in_20_ms_frames_each_followed_by_its_mark() -> None:
+    call = _started()
+    ulaw = bytes(range(256)) + bytes(144)  # 400 bytes: 160 + 160 + 80
+    sent = _frames(call.audio(ulaw))
+    assert [f["event"] for f in sent] == ["media", "mark"] * 3
+    assert all(f["streamSid"] == SID for f in sent)
+    payloads = [codec.b64decode(f["media"]["payload"]) for f in sent[::2]]
+    assert [len(p) for p in payloads] == [160, 160, 80]
+    assert b"".join(payloads) == ulaw  # unchanged
+    assert [f["mark"]["name"] for f in sent[1::2]] == ["e0:160", "e0:320", "e0:400"]
+    assert call.sent_samples == 400
+
+
+def test_marks_report_what_was_played_and_a_clear_starts_the_next_epoch() -> None:
+    call = _started()
+    call.audio(bytes(480))
+    assert call.receive(_mark("e0:160")) == [Played(0, 160)]
+    assert json.loads(call.clear(1)) == {"event": "clear", "streamSid": SID}
+    # Twilio echoes the marks still pending at once after a clear: dropped, not played.
+    assert call.receive(_mark("e0:320")) == []
+    assert call.receive(_mark("e0:480")) == []
+    assert [f["mark"]["name"] for f in _frames(call.audio(bytes(160)))[1::2]] == ["e1:160"]
+    assert call.receive(_mark("e1:160")) == [Played(1, 160)]
+
+
+def test_no_audio_goes_out_before_start() -> None:
+    assert _call().audio(bytes(160)) == []
