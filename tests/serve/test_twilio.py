@@ -10,9 +10,12 @@ real-time pace and plays what it receives on its own clock, echoing marks as Twi
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
+import shutil
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -285,3 +288,195 @@ def test_marks_report_what_was_played_and_a_clear_starts_the_next_epoch() -> Non
 
 def test_no_audio_goes_out_before_start() -> None:
     assert _call().audio(bytes(160)) == []
+
+
+# -- whole calls, end to end --------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+AUTH_TOKEN = "twilio-test-auth-token-0123456789"
+SCENARIO = """\
+name: concierge
+turns:
+  - greeting: true
+    reply: Good evening, welcome to Hotel Aurora. How can I help?
+  - audio: true
+    transcript: What time is it in Tokyo?
+    reply:
+      - call: get_time
+        arguments: {timezone: Asia/Tokyo}
+      - say: "It is now {output.time} in Tokyo."
+  - audio: true
+    transcript: I have a question about my bill.
+    reply:
+      - handoff: billing
+      - say: Billing desk here. How can I help?
+"""
+OBSERVER = """
+    import realtalk
+
+    EVENTS = []
+
+    @realtalk.hookimpl
+    def observe_session(session):
+        return EVENTS.append
+"""
+
+
+class Phone:
+    """A served ``agents/`` (concierge and billing) with Twilio calls on, against an emulator
+    of our own (it keeps audio payloads, to compare bytes), and a plugin that sees every
+    session event."""
+
+    def __init__(self, base_url: str, hub: Any, emulator: Any, events: list[Any], folder: Path) -> None:
+        self.base_url, self.hub, self.emulator, self.events, self.folder = base_url, hub, emulator, events, folder
+
+    def call(self) -> Any:
+        return _load_sim().Call(self.base_url, AUTH_TOKEN)
+
+    async def dial(self, agent: str | None = None) -> Any:
+        """A call whose webhook was answered and whose stream started."""
+        sim = _load_sim()
+        call = self.call()
+        response = await call.ring("/twilio/voice" + (f"?agent={agent}" if agent else ""))
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/xml")
+        stream = sim.parse_twiml(response.text)
+        await call.connect(stream, url=sim.ws_url(self.base_url, stream.url))
+        return call
+
+    def kinds(self) -> list[str]:
+        return [e.type for e in self.events]
+
+    async def until(self, condition: Any, what: str, timeout: float = 20.0) -> None:
+        """Until ``condition()`` holds, checked as the emulator records events (bounded)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not condition():
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{what}: not within {timeout} s; events: {self.kinds()[-12:]}")
+            await asyncio.sleep(0.02)  # polling a condition, not waiting out a race
+
+
+@pytest.fixture
+async def phone(tmp_path: Path, make_plugin: Any, require: Any) -> AsyncIterator[Phone]:
+    require(shutil.which("espeak-ng") is not None, "espeak-ng (apt-get install espeak-ng)")
+    import uvicorn
+    from realtalk.emulator import Emulator
+    from realtalk.serve import ServeConfig
+    from realtalk.serve.app import create_app
+    from realtalk.serve.hub import SessionHub
+
+    make_plugin("realtalk-phone-observer", OBSERVER)
+    import realtalk_phone_observer  # type: ignore[import-not-found]
+
+    scenario = tmp_path / "phone.scenario.yaml"
+    scenario.write_text(SCENARIO)
+    async with Emulator(scenario=scenario, fast=True, record_audio=True) as emulator:
+        config = ServeConfig(agents=ROOT / "agents", agent="concierge", port=0, emulator_url=emulator.url,
+                             twilio_auth_token=AUTH_TOKEN, log_format="text")
+        hub = SessionHub(config)
+        server = uvicorn.Server(uvicorn.Config(create_app(config, hub), host="127.0.0.1", port=0,
+                                               log_level="warning", lifespan="on"))
+        serving = asyncio.create_task(server.serve())
+        try:
+            deadline = asyncio.get_running_loop().time() + 10
+            while not server.started:
+                assert not serving.done(), "the server stopped while starting"
+                assert asyncio.get_running_loop().time() < deadline, "the server did not start in 10 s"
+                await asyncio.sleep(0.01)
+            port = server.servers[0].sockets[0].getsockname()[1]
+            yield Phone(f"http://127.0.0.1:{port}", hub, emulator, realtalk_phone_observer.EVENTS, tmp_path)
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(serving, 15)
+
+
+def _emulator_audio(emulator: Any, kind: str) -> bytes:
+    """Audio the emulator sent (``response.output_audio.delta``) or received
+    (``input_audio_buffer.append``), decoded, in order."""
+    if kind == "sent":
+        return b"".join(codec.b64decode(e["delta"]) for e in emulator.server_events("response.output_audio.delta"))
+    return b"".join(codec.b64decode(e["audio"]) for e in emulator.client_events("input_audio_buffer.append"))
+
+
+async def test_a_call_hears_the_agent_uses_a_tool_hands_off_and_mulaw_passes_through(phone: Phone) -> None:
+    sim = _load_sim()
+    tokyo = sim.speech_ulaw("What time is it in Tokyo?", phone.folder)
+    bill = sim.speech_ulaw("I have a question about my bill.", phone.folder)
+    call = await phone.dial()
+    try:
+        # The agent greets; the caller waits until it has heard all of it.
+        await call.played_out(at_least=8000)
+        await call.speak(tokyo)
+        await phone.until(lambda: "tool.finished" in phone.kinds() and phone.kinds()[-1] == "turn.done",
+                          "the get_time turn")
+        await call.played_out(at_least=len(_emulator_audio(phone.emulator, "sent")))
+        await call.speak(bill)
+        await phone.until(lambda: "handoff" in phone.kinds() and phone.kinds()[-1] == "turn.done"
+                          and phone.kinds().count("turn.done") >= 3, "the handoff turn")
+        await call.played_out(at_least=len(_emulator_audio(phone.emulator, "sent")))
+    finally:
+        await call.hang_up()
+
+    finished = [e for e in phone.events if e.type == "tool.finished"]
+    assert [(e.name, e.status) for e in finished] == [("get_time", "ok")]
+    assert [(e.source, e.target) for e in phone.events if e.type == "handoff"] == [("concierge", "billing")]
+    said = [e.text for e in phone.events if e.type == "assistant.done"]
+    assert said[0] == "Good evening, welcome to Hotel Aurora. How can I help?"
+    assert any(text.startswith("It is now ") and text.endswith(" in Tokyo.") for text in said)
+    assert said[-1] == "Billing desk here. How can I help?"
+    # mu-law 8 kHz both ways, passed through: the session asked for audio/pcmu in and out...
+    [*_, updated] = phone.emulator.server_events("session.updated")
+    audio = updated["session"]["audio"]
+    assert audio["input"]["format"]["type"] == audio["output"]["format"]["type"] == "audio/pcmu"
+    # ...the caller heard exactly the bytes the emulator sent, none lost, none changed
+    # (the caller spoke only after playback ended: a clear may come, with nothing to drop)...
+    assert bytes(call.audio) == _emulator_audio(phone.emulator, "sent") == bytes(call.played)
+    # ...in 20 ms frames (a delta's tail may be shorter), each followed by its mark, which
+    # names the epoch (one per clear) and the samples sent in it so far.
+    epoch, samples, names, expected = 0, 0, [], []
+    for message in call.received:
+        if message["event"] == "clear":
+            epoch, samples = epoch + 1, 0
+        elif message["event"] == "media":
+            chunk = codec.b64decode(message["media"]["payload"])
+            assert 0 < len(chunk) <= 160
+            samples += len(chunk)
+            expected.append(f"e{epoch}:{samples}")
+        elif message["event"] == "mark":
+            names.append(message["mark"]["name"])
+    assert names == expected and len(names) * 160 >= len(call.audio)
+    # ...and the emulator got the caller's audio byte for byte (what was in flight at the
+    # hang-up aside).
+    appended = _emulator_audio(phone.emulator, "received")
+    assert len(appended) > 8000 * 3 and bytes(call.spoken).startswith(appended)
+
+
+def _mark_samples(name: str) -> tuple[int, int]:
+    epoch, samples = name[1:].split(":")
+    return int(epoch), int(samples)
+
+
+async def test_barge_in_clears_the_call_and_truncates_to_what_the_marks_said_was_heard(phone: Phone) -> None:
+    sim = _load_sim()
+    words = sim.speech_ulaw("What time is it in Tokyo?", phone.folder)  # (espeak-ng runs now, not mid-call)
+    call = await phone.dial()
+    try:
+        await call.until(lambda: len(call.played) >= 8000, "a second of the greeting heard")
+        speech = asyncio.create_task(call.speak(words))
+        await call.wait_for("clear")
+        await speech
+        [truncate] = [e for e in phone.emulator.client_events("conversation.item.truncate")]
+    finally:
+        await call.hang_up()
+    # What the caller heard of the greeting, per the marks echoed before the clear arrived:
+    heard = [_mark_samples(e.name) for e in call.echoes if not e.cleared and e.clears_before == 0]
+    assert heard and all(epoch == 0 for epoch, _ in heard)
+    last_heard_ms = heard[-1][1] // 8
+    assert truncate["content_index"] == 0
+    assert last_heard_ms - 20 <= truncate["audio_end_ms"] <= last_heard_ms
+    assert truncate["audio_end_ms"] * 8 in {samples for _, samples in heard}  # a mark's own position
+    # The marks still pending when the clear came were echoed at once, and not counted.
+    assert any(e.cleared for e in call.echoes)
+    assert len(call.played) < len(call.audio)
+    interrupted = [e for e in phone.events if e.type == "interrupted"]
+    assert len(interrupted) == 1

@@ -32,22 +32,41 @@ echoes the marks still pending at once; those name an older epoch and are ignore
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import collections
+import contextlib
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from xml.sax.saxutils import quoteattr
 
 import pybase64
 
+from ..audio.remote import RemoteSink
+from ..exceptions import RealtalkError
 from ..protocol import codec
+from ..results import ErrorEvent, SessionEvent
+from .access import Admission, Refused
+from .config import TWILIO_TOKEN_VARIABLE
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import BaseRoute
+    from starlette.websockets import WebSocket
+
+    from ..session import Session
+    from .hub import SessionHub
 
 __all__ = [
     "BadMessage",
@@ -59,9 +78,15 @@ __all__ = [
     "Stopped",
     "StreamTokens",
     "TwilioCall",
+    "routes",
     "signature",
+    "signed_url",
+    "stream_url",
+    "twiml",
     "verify_signature",
 ]
+
+log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 FRAME_BYTES = 160
@@ -430,26 +455,30 @@ class TwilioCall:
 
     # -- us -> Twilio ----------------------------------------------------------------------
 
-    def audio(self, data: bytes) -> list[bytes]:
-        """Assistant audio (mu-law bytes) -> Twilio frames: 20 ms ``media`` frames, each
-        followed by its ``mark`` (JSON text as UTF-8 bytes). A tail under 20 ms is sent as
-        a shorter frame at once, not held back for the next chunk."""
+    def audio(self, data: bytes) -> list[str]:
+        """Assistant audio (mu-law bytes) -> Twilio frames (JSON text): 20 ms ``media``
+        frames, each followed by its ``mark``. A tail under 20 ms is sent as a shorter
+        frame at once, not held back for the next chunk."""
         if self.stream_sid is None:
             return []
-        frames: list[bytes] = []
+        frames: list[str] = []
         for at in range(0, len(data), FRAME_BYTES):
             chunk = data[at:at + FRAME_BYTES]
             self.sent_samples += len(chunk)
-            frames.append(codec.dumps({"event": "media", "streamSid": self.stream_sid,
-                                       "media": {"payload": codec.b64encode(chunk)}}))
-            frames.append(codec.dumps({"event": "mark", "streamSid": self.stream_sid,
-                                       "mark": {"name": f"e{self.epoch}:{self.sent_samples}"}}))
+            frames.append(_json({"event": "media", "streamSid": self.stream_sid,
+                                 "media": {"payload": codec.b64encode(chunk)}}))
+            frames.append(_json({"event": "mark", "streamSid": self.stream_sid,
+                                 "mark": {"name": f"e{self.epoch}:{self.sent_samples}"}}))
         return frames
 
-    def clear(self, epoch: int) -> bytes:
+    def clear(self, epoch: int) -> str:
         """Barge-in: the ``clear`` frame; what is sent next counts in ``epoch`` from 0."""
         self.epoch, self.sent_samples = epoch, 0
-        return codec.dumps({"event": "clear", "streamSid": self.stream_sid})
+        return _json({"event": "clear", "streamSid": self.stream_sid})
+
+
+def _json(message: dict[str, Any]) -> str:
+    return codec.dumps(message).decode()
 
 
 def _object(parent: dict[str, Any], key: str, where: str | None = None) -> dict[str, Any]:
@@ -472,6 +501,294 @@ def _short(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def now() -> float:
-    """The stream tokens' clock (wall time: a token's expiry is a Unix time)."""
-    return time.time()
+# -- the routes: sockets only ----------------------------------------------------------------
+
+START_TIMEOUT_S = 10.0
+"""How long a new stream may take to send ``start``."""
+IDLE_TIMEOUT_S = 20.0
+"""A stream silent this long is dead: Twilio sends media every 20 ms while the call lasts."""
+SEND_TIMEOUT_S = 10.0
+"""How long one frame to Twilio may take to send before the call is given up."""
+APPEND_TIMEOUT_S = 10.0
+"""How long the session may take to accept the caller's audio (a reconnect in progress)."""
+GREET_TIMEOUT_S = 120.0
+MAX_OUTBOX = 8192
+"""Frames queued for Twilio (two per 20 ms of audio: about 80 s of assistant audio)."""
+MAX_WEBHOOK_BYTES = 64 * 1024
+
+
+def routes(hub: SessionHub) -> list[BaseRoute]:
+    """``POST /twilio/voice`` (the number's voice webhook) and ``WS /twilio/stream``."""
+    from starlette.routing import Route, WebSocketRoute
+
+    phone = _Phone(hub)
+    return [Route("/twilio/voice", phone.voice, methods=["POST"]),
+            WebSocketRoute("/twilio/stream", phone.stream)]
+
+
+class _Outbox:
+    """Frames waiting to go to Twilio: bounded; a clear drops the audio still queued."""
+
+    def __init__(self, limit: int = MAX_OUTBOX) -> None:
+        self.limit = limit
+        self.reason: str | None = None  # why sending stopped
+        self._frames: collections.deque[str] = collections.deque()
+        self._ready = asyncio.Event()
+
+    def put(self, frames: list[str]) -> None:
+        if self.reason is not None:
+            return
+        if len(self._frames) + len(frames) > self.limit:
+            self.stop(f"more than {self.limit} frames queued for Twilio (it is not reading)")
+            return
+        self._frames.extend(frames)
+        self._ready.set()
+
+    def clear(self, frame: str) -> None:
+        """Barge-in: what is queued will not be heard; ``frame`` (the ``clear``) goes next."""
+        self._frames.clear()
+        self.put([frame])
+
+    def stop(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self._frames.clear()
+        self._ready.set()
+
+    async def get(self) -> str | None:
+        """The next frame, or None once stopped (waits while the call lasts)."""
+        while not self._frames:
+            if self.reason is not None:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        return self._frames.popleft()
+
+
+class _Phone:
+    """The two routes, sharing the hub and the stream tokens."""
+
+    def __init__(self, hub: SessionHub) -> None:
+        self.hub = hub
+        auth_token = hub.config.twilio_auth_token
+        self.tokens = StreamTokens(auth_token.encode()) if auth_token else None
+
+    # -- POST /twilio/voice ------------------------------------------------------------------
+
+    async def voice(self, request: Request) -> Response:
+        """Check Twilio's signature, then answer TwiML that connects the call to the stream."""
+        from starlette.responses import Response
+
+        def refuse(status: int, reason: str) -> Response:
+            log.warning("twilio webhook refused (%d): %s", status, reason)
+            return Response(reason + "\n", status_code=status, media_type="text/plain")
+
+        auth_token = self.hub.config.twilio_auth_token
+        if auth_token is None or self.tokens is None:
+            return refuse(503, f"Twilio calls are off: {TWILIO_TOKEN_VARIABLE} is not set, so Twilio's"
+                               " signature cannot be checked")
+        if self.hub.draining:
+            return refuse(503, "the server is shutting down; try again in a moment")
+        length = request.headers.get("content-length", "")
+        if not length.isdigit() or int(length) > MAX_WEBHOOK_BYTES:
+            return refuse(413 if length.isdigit() else 411,
+                          f"the webhook body must have a Content-Length of at most {MAX_WEBHOOK_BYTES} bytes")
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/x-www-form-urlencoded":
+            return refuse(415, f"the webhook body must be application/x-www-form-urlencoded, not {_printable(kind)!r}")
+        try:
+            body = (await asyncio.wait_for(request.body(), SEND_TIMEOUT_S)).decode()
+        except (asyncio.TimeoutError, UnicodeDecodeError):
+            return refuse(400, "the webhook body did not arrive whole as UTF-8")
+        params = dict(parse_qsl(body, keep_blank_values=True))
+        url = signed_url(str(request.url), self.hub.config.public_url)
+        given = request.headers.get(SIGNATURE_HEADER)
+        if not given:
+            return refuse(403, f"{SIGNATURE_HEADER} is missing: only Twilio may call this webhook")
+        if not verify_signature(auth_token, url, params, given):
+            return refuse(403, f"{SIGNATURE_HEADER} does not match this request for {url} (is this the"
+                               " URL configured in Twilio? Behind a proxy, set --public-url)")
+        call_sid = params.get("CallSid", "")
+        if not call_sid:
+            return refuse(400, "the webhook form has no CallSid")
+        try:
+            agent = self.hub.agent_or_refuse(request.query_params.get("agent"))
+        except Refused as exc:
+            self.hub.refused("phone")
+            return refuse(exc.status, exc.reason)
+        token = self.tokens.mint(call_sid, agent, time.time())
+        stream = stream_url(url)
+        log.info("twilio call %s: connecting to agent %s", _printable(call_sid), agent)
+        return Response(twiml(stream, {"agent": agent, "token": token}), media_type="text/xml")
+
+    # -- WS /twilio/stream ---------------------------------------------------------------------
+
+    def _check_token(self, token: str, call_sid: str, agent: str) -> str | None:
+        if self.tokens is None:
+            return f"Twilio calls are off ({TWILIO_TOKEN_VARIABLE} is not set)"
+        return self.tokens.spend(token, call_sid, agent, time.time())
+
+    async def stream(self, ws: WebSocket) -> None:
+        """One call's media stream: admit it, run its session, move audio both ways."""
+        await ws.accept()
+        client = ws.client.host if ws.client else "unknown"
+        call = TwilioCall(agents=self.hub.agents, default_agent=self.hub.default_agent,
+                          check_token=self._check_token)
+        start = await self._until_start(ws, call)
+        if start is None:
+            return
+        try:
+            admission = self.hub.admit(client=client, token=None, origin=None, kind="phone")
+        except Refused as exc:
+            log.warning("twilio call %s refused: %s", _printable(start.call_sid), exc.reason)
+            await _close(ws, 1008, exc.reason)
+            return
+        outbox = _Outbox()
+        sink = RemoteSink(lambda data: outbox.put(call.audio(data)), lambda epoch: outbox.clear(call.clear(epoch)),
+                          audio_format="audio/pcmu")
+
+        async def on_end(code: str, reason: str) -> None:  # the hub ends the call
+            outbox.stop(reason)
+
+        def failed(event: SessionEvent) -> None:
+            if isinstance(event, ErrorEvent) and event.fatal:
+                outbox.stop(f"the session failed: {event.message}")
+
+        code, reason = 1000, "the call ended"
+        try:
+            async with self.hub.session(admission, start.agent, output=sink, audio_format="audio/pcmu",
+                                        listeners=[failed], on_end=on_end) as session:
+                log.info("twilio call %s: stream %s", _printable(start.call_sid), _printable(start.stream_sid))
+                reason = await self._run(ws, call, session, sink, outbox, admission)
+        except RealtalkError as exc:
+            code, reason = 1011, f"the session could not start: {exc}"
+            log.warning("twilio call %s: %s", _printable(start.call_sid), reason)
+        finally:
+            sink.close()
+        log.info("twilio call %s ended: %s", _printable(start.call_sid), reason)
+        await _close(ws, code, reason)
+
+    async def _until_start(self, ws: WebSocket, call: TwilioCall) -> StartCall | None:
+        """Read until a good ``start`` (None: refused, bad, silent or gone; the socket is closed)."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            frame = await _receive(ws, deadline - time.monotonic())
+            if frame is None:
+                await _close(ws, 1008, f"no start message within {START_TIMEOUT_S:g} s")
+                return None
+            for action in call.receive(frame):
+                if isinstance(action, StartCall):
+                    return action
+                if isinstance(action, BadMessage):
+                    log.warning("%s", action.message)
+                elif isinstance(action, (HangUp, Stopped)):
+                    reason = action.reason if isinstance(action, HangUp) else "stopped before it started"
+                    log.warning("twilio stream refused: %s", reason)
+                    await _close(ws, 1008, reason)
+                    return None
+
+    async def _run(self, ws: WebSocket, call: TwilioCall, session: Session, sink: RemoteSink,
+                   outbox: _Outbox, admission: Admission) -> str:
+        """Move data until the call ends; returns why it ended."""
+        tasks = {
+            asyncio.create_task(self._read(ws, call, session, sink, admission), name="realtalk-twilio-read"),
+            asyncio.create_task(self._write(ws, outbox), name="realtalk-twilio-write"),
+        }
+        greeting = asyncio.create_task(self._greet(session), name="realtalk-twilio-greet")
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            return next(iter(done)).result()
+        finally:
+            outbox.stop("the call ended")
+            for task in (*tasks, greeting):
+                task.cancel()
+            await asyncio.wait({*tasks, greeting}, timeout=SEND_TIMEOUT_S)
+
+    async def _read(self, ws: WebSocket, call: TwilioCall, session: Session, sink: RemoteSink,
+                    admission: Admission) -> str:
+        while True:
+            frame = await _receive(ws, IDLE_TIMEOUT_S)
+            if frame is None:
+                return "Twilio closed the stream" if call.done or ws.client_state.name != "CONNECTED" \
+                    else f"no message from Twilio for {IDLE_TIMEOUT_S:g} s"
+            for action in call.receive(frame):
+                if isinstance(action, InputAudio):
+                    try:
+                        await asyncio.wait_for(session.append_wire_audio(action.data), APPEND_TIMEOUT_S)
+                    except asyncio.TimeoutError:
+                        return f"the session took over {APPEND_TIMEOUT_S:g} s to take the caller's audio"
+                    except RealtalkError as exc:
+                        return f"the session failed: {exc}"
+                elif isinstance(action, Played):
+                    sink.played(action.epoch, action.samples)
+                elif isinstance(action, Digit):
+                    log.info("dtmf: the caller pressed %s", action.digit)
+                    session._emit("warning", message=f"dtmf: the caller pressed {action.digit}")  # as the hub warns
+                elif isinstance(action, BadMessage):
+                    log.warning("%s", action.message)
+                    session._emit("warning", message=action.message)
+                elif isinstance(action, HangUp):
+                    log.warning("hanging up: %s", action.reason)
+                    return action.reason
+                elif isinstance(action, Stopped):
+                    self.hub.outcome(admission, "completed")
+                    return "the caller hung up"
+
+    async def _write(self, ws: WebSocket, outbox: _Outbox) -> str:
+        while True:
+            frame = await outbox.get()
+            if frame is None:
+                return outbox.reason or "the call ended"
+            try:
+                await asyncio.wait_for(ws.send_text(frame), SEND_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                return f"a frame to Twilio took over {SEND_TIMEOUT_S:g} s to send"
+            except Exception:  # noqa: BLE001 - the socket is gone
+                return "Twilio closed the stream"
+
+    async def _greet(self, session: Session) -> None:
+        """The agent speaks first, when it has a greeting (a phone call starts with it)."""
+        try:
+            await session.greet(timeout=GREET_TIMEOUT_S)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the call goes on without it
+            log.warning("the greeting failed: %s", exc)
+
+
+def stream_url(webhook_url: str) -> str:
+    """The stream's URL for TwiML, beside the webhook's: ``wss://`` for an ``https://``
+    webhook (Twilio takes only ``wss://``; ``ws://`` for a plain local test)."""
+    parts = urlsplit(webhook_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    path = parts.path.rsplit("/twilio/voice", 1)[0] + "/twilio/stream"
+    return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+
+def twiml(stream: str, parameters: Mapping[str, str]) -> str:
+    """``<Response><Connect><Stream url=...>`` with a ``<Parameter>`` for each of ``parameters``."""
+    params = "".join(f"<Parameter name={quoteattr(k)} value={quoteattr(v)}/>" for k, v in parameters.items())
+    return (f'<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url={quoteattr(stream)}>'
+            f"{params}</Stream></Connect></Response>")
+
+
+async def _receive(ws: WebSocket, timeout: float) -> str | bytes | None:
+    """The next frame, or None when the socket closed or ``timeout`` passed."""
+    try:
+        message = await asyncio.wait_for(ws.receive(), max(timeout, 0.001))
+    except (asyncio.TimeoutError, RuntimeError):
+        return None
+    if message["type"] == "websocket.disconnect":
+        return None
+    text = message.get("text")
+    return text if text is not None else bytes(message.get("bytes") or b"")
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    """Close the stream (Twilio then ends the call: no TwiML verb follows ``<Connect>``)."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(ws.close(code, reason.encode()[:120].decode(errors="ignore")), SEND_TIMEOUT_S)
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text[:64])
