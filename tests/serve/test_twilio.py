@@ -11,11 +11,13 @@ real-time pace and plays what it receives on its own clock, echoing marks as Twi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
+import logging
 import shutil
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -196,8 +198,7 @@ def test_call_without_an_agent_parameter_gets_the_default_agent() -> None:
 
 def test_call_refuses_a_stream_without_a_good_token() -> None:
     assert _call().receive(_start(token=None)) == [HangUp(
-        "stream refused: start.customParameters.token is missing (a stream must come from this"
-        " server's /twilio/voice answer)")]
+        "stream refused: start.customParameters.token is missing (streams come from /twilio/voice answers)")]
     assert _call().receive(_start(token="forged")) == [HangUp("stream refused: the stream token is malformed")]
     refused = _call()
     refused.receive(_start(token="forged"))
@@ -356,38 +357,47 @@ class Phone:
             await asyncio.sleep(0.02)  # polling a condition, not waiting out a race
 
 
-@pytest.fixture
-async def phone(tmp_path: Path, make_plugin: Any, require: Any) -> AsyncIterator[Phone]:
-    require(shutil.which("espeak-ng") is not None, "espeak-ng (apt-get install espeak-ng)")
-    import uvicorn
+@contextlib.asynccontextmanager
+async def _served(folder: Path, events: list[Any], serve_server: Any, **options: Any) -> AsyncIterator[Phone]:
+    """A server of ``agents/`` (conftest's ``serve_server``: uvicorn on 127.0.0.1) with
+    ``options`` for its ServeConfig, against an emulator of :data:`SCENARIO` that keeps
+    audio payloads (to compare bytes)."""
     from realtalk.emulator import Emulator
-    from realtalk.serve import ServeConfig
-    from realtalk.serve.app import create_app
-    from realtalk.serve.hub import SessionHub
 
+    scenario = folder / "phone.scenario.yaml"
+    scenario.write_text(SCENARIO)
+    async with Emulator(scenario=scenario, fast=True, record_audio=True) as emulator:
+        settings = {"twilio_auth_token": AUTH_TOKEN, **options}
+        url = await serve_server(ROOT / "agents", agent="concierge", emulator=False, emulator_url=emulator.url,
+                                 **settings)
+        hub = serve_server.hub(url)
+        try:
+            yield Phone(url, hub, emulator, events, folder)
+        finally:
+            await hub.drain(0)  # before the emulator stops
+
+
+@pytest.fixture
+def observed(make_plugin: Any) -> Iterator[list[Any]]:
+    """Every session event of the served sessions, as a plugin's ``observe_session`` sees them."""
+    sys.modules.pop("realtalk_phone_observer", None)
     make_plugin("realtalk-phone-observer", OBSERVER)
     import realtalk_phone_observer  # type: ignore[import-not-found]
 
-    scenario = tmp_path / "phone.scenario.yaml"
-    scenario.write_text(SCENARIO)
-    async with Emulator(scenario=scenario, fast=True, record_audio=True) as emulator:
-        config = ServeConfig(agents=ROOT / "agents", agent="concierge", port=0, emulator_url=emulator.url,
-                             twilio_auth_token=AUTH_TOKEN, log_format="text")
-        hub = SessionHub(config)
-        server = uvicorn.Server(uvicorn.Config(create_app(config, hub), host="127.0.0.1", port=0,
-                                               log_level="warning", lifespan="on"))
-        serving = asyncio.create_task(server.serve())
-        try:
-            deadline = asyncio.get_running_loop().time() + 10
-            while not server.started:
-                assert not serving.done(), "the server stopped while starting"
-                assert asyncio.get_running_loop().time() < deadline, "the server did not start in 10 s"
-                await asyncio.sleep(0.01)
-            port = server.servers[0].sockets[0].getsockname()[1]
-            yield Phone(f"http://127.0.0.1:{port}", hub, emulator, realtalk_phone_observer.EVENTS, tmp_path)
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(serving, 15)
+    yield realtalk_phone_observer.EVENTS
+    sys.modules.pop("realtalk_phone_observer", None)
+
+
+@pytest.fixture
+async def phone(tmp_path: Path, observed: list[Any], serve_server: Any) -> AsyncIterator[Phone]:
+    """A server taking Twilio calls (auth token ``AUTH_TOKEN``)."""
+    async with _served(tmp_path, observed, serve_server) as served:
+        yield served
+
+
+@pytest.fixture
+def espeak(require: Any) -> None:
+    require(shutil.which("espeak-ng") is not None, "espeak-ng (apt-get install espeak-ng)")
 
 
 def _emulator_audio(emulator: Any, kind: str) -> bytes:
@@ -398,7 +408,8 @@ def _emulator_audio(emulator: Any, kind: str) -> bytes:
     return b"".join(codec.b64decode(e["audio"]) for e in emulator.client_events("input_audio_buffer.append"))
 
 
-async def test_a_call_hears_the_agent_uses_a_tool_hands_off_and_mulaw_passes_through(phone: Phone) -> None:
+async def test_a_call_hears_the_agent_uses_a_tool_hands_off_and_mulaw_passes_through(
+        phone: Phone, espeak: None) -> None:
     sim = _load_sim()
     tokyo = sim.speech_ulaw("What time is it in Tokyo?", phone.folder)
     bill = sim.speech_ulaw("I have a question about my bill.", phone.folder)
@@ -456,7 +467,8 @@ def _mark_samples(name: str) -> tuple[int, int]:
     return int(epoch), int(samples)
 
 
-async def test_barge_in_clears_the_call_and_truncates_to_what_the_marks_said_was_heard(phone: Phone) -> None:
+async def test_barge_in_clears_the_call_and_truncates_to_what_the_marks_said_was_heard(
+        phone: Phone, espeak: None) -> None:
     sim = _load_sim()
     words = sim.speech_ulaw("What time is it in Tokyo?", phone.folder)  # (espeak-ng runs now, not mid-call)
     call = await phone.dial()
@@ -480,3 +492,90 @@ async def test_barge_in_clears_the_call_and_truncates_to_what_the_marks_said_was
     assert len(call.played) < len(call.audio)
     interrupted = [e for e in phone.events if e.type == "interrupted"]
     assert len(interrupted) == 1
+
+
+async def test_dtmf_is_a_session_event_and_stop_ends_the_session(phone: Phone, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="realtalk")
+    call = await phone.dial()
+    await phone.until(lambda: "connected" in phone.kinds(), "the session")
+    assert phone.hub.active == 1
+    await call.press("5")
+    await call.press("#")
+    dtmf = "dtmf: the caller pressed "
+    await phone.until(lambda: len([e for e in phone.events if e.type == "warning" and dtmf in e.message]) == 2,
+                      "two DTMF events")
+    assert [e.message for e in phone.events if e.type == "warning" and dtmf in e.message] == [dtmf + "5", dtmf + "#"]
+    await call.hang_up()  # stop
+    await phone.until(lambda: phone.hub.active == 0, "the session ended")
+    assert "session ended: completed" in caplog.messages
+    assert any(m.endswith("ended: the caller hung up") for m in caplog.messages)
+
+
+async def test_bad_stream_messages_get_their_errors_and_too_many_hang_up(phone: Phone) -> None:
+    call = await phone.dial()
+    await phone.until(lambda: "connected" in phone.kinds(), "the session")
+    sid = call.stream_sid
+    bad = [
+        ("{not json", "not JSON"),
+        (json.dumps({"event": "hello", "streamSid": sid}),
+         "event 'hello' is not one of connected, start, media, mark, dtmf, stop"),
+        (json.dumps({"event": "media", "streamSid": sid, "media": {"track": "inbound", "payload": "@@"}}),
+         "media.payload is not base64"),
+        (json.dumps({"event": "mark", "streamSid": sid, "mark": {"name": "ours?"}}),
+         "mark.name 'ours?' is not one of ours (e<epoch>:<samples>)"),
+        (json.dumps({"event": "dtmf", "streamSid": "MZelse", "dtmf": {"digit": "1"}}),
+         "dtmf: streamSid 'MZelse' is not this stream's"),
+    ]
+    for frame, _ in bad:
+        await call.send(frame)
+    await phone.until(lambda: len(_warnings(phone)) == len(bad), "the errors")
+    got = [message.split(": ", 1)[1] for message in _warnings(phone)]
+    assert got == [error for _, error in bad]
+    assert all(message.startswith("bad Twilio message #") for message in _warnings(phone))
+    assert phone.hub.active == 1  # the call goes on
+    for _ in range(tw.MAX_BAD_MESSAGES + 1 - len(bad)):
+        await call.send("[]")
+    await call.wait_closed()
+    assert (call.close_code, call.close_reason) == (1000, f"more than {tw.MAX_BAD_MESSAGES} bad messages from Twilio")
+    await phone.until(lambda: phone.hub.active == 0, "the session ended")
+    await call.close()
+
+
+def _warnings(phone: Phone) -> list[str]:
+    return [e.message for e in phone.events if e.type == "warning" and e.message.startswith("bad Twilio")]
+
+
+async def test_a_stream_needs_its_one_time_token(phone: Phone) -> None:
+    sim = _load_sim()
+    ringing = phone.call()
+    response = await ringing.ring()
+    stream = sim.parse_twiml(response.text)
+    url = sim.ws_url(phone.base_url, stream.url)
+    refusals = []
+    for parameters in ({"agent": "concierge"}, {**stream.parameters, "token": "1.2.3"},
+                       {**stream.parameters, "agent": "billing"}):
+        call = phone.call()
+        call.call_sid = ringing.call_sid
+        await call.connect(stream, url=url, parameters=parameters)
+        await call.wait_closed()
+        refusals.append((call.close_code, call.close_reason))
+        await call.close()
+    assert refusals == [
+        (1008, "stream refused: start.customParameters.token is missing (streams come from /twilio/voice answers)"),
+        (1008, "stream refused: the stream token was not made for this call and agent by this server"),
+        (1008, "stream refused: the stream token was not made for this call and agent by this server"),
+    ]
+    # The call the token was made for gets in once; a replay is refused.
+    first = phone.call()
+    first.call_sid = ringing.call_sid
+    await first.connect(stream, url=url)
+    await phone.until(lambda: "connected" in phone.kinds(), "the session")
+    replay = phone.call()
+    replay.call_sid = first.call_sid
+    await replay.connect(stream, url=url)
+    await replay.wait_closed()
+    assert (replay.close_code, replay.close_reason) == (1008, "stream refused: the stream token was already used")
+    await replay.close()
+    await first.hang_up()
+    await phone.until(lambda: phone.hub.active == 0, "the session ended")
+    assert len([e for e in phone.events if e.type == "connected"]) == 1

@@ -405,8 +405,8 @@ class TwilioCall:
         if self.check_token is not None:
             token = params.get("token")
             if not isinstance(token, str) or not token:
-                return [HangUp("stream refused: start.customParameters.token is missing (a stream"
-                               " must come from this server's /twilio/voice answer)")]
+                return [HangUp("stream refused: start.customParameters.token is missing (streams come"
+                               " from /twilio/voice answers)")]
             refused = self.check_token(token, call_sid, agent)
             if refused is not None:
                 return [HangUp(f"stream refused: {refused}")]
