@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from realtalk.exceptions import ConfigError
 from realtalk.pricing import (
+    AS_OF,
     KINDS,
     PRICES,
     Price,
@@ -192,3 +193,22 @@ def test_a_missing_price_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nowhere\.yaml: cannot read file: No such file"):
         load_prices(tmp_path / "nowhere.yaml")
 
+
+
+def test_the_table_of_docs_usage_md_is_the_built_in_one() -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "usage.md").read_text()
+    assert f"as of {AS_OF} (`realtalk.pricing.AS_OF`)" in page
+    header = "| model | text in | cached text in | text out | audio in | cached audio in | audio out | image in |"
+    table = page.split(header, 1)[1].split("\n\n", 1)[0]
+    order = ("input_text", "input_cached_text", "output_text", "input_audio", "input_cached_audio", "output_audio",
+             "input_image", "input_cached_image")
+    shown: dict[str, Price | None] = {}
+    for row in (line for line in table.splitlines() if line.startswith("| gpt")):
+        models, *cells = [cell.strip() for cell in row.strip("|").split("|")]
+        if set(cells) == {"?"}:
+            price = None
+        else:
+            price = Price(**{kind: None if cell == "–" else float(cell) for kind, cell in zip(order, cells)})
+        for model in models.split(", "):
+            shown[model] = price
+    assert shown == dict(PRICES)

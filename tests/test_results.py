@@ -23,6 +23,7 @@ from realtalk import (
     session_event,
 )
 from realtalk.cli.console import ConsoleRenderer
+from realtalk.pricing import KINDS, Price
 
 CORE = Path(__file__).resolve().parent.parent / "core" / "realtalk"
 
@@ -73,7 +74,10 @@ def test_json_lines_print_as_dict(cls: type[Any]) -> None:
     out = io.StringIO()
     event = sample(cls)
     ConsoleRenderer(out, json_lines=True)(event)
-    assert json.loads(out.getvalue()) == json.loads(json.dumps(event.as_dict()))
+    expected = json.loads(json.dumps(event.as_dict()))
+    if cls is TurnDone:  # and the turn's tokens by kind; no model, no cost
+        expected.update(tokens={**dict.fromkeys(KINDS, 0), "input_text": 3, "output_text": 4}, cost_usd=None)
+    assert json.loads(out.getvalue()) == expected
 
 
 def test_session_event_builds_the_class_of_the_kind() -> None:
@@ -114,9 +118,67 @@ def test_console_prose_one_line_per_event() -> None:
         "· connected to ws://***@h/x?api-key=*** as a",
         "! careful",
         "! broken",
-        "  · first delta 12 ms, tokens 3 in / 4 out",
+        "  · first delta 12 ms, tokens 3 in (0 audio, 3 text, 0 cached) / 4 out",
         "  ✗ turn failed: server_error: boom",
     ]
+
+
+# A GA response.done usage: audio and text in, some of each cached; audio and text out.
+VOICE_USAGE = {
+    "total_tokens": 821, "input_tokens": 789, "output_tokens": 32,
+    "input_token_details": {"text_tokens": 313, "audio_tokens": 476, "image_tokens": 0, "cached_tokens": 640,
+                            "cached_tokens_details": {"text_tokens": 256, "audio_tokens": 384, "image_tokens": 0}},
+    "output_token_details": {"text_tokens": 9, "audio_tokens": 23},
+}
+
+
+def test_console_shows_tokens_by_kind_cost_and_the_session_total() -> None:
+    out = io.StringIO()
+    console = ConsoleRenderer(out, model="gpt-realtime")
+    console.summary()  # nothing before the first turn
+    console(TurnDone("a", "t", first_delta_ms=310.0, done_ms=1200.0, usage=(VOICE_USAGE,)))
+    console(TurnDone("a", "t", first_delta_ms=250.0, usage=(VOICE_USAGE, {"input_tokens": 10, "output_tokens": 5})))
+    console.summary()
+    assert out.getvalue().splitlines() == [
+        "  · first delta 310 ms, done 1200 ms, tokens 789 in (476 audio, 313 text, 640 cached) / 32 out, ~$0.0050",
+        "  · first delta 250 ms, tokens 799 in (476 audio, 323 text, 640 cached) / 37 out, ~$0.0052",
+        "· session: 2 turns, tokens 1588 in (952 audio, 636 text, 1280 cached) / 69 out, ~$0.0102 (estimate)",
+    ]
+    assert console.turns == 2 and console.usage.tokens["input_cached_audio"] == 768
+
+
+def test_console_json_turns_carry_tokens_and_cost_and_end_with_the_session() -> None:
+    out = io.StringIO()
+    console = ConsoleRenderer(out, json_lines=True, model="gpt-realtime-mini")
+    console(TurnDone("a", "t", usage=(VOICE_USAGE,)))
+    console.summary()
+    turn, session = (json.loads(line) for line in out.getvalue().splitlines())
+    assert turn["type"] == "turn.done" and turn["usage"] == [VOICE_USAGE]
+    assert turn["tokens"] == {"input_text": 57, "input_audio": 92, "input_image": 0, "input_cached_text": 256,
+                              "input_cached_audio": 384, "input_cached_image": 0, "output_text": 9,
+                              "output_audio": 23}
+    mini = (57 * 0.6 + 92 * 10 + 256 * 0.06 + 384 * 0.3 + 9 * 2.4 + 23 * 20) / 1_000_000
+    assert turn["cost_usd"] == pytest.approx(mini)
+    assert session == {"type": "session.usage", "model": "gpt-realtime-mini", "turns": 1,
+                       "tokens": turn["tokens"], "cost_usd": turn["cost_usd"]}
+
+
+def test_console_without_a_known_price_shows_tokens_only() -> None:
+    out = io.StringIO()
+    console = ConsoleRenderer(out, model="my-azure-deployment")
+    console(TurnDone("a", "t", usage=({"input_tokens": 10, "output_tokens": 5},)))
+    console.summary()
+    assert out.getvalue().splitlines() == [
+        "  · tokens 10 in (0 audio, 10 text, 0 cached) / 5 out",
+        ("· session: 1 turn, tokens 10 in (0 audio, 10 text, 0 cached) / 5 out; no price known for model"
+        " 'my-azure-deployment' (--prices FILE)"),
+    ]
+    # A price table of one's own (a price file's) prices it.
+    priced = io.StringIO()
+    table = {"my-azure-deployment": Price(input_text=1000.0, output_text=2000.0)}
+    ConsoleRenderer(priced, model="my-azure-deployment", prices=table)(
+        TurnDone("a", "t", usage=({"input_tokens": 10, "output_tokens": 5},)))
+    assert priced.getvalue() == "  · tokens 10 in (0 audio, 10 text, 0 cached) / 5 out, ~$0.0200\n"
 
 
 # --- what the session emits matches the classes ----------------------------------------

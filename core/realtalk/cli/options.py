@@ -12,16 +12,23 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 from ..exceptions import ConfigError
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ..pricing import Price
+
 __all__ = [
+    "env_prices",
     "non_negative_int",
     "non_negative_number",
     "port_number",
     "positive_seconds",
+    "price_file",
     "readable_wav",
     "tool_file",
     "websocket_url",
@@ -123,3 +130,30 @@ def tool_file(text: str) -> Path:
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"no such tool file: {text}")
     return path
+
+
+def price_file(text: str) -> dict[str, Price | None]:
+    """A price file (YAML or JSON, docs/usage.md): the built-in price table updated by it."""
+    from ..pricing import load_prices
+
+    try:
+        return load_prices(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def env_prices(environ: Mapping[str, str] = os.environ) -> dict[str, Price | None] | None:
+    """The price table of the file ``REALTALK_PRICES`` names, or None when it names none.
+
+    Raises:
+        ConfigError: The file is invalid (``REALTALK_PRICES: FILE:LINE: $.KEY: ...``).
+    """
+    path = environ.get("REALTALK_PRICES", "").strip()
+    if not path:
+        return None
+    from ..pricing import load_prices
+
+    try:
+        return load_prices(path)
+    except ConfigError as exc:
+        raise ConfigError(f"REALTALK_PRICES: {exc}") from None
