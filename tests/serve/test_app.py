@@ -5,7 +5,9 @@ built-in emulator, and a fake page speaking realtalk.v1 with the websockets clie
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -212,3 +214,166 @@ async def test_drain_closes_sessions_that_outlast_it(serve_server: Any, open_pag
         assert closing["code"] == "draining"
         assert (await page.closed())[0] == 1000
         await asyncio.wait_for(draining, 15)
+
+
+# --- the page's messages -------------------------------------------------------------------
+
+BAD_MESSAGES: list[tuple[str | bytes, str]] = [
+    (b"\x00" * (64 * 1024 + 2), "over the 65536-byte limit"),
+    (b"\x00\x01\x02", "not whole PCM16 samples"),
+    (json.dumps({"type": "text", "text": "x" * 17000}), "over the 16384-byte limit"),
+    ("{not json", "not JSON"),
+    ("[1, 2]", "must be a JSON object, not list"),
+    (json.dumps({"text": "hi"}), 'no "type"'),
+    (json.dumps({"type": "shout"}), "unknown message type 'shout'"),
+    (json.dumps({"type": "text"}), 'field "text" of a text message must be a string (missing)'),
+    (json.dumps({"type": "text", "text": "  "}), 'field "text" of a text message is empty'),
+    (json.dumps({"type": "ptt", "down": "yes"}), 'field "down" of a ptt message must be true or false'),
+    (json.dumps({"type": "played", "epoch": 0, "samples": -1}), 'field "samples" of a played message must be 0'),
+    (json.dumps({"type": "played", "epoch": 1.5, "samples": 1}), 'field "epoch" of a played message must be a whole number'),
+    (json.dumps({"type": "approve", "call_id": "call_x", "allow": True}), "no approval is waiting for 'call_x'"),
+    (json.dumps({"type": "switch", "agent": "nobody"}), "unknown agent 'nobody'"),
+]
+
+
+async def test_every_bad_message_gets_its_error_and_too_many_close(serve_server: Any, open_page: OpenPage) -> None:
+    base = await serve_server(AGENTS, agent="concierge", emulator_fast=True)
+    async with open_page(base) as page:
+        await _greeted(page)
+        for frame, expected in BAD_MESSAGES:
+            await page.send(frame)
+            error = await page.next("error")
+            assert expected in error["message"], (frame[:40], error)
+            assert "\n" not in error["message"]
+        await page.send({"type": "text", "text": "What time is it in Tokyo?"})  # the session goes on
+        assert "in Tokyo" in (await page.event("turn.done"))["text"]
+        for _ in range(20 - len(BAD_MESSAGES)):
+            await page.send("{}")
+            await page.next("error")
+        await page.send("{}")  # the 21st
+        await page.next("error")
+        code, reason = await page.closed()
+        assert (code, reason) == (1008, "too many bad messages (21)")
+
+
+async def test_switch_and_push_to_talk(serve_server: Any, open_page: OpenPage) -> None:
+    base = await serve_server(AGENTS, agent="concierge", emulator_fast=True)
+    async with open_page(base) as page:
+        await _greeted(page)
+        await page.send({"type": "switch", "agent": "billing"})
+        handoff = await page.event("handoff")
+        assert (handoff["source"], handoff["target"], handoff["call_id"]) == ("concierge", "billing", None)
+        await page.send({"type": "ptt", "down": True})
+        await page.send({"type": "ptt", "down": False})  # nothing recorded: a warning, no turn
+        assert "nothing recorded" in (await page.event("warning"))["message"]
+
+
+APPROVAL_AGENT = """\
+name: desk
+model: gpt-realtime
+instructions: Tell the time.
+modalities: [text]
+tools:
+  - {name: get_time, requires_approval: true}
+"""
+APPROVAL_SCENARIO = """\
+name: desk
+turns:
+  - user: /tokyo/
+    reply:
+      - call: get_time
+        arguments: {timezone: Asia/Tokyo}
+      - say: "Done: {output}"
+  - user: /again/
+    reply:
+      - call: get_time
+        arguments: {timezone: Asia/Tokyo}
+      - say: "Done: {output}"
+"""
+
+
+async def test_approvals_are_asked_on_the_page(serve_server: Any, open_page: OpenPage, tmp_path: Path) -> None:
+    (tmp_path / "desk.yaml").write_text(APPROVAL_AGENT)
+    (tmp_path / "desk.scenario.yaml").write_text(APPROVAL_SCENARIO)
+    base = await serve_server(tmp_path, emulator_fast=True, approval_timeout_s=0.5)
+    async with open_page(base) as page:
+        await page.next("ready")
+        await page.send({"type": "text", "text": "Time in Tokyo?"})
+        asked = await page.next("approval")
+        assert (asked["tool"], asked["agent"], asked["arguments"]) == ("get_time", "desk", {"timezone": "Asia/Tokyo"})
+        await page.send({"type": "approve", "call_id": asked["call_id"], "allow": True})
+        assert (await page.event("tool.finished"))["status"] == "ok"
+        await page.event("turn.done")
+
+        await page.send({"type": "text", "text": "Once again"})  # no answer: refused after the timeout
+        asked = await page.next("approval")
+        assert "no answer to the approval of get_time within 0.5 s" in (await page.next("error"))["message"]
+        assert (await page.event("tool.finished"))["status"] == "refused"
+        await page.send({"type": "approve", "call_id": asked["call_id"], "allow": True})  # too late
+        assert "no approval is waiting" in (await page.next("error"))["message"]
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+
+SECRET = "token-secret-0123456789abcdef"
+MINT_KEY = "mint-key-0123456789abcdef"
+
+
+async def test_minted_tokens_work_and_expire(serve_server: Any, open_page: OpenPage) -> None:
+    now = [1_000_000.0]
+    base = await serve_server(AGENTS, agent="concierge", emulator_fast=True, token_secret=SECRET,
+                              mint_key=MINT_KEY, token_ttl_s=300, clock=lambda: now[0])
+    async with httpx.AsyncClient(base_url=base) as http:
+        assert (await http.post("/token")).status_code == 401
+        wrong = await http.post("/token", headers={"Authorization": "Bearer not-the-key"})
+        assert wrong.status_code == 401
+        assert "not-the-key" not in wrong.text
+        minted = await http.post("/token", headers={"Authorization": f"Bearer {MINT_KEY}"})
+        assert minted.status_code == 200
+        body = minted.json()
+        assert body["expires_at"] == 1_000_300
+        assert minted.headers["cache-control"] == "no-store"
+    async with open_page(base, token=body["token"]) as page:
+        assert (await page.next("ready"))["agent"] == "concierge"
+    forged = body["token"][:-2] + ("AA" if not body["token"].endswith("AA") else "BB")
+    refused, code = await _refused(open_page, base, token=forged)
+    assert (refused["reason"], code) == ("invalid token", 4401)
+    now[0] += 301
+    refused, code = await _refused(open_page, base, token=body["token"])
+    assert ("expired" in refused["reason"], code) == (True, 4401)
+
+
+async def test_token_endpoint_without_a_secret(serve_server: Any) -> None:
+    base = await serve_server(AGENTS, agent="concierge", emulator_fast=True)
+    async with httpx.AsyncClient(base_url=base) as http:
+        response = await http.post("/token", headers={"Authorization": f"Bearer {MINT_KEY}"})
+        assert response.status_code == 404
+        assert "not configured" in response.json()["error"]
+        assert (await http.get("/token")).status_code == 405
+
+
+async def test_health_agents_metrics_and_page(serve_server: Any, open_page: OpenPage) -> None:
+    base = await serve_server(AGENTS, agent="concierge", emulator_fast=True)
+    async with httpx.AsyncClient(base_url=base) as http:
+        health = (await http.get("/healthz")).json()
+        assert health["status"] == "ok"
+        assert isinstance(health["pid"], int)
+        assert (await http.get("/readyz")).json()["status"] == "ready"
+        agents = (await http.get("/agents")).json()
+        assert agents["default"] == "concierge"
+        assert {a["name"] for a in agents["agents"]} == {"concierge", "billing"}
+        page = await http.get("/")
+        assert (page.status_code, page.headers["content-type"].split(";")[0]) == (200, "text/html")
+        assert (await http.get("/static/nothing.js")).status_code == 404
+
+        async with open_page(base) as client:
+            await _greeted(client)
+            metrics = (await http.get("/metrics")).text
+            assert 'realtalk_active_sessions{kind="browser"} 1.0' in metrics
+            await client.send({"type": "bye"})
+            await client.closed()
+        await _refused(open_page, base, agent="nobody")
+        metrics = await http.get("/metrics")
+        assert metrics.headers["content-type"].startswith("text/plain")
+        assert 'realtalk_turns_total{agent="concierge",status="completed"} 1.0' in metrics.text
+        assert 'realtalk_sessions_total{kind="browser",outcome="refused"} 1.0' in metrics.text

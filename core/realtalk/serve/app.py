@@ -299,6 +299,7 @@ class _BrowserConnection:
         self.subprotocol = subprotocol
         self.outbox = _Outbox()
         self.ended = asyncio.Event()
+        self.gone = False  # the page left (or stopped receiving): nothing more can be said
         self.session: Session | None = None
         self.approvals: dict[str, asyncio.Future[bool]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -324,7 +325,8 @@ class _BrowserConnection:
 
     def _end(self, code: str, reason: str) -> None:
         """Say ``closing`` and close (1000, or 1011 for a server error), once."""
-        if self.ended.is_set():
+        if self.outbox.closed:
+            self.ended.set()
             return
         if code != "bye":
             log.info("closing the page's connection: %s (%s)", code, reason)
@@ -354,6 +356,7 @@ class _BrowserConnection:
                     await asyncio.wait_for(self.ws.send_text(item), SEND_TIMEOUT_S)
         except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError, OSError) as exc:
             log.info("the page stopped receiving (%s)", type(exc).__name__)
+            self.gone = True
         finally:
             self.ended.set()
 
@@ -402,6 +405,7 @@ class _BrowserConnection:
             while not self.ended.is_set():
                 message = await self.ws.receive()
                 if message["type"] == "websocket.disconnect":
+                    self.gone = True
                     return
                 data = message.get("bytes")
                 if data is not None:
@@ -411,7 +415,7 @@ class _BrowserConnection:
                 for action in actions:
                     await self._do(action, session)
         except (WebSocketDisconnect, RuntimeError):
-            return
+            self.gone = True
         finally:
             self.ended.set()
 
@@ -437,7 +441,7 @@ class _BrowserConnection:
             if self.hub.metrics is not None and action.message.get("type") == "error":
                 self.hub.metrics.error("client")
             self._send(action.message)
-        elif isinstance(action, Close) and not self.ended.is_set():
+        elif isinstance(action, Close) and not self.outbox.closed:
             log.info("closing the page's connection: %s", action.reason)
             self.outbox.close(action.code, action.reason)
             self.ended.set()
@@ -486,10 +490,13 @@ class _BrowserConnection:
             for task in [*self.tasks, *([reader] if reader is not None else [])]:
                 task.cancel()
             self.sink.close()
-            self._end("server_error", "the session ended")  # no-op unless nothing said why
-            # The goodbye goes out (bounded); a page that does not take it is dropped.
-            done, _ = await asyncio.wait({writer}, timeout=CLOSE_TIMEOUT_S)
-            if not done:
+            if self.gone:
                 writer.cancel()
+            else:
+                self._end("server_error", "the session ended")  # no-op when the reason was said
+                # The goodbye goes out (bounded); a page that does not take it is dropped.
+                done, _ = await asyncio.wait({writer}, timeout=CLOSE_TIMEOUT_S)
+                if not done:
+                    writer.cancel()
             hub.release(self.admission)
             logs.session_id.reset(context)

@@ -257,8 +257,8 @@ def _field(message: dict[str, Any], name: str, kind: type[Any]) -> Any:
     if kind is bool:
         ok, what = isinstance(value, bool), "true or false"
     else:
-        ok, what = isinstance(value, kind) and not isinstance(value, bool), f"a {kind.__name__}"
-        what = "a string" if kind is str else what
+        ok = isinstance(value, kind) and not isinstance(value, bool)
+        what = {str: "a string", int: "a whole number"}.get(kind, kind.__name__)
     if not ok:
         got = "missing" if name not in message else f"not {_short(json.dumps(value))}"
         raise _Bad(f'field "{name}" of a {message["type"]} message must be {what} ({got})')
