@@ -541,8 +541,14 @@ function onEvent(event) {
       endApproval(event.call_id, event.status);
       return;
     }
-    case "handoff":
+    case "handoff": {
       finishAssistantLine();
+      const call = event.call_id && state.tools.get(event.call_id);
+      if (call && !call.status) { // transfer_to_<agent>: the handoff is its outcome
+        call.el.querySelector(".detail")?.remove();
+        call.status = "handoff";
+        detail(call, `handed off to ${event.target}`);
+      }
       state.agent = event.target;
       ui.sessionAgent.textContent = event.target;
       if (state.agents.includes(event.target)) ui.agent.value = event.target;
@@ -551,6 +557,7 @@ function onEvent(event) {
         who: "handoff", source: event.source, target: event.target,
       });
       return;
+    }
     case "turn.done": {
       finishAssistantLine();
       const latency = `first reply ${ms(event.first_delta_ms)} · done ${ms(event.done_ms)}`;
@@ -564,12 +571,17 @@ function onEvent(event) {
       state.turnLine = entry;
       return;
     }
-    case "interrupted":
+    case "interrupted": {
       finishAssistantLine();
-      addLine("interrupted", `you interrupted: heard ${ms(event.played_ms)}, ${ms(event.dropped_ms)} not played`, {
-        who: "barge-in", playedMs: event.played_ms,
+      // Nothing dropped: the reply had been heard to its end when the user spoke.
+      const text = event.dropped_ms > 0
+        ? `you interrupted: cut at ${ms(event.played_ms)}, ${ms(event.dropped_ms)} not played`
+        : `you spoke after the reply (all ${ms(event.played_ms)} heard)`;
+      addLine("interrupted", text, {
+        who: "barge-in", playedMs: event.played_ms, droppedMs: event.dropped_ms,
       });
       return;
+    }
     case "reconnected":
       addLine("note", `reconnected to the model (${event.reason})`, { who: "note" });
       return;
