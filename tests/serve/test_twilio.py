@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from realtalk.protocol import codec
 from realtalk.serve import twilio as tw
@@ -507,8 +508,7 @@ async def test_dtmf_is_a_session_event_and_stop_ends_the_session(phone: Phone, c
     assert [e.message for e in phone.events if e.type == "warning" and dtmf in e.message] == [dtmf + "5", dtmf + "#"]
     await call.hang_up()  # stop
     await phone.until(lambda: phone.hub.active == 0, "the session ended")
-    assert "session ended: completed" in caplog.messages
-    assert any(m.endswith("ended: the caller hung up") for m in caplog.messages)
+    assert "session ended: completed" in caplog.messages  # the hub's word for a caller's goodbye
 
 
 async def test_bad_stream_messages_get_their_errors_and_too_many_hang_up(phone: Phone) -> None:
@@ -579,3 +579,67 @@ async def test_a_stream_needs_its_one_time_token(phone: Phone) -> None:
     await first.hang_up()
     await phone.until(lambda: phone.hub.active == 0, "the session ended")
     assert len([e for e in phone.events if e.type == "connected"]) == 1
+
+
+async def test_webhook_refusals_say_why(phone: Phone) -> None:
+    call = phone.call()
+    cases = [
+        (await call.ring(signature="RSOYDt4T1cUTdK1PDd93/VVr8B8="), 403,
+         (f"X-Twilio-Signature does not match this request for {phone.base_url}/twilio/voice (is this the"
+          " URL configured in Twilio? Behind a proxy, set --public-url)")),
+        (await call.ring(sign=False), 403, "X-Twilio-Signature is missing: only Twilio may call this webhook"),
+        (await call.ring("/twilio/voice?agent=nobody"), 404,
+         "no agent 'nobody' here; agents: billing, concierge"),
+    ]
+    for response, status, reason in cases:
+        assert (response.status_code, response.text) == (status, reason + "\n")
+    async with httpx.AsyncClient() as client:
+        url = phone.base_url + "/twilio/voice"
+        as_json = await client.post(url, json=call.form(), headers={"X-Twilio-Signature": "x"})
+        assert (as_json.status_code, as_json.text) == (
+            415, "the webhook body must be application/x-www-form-urlencoded, not 'application/json'\n")
+        assert (await client.get(url)).status_code == 405
+    assert phone.hub.active == 0 and phone.emulator.connections == []
+
+
+async def test_webhook_answers_twiml_for_the_agent_asked_for(phone: Phone) -> None:
+    sim = _load_sim()
+    response = await phone.call().ring("/twilio/voice?agent=billing")
+    assert response.status_code == 200
+    stream = sim.parse_twiml(response.text)
+    assert stream.url == phone.base_url.replace("http://", "ws://") + "/twilio/stream"
+    assert stream.parameters["agent"] == "billing" and stream.parameters["token"]
+    assert AUTH_TOKEN not in response.text
+
+
+async def test_behind_a_proxy_the_public_url_is_what_twilio_signs(tmp_path: Path, observed: list[Any],
+                                                                   serve_server: Any) -> None:
+    sim = _load_sim()
+    public = "https://voice.example.com/hotel"
+    async with _served(tmp_path, observed, serve_server, public_url=public) as served:
+        call = served.call()
+        # Twilio signs the URL it was given: the public one, not the server's own.
+        wrong = await call.ring()
+        assert wrong.status_code == 403
+        response = await call.ring(signed_url=public + "/twilio/voice")
+        assert response.status_code == 200, response.text
+        assert sim.parse_twiml(response.text).url == "wss://voice.example.com/hotel/twilio/stream"
+
+
+async def test_without_an_auth_token_phone_calls_are_off(tmp_path: Path, observed: list[Any],
+                                                        serve_server: Any) -> None:
+    sim = _load_sim()
+    async with _served(tmp_path, observed, serve_server, twilio_auth_token=None) as served:
+        call = served.call()
+        response = await call.ring()
+        assert (response.status_code, response.text) == (
+            503, ("Twilio calls are off: REALTALK_TWILIO_AUTH_TOKEN is not set, so Twilio's signature cannot"
+                  " be checked\n"))
+        stream = sim.Stream(served.base_url.replace("http", "ws") + "/twilio/stream",
+                            {"agent": "concierge", "token": "1.2.3"})
+        await call.connect(stream)
+        await call.wait_closed()
+        assert (call.close_code, call.close_reason) == (
+            1008, "stream refused: Twilio calls are off (REALTALK_TWILIO_AUTH_TOKEN is not set)")
+        await call.close()
+        assert served.emulator.connections == []
