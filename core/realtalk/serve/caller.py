@@ -176,7 +176,7 @@ class BrowserCaller:
     def _on_text(self, message: dict[str, Any]) -> list[Action]:
         text = _field(message, "text", str)
         if not text.strip():
-            raise _Bad('field "text" of a text message is empty')
+            raise _Bad('field "text" of the text message is empty')
         return [SendText(text)]
 
     def _on_ptt(self, message: dict[str, Any]) -> list[Action]:
@@ -261,14 +261,14 @@ def _field(message: dict[str, Any], name: str, kind: type[Any]) -> Any:
         what = {str: "a string", int: "a whole number"}.get(kind, kind.__name__)
     if not ok:
         got = "missing" if name not in message else f"not {_short(json.dumps(value))}"
-        raise _Bad(f'field "{name}" of a {message["type"]} message must be {what} ({got})')
+        raise _Bad(f'field "{name}" of the {message["type"]} message must be {what} ({got})')
     return value
 
 
 def _count(message: dict[str, Any], name: str) -> int:
     value = _field(message, name, int)
     if value < 0:
-        raise _Bad(f'field "{name}" of a {message["type"]} message must be 0 or more (not {value})')
+        raise _Bad(f'field "{name}" of the {message["type"]} message must be 0 or more (not {value})')
     return int(value)
 
 
