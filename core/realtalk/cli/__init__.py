@@ -6,6 +6,7 @@ the module that carries it out, imported only when that command runs, so ``realt
   voice loop, approval prompt) and ``console.py`` (what a person sees) serve it;
 - ``check.py``: ``realtalk check``, ``plugins`` and ``tools``;
 - ``devices.py``: ``realtalk devices``; ``emulator.py``: ``realtalk emulator``;
+- ``serve.py``: ``realtalk serve`` (Starlette and uvicorn, imported only when it runs);
 - ``options.py``: option values, checked while parsing; ``parser.py``: the argparse classes.
 
 ``realtalk --version`` alone is answered before argparse (or anything else) is imported.
@@ -139,6 +140,7 @@ def _parser(*, commands: Collection[str] | None = None,
     run = sub.add_parser("run", help="run an agent: voice, text, or WAV files")
     devices = sub.add_parser("devices", help="list audio input and output devices")
     emulator = sub.add_parser("emulator", help="serve a local Realtime API emulator")
+    serve = sub.add_parser("serve", help="serve agents to browsers and phones (the serve extra)")
     new = sub.add_parser("new", help="start a plugin distribution or an agent from a template")
     install = sub.add_parser("install", help="pip install plugins into the environment realtalk runs in")
     uninstall = sub.add_parser("uninstall", help="pip uninstall from the environment realtalk runs in")
@@ -170,6 +172,10 @@ def _parser(*, commands: Collection[str] | None = None,
         from .emulator import add_arguments
 
         add_arguments(emulator)
+    if "serve" in wanted:
+        from .serve import add_arguments as add_serve_arguments
+
+        add_serve_arguments(serve)
     if "new" in wanted:
         from . import new as new_module
 
@@ -474,6 +480,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(run_command(args))
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve_command
+
+    return serve_command(args)
+
+
 def _cmd_new(args: argparse.Namespace) -> int:
     from .new import new_command
 
@@ -499,6 +511,7 @@ _COMMANDS = {
     "plugins": _cmd_plugins,
     "tools": _cmd_tools,
     "emulator": _cmd_emulator,
+    "serve": _cmd_serve,
     "new": _cmd_new,
     "install": _cmd_install,
     "uninstall": _cmd_uninstall,
