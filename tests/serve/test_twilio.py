@@ -643,3 +643,30 @@ async def test_without_an_auth_token_phone_calls_are_off(tmp_path: Path, observe
             1008, "stream refused: Twilio calls are off (REALTALK_TWILIO_AUTH_TOKEN is not set)")
         await call.close()
         assert served.emulator.connections == []
+
+
+async def test_a_stream_that_never_starts_is_closed(phone: Phone, monkeypatch: pytest.MonkeyPatch) -> None:
+    from websockets.asyncio.client import connect
+
+    monkeypatch.setattr(tw, "START_TIMEOUT_S", 0.3)
+    async with connect(phone.base_url.replace("http", "ws") + "/twilio/stream") as ws:
+        await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        await asyncio.wait_for(ws.wait_closed(), 10)
+    assert (ws.close_code, ws.close_reason) == (1008, "no start message within 0.3 s")
+
+
+async def test_a_call_over_capacity_is_refused(tmp_path: Path, observed: list[Any], serve_server: Any) -> None:
+    sim = _load_sim()
+    async with _served(tmp_path, observed, serve_server, max_sessions=1) as served:
+        first = await served.dial()
+        await served.until(lambda: "connected" in served.kinds(), "the first call's session")
+        second = served.call()
+        response = await second.ring()
+        stream = sim.parse_twiml(response.text)
+        await second.connect(stream, url=sim.ws_url(served.base_url, stream.url))
+        await second.wait_closed()
+        assert (second.close_code, second.close_reason) == (
+            1008, "the server is busy (1 sessions); try again later")
+        await second.close()
+        await first.hang_up()
+        await served.until(lambda: served.hub.active == 0, "the first call ended")

@@ -631,14 +631,16 @@ class _Phone:
     async def stream(self, ws: WebSocket) -> None:
         """One call's media stream: admit it, run its session, move audio both ways."""
         await ws.accept()
-        client = ws.client.host if ws.client else "unknown"
         call = TwilioCall(agents=self.hub.agents, default_agent=self.hub.default_agent,
                           check_token=self._check_token)
         start = await self._until_start(ws, call)
         if start is None:
             return
+        # Every call comes from Twilio's few addresses: each call is its own client (the
+        # process's --max-sessions applies; --max-per-client would refuse calls of others).
         try:
-            admission = self.hub.admit(client=client, token=None, origin=None, kind="phone")
+            admission = self.hub.admit(client=f"twilio:{_printable(start.call_sid)}", token=None, origin=None,
+                                       kind="phone")
         except Refused as exc:
             log.warning("twilio call %s refused: %s", _printable(start.call_sid), exc.reason)
             await _close(ws, 1008, exc.reason)
@@ -672,9 +674,13 @@ class _Phone:
         """Read until a good ``start`` (None: refused, bad, silent or gone; the socket is closed)."""
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
-            frame = await _receive(ws, deadline - time.monotonic())
-            if frame is None:
+            try:
+                frame = await _receive(ws, deadline - time.monotonic())
+            except asyncio.TimeoutError:
+                log.warning("twilio stream refused: no start message within %g s", START_TIMEOUT_S)
                 await _close(ws, 1008, f"no start message within {START_TIMEOUT_S:g} s")
+                return None
+            if frame is None:
                 return None
             for action in call.receive(frame):
                 if isinstance(action, StartCall):
@@ -707,10 +713,12 @@ class _Phone:
     async def _read(self, ws: WebSocket, call: TwilioCall, session: Session, sink: RemoteSink,
                     admission: Admission) -> str:
         while True:
-            frame = await _receive(ws, IDLE_TIMEOUT_S)
+            try:
+                frame = await _receive(ws, IDLE_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                return f"no message from Twilio for {IDLE_TIMEOUT_S:g} s"
             if frame is None:
-                return "Twilio closed the stream" if call.done or ws.client_state.name != "CONNECTED" \
-                    else f"no message from Twilio for {IDLE_TIMEOUT_S:g} s"
+                return "Twilio closed the stream"
             for action in call.receive(frame):
                 if isinstance(action, InputAudio):
                     try:
@@ -773,10 +781,14 @@ def twiml(stream: str, parameters: Mapping[str, str]) -> str:
 
 
 async def _receive(ws: WebSocket, timeout: float) -> str | bytes | None:
-    """The next frame, or None when the socket closed or ``timeout`` passed."""
+    """The next frame, or None when the socket closed.
+
+    Raises:
+        asyncio.TimeoutError: Nothing came within ``timeout`` seconds.
+    """
     try:
         message = await asyncio.wait_for(ws.receive(), max(timeout, 0.001))
-    except (asyncio.TimeoutError, RuntimeError):
+    except RuntimeError:  # received after the disconnect
         return None
     if message["type"] == "websocket.disconnect":
         return None
