@@ -32,7 +32,7 @@ The convention (``docs/architecture.md``, "Examples in the docs", says the same)
     run here) fails the audit until it is marked.
 
 - Shown and printed output are compared after normalising, on both sides, what changes
-  per run: durations (``12 ms``), token counts, times of day (``21:49``), weekday names,
+  per run: durations (``12 ms``), token counts and estimated costs (``~$0.0011``), times of day (``21:49``), weekday names,
   ISO date-times, the port after ``127.0.0.1``/``0.0.0.0``, and the work folder's path.
   ``...`` in the shown output stands for any text; a line of only ``...`` for any lines.
 """
@@ -176,7 +176,8 @@ def normalise(text: str, work: Path | None = None) -> str:
     text = re.sub(r"\b\d\d:\d\d\b", "<hh:mm>", text)
     text = re.sub(r"\b(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day\b", "<weekday>", text)
     text = re.sub(r"\b\d+ ms\b", "<n> ms", text)
-    return re.sub(r"\btokens \d+ in / \d+ out\b", "tokens <n> in / <n> out", text)
+    text = re.sub(r"\btokens \d+ in \([^()]*\) / \d+ out\b", "tokens <usage>", text)
+    return re.sub(r"~\$\d+\.\d+", "~$<usd>", text)
 
 
 def shown_pattern(shown: str) -> re.Pattern[str]:

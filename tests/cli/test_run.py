@@ -48,9 +48,45 @@ def test_json_lines_for_scripts() -> None:
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
     types = [e["type"] for e in events]
-    assert types[0] == "connected" and "tool.finished" in types and types[-1] == "turn.done"
+    assert types[0] == "connected" and "tool.finished" in types and types[-2:] == ["turn.done", "session.usage"]
     finished = next(e for e in events if e["type"] == "tool.finished")
     assert finished["name"] == "get_time" and finished["status"] == "ok"
+    # The turn's tokens by kind and estimated cost, then the session's total.
+    turn, session = events[-2:]
+    assert turn["tokens"]["input_text"] > 0 and turn["cost_usd"] > 0
+    assert session == {"type": "session.usage", "model": "gpt-realtime", "turns": 1, "tokens": turn["tokens"],
+                       "cost_usd": turn["cost_usd"]}
+
+
+def test_a_price_file_prices_the_run(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("my-deployment:\n  input_text: 1000000\n  output_text: 0\n")
+    result = realtalk("run", str(CONCIERGE), "--emulator", "--model", "my-deployment", "--prices", str(prices),
+                      "--json", "--text", "hello")
+    assert result.returncode == 0, result.stderr
+    session = json.loads(result.stdout.splitlines()[-1])
+    assert session["model"] == "my-deployment" and session["cost_usd"] == session["tokens"]["input_text"]
+    # The same from REALTALK_PRICES; without a price, tokens only and a pointer to --prices.
+    result = realtalk("run", str(CONCIERGE), "--emulator", "--model", "my-deployment", "--json", "--text", "hello",
+                      env={"REALTALK_PRICES": str(prices)})
+    assert json.loads(result.stdout.splitlines()[-1])["cost_usd"] == session["cost_usd"]
+    result = realtalk("run", str(CONCIERGE), "--emulator", "--model", "my-deployment", "--text", "hello")
+    assert result.stdout.splitlines()[-1].endswith("; no price known for model 'my-deployment' (--prices FILE)")
+
+
+@pytest.mark.parametrize("given", ["flag", "env"])
+def test_a_bad_price_file_is_one_usage_line(tmp_path: Path, given: str) -> None:
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("gpt-realtime:\n  output_audio: cheap\n")
+    flag = ["--prices", str(prices)] if given == "flag" else []
+    result = realtalk("run", str(CONCIERGE), "--emulator", *flag, "--text", "hello",
+                      env={"REALTALK_PRICES": str(prices)} if given == "env" else None)
+    assert result.returncode == 2 and result.stdout == ""
+    where = "argument --prices: " if given == "flag" else "REALTALK_PRICES: "
+    assert result.stderr.splitlines() == [
+        f"realtalk: error: {where}{prices}:2: $.gpt-realtime.output_audio:"
+        f" must be a number of USD per 1M tokens, 0 or more, not 'cheap'"
+        + (" (see realtalk run --help)" if given == "flag" else "")]
 
 
 def test_record_has_every_event_and_no_key(keyed_emulator: ThreadedEmulator, tmp_path: Path) -> None:

@@ -303,6 +303,11 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
                        help="a tool file (tools YAML or Python module) every agent may use (repeatable)")
     other.add_argument("--timeout", type=positive_seconds, default=120.0, metavar="S",
                        help="seconds per turn (120)")
+    from .options import price_file
+
+    other.add_argument("--prices", type=price_file, metavar="FILE",
+                       help="a price file (YAML or JSON) for the cost estimates (default: REALTALK_PRICES,"
+                            " else the built-in table; docs/usage.md)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

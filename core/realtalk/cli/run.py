@@ -25,7 +25,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from ..exceptions import AudioDeviceError
+from ..exceptions import AudioDeviceError, ConfigError
+from ..pricing import PRICES
 from ..results import SessionEvent
 from ..runner import open_session, stream_audio_file
 from . import (
@@ -38,6 +39,7 @@ from . import (
 )
 from .console import ConsoleRenderer
 from .interactive import chat, console_approver, voice
+from .options import env_prices
 
 __all__ = ["run_command"]
 
@@ -126,6 +128,18 @@ def _quiet_on_closed_stdout(renderer: Callable[[SessionEvent], None], stop: _Sto
     return listener
 
 
+def _summary(renderer: ConsoleRenderer, stop: _Stop) -> None:
+    """The session's total tokens and cost, however the run ends (not to a closed stdout)."""
+    if stop.code == EXIT_BROKEN_PIPE:
+        return
+    try:
+        renderer.summary()
+    except BrokenPipeError:
+        stdout_closed()
+        if stop.code is None:  # not stop(): the run is over, there is nothing left to cancel
+            stop.code = EXIT_BROKEN_PIPE
+
+
 async def run_command(args: argparse.Namespace) -> int:
     """Run ``realtalk run`` with parsed arguments; returns the exit code.
 
@@ -153,9 +167,17 @@ async def _run(args: argparse.Namespace, stop: _Stop) -> int:
         print("realtalk: error: argument --scenario: only with --emulator (it scripts the built-in"
               " emulator's replies)", file=sys.stderr)
         return EXIT_USAGE
+    prices = args.prices
+    if prices is None:
+        try:
+            prices = env_prices()
+        except ConfigError as exc:
+            print(f"realtalk: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     mode = _mode(args)
     text_only = mode in ("text", "chat") and args.output is None
-    renderer = ConsoleRenderer(json_lines=args.json, stream_deltas=mode == "chat" and not args.json)
+    renderer = ConsoleRenderer(json_lines=args.json, stream_deltas=mode == "chat" and not args.json,
+                               prices=PRICES if prices is None else prices)
     output = _output_sink(args, mode)
     source = None
     gate = None
@@ -177,6 +199,7 @@ async def _run(args: argparse.Namespace, stop: _Stop) -> int:
             record_audio=args.record_audio, output=output, block_plugins=args.no_plugin,
             tool_files=args.tools, listeners=[_quiet_on_closed_stdout(renderer, stop)],
         ) as session:
+            renderer.model = session.profile.model
             if mode in ("voice", "file") and session.agent.input_transcription is None:
                 print("realtalk: warning: no input_audio_transcription in the agent: after a"
                       " reconnect the new session cannot be told what the user said", file=sys.stderr)
@@ -203,4 +226,5 @@ async def _run(args: argparse.Namespace, stop: _Stop) -> int:
     finally:
         if output is not None:
             output.close()
+        _summary(renderer, stop)
     return stop.code if stop.code is not None else code
