@@ -103,6 +103,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Azure OpenAI (AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY)")
     model.add_argument("--model", help="model, or Azure deployment name (default: each agent's model)")
     model.add_argument("--scenario", type=Path, metavar="FILE", help="with --emulator: the scenario to play")
+    model.add_argument("--fast", action="store_true",
+                       help="with --emulator: send audio without real-time pacing (tests, benchmarks)")
     access = parser.add_argument_group(
         "access (tokens from REALTALK_SERVE_TOKEN(S), REALTALK_SERVE_TOKEN_SECRET, REALTALK_SERVE_MINT_KEY)")
     access.add_argument("--allow-origin", action="append", type=_origin, default=[], metavar="URL",
@@ -144,7 +146,7 @@ def make_config(args: argparse.Namespace, environ: dict[str, str] | None = None)
     env = dict(os.environ if environ is None else environ)
     config = ServeConfig(
         agents=args.agents_path, agent=args.agent, host=args.host, port=args.port,
-        emulator=args.emulator, scenario=args.scenario, url=args.url, model=args.model, azure=args.azure,
+        emulator=args.emulator, scenario=args.scenario, emulator_fast=args.fast, url=args.url, model=args.model, azure=args.azure,
         allow_origins=tuple(args.allow_origin), max_sessions=args.max_sessions,
         max_per_client=args.max_per_client, max_session_s=args.max_session_s, drain_s=args.drain_s,
         approval_timeout_s=args.approval_timeout_s, token_ttl_s=args.token_ttl_s, workers=args.workers,
@@ -152,6 +154,8 @@ def make_config(args: argparse.Namespace, environ: dict[str, str] | None = None)
         prices=args.prices if args.prices is not None else env_prices(env),
         **secrets_from_env(env),
     )
+    if args.fast and not args.emulator:
+        raise ConfigError("--fast needs --emulator")
     if config.scenario is not None and not config.scenario.is_file():
         raise ConfigError(f"--scenario: no such file: {config.scenario}")
     config.check()
@@ -181,6 +185,13 @@ def serve_command(args: argparse.Namespace) -> int:
     undo = logs.install(config.log_format, secrets=config.secrets,
                         level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
     try:
+        from ..serve.hub import SessionHub
+
+        try:
+            hub = SessionHub(config)  # the agents, checked before anything listens
+        except ConfigError as exc:
+            print(f"realtalk: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         if not is_loopback_host(config.host) and not config.needs_token:
             log.warning("listening on %s without a token (REALTALK_SERVE_TOKEN or a token secret): anyone"
                         " who can reach this address can start sessions, at your cost", config.host)
@@ -191,14 +202,7 @@ def serve_command(args: argparse.Namespace) -> int:
             print(f"realtalk: error: cannot listen on {config.host}:{config.port}: {reason}", file=sys.stderr)
             return EXIT_ERROR
         if config.workers > 1:
-            return _supervise(config, sock)
-        try:
-            from ..serve.hub import SessionHub
-
-            hub = SessionHub(config)
-        except ConfigError as exc:
-            print(f"realtalk: error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            return asyncio.run(_parent(config, hub, sock))
         return asyncio.run(_serve_one(config, hub, sock, announce=True))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -327,18 +331,6 @@ def _worker(config: ServeConfig, sock: socket.socket) -> None:
         code = EXIT_INTERRUPTED
     sys.stdout.flush()
     os._exit(code)
-
-
-def _supervise(config: ServeConfig, sock: socket.socket) -> int:
-    """Check the agents here (a bad directory stops everything at once), then run the workers."""
-    from ..serve.hub import SessionHub
-
-    try:
-        hub = SessionHub(config)
-    except ConfigError as exc:
-        print(f"realtalk: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return asyncio.run(_parent(config, hub, sock))
 
 
 async def _parent(config: ServeConfig, hub: SessionHub, sock: socket.socket) -> int:
