@@ -171,7 +171,7 @@ async def test_voice_turn_runs_a_tool_and_its_reply_plays(
 async def test_text_turns_show_tool_calls_handoffs_latency_and_cost(
     chromium: Path, silent_mic: str, serve_server: Any, tmp_path: Path
 ) -> None:
-    url = await serve_server(agent="concierge")
+    url = await serve_server(agent="concierge", emulator_fast=True)  # audio as fast as it goes
     errors: list[str] = []
     async with browser(chromium, silent_mic, tmp_path / "profile") as context:
         page = await open_console(context, url + "/", errors)
@@ -282,4 +282,70 @@ async def test_refusals_show_their_message(
         assert (refusal["status"], refusal["code"]) == (429, "capacity")
         assert (await hook(second, "rt.alert")).startswith("The server is at capacity")
         assert await second.is_visible("#alert")
+    assert errors == []
+
+
+DESK = """\
+name: desk
+model: gpt-realtime
+instructions: Tell the time.
+modalities: [text]
+tools:
+  - {name: get_time, requires_approval: true}
+"""
+DESK_SCENARIO = """\
+name: desk
+turns:
+  - user: /tokyo/
+    reply:
+      - call: get_time
+        arguments: {timezone: Asia/Tokyo}
+      - say: "Done: {output.time}"
+  - user: /again/
+    reply:
+      - call: get_time
+        arguments: {timezone: Asia/Tokyo}
+      - say: "Refused: {output}"
+"""
+
+
+async def test_approvals_and_push_to_talk_from_the_keyboard(
+    chromium: Path, silent_mic: str, serve_server: Any, tmp_path: Path
+) -> None:
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "desk.yaml").write_text(DESK)
+    (agents / "desk.scenario.yaml").write_text(DESK_SCENARIO)
+    url = await serve_server(agents, emulator_fast=True)
+    errors: list[str] = []
+    async with browser(chromium, silent_mic, tmp_path / "profile") as context:
+        page = await open_console(context, url + "/", errors)
+        await page.check("input[name=mic][value=ptt]")
+        await page.click("#connect")
+        await until(page, "rt.connected && rt.microphone")
+
+        # The approval takes the focus: Enter allows, the Deny button denies.
+        await page.fill("#text", "Time in Tokyo?")
+        await page.press("#text", "Enter")
+        await page.wait_for_selector(".line.approval button.allow:focus")
+        await page.keyboard.press("Enter")
+        await until(page, "rt.transcript.some(l => l.kind === 'assistant' && l.text.startsWith('Done: '))")
+        await page.fill("#text", "Once again")
+        await page.press("#text", "Enter")
+        await page.click(".line.approval button.deny")
+        await until(page, "rt.transcript.some(l => l.kind === 'assistant' && l.text.startsWith('Refused: '))")
+        transcript = await hook(page, "rt.transcript")
+        assert [line["answer"] for line in lines(transcript, "approval")] == ["allowed", "denied"]
+        assert [line["status"] for line in lines(transcript, "tool")] == ["ok", "refused"]
+
+        # Push-to-talk: audio leaves the page only while the space bar is held; letting go
+        # commits it (the emulator answers speech it has no turn for with its fallback).
+        await page.focus("#connect")
+        sent = await hook(page, "rt.sentSamples")
+        assert sent == 0  # nothing while the key was up
+        await page.keyboard.down("Space")
+        await until(page, "rt.ptt && rt.sentSamples >= 4800")  # 200 ms of microphone
+        await page.keyboard.up("Space")
+        await until(page, "!rt.ptt && rt.transcript.some(l => l.kind === 'assistant' && l.text.includes('(speech)'))")
+        assert await hook(page, "rt.connected")  # the space bar did not press the focused button
     assert errors == []

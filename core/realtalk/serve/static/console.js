@@ -63,6 +63,7 @@ const state = {
   agent: null, // the active agent
   agents: [],
   epoch: 0,
+  sent: 0, // 24 kHz microphone samples sent
   received: 0, // 24 kHz samples received, all epochs
   receivedEpoch: 0, // ... in the current epoch
   playedBefore: 0, // samples played in finished epochs
@@ -289,7 +290,10 @@ function onCapture(message) {
   if (message.type !== "frame") return;
   ui.level.value = Math.min(1, message.level * 4);
   const live = state.micMode === "open" || (state.micMode === "ptt" && state.ptt);
-  if (live && state.connected && state.ws.readyState === WebSocket.OPEN) state.ws.send(message.pcm);
+  if (live && state.connected && state.ws.readyState === WebSocket.OPEN) {
+    state.ws.send(message.pcm);
+    state.sent += message.pcm.byteLength >> 1;
+  }
 }
 
 function onPlayback(message) {
@@ -777,6 +781,10 @@ window.realtalk = Object.freeze({
   get epoch() { return state.epoch; },
   /** 24 kHz samples the page played (rendered), all epochs. */
   get playedSamples() { return state.playedBefore + state.playedEpoch; },
+  /** 24 kHz microphone samples sent to the server. */
+  get sentSamples() { return state.sent; },
+  /** Whether push-to-talk is held. */
+  get ptt() { return state.ptt; },
   /** 24 kHz samples received, all epochs. */
   get receivedSamples() { return state.received; },
   get receivedEpochSamples() { return state.receivedEpoch; },
