@@ -377,3 +377,24 @@ async def test_health_agents_metrics_and_page(serve_server: Any, open_page: Open
         assert metrics.headers["content-type"].startswith("text/plain")
         assert 'realtalk_turns_total{agent="concierge",status="completed"} 1.0' in metrics.text
         assert 'realtalk_sessions_total{kind="browser",outcome="refused"} 1.0' in metrics.text
+
+
+async def test_one_record_per_session(serve_server: Any, open_page: OpenPage, tmp_path: Path) -> None:
+    base = await serve_server(AGENTS, agent="concierge", emulator_fast=True, record_dir=tmp_path / "records")
+    async with open_page(base) as page:
+        ready = await _greeted(page)
+        await page.send({"type": "bye"})
+        await page.closed()
+    (record,) = (tmp_path / "records").iterdir()
+    assert record.name == f"{ready['session_id']}.jsonl"
+    events = [json.loads(line) for line in record.read_text().splitlines()]
+    assert any(e.get("event", {}).get("type") == "session.update" for e in events)
+
+
+async def test_phones_make_every_agent_speak_mulaw(serve_server: Any) -> None:
+    base = await serve_server(AGENTS, agent="concierge")
+    hub = serve_server.hub(base)
+    phone = hub._graph("audio/pcmu")
+    assert {spec.audio_format for spec in phone.agents.values()} == {"audio/pcmu"}
+    assert {spec.audio_format for spec in hub.target.graph.agents.values()} == {"audio/pcm"}
+    assert hub._graph("audio/pcmu") is phone
