@@ -205,6 +205,8 @@ async def test_text_turns_show_tool_calls_handoffs_latency_and_cost(
         shot = Path(os.environ.get("REALTALK_SCREENSHOT") or tmp_path / "console.png")
         await page.screenshot(path=str(shot))
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        await page.set_viewport_size({"width": 360, "height": 780})  # a small phone: no sideways scrolling
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 360
     assert errors == []
 
 
