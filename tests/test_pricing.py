@@ -71,8 +71,7 @@ def test_usage_fields_read_are_those_of_the_openai_types() -> None:
 
 def test_published_prices_of_gpt_realtime_and_mini() -> None:
     assert PRICES["gpt-realtime"] == Price(input_text=4.0, input_cached_text=0.4, output_text=16.0, input_audio=32.0,
-                                           input_cached_audio=0.4, output_audio=64.0, input_image=5.0,
-                                           input_cached_image=0.5)
+                                           input_cached_audio=0.4, output_audio=64.0)
     mini = PRICES["gpt-realtime-mini"]
     assert mini is not None
     assert (mini.input_audio, mini.input_cached_audio, mini.output_audio) == (10.0, 0.3, 20.0)
@@ -208,7 +207,7 @@ def test_the_table_of_docs_usage_md_is_the_built_in_one() -> None:
         if set(cells) == {"?"}:
             price = None
         else:
-            price = Price(**{kind: None if cell == "–" else float(cell) for kind, cell in zip(order, cells)})
+            price = Price(**{kind: None if cell in ("–", "?") else float(cell) for kind, cell in zip(order, cells)})
         for model in models.split(", "):
             shown[model] = price
     assert shown == dict(PRICES)

@@ -85,22 +85,25 @@ def _price(text: tuple[float, float, float], audio: tuple[float, float, float],
                  input_image=image[0] if image else None, input_cached_image=image[1] if image else None)
 
 
-_REALTIME = _price((4.0, 0.40, 16.0), (32.0, 0.40, 64.0), (5.0, 0.50))
+# Image prices only where the model's page was seen to publish them.
+_REALTIME = _price((4.0, 0.40, 16.0), (32.0, 0.40, 64.0))
+_REALTIME_15 = _price((4.0, 0.40, 16.0), (32.0, 0.40, 64.0), (5.0, 0.50))
 _REALTIME_2 = _price((4.0, 0.40, 24.0), (32.0, 0.40, 64.0), (5.0, 0.50))
-_MINI = _price((0.60, 0.06, 2.40), (10.0, 0.30, 20.0), (0.80, 0.08))
+_MINI = _price((0.60, 0.06, 2.40), (10.0, 0.30, 20.0))
+_MINI_21 = _price((0.60, 0.06, 2.40), (10.0, 0.30, 20.0), (0.80, 0.08))
 _4O_PREVIEW = _price((5.0, 2.50, 20.0), (40.0, 2.50, 80.0))
 _4O_MINI_PREVIEW = _price((0.60, 0.30, 2.40), (10.0, 0.30, 20.0))
 
 PRICES: Mapping[str, Price | None] = MappingProxyType({
     "gpt-realtime": _REALTIME,
     "gpt-realtime-2025-08-28": _REALTIME,
-    "gpt-realtime-1.5": _REALTIME,
+    "gpt-realtime-1.5": _REALTIME_15,
     "gpt-realtime-2": _REALTIME_2,
     "gpt-realtime-2.1": _REALTIME_2,
     "gpt-realtime-mini": _MINI,
     "gpt-realtime-mini-2025-10-06": _MINI,
     "gpt-realtime-mini-2025-12-15": _MINI,
-    "gpt-realtime-2.1-mini": _MINI,
+    "gpt-realtime-2.1-mini": _MINI_21,
     "gpt-4o-realtime-preview": _4O_PREVIEW,
     "gpt-4o-realtime-preview-2025-06-03": _4O_PREVIEW,
     "gpt-4o-realtime-preview-2024-12-17": _4O_PREVIEW,
