@@ -204,14 +204,19 @@ async function loadAgents() {
   }
 }
 
+// A token in the page's address, `#token=...` (the fragment never reaches the server) or
+// `?token=...`: taken once into this tab's sessionStorage, then removed from the address
+// bar and the history entry.
 function takeTokenFromUrl() {
   const url = new URL(window.location.href);
-  const token = url.searchParams.get("token");
+  const fragment = new URLSearchParams(url.hash.slice(1));
+  const token = fragment.get("token") ?? url.searchParams.get("token");
   if (token === null) return;
   sessionStorage.setItem(TOKEN_KEY, token);
   url.searchParams.delete("token");
-  // The token leaves the address bar (and the history entry) at once.
-  history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+  fragment.delete("token");
+  const hash = fragment.toString();
+  history.replaceState(history.state, "", url.pathname + url.search + (hash ? `#${hash}` : ""));
 }
 
 function currentToken() {
@@ -239,8 +244,9 @@ async function startAudio() {
 
 async function startMicrophone() {
   const audio = state.audio;
-  if (!audio || audio.capture) return;
+  if (!audio || audio.capture || audio.asking) return;
   let stream;
+  audio.asking = true;
   try {
     stream = await navigator.mediaDevices.getUserMedia({
       audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
@@ -248,11 +254,16 @@ async function startMicrophone() {
   } catch (error) {
     alertUser(`The microphone is not available (${error.name}): type instead, or allow the microphone and reconnect.`);
     return;
+  } finally {
+    audio.asking = false;
   }
-  if (state.audio !== audio) {
-    stream.getTracks().forEach((track) => track.stop()); // disconnected meanwhile
+  if (state.audio !== audio || state.micMode === "off") {
+    stream.getTracks().forEach((track) => track.stop()); // disconnected, or turned off, meanwhile
     return;
   }
+  stream.getAudioTracks()[0]?.addEventListener("ended", () => {
+    if (state.audio === audio && audio.stream === stream) alertUser("The microphone stopped (unplugged or taken away).");
+  });
   const source = audio.context.createMediaStreamSource(stream);
   const capture = new AudioWorkletNode(audio.context, "realtalk-capture", {
     numberOfInputs: 1,
@@ -351,6 +362,7 @@ async function connect() {
   }
   const protocols = [PROTOCOL];
   if (token) protocols.push(`realtalk.token.${token}`);
+  state.playedBefore += state.playedEpoch; // the total goes on over connections
   Object.assign(state, {
     refusal: null, closing: null, epoch: 0, receivedEpoch: 0, playedEpoch: 0, ptt: false,
   });
