@@ -145,3 +145,49 @@ def test_each_metrics_has_its_own_registry(metrics_module: Any) -> None:
     assert value(samples(first), "realtalk_active_sessions", kind="browser") == 1
     assert value(samples(second), "realtalk_active_sessions", kind="browser") == 0
     assert REGISTRY.get_sample_value("realtalk_active_sessions", {"kind": "browser"}) is None
+
+
+WORKER = """
+import sys
+from realtalk.results import ToolFinished, TurnDone
+from realtalk.serve.metrics import Metrics
+
+metrics = Metrics(agents=["desk"], tools=["get_time"])
+assert metrics.multiprocess
+metrics.session_started("browser")
+metrics.observe(TurnDone("desk", "hi", first_delta_ms=300.0, usage=({"input_tokens": 100, "output_tokens": 10},)),
+                "gpt-realtime")
+metrics.observe(ToolFinished("c1", "get_time", "ok", "{}", 0.02, "desk"), "gpt-realtime")
+if sys.argv[1] == "render":
+    sys.stdout.write(metrics.render()[0].decode())
+"""
+
+
+def test_multiprocess_mode_sums_every_worker(metrics_module: Any, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+
+    def worker(mode: str) -> str:
+        done = subprocess.run([sys.executable, "-c", WORKER, mode], env=env, capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    worker("count")
+    worker("count")
+    text = worker("render")  # a third worker answers the scrape: the sum of all three
+    found = {(s.name, tuple(sorted(s.labels.items()))): s.value
+             for family in text_string_to_metric_families(text) for s in family.samples}
+    assert value(found, "realtalk_turns_total", agent="desk", status="completed") == 3
+    assert value(found, "realtalk_active_sessions", kind="browser") == 3
+    assert value(found, "realtalk_turn_latency_seconds_count", agent="desk") == 3
+    assert value(found, "realtalk_tool_calls_total", tool="get_time", status="ok") == 3
+    assert value(found, "realtalk_tokens_total", model="gpt-realtime", kind="input_text") == 300
+    assert value(found, "realtalk_cost_usd_total", model="gpt-realtime") == pytest.approx(3 * (400 + 160) / 1e6)
+    # Without the variable (this process), each Metrics renders only its own registry.
+    assert not metrics_module.Metrics().multiprocess

@@ -12,15 +12,17 @@ or a caller could make up, is counted as ``other``. Session kinds, outcomes, err
 kinds and statuses come from fixed lists.
 
 Each process has its own registry: with ``--workers N`` each worker counts its own
-sessions, and a scrape sees whichever worker answers it. prometheus_client's
-multiprocess mode is not used (see docs/serve.md, "Usage, cost and metrics").
+sessions, and a scrape sees whichever worker answers it. When ``PROMETHEUS_MULTIPROC_DIR``
+names a directory before the server starts, prometheus_client's multiprocess mode is on:
+every worker writes its values there and :meth:`~Metrics.render` sums them all (see
+docs/serve.md, "Usage, cost and metrics").
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from ..pricing import KINDS, PRICES, Price, estimate, tokens_by_kind
@@ -72,9 +74,12 @@ class Metrics:
         self.tools = frozenset(tools)
         self.models = frozenset(models) | frozenset(prices)
         self.prices = prices
+        # prometheus_client decides once, when imported, from PROMETHEUS_MULTIPROC_DIR.
+        self.multiprocess = values.ValueClass is not values.MutexValue
         self.registry = CollectorRegistry(auto_describe=True)
         reg = self.registry
-        self.active_sessions = Gauge("realtalk_active_sessions", "Sessions running now.", ["kind"], registry=reg)
+        self.active_sessions = Gauge("realtalk_active_sessions", "Sessions running now.", ["kind"], registry=reg,
+                                     multiprocess_mode="livesum")
         self.sessions = Counter("realtalk_sessions", "Sessions ended, by kind and outcome.",
                                 ["kind", "outcome"], registry=reg)
         self.turns = Counter("realtalk_turns", "Turns done, by agent and status.", ["agent", "status"], registry=reg)
@@ -167,8 +172,15 @@ class Metrics:
     # -- exposition -------------------------------------------------------------------------
 
     def render(self) -> tuple[bytes, str]:
-        """The Prometheus text exposition of every metric, and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """The Prometheus text exposition of every metric, and its content type (in
+        multiprocess mode, the sum of every process's values)."""
+        if not self.multiprocess:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # prometheus_client has no hints here
+        return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
 def _one_of(value: str, allowed: tuple[str, ...], what: str) -> str:
