@@ -16,6 +16,7 @@ const TOKEN_KEY = "realtalk.token";
 const MAX_MESSAGE = 16 * 1024;
 const MAX_LINES = 500; // transcript entries kept on the page (and in the test hook)
 const MAX_EVENTS = 500; // session events kept for the test hook
+const BYE_TIMEOUT_MS = 5000; // how long Disconnect waits for the server to close
 
 const REFUSALS = {
   4401: "The server refused the token (wrong, expired or missing).",
@@ -404,6 +405,8 @@ function disconnect() {
   if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "bye" }));
   say("Disconnecting…");
   if (ws.readyState === WebSocket.CONNECTING) ws.close();
+  // The server answers bye with closing and a close; a server that does not is left.
+  setTimeout(() => ws.readyState === WebSocket.CLOSED || ws.close(), BYE_TIMEOUT_MS);
 }
 
 function send(message) {
@@ -445,6 +448,7 @@ function onClose(ws, event) {
     say("Disconnected.", "error");
   }
   finishAssistantLine();
+  for (const callId of [...approvals.keys()]) endApproval(callId, "not answered: the session ended");
 }
 
 function onMessage(text) {
