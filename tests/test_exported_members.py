@@ -87,6 +87,7 @@ EXPORTED = [
 # Reached through its own namespace, by choice (see the package docstring).
 NOT_EXPORTED = {
     "realtalk.audio.playback.OutputSink",  # Session(output=...): realtalk.audio
+    "realtalk.audio.bridge.AudioOutput",  # Session(output=...): realtalk.audio
 }
 
 
@@ -148,10 +149,10 @@ def realtalk_types(hint: Any) -> Iterator[type]:
 def hints(obj: Any) -> dict[str, Any]:
     # String annotations inside aliases (Approver) resolve in the caller's globals, and
     # modules import some annotation types only for type checkers.
-    from realtalk.audio import OutputSink
+    from realtalk.audio import AudioOutput, OutputSink
 
     namespace = {**vars(typing), **vars(collections.abc), **vars(sys.modules[obj.__module__]),
-                 "OutputSink": OutputSink}
+                 "OutputSink": OutputSink, "AudioOutput": AudioOutput}
     namespace.update((name, getattr(realtalk, name)) for name in realtalk.__all__)
     return typing.get_type_hints(obj, namespace)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from realtalk.audio.bridge import AudioOutput
 from realtalk.audio.capture import AudioSource, MicrophoneSource, WavFileSource
 from realtalk.audio.devices import (
     DeviceInfo,
@@ -32,6 +33,7 @@ from realtalk.audio.g711 import (
     ulaw_encode,
 )
 from realtalk.audio.playback import SILENCE_DBFS, OutputSink, SpeakerSink, WavFileSink, dbfs
+from realtalk.audio.remote import RemoteSink
 from realtalk.audio.resample import API_RATE, Resampler, resample
 from realtalk.audio.tracker import ItemPlayback, PlaybackTracker
 from realtalk.audio.wav import WavAudio, WavWriter, read_wav, write_wav
@@ -53,6 +55,7 @@ __all__ = [
     "API_RATE",
     "ECHO_MODES",
     "SILENCE_DBFS",
+    "AudioOutput",
     "AudioSource",
     "DeviceInfo",
     "DeviceKind",
@@ -65,6 +68,7 @@ __all__ = [
     "MicrophoneSource",
     "OutputSink",
     "PlaybackTracker",
+    "RemoteSink",
     "Resampler",
     "SpeakerSink",
     "WavAudio",
