@@ -398,3 +398,21 @@ async def test_phones_make_every_agent_speak_mulaw(serve_server: Any) -> None:
     assert {spec.audio_format for spec in phone.agents.values()} == {"audio/pcmu"}
     assert {spec.audio_format for spec in hub.target.graph.agents.values()} == {"audio/pcm"}
     assert hub._graph("audio/pcmu") is phone
+
+
+def test_the_outbox_is_bounded_and_barge_in_withdraws_audio() -> None:
+    from realtalk.serve.app import OUTBOX_ITEMS, _Outbox
+
+    outbox = _Outbox()
+    assert outbox.put('{"type": "event"}')
+    assert outbox.put(b"\x00" * 960)
+    outbox.drop_audio()  # a clear: audio not sent yet belongs to the old epoch
+    assert list(outbox.items) == ['{"type": "event"}']
+    assert outbox.size == len('{"type": "event"}')
+    while outbox.put(b"\x00\x00"):
+        pass
+    assert len(outbox.items) == OUTBOX_ITEMS  # full: the caller closes the page rather than lose audio
+    outbox.close(1011, "server_error", flush=False)
+    assert len(outbox.items) == 1
+    assert outbox.put(b"late")  # after the close nothing more is queued
+    assert len(outbox.items) == 1

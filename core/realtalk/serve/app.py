@@ -416,6 +416,8 @@ class _BrowserConnection:
                     await self._do(action, session)
         except (WebSocketDisconnect, RuntimeError):
             self.gone = True
+        except RealtalkError as exc:  # the session failed or closed under a send
+            self._end("server_error", f"the session could not go on: {exc}")
         finally:
             self.ended.set()
 
