@@ -416,3 +416,17 @@ def test_the_outbox_is_bounded_and_barge_in_withdraws_audio() -> None:
     assert len(outbox.items) == 1
     assert outbox.put(b"late")  # after the close nothing more is queued
     assert len(outbox.items) == 1
+
+
+async def test_every_caller_gets_the_whole_scenario(serve_server: Any, open_page: OpenPage) -> None:
+    base = await serve_server(AGENTS, agent="concierge", emulator_fast=True)
+    for _ in range(2):  # one after the other, then side by side
+        async with open_page(base) as page:
+            await page.next("ready")
+            assert (await page.event("turn.done"))["text"].startswith("Good evening")
+            await page.send({"type": "text", "text": "What time is it in Tokyo?"})
+            assert "in Tokyo" in (await page.event("turn.done"))["text"]
+    async with open_page(base) as first, open_page(base) as second:
+        for page in (first, second):
+            await page.next("ready")
+            assert (await page.event("turn.done"))["text"].startswith("Good evening")

@@ -128,13 +128,11 @@ class SessionHub:
         """
         if not self.config.emulator or self.config.emulator_url or self.emulator is not None:
             return
-        from ..emulator import Emulator
-
         scenario = self.config.scenario or scenario_for(self.target.graph.get(self.default_agent).file)
         if scenario is None:
             log.warning("emulator: no scenario beside agent %r; every input gets the fallback reply"
                         " (give one with --scenario FILE)", self.default_agent)
-        emulator = Emulator(scenario, fast=self.config.emulator_fast)
+        emulator = _served_emulator(scenario, fast=self.config.emulator_fast)
         await emulator.start()
         self.emulator = emulator
 
@@ -338,6 +336,25 @@ class SessionHub:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), left)
         return True
+
+
+def _served_emulator(scenario: Any, *, fast: bool) -> Emulator:
+    """An emulator whose every connection plays the scenario from its start.
+
+    The emulator keeps one place in the script for all its connections (so that a
+    client reconnecting continues where it was); a server's callers are strangers, and
+    each must get the whole script: the greeting, then the turns it matches.
+    """
+    from ..emulator import Emulator
+    from ..emulator.state import ScenarioProgress
+
+    class ServedEmulator(Emulator):
+        async def _handle(self, ws: Any) -> None:
+            # Emulator._handle hands self.progress to the connection before it awaits.
+            self.progress = ScenarioProgress(self.scenario)
+            await super()._handle(ws)
+
+    return ServedEmulator(scenario, fast=fast)
 
 
 def _warn(session: Session, message: str) -> None:
