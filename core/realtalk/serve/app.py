@@ -311,7 +311,8 @@ class _BrowserConnection:
 
     def _put(self, item: str | bytes) -> None:
         if not self.outbox.put(item):
-            self._end("server_error", "the page is not receiving fast enough; closing rather than losing audio")
+            self._end("server_error", "the page is not receiving fast enough; closing rather than losing audio",
+                      flush=False)
 
     def _send(self, message: dict[str, Any]) -> None:
         self._put(json.dumps(message, ensure_ascii=False, default=str))
@@ -323,15 +324,15 @@ class _BrowserConnection:
         self.outbox.drop_audio()
         self._send(self.caller.clear(epoch))
 
-    def _end(self, code: str, reason: str) -> None:
-        """Say ``closing`` and close (1000, or 1011 for a server error), once."""
+    def _end(self, code: str, reason: str, *, flush: bool = True) -> None:
+        """Say ``closing`` and close (1000, or 1011 for a server error), once; after what is
+        queued unless not ``flush`` (the outbox is full)."""
         if self.outbox.closed:
             self.ended.set()
             return
         if code != "bye":
             log.info("closing the page's connection: %s (%s)", code, reason)
-        flush = code != "server_error"
-        if not flush:  # the outbox may be full: make room for the goodbye
+        if not flush:  # make room for the goodbye
             self.outbox.items.clear()
             self.outbox.size = 0
         self._send(self.caller.closing(code, reason))
