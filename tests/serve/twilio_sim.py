@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import numpy as np
 from realtalk.audio.g711 import ulaw_encode
 from realtalk.audio.resample import resample
 from realtalk.audio.wav import read_wav
@@ -54,14 +55,16 @@ def twilio_signature(auth_token: str, url: str, params: dict[str, str]) -> str:
 
 
 def speech_ulaw(text: str, folder: Path) -> bytes:
-    """``text`` spoken by espeak-ng, as 8 kHz mu-law (the caller need not be installed:
-    the test asks ``require`` for espeak-ng first)."""
+    """``text`` spoken by espeak-ng, as 8 kHz mu-law, from its first loud sample (so the
+    speech starts with the first frame sent; the test must ``require`` espeak-ng)."""
     exe = shutil.which("espeak-ng")
     assert exe is not None, "espeak-ng is needed (the test must `require` it)"
     wav = folder / f"speech-{secrets.token_hex(4)}.wav"
     subprocess.run([exe, "-w", str(wav), text], check=True, timeout=30)
     audio = read_wav(wav)
-    return ulaw_encode(resample(audio.samples, audio.rate, 8000)).tobytes()
+    pcm = resample(audio.samples, audio.rate, 8000)
+    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > 3000)
+    return ulaw_encode(pcm[loud[0]:] if len(loud) else pcm).tobytes()
 
 
 @dataclass
@@ -114,6 +117,8 @@ class Call:
     clears: int = 0
     sent: list[dict[str, Any]] = field(default_factory=list)       # every non-media message sent
     spoken: bytearray = field(default_factory=bytearray)           # every media payload sent
+    # For each utterance: how many marks were echoed when its first frame was sent.
+    echoes_before_speech: list[int] = field(default_factory=list)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     close_code: int | None = None
     close_reason: str = ""
@@ -126,6 +131,7 @@ class Call:
         self._idle = True  # nothing playing
         self._clock = 0.0  # when the audio played so far ends (monotonic)
         self._mic: collections.deque[bytes] = collections.deque()
+        self._utterance_starts = False
         self._mic_empty = asyncio.Event()
         self._mic_empty.set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -184,6 +190,7 @@ class Call:
 
     async def speak(self, ulaw: bytes, timeout: float = 30.0) -> None:
         """Say ``ulaw`` (8 kHz mu-law) into the call, paced in real time; returns once sent."""
+        self._utterance_starts = True
         for at in range(0, len(ulaw), FRAME):
             self._mic.append(ulaw[at:at + FRAME].ljust(FRAME, b"\xff"))
         self._mic_empty.clear()
@@ -248,6 +255,9 @@ class Call:
         start = time.monotonic()
         while True:
             self._chunk += 1
+            if self._mic and self._utterance_starts:
+                self._utterance_starts = False
+                self.echoes_before_speech.append(len(self.echoes))
             payload = self._mic.popleft() if self._mic else SILENCE
             if not self._mic:
                 self._mic_empty.set()
