@@ -17,6 +17,7 @@ import json
 import logging
 import shutil
 import sys
+import textwrap
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -609,14 +610,34 @@ async def test_webhook_refusals_say_why(phone: Phone) -> None:
     assert phone.hub.active == 0 and phone.emulator.connections == []
 
 
-async def test_webhook_answers_twiml_for_the_agent_asked_for(phone: Phone) -> None:
+def _documented_twiml() -> str:
+    """The TwiML answer shown in docs/serve.md ("What happens on a call")."""
+    page = (ROOT / "docs" / "serve.md").read_text()
+    marker = "tested by: tests/serve/test_twilio.py::test_webhook_answers_twiml_for_the_agent_asked_for"
+    block = page[page.index(marker):].split("```xml\n", 1)[1].split("```", 1)[0]
+    return textwrap.dedent(block).strip()
+
+
+async def test_webhook_answers_twiml_for_the_agent_asked_for(tmp_path: Path, observed: list[Any],
+                                                            serve_server: Any) -> None:
     sim = _load_sim()
-    response = await phone.call().ring("/twilio/voice?agent=billing")
-    assert response.status_code == 200
+    public = "https://voice.example.com"
+    async with _served(tmp_path, observed, serve_server, public_url=public) as served:
+        response = await served.call().ring("/twilio/voice?agent=billing",
+                                            signed_url=public + "/twilio/voice?agent=billing")
+    assert response.status_code == 200, response.text
     stream = sim.parse_twiml(response.text)
-    assert stream.url == phone.base_url.replace("http://", "ws://") + "/twilio/stream"
-    assert stream.parameters["agent"] == "billing" and stream.parameters["token"]
+    assert stream.url == "wss://voice.example.com/twilio/stream"
+    assert list(stream.parameters) == ["agent", "token"] and stream.parameters["agent"] == "billing"
+    expiry, nonce, mac = stream.parameters["token"].split(".")
+    assert expiry.isdigit() and len(nonce) == 16 and len(mac) == 43
     assert AUTH_TOKEN not in response.text
+    # docs/serve.md shows this answer (its token made up).
+    documented = sim.parse_twiml(_documented_twiml())
+    assert (documented.url, documented.parameters["agent"]) == (stream.url, "billing")
+    assert list(documented.parameters) == list(stream.parameters)
+    assert response.text == tw.twiml(stream.url, stream.parameters)
+    assert response.text.startswith('<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url=')
 
 
 async def test_behind_a_proxy_the_public_url_is_what_twilio_signs(tmp_path: Path, observed: list[Any],
