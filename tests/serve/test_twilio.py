@@ -607,6 +607,8 @@ async def test_webhook_refusals_say_why(phone: Phone) -> None:
         assert (as_json.status_code, as_json.text) == (
             415, "the webhook body must be application/x-www-form-urlencoded, not 'application/json'\n")
         assert (await client.get(url)).status_code == 405
+        metrics = (await client.get(phone.base_url + "/metrics")).text
+    assert 'realtalk_sessions_total{kind="phone",outcome="refused"} 4.0' in metrics
     assert phone.hub.active == 0 and phone.emulator.connections == []
 
 

@@ -56,6 +56,7 @@ from ..audio.remote import RemoteSink
 from ..exceptions import RealtalkError
 from ..protocol import codec
 from ..results import ErrorEvent, SessionEvent
+from . import logs
 from .access import Admission, Refused
 from .config import TWILIO_TOKEN_VARIABLE
 
@@ -581,6 +582,7 @@ class _Phone:
 
         def refuse(status: int, reason: str) -> Response:
             log.warning("twilio webhook refused (%d): %s", status, reason)
+            self.hub.refused("phone")
             return Response(reason + "\n", status_code=status, media_type="text/plain")
 
         auth_token = self.hub.config.twilio_auth_token
@@ -614,7 +616,6 @@ class _Phone:
         try:
             agent = self.hub.agent_or_refuse(request.query_params.get("agent"))
         except Refused as exc:
-            self.hub.refused("phone")
             return refuse(exc.status, exc.reason)
         token = self.tokens.mint(call_sid, agent, time.time())
         stream = stream_url(url)
@@ -656,18 +657,21 @@ class _Phone:
             if isinstance(event, ErrorEvent) and event.fatal:
                 outbox.stop(f"the session failed: {event.message}")
 
-        code, reason = 1000, "the call ended"
+        code, reason, started = 1000, "the call ended", False
+        context = logs.session_id.set(admission.session_id)
         try:
             async with self.hub.session(admission, start.agent, output=sink, audio_format="audio/pcmu",
                                         listeners=[failed], on_end=on_end) as session:
+                started = True
                 log.info("twilio call %s: stream %s", _printable(start.call_sid), _printable(start.stream_sid))
-                reason = await self._run(ws, call, session, sink, outbox, admission)
+                code, reason = await self._run(ws, call, session, sink, outbox, admission)
         except RealtalkError as exc:
-            code, reason = 1011, f"the session could not start: {exc}"
+            code, reason = 1011, f"the session {'failed' if started else 'could not start'}: {exc}"
             log.warning("twilio call %s: %s", _printable(start.call_sid), reason)
         finally:
             sink.close()
-        log.info("twilio call %s ended: %s", _printable(start.call_sid), reason)
+            log.info("twilio call %s ended: %s", _printable(start.call_sid), reason)
+            logs.session_id.reset(context)
         await _close(ws, code, reason)
 
     async def _until_start(self, ws: WebSocket, call: TwilioCall) -> StartCall | None:
@@ -678,6 +682,7 @@ class _Phone:
                 frame = await _receive(ws, deadline - time.monotonic())
             except asyncio.TimeoutError:
                 log.warning("twilio stream refused: no start message within %g s", START_TIMEOUT_S)
+                self.hub.refused("phone")
                 await _close(ws, 1008, f"no start message within {START_TIMEOUT_S:g} s")
                 return None
             if frame is None:
@@ -690,12 +695,13 @@ class _Phone:
                 elif isinstance(action, (HangUp, Stopped)):
                     reason = action.reason if isinstance(action, HangUp) else "stopped before it started"
                     log.warning("twilio stream refused: %s", reason)
+                    self.hub.refused("phone")
                     await _close(ws, 1008, reason)
                     return None
 
     async def _run(self, ws: WebSocket, call: TwilioCall, session: Session, sink: RemoteSink,
-                   outbox: _Outbox, admission: Admission) -> str:
-        """Move data until the call ends; returns why it ended."""
+                   outbox: _Outbox, admission: Admission) -> tuple[int, str]:
+        """Move data until the call ends; returns the close code and why it ended."""
         tasks = {
             asyncio.create_task(self._read(ws, call, session, sink, admission), name="realtalk-twilio-read"),
             asyncio.create_task(self._write(ws, outbox), name="realtalk-twilio-write"),
@@ -703,7 +709,12 @@ class _Phone:
         greeting = asyncio.create_task(self._greet(session), name="realtalk-twilio-greet")
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            return next(iter(done)).result()
+            first = next(iter(done))
+            failure = first.exception()
+            if failure is not None:  # a bug: ended visibly, with its traceback in the log
+                log.error("twilio stream failed", exc_info=failure)
+                return 1011, f"server error: {type(failure).__name__}"
+            return 1000, first.result()
         finally:
             outbox.stop("the call ended")
             for task in (*tasks, greeting):
