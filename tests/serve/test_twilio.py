@@ -700,3 +700,13 @@ async def test_a_call_over_capacity_is_refused(tmp_path: Path, observed: list[An
         await second.close()
         await first.hang_up()
         await served.until(lambda: served.hub.active == 0, "the first call ended")
+
+
+async def test_the_server_ends_a_call_at_its_maximum_length(tmp_path: Path, observed: list[Any],
+                                                          serve_server: Any) -> None:
+    async with _served(tmp_path, observed, serve_server, max_session_s=1.0) as served:
+        call = await served.dial()
+        await call.wait_closed()
+        assert (call.close_code, call.close_reason) == (1000, "the session reached its maximum length of 1 s")
+        await call.close()
+        await served.until(lambda: served.hub.active == 0, "the session ended")
