@@ -4,9 +4,8 @@ Chromium (Debian's ``/usr/bin/chromium``, never a downloaded one) is driven by P
 with a fake microphone: a WAV made with espeak-ng ("What time is it in Tokyo?", then
 silence) for the voice turn, a silent one elsewhere. Each test starts its own server
 (conftest's ``serve_server``: the app under uvicorn on a port of its own, with a
-built-in emulator); the emulator's scenario is one per server, so turns one test uses
-are gone for the next. The page is read through its ``window.realtalk`` hook; every wait is a
-condition with a bound, never a sleep.
+built-in emulator playing agents/concierge.scenario.yaml). The page is read through
+its ``window.realtalk`` hook; every wait is a condition with a bound, never a sleep.
 
 ``REALTALK_SCREENSHOT=docs/images/console.png pytest tests/serve/test_browser.py -k text``
 regenerates the screenshot of docs/serve.md.
@@ -225,10 +224,11 @@ async def test_barge_in_truncates_at_what_the_page_played(
         # is mixed into the microphone signal inside the capture worklet (before
         # resampling and framing), so it leaves the page as ordinary microphone frames.
         await until(page, "rt.microphone && rt.playedSamples >= 12000")
-        await page.evaluate("""(b64) => {
+        spoke_at = await page.evaluate("""(b64) => {
             const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
             const pcm = new Int16Array(bytes.buffer);
             window.realtalk.injectMicrophone(Float32Array.from(pcm, (v) => v / 32768));
+            return window.realtalk.playedSamples;  // reported to the server before the speech
         }""", speech)
         await until(page, "rt.epoch === 1 && ['interrupted', 'assistant.done'].every("
                           "(kind) => rt.events.some(e => e.type === kind))")
@@ -242,7 +242,9 @@ async def test_barge_in_truncates_at_what_the_page_played(
     # Exact: the server cut the greeting at one of the page's own reports (the greeting
     # is the first audio of epoch 0, so its samples are the epoch's).
     assert any(abs(samples / 24 - cut["played_ms"]) < 1 for samples in reported), (cut, reported[-5:])
-    assert cut["played_ms"] >= 500  # it was playing when the user spoke
+    # Causality: no earlier than what had been reported when the user spoke (that report
+    # went out before the speech), no later than what had played when the clear came.
+    assert spoke_at // 24 <= cut["played_ms"] <= before["played"] / 24, (spoke_at, cut, before)
     # And close: what the page played before it heard the clear is at most one report
     # interval (plus what plays while a report and the clear are in flight) past the cut.
     heard_ms = before["played"] / 24
