@@ -234,17 +234,13 @@ async def open_session(
             session.on(listener)
         start = target.graph.get(target.agent)
         info = SessionInfo(target.agent, tuple(target.graph.agents), profile.display_url, model or start.model)
-        for observer in target.plugins.observers(info, lambda line: _warn(session, line)):
+        for observer in target.plugins.observers(info, session.warn):
             session.on(observer)
         # Closed however start() ends: a half-configured session still holds a socket.
         stack.push_async_callback(session.close)
         await session.start()
         yield session
 
-
-def _warn(session: Session, message: str) -> None:
-    """A ``warning`` event of ``session`` (a plugin's observer failed)."""
-    session._emit("warning", message=message)  # the session's own event kind, from its opener
 
 
 async def run_agent(

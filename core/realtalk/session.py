@@ -153,6 +153,16 @@ class Session:
         return self.protocol.agent
 
     @property
+    def failure(self) -> BaseException | None:
+        """What ended the session on its own (a failed reconnect, a refusal), else None."""
+        return self._failure
+
+    def warn(self, message: str) -> None:
+        """Publish a ``warning`` event: what the session's opener (a plugin's observer that
+        failed, a phone call's DTMF) wants its listeners to show."""
+        self._emit("warning", message=message)
+
+    @property
     def _conversation(self) -> Conversation:
         return self.protocol.conversation
 

@@ -33,6 +33,9 @@ API_KEY_VARIABLE = "REALTALK_EMULATOR_API_KEY"
 RECORDED_EVENTS = 1000
 """Events each connection's in-memory record keeps under the command: nothing reads it
 there, and 300 sessions of the default 100,000 would hold gigabytes after an hour."""
+KEPT_CONNECTIONS = 1000
+"""Connection records the command keeps (nothing reads them there): a server up for days
+holds at most this many."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fast",
         action="store_true",
         help="send audio as fast as possible instead of at real-time pace",
+    )
+    parser.add_argument(
+        "--per-connection",
+        action="store_true",
+        help="each connection plays the scenario from its first turn (default: connections"
+             " share one place in it, so a reconnecting client goes on where it was)",
     )
     parser.add_argument(
         "--record-audio",
@@ -150,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
             latency_ms=args.latency_ms,
             record_audio=args.record_audio,
             max_recorded_events=RECORDED_EVENTS,
+            per_connection=args.per_connection,
+            max_connections=KEPT_CONNECTIONS,
         )
     except ScenarioError as exc:
         print(f"realtalk emulator: {exc}", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import hmac
 import logging
 from collections.abc import Mapping
@@ -62,6 +63,13 @@ class Emulator:
             length (``"<audio 4800 bytes>"``), so the record stays small.
         max_recorded_events: How many events each connection's record keeps; the oldest
             go first and are counted in ``ConnectionRecord.discarded`` (None: no bound).
+        per_connection: Each connection plays the scenario from its first turn. By
+            default the connections share one place in the script, so that a client
+            that reconnects goes on where it was; a server whose callers are strangers
+            (``realtalk serve --emulator``) wants each to get the whole script.
+        max_connections: How many connection records :attr:`connections` keeps (the
+            oldest go first; None: all), so that an emulator serving for days stays
+            bounded.
 
     Raises:
         ScenarioError: The scenario is invalid.
@@ -84,6 +92,8 @@ class Emulator:
         ping_interval: float | None = PING_INTERVAL,
         record_audio: bool = False,
         max_recorded_events: int | None = MAX_RECORDED_EVENTS,
+        per_connection: bool = False,
+        max_connections: int | None = None,
     ) -> None:
         if max_recorded_events is not None and max_recorded_events < 1:
             raise ValueError(
@@ -104,7 +114,8 @@ class Emulator:
         self.record_audio = record_audio
         self.max_recorded_events = max_recorded_events
         self.progress = ScenarioProgress(self.scenario)
-        self.connections: list[ConnectionRecord] = []
+        self.per_connection = per_connection
+        self.connections: collections.deque[ConnectionRecord] = collections.deque(maxlen=max_connections)
         self.refused = 0
         self._port = port
         self._server: Server | None = None
@@ -345,4 +356,5 @@ class Emulator:
                 pass
             return
         model = parse_qs(urlsplit(request.path).query)["model"][0]
-        await WebSocketAdapter(ws, record, self.options, self.progress, model).run()
+        progress = ScenarioProgress(self.scenario) if self.per_connection else self.progress
+        await WebSocketAdapter(ws, record, self.options, progress, model).run()

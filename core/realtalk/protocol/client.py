@@ -63,6 +63,9 @@ __all__ = [
     "SetAudioFormat",
 ]
 
+FINISHED_KEPT = 64
+"""Finished turns kept until collected (the oldest go first past it)."""
+
 HEALTHY_S = 30.0
 """A connection that stayed up this long ends a run of failed reconnects."""
 MIN_LIFETIME_S = 1.0
@@ -209,7 +212,9 @@ class ClientProtocol:
         self.ids = EventIds()
         self.conversation = Conversation()
         self.arbiter = ResponseArbiter(ids=self.ids)
-        self.finished: collections.deque[TurnResult] = collections.deque()
+        # Finished turns nobody collected yet (Session.wait_turn): the newest are kept, so
+        # a served or voice session that never collects them stays bounded.
+        self.finished: collections.deque[TurnResult] = collections.deque(maxlen=FINISHED_KEPT)
         self.activity = 0  # bumped when speech or a response begins
         self.live = False
         self.live_since = 0.0  # monotonic, when the current connection went live

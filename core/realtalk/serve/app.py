@@ -70,8 +70,6 @@ SEND_TIMEOUT_S = 10.0
 """Longest a single send to a page may take before the page counts as gone."""
 CLOSE_TIMEOUT_S = 5.0
 """Longest the goodbye (queued frames, ``closing``, close) may take."""
-FINISHED_KEPT = 4
-"""Finished turns kept in a served session (nobody collects them: events carry them)."""
 
 
 def create_app(config: ServeConfig, hub: SessionHub | None = None) -> Starlette:
@@ -164,8 +162,6 @@ async def _readyz(request: Request) -> Response:
 
 async def _metrics(request: Request) -> Response:
     hub = _hub(request)
-    if hub.metrics is None:
-        return PlainTextResponse("metrics are not available (pip install 'realtalk[serve]')\n", status_code=503)
     body, content_type = hub.metrics.render()
     return Response(body, media_type=content_type)
 
@@ -366,11 +362,7 @@ class _BrowserConnection:
     def _on_event(self, event: SessionEvent) -> None:
         for message in self.caller.event(event):
             self._send(message)
-        if event.type == "turn.done" and self.session is not None:
-            finished = self.session.protocol.finished
-            while len(finished) > FINISHED_KEPT:
-                finished.popleft()
-        elif event.type == "error" and getattr(event, "fatal", False):
+        if event.type == "error" and getattr(event, "fatal", False):
             self._end("server_error", f"the session failed: {getattr(event, 'message', '')}")
 
     def _usage(self, event: SessionEvent) -> dict[str, Any] | None:
@@ -441,7 +433,7 @@ class _BrowserConnection:
             self.hub.outcome(self.admission, "completed")
             self._end("bye", "the page said goodbye")
         elif isinstance(action, Reply):
-            if self.hub.metrics is not None and action.message.get("type") == "error":
+            if action.message.get("type") == "error":
                 self.hub.metrics.error("client")
             self._send(action.message)
         elif isinstance(action, Close) and not self.outbox.closed:

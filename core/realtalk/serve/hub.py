@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import importlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -38,6 +37,7 @@ from ..session import Session
 from . import logs
 from .access import AccessPolicy, Admission, Refused, TokenMinter
 from .config import ServeConfig
+from .metrics import Metrics
 
 if TYPE_CHECKING:
     from ..agents import AgentGraph
@@ -52,7 +52,8 @@ OnEnd = Callable[[str, str], Awaitable[None]]
 """``on_end(code, reason)``: the transport ends its session (``closing``, then close)."""
 END_GRACE_S = 5.0
 """How long a transport has, after ``on_end``, to leave the session before it is cancelled."""
-METRICS_MODULE = "realtalk.serve.metrics"
+KEPT_EMULATOR_CONNECTIONS = 1000
+"""Connection records the ``--emulator`` keeps: a server up for days stays bounded."""
 
 
 @dataclass(eq=False)
@@ -81,7 +82,7 @@ class SessionHub:
             agents they hand off to.
         default_agent: The agent of ``/ws`` without ``?agent=``.
         policy: The access policy (counts the active sessions).
-        metrics: The Prometheus metrics (:mod:`realtalk.serve.metrics`), when available.
+        metrics: The Prometheus metrics (:mod:`realtalk.serve.metrics`).
         draining: True once :meth:`drain` began: no new session is admitted.
     """
 
@@ -102,7 +103,7 @@ class SessionHub:
         self.policy = AccessPolicy(tokens=config.tokens, minter=minter, allow_origins=config.allow_origins,
                                    max_sessions=config.max_sessions, max_per_client=config.max_per_client)
         self.prices = _prices(config)
-        self.metrics: Any | None = _load_metrics(self, self.prices)
+        self.metrics = _metrics(self, self.prices)
         self.draining = False
         self.emulator: Emulator | None = None
         self._graphs: dict[str | None, AgentGraph] = {None: graph}
@@ -132,7 +133,12 @@ class SessionHub:
         if scenario is None:
             log.warning("emulator: no scenario beside agent %r; every input gets the fallback reply"
                         " (give one with --scenario FILE)", self.default_agent)
-        emulator = _served_emulator(scenario, fast=self.config.emulator_fast)
+        from ..emulator import Emulator
+
+        # Callers are strangers: each plays the script from its start (the greeting, then
+        # the turns it matches); the records of the last few callers are kept.
+        emulator = Emulator(scenario, fast=self.config.emulator_fast, per_connection=True,
+                            max_connections=KEPT_EMULATOR_CONNECTIONS)
         await emulator.start()
         self.emulator = emulator
 
@@ -166,8 +172,7 @@ class SessionHub:
 
     def refused(self, kind: str) -> None:
         """Count a caller refused by the transport (an unknown agent) or by :meth:`admit`."""
-        if self.metrics is not None:
-            self.metrics.refused(kind)
+        self.metrics.refused(kind)
 
     def outcome(self, admission: Admission, outcome: str) -> None:
         """Say how the session ended (``completed``: the caller said bye or hung up);
@@ -242,12 +247,11 @@ class SessionHub:
             for listener in listeners:
                 session.on(listener)
             model = self.config.model or start.model
-            if self.metrics is not None:
-                metrics = self.metrics
-                session.on(lambda event: metrics.observe(event, model))
-                metrics.session_started(admission.kind)
+            metrics = self.metrics
+            session.on(lambda event: metrics.observe(event, model))
+            metrics.session_started(admission.kind)
             info = SessionInfo(agent, tuple(graph.agents), profile.display_url, model)
-            for observer in self.target.plugins.observers(info, lambda line: _warn(session, line)):
+            for observer in self.target.plugins.observers(info, session.warn):
                 session.on(observer)
             timer = asyncio.get_running_loop().call_later(
                 self.config.max_session_s, self._end, live, "max_session",
@@ -261,9 +265,8 @@ class SessionHub:
                 raise
             finally:
                 await session.close()
-                outcome = live.ending or ("error" if session._failure is not None else live.outcome)
-                if self.metrics is not None:
-                    self.metrics.session_ended(admission.kind, outcome)
+                outcome = live.ending or ("error" if session.failure is not None else live.outcome)
+                self.metrics.session_ended(admission.kind, outcome)
                 log.info("session ended: %s", outcome)
         finally:
             if timer is not None:
@@ -338,47 +341,18 @@ class SessionHub:
         return True
 
 
-def _served_emulator(scenario: Any, *, fast: bool) -> Emulator:
-    """An emulator whose every connection plays the scenario from its start.
-
-    The emulator keeps one place in the script for all its connections (so that a
-    client reconnecting continues where it was); a server's callers are strangers, and
-    each must get the whole script: the greeting, then the turns it matches.
-    """
-    from ..emulator import Emulator
-    from ..emulator.state import ScenarioProgress
-
-    class ServedEmulator(Emulator):
-        async def _handle(self, ws: Any) -> None:
-            # Emulator._handle hands self.progress to the connection before it awaits.
-            self.progress = ScenarioProgress(self.scenario)
-            await super()._handle(ws)
-
-    return ServedEmulator(scenario, fast=fast)
-
-
-def _warn(session: Session, message: str) -> None:
-    """A ``warning`` event of ``session`` (a plugin's observer failed)."""
-    session._emit("warning", message=message)  # the session's own event kind, from its opener
-
 
 def _prices(config: ServeConfig) -> Mapping[str, Price | None]:
     """The price table: the built-in one, or the config's."""
     return PRICES if config.prices is None else config.prices
 
 
-def _load_metrics(hub: SessionHub, prices: Mapping[str, Price | None]) -> Any | None:
-    """The process's metrics (:mod:`realtalk.serve.metrics`, which needs prometheus-client),
-    labelled with the hub's agents, tools and models; None when it cannot be loaded."""
-    try:
-        module = importlib.import_module(METRICS_MODULE)
-    except ImportError as exc:
-        log.warning("no /metrics: %s", exc)
-        return None
+def _metrics(hub: SessionHub, prices: Mapping[str, Price | None]) -> Metrics:
+    """The process's metrics, labelled with the hub's agents, tools and models."""
     graph, registry = hub.target.graph, hub.target.plugins.registry
     tools: set[str] = set()
     for spec in graph.agents.values():
         with contextlib.suppress(ConfigError):
             tools.update(tool.name for tool in graph.tools_for(spec, registry))
     models = {hub.config.model or spec.model for spec in graph.agents.values()}
-    return module.Metrics(agents=hub.agents, tools=sorted(tools), models=sorted(models), prices=prices)
+    return Metrics(agents=hub.agents, tools=sorted(tools), models=sorted(models), prices=prices)

@@ -742,10 +742,10 @@ class _Phone:
                     sink.played(action.epoch, action.samples)
                 elif isinstance(action, Digit):
                     log.info("dtmf: the caller pressed %s", action.digit)
-                    session._emit("warning", message=f"dtmf: the caller pressed {action.digit}")  # as the hub warns
+                    session.warn(f"dtmf: the caller pressed {action.digit}")
                 elif isinstance(action, BadMessage):
                     log.warning("%s", action.message)
-                    session._emit("warning", message=action.message)
+                    session.warn(action.message)
                 elif isinstance(action, HangUp):
                     log.warning("hanging up: %s", action.reason)
                     return action.reason
