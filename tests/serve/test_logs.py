@@ -58,3 +58,18 @@ def test_text_lines_for_people() -> None:
         undo()
     (line,) = stream.getvalue().splitlines()
     assert line.endswith(" warning [s1] realtalk.serve.test: two lines ***")
+
+
+def test_a_token_in_a_url_is_scrubbed_even_when_no_configuration_lists_it() -> None:
+    # A minted token in the page's address (/?token=...) reaches uvicorn's access log.
+    stream = io.StringIO()
+    undo = logs.install("json", stream=stream)
+    try:
+        logging.getLogger("uvicorn.access").info(
+            '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/?agent=billing&token=rt1.99.abc.sig", "1.1", 200)
+        logging.getLogger("realtalk.serve.test").info("see /ws?TOKEN=secret-value;x=1")
+    finally:
+        undo()
+    lines = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
+    assert lines == ['127.0.0.1:5000 - "GET /?agent=billing&token=*** HTTP/1.1" 200',
+                     "see /ws?TOKEN=***;x=1"]

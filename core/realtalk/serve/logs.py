@@ -6,7 +6,8 @@ variable that the session's own tasks inherit), plus ``error`` when it carries a
 exception. ``--log-format text`` prints the same fields for a person to read.
 
 Secrets never get out: every line is scrubbed of the configured tokens and keys before
-it is written, whatever code logged them.
+it is written, whatever code logged them, and of any ``token=`` value in a URL (a page
+opened as ``/?token=...`` with a minted token, which no configuration lists).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +27,9 @@ session_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("realtal
 """The id of the session the current task serves, or None."""
 
 
+_URL_TOKEN = re.compile(r"([?&;]token=)[^&;#\s\"']+", re.IGNORECASE)
+
+
 class _Scrubbing(logging.Formatter):
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
@@ -34,7 +39,7 @@ class _Scrubbing(logging.Formatter):
     def scrub(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, "***")
-        return text
+        return _URL_TOKEN.sub(r"\1***", text)
 
     def fields(self, record: logging.LogRecord) -> dict[str, str]:
         data = {
