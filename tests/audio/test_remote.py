@@ -118,3 +118,21 @@ async def test_drain_waits_for_the_players_report() -> None:
     assert await sink.drain(timeout=30) is False
     sink.feed("item_c", pcm(40))  # after close: ignored
     assert sink.sent_samples == 24 * 80
+
+
+def test_speaking_after_the_whole_reply_was_heard_cuts_nothing() -> None:
+    player = Player()
+    sink = player.sink()
+    bridge = AudioBridge(sink, "audio/pcm")
+    bridge.on_delta("item_a", base64.b64encode(pcm(100)).decode())
+    sink.played(0, 24 * 100)
+    assert bridge.interrupt() is not None  # all played, but more audio could still come
+    bridge.on_delta("item_b", base64.b64encode(pcm(100)).decode())
+    bridge.on_done("item_b")
+    sink.played(1, 24 * 100)
+    assert bridge.interrupt() is None and player.clears == [1]
+    bridge.on_delta("item_c", base64.b64encode(pcm(100)).decode())
+    bridge.on_done("item_c")
+    sink.played(1, 24 * 150)  # half of item_c heard
+    cut = bridge.interrupt()
+    assert cut is not None and (cut.item_id, cut.played_ms) == ("item_c", 50)

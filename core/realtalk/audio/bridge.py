@@ -58,6 +58,7 @@ class AudioBridge:
     def __init__(self, output: AudioOutput | None, audio_format: str = "audio/pcm") -> None:
         self.output = output
         self._playing: str | None = None
+        self._complete: str | None = None  # the playing item, once its audio is all received
         self._interrupted: set[str] = set()
         self.set_format(audio_format)
 
@@ -108,24 +109,29 @@ class AudioBridge:
         """``response.output_audio.done``: let the sink play out the item's tail now."""
         if self.output is not None and item_id not in self._interrupted:
             self.output.end_item(item_id)
+            if item_id == self._playing:
+                self._complete = item_id
 
     def interrupt(self) -> Interruption | None:
         """Barge-in: stop playback at once and drop queued audio.
 
         Returns:
             The item that was playing and how much of it was heard, or None when no
-            assistant audio was playing (nothing to truncate). The caller must then send
+            assistant audio was playing, or the last item's audio was complete and all
+            of it was heard (nothing to truncate). Otherwise the caller must send
             ``conversation.item.truncate`` (or delete the item when ``played_ms`` is 0).
         """
         if self.output is None or self._playing is None:
             return None
         item = self._playing
         self._playing = None
+        tracker = self.output.tracker
+        if item == self._complete and tracker.played_ms(item) >= tracker.received_ms(item):
+            return None  # the user spoke after the whole reply was heard: nothing to cut
         dropped = self.output.interrupt()
         if self._decoder is not None:
             self._decoder.reset()
         self._interrupted.add(item)
-        tracker = self.output.tracker
         played = min(tracker.played_ms(item), tracker.received_ms(item))
         return Interruption(item, played, dropped)
 
