@@ -6,6 +6,10 @@
   ``adapter.py`` and ``server.py``.
 - Only ``audio/`` imports sounddevice, and only inside functions (importing it loads
   PortAudio).
+- The serve extra (starlette, uvicorn, prometheus_client) is imported only by ``serve/``,
+  and by ``cli/serve.py`` only inside functions (``realtalk --version`` and the other
+  commands never load it); the server's rules (``serve/access.py``, ``serve/caller.py``)
+  are sans-I/O like the protocol.
 
 Direct imports are checked for every module; for the sans-I/O core, also every realtalk
 module it imports at module level, all the way down (``protocol/client.py`` may use
@@ -30,8 +34,12 @@ WEBSOCKETS_ALLOWED = {
 }
 
 
+SERVE_EXTRA = ("starlette", "uvicorn", "prometheus_client")
+
+
 def sans_io(module: str) -> bool:
-    return module.startswith("protocol/") or module in ("emulator/protocol.py", "emulator/responses.py")
+    return module.startswith("protocol/") or module in (
+        "emulator/protocol.py", "emulator/responses.py", "serve/access.py", "serve/caller.py")
 
 
 def imports(tree: ast.AST) -> Iterator[tuple[str, int, bool]]:
@@ -58,6 +66,10 @@ def violations(module: str, source: str) -> list[str]:
             problems.append(f"{where}: imports {package}, but the sans-I/O core does no I/O")
         if package == "websockets" and module not in WEBSOCKETS_ALLOWED:
             problems.append(f"{where}: imports websockets; only {', '.join(sorted(WEBSOCKETS_ALLOWED))} may")
+        if package in SERVE_EXTRA and not module.startswith("serve/") and not (
+                module == "cli/serve.py" and in_function):
+            problems.append(f"{where}: imports {package} (the serve extra); only serve/ may, and"
+                            " cli/serve.py inside functions")
         if package == "sounddevice" and not module.startswith("audio/"):
             problems.append(f"{where}: imports sounddevice; only audio/ may")
         elif package == "sounddevice" and not in_function:
@@ -100,6 +112,16 @@ def test_only_the_socket_layers_import_websockets() -> None:
         " emulator/server.py may")]
     assert violations("connection.py", source) == []
     assert violations("emulator/adapter.py", "from websockets.asyncio.server import serve\n") == []
+
+
+@pytest.mark.parametrize("package", SERVE_EXTRA)
+def test_only_serve_imports_the_serve_extra(package: str) -> None:
+    assert violations("session.py", f"import {package}\n") == [
+        f"core/realtalk/session.py:1: imports {package} (the serve extra); only serve/ may, and"
+        " cli/serve.py inside functions"]
+    assert len(violations("cli/serve.py", f"from {package} import x\n")) == 1
+    assert violations("cli/serve.py", f"def main():\n    import {package}\n") == []
+    assert violations("serve/app.py", f"from {package} import x\n") == []
 
 
 def test_only_audio_imports_sounddevice_and_only_in_functions() -> None:
