@@ -46,7 +46,10 @@ Per step (``--warmup`` s after the step's callers opened, then ``--seconds`` s m
   difference is the target's;
 - **reply**: the last loud frame sent to the reply's first audio frame, p50/p99 (includes
   the emulator's 200 ms of silence detection);
-- the target's CPU (% of one core, all threads, ``/proc/PID/stat``), CPU per caller, RSS
+- the target's CPU (% of one core, all threads, ``/proc/PID/stat``), CPU per caller, how
+  long its main thread waited for a CPU held by other processes (``runq``: high means the
+  machine, not the target, was the limit), the whole machine's busy share of all its
+  cores (``/proc/stat``), RSS
   (``/proc/PID/status`` ``VmRSS``) and RSS per caller ((RSS at N - RSS before any caller)
   / N); the emulator's and the busiest client's CPU (if one of those nears 100 %, it, not
   the target, limited the step); errors (``error`` messages and events, callers closed,
@@ -90,7 +93,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
-from benchkit import fmt, git_commit, niced, percentile  # beside this script
+from benchkit import fmt, git_commit, niced, percentile, runq_seconds  # beside this script
 
 RATE = 24_000
 FRAME_S = 0.02  # the page's microphone frame, and how often it reports what it played
@@ -503,6 +506,16 @@ def rss_bytes(pid: int) -> int:
     return total
 
 
+def machine_times() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine, all cores, from ``/proc/stat``."""
+    with open("/proc/stat") as f:
+        values = [int(x) for x in f.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])  # up to steal (guest time is counted in user already)
+    tick = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / tick, total / tick
+
+
 class Process:
     """A process of the benchmark; stopped with SIGINT (then killed after 60 s)."""
 
@@ -688,12 +701,14 @@ def run_ramp(variant: str, args: argparse.Namespace, steps: list[int], agents: P
             t0, cpu0, rss0 = time.time(), cpu_seconds(target.pid), rss_bytes(target.pid)
             emu0 = cpu_seconds(emulator.pid)
             lines0 = target.log_lines() if isinstance(target, ServeProcess) else 0
+            runq0, (busy0, total0) = runq_seconds(target.pid), machine_times()
             time.sleep(args.seconds)
             for client in clients:
                 client.send(cmd="report")
             t1, cpu1, rss1 = time.time(), cpu_seconds(target.pid), rss_bytes(target.pid)
             emu1 = cpu_seconds(emulator.pid)
             lines1 = target.log_lines() if isinstance(target, ServeProcess) else 0
+            runq1, (busy1, total1) = runq_seconds(target.pid), machine_times()
             reports = [c.receive() for c in clients]
             lags = sorted(1000 * x for r in reports for x in r["lags"])
             replies = sorted(1000 * x for r in reports for x in r["replies"])
@@ -722,6 +737,8 @@ def run_ramp(variant: str, args: argparse.Namespace, steps: list[int], agents: P
                 "failed": failed,
                 "failures": [f for o in opened for f in o["failures"]][:3],
                 "log_lines_per_s": (lines1 - lines0) / window,
+                "runq_pct": 100 * (runq1 - runq0) / window,
+                "machine_pct": 100 * (busy1 - busy0) / max(1e-9, total1 - total0),
                 "load": os.getloadavg()[0],
             }
             results.append(row)
@@ -730,7 +747,8 @@ def run_ramp(variant: str, args: argparse.Namespace, steps: list[int], agents: P
                 f" {row['cpu_pct']:.0f} %, RSS {rss1 / 2**20:.0f} MB, emulator"
                 f" {row['emulator_cpu_pct']:.0f} %, clients {row['client_cpu_pct']:.0f} %,"
                 f" errors {row['errors']}, closed {row['closed']}, failed {failed}, log lines"
-                f" {row['log_lines_per_s']:.0f}/s,"
+                f" {row['log_lines_per_s']:.0f}/s, runq {row['runq_pct']:.0f} %, machine"
+                f" {row['machine_pct']:.0f} % busy,"
                 f" load {row['load']:.2f}",
                 file=sys.stderr, flush=True,
             )
@@ -759,19 +777,19 @@ def report(rows: list[dict[str, Any]], limit_ms: float) -> int | None:
     best = max(good) if good else None
     print(
         "| callers | lag p50 ms | p99 ms | max ms | reply p50 / p99 ms | frames/s"
-        " | CPU % | CPU % per caller | RSS MB | RSS/caller KB | emulator CPU %"
-        " | busiest client CPU % | errors | load |"
+        " | CPU % | CPU % per caller | runq % | RSS MB | RSS/caller KB | emulator CPU %"
+        " | busiest client CPU % | machine busy % | errors | load |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         b = "**" if r["callers"] == best else ""
         print(
             f"| {b}{r['callers']}{b} | {fmt(r['p50_ms'])} | {b}{fmt(r['p99_ms'])}{b}"
             f" | {fmt(r['max_ms'])} | {fmt(r['reply_p50_ms'], 0)} / {fmt(r['reply_p99_ms'], 0)}"
             f" | {r['frames_per_s']:.0f} | {r['cpu_pct']:.0f}"
-            f" | {r['cpu_pct'] / r['callers']:.2f} | {r['rss'] / 2**20:.0f}"
+            f" | {r['cpu_pct'] / r['callers']:.2f} | {r['runq_pct']:.0f} | {r['rss'] / 2**20:.0f}"
             f" | {(r['rss'] - r['base']) / r['callers'] / 1024:.0f}"
-            f" | {r['emulator_cpu_pct']:.0f} | {r['client_cpu_pct']:.0f}"
+            f" | {r['emulator_cpu_pct']:.0f} | {r['client_cpu_pct']:.0f} | {r['machine_pct']:.0f}"
             f" | {r['errors'] + r['closed'] + r['failed']} | {r['load']:.2f} |"
         )
     for r in rows:
@@ -785,7 +803,14 @@ def report(rows: list[dict[str, Any]], limit_ms: float) -> int | None:
     reached = f"{best}" if best else "none"
     if best is not None and best == rows[-1]["callers"]:
         reached += " (the last step: the limit is higher)"
-    print(f"\nmost callers with p99 <= {limit_ms:g} ms: **{reached}**\n")
+    print(f"\nmost callers with p99 <= {limit_ms:g} ms: **{reached}**")
+    if rows:
+        # CPU time per caller hardly moves with the machine's load: what one core would hold.
+        last = rows[-1]
+        print(f"CPU per caller at {last['callers']}: {last['cpu_pct'] / last['callers']:.2f} % of a"
+              f" core, so a core to itself would hold about {100 * last['callers'] / last['cpu_pct']:.0f}"
+              f" callers at 100 % (less with headroom for p99)")
+    print()
     return best
 
 
@@ -811,13 +836,16 @@ def print_py_spy(path: str, top: int = 30) -> None:
     own and inclusive shares of the server's busy samples, by function."""
     own: dict[str, int] = {}
     inclusive: dict[str, int] = {}
-    total = 0
+    total = imports = 0
     with open(path) as f:
         for line in f:
             stack, _, count = line.rstrip("\n").rpartition(" ")
             if not stack:
                 continue
             n = int(count)
+            if "_find_and_load" in stack:  # start-up (and lazy) imports: not per caller
+                imports += n
+                continue
             total += n
             frames = stack.split(";")
             own[frames[-1]] = own.get(frames[-1], 0) + n
@@ -829,12 +857,15 @@ def print_py_spy(path: str, top: int = 30) -> None:
             frame = frame.replace(prefix, "")
         return frame.replace("|", "/")
 
-    print(f"py-spy: {total} busy samples of the server's threads (250 a second per thread)\n")
+    print(f"py-spy: {total} busy samples of the server's threads (250 a second per thread;"
+          f" {imports} more in imports, left out), shares of those {total}\n")
     print("| function (own time) | own % |\n|---|---:|")
     for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
         print(f"| `{label(frame)}` | {100 * n / total:.1f} |")
-    print("\n| function (inclusive) | inclusive % |\n|---|---:|")
-    for frame, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
+    # The frames every stack goes through (the CLI, asyncio's loop) say nothing.
+    print("\n| function (inclusive, under the event loop) | inclusive % |\n|---|---:|")
+    shown = [(f, n) for f, n in inclusive.items() if n < 0.75 * total]
+    for frame, n in sorted(shown, key=lambda kv: -kv[1])[:top]:
         print(f"| `{label(frame)}` | {100 * n / total:.1f} |")
     print()
 
