@@ -650,7 +650,10 @@ class _Phone:
         sink = RemoteSink(lambda data: outbox.put(call.audio(data)), lambda epoch: outbox.clear(call.clear(epoch)),
                           audio_format="audio/pcmu")
 
+        ended: list[str] = []
+
         async def on_end(code: str, reason: str) -> None:  # the hub ends the call
+            ended.append(reason)
             outbox.stop(reason)
 
         def failed(event: SessionEvent) -> None:
@@ -668,6 +671,10 @@ class _Phone:
         except RealtalkError as exc:
             code, reason = 1011, f"the session {'failed' if started else 'could not start'}: {exc}"
             log.warning("twilio call %s: %s", _printable(start.call_sid), reason)
+        except asyncio.CancelledError:  # the hub ended the call, which did not leave in time
+            code, reason = (1000, ended[0]) if ended else (1011, "the call was cancelled")
+            await _close(ws, code, reason)
+            raise
         finally:
             sink.close()
             log.info("twilio call %s ended: %s", _printable(start.call_sid), reason)
