@@ -544,7 +544,7 @@ async def test_bad_stream_messages_get_their_errors_and_too_many_hang_up(phone: 
     for _ in range(tw.MAX_BAD_MESSAGES + 1 - len(bad)):
         await call.send("[]")
     await call.wait_closed()
-    assert (call.close_code, call.close_reason) == (1000, f"more than {tw.MAX_BAD_MESSAGES} bad messages from Twilio")
+    assert (call.close_code, call.close_reason) == (1008, f"more than {tw.MAX_BAD_MESSAGES} bad messages from Twilio")
     await phone.until(lambda: phone.hub.active == 0, "the session ended")
     await call.close()
 

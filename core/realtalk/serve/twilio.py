@@ -533,6 +533,7 @@ class _Outbox:
     def __init__(self, limit: int = MAX_OUTBOX) -> None:
         self.limit = limit
         self.reason: str | None = None  # why sending stopped
+        self.code = 1000  # the stream's close code for it
         self._frames: collections.deque[str] = collections.deque()
         self._ready = asyncio.Event()
 
@@ -550,9 +551,9 @@ class _Outbox:
         self._frames.clear()
         self.put([frame])
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: str, code: int = 1000) -> None:
         if self.reason is None:
-            self.reason = reason
+            self.reason, self.code = reason, code
         self._frames.clear()
         self._ready.set()
 
@@ -658,7 +659,7 @@ class _Phone:
 
         def failed(event: SessionEvent) -> None:
             if isinstance(event, ErrorEvent) and event.fatal:
-                outbox.stop(f"the session failed: {event.message}")
+                outbox.stop(f"the session failed: {event.message}", 1011)
 
         code, reason, started = 1000, "the call ended", False
         context = logs.session_id.set(admission.session_id)
@@ -721,7 +722,7 @@ class _Phone:
             if failure is not None:  # a bug: ended visibly, with its traceback in the log
                 log.error("twilio stream failed", exc_info=failure)
                 return 1011, f"server error: {type(failure).__name__}"
-            return 1000, first.result()
+            return first.result()
         finally:
             outbox.stop("the call ended")
             for task in (*tasks, greeting):
@@ -729,22 +730,22 @@ class _Phone:
             await asyncio.wait({*tasks, greeting}, timeout=SEND_TIMEOUT_S)
 
     async def _read(self, ws: WebSocket, call: TwilioCall, session: Session, sink: RemoteSink,
-                    admission: Admission) -> str:
+                    admission: Admission) -> tuple[int, str]:
         while True:
             try:
                 frame = await _receive(ws, IDLE_TIMEOUT_S)
             except asyncio.TimeoutError:
-                return f"no message from Twilio for {IDLE_TIMEOUT_S:g} s"
+                return 1011, f"no message from Twilio for {IDLE_TIMEOUT_S:g} s"
             if frame is None:
-                return "Twilio closed the stream"
+                return 1000, "Twilio closed the stream"
             for action in call.receive(frame):
                 if isinstance(action, InputAudio):
                     try:
                         await asyncio.wait_for(session.append_wire_audio(action.data), APPEND_TIMEOUT_S)
                     except asyncio.TimeoutError:
-                        return f"the session took over {APPEND_TIMEOUT_S:g} s to take the caller's audio"
+                        return 1011, f"the session took over {APPEND_TIMEOUT_S:g} s to take the caller's audio"
                     except RealtalkError as exc:
-                        return f"the session failed: {exc}"
+                        return 1011, f"the session failed: {exc}"
                 elif isinstance(action, Played):
                     sink.played(action.epoch, action.samples)
                 elif isinstance(action, Digit):
@@ -755,22 +756,22 @@ class _Phone:
                     session.warn(action.message)
                 elif isinstance(action, HangUp):
                     log.warning("hanging up: %s", action.reason)
-                    return action.reason
+                    return 1008, action.reason
                 elif isinstance(action, Stopped):
                     self.hub.outcome(admission, "completed")
-                    return "the caller hung up"
+                    return 1000, "the caller hung up"
 
-    async def _write(self, ws: WebSocket, outbox: _Outbox) -> str:
+    async def _write(self, ws: WebSocket, outbox: _Outbox) -> tuple[int, str]:
         while True:
             frame = await outbox.get()
             if frame is None:
-                return outbox.reason or "the call ended"
+                return outbox.code, outbox.reason or "the call ended"
             try:
                 await asyncio.wait_for(ws.send_text(frame), SEND_TIMEOUT_S)
             except asyncio.TimeoutError:
-                return f"a frame to Twilio took over {SEND_TIMEOUT_S:g} s to send"
+                return 1011, f"a frame to Twilio took over {SEND_TIMEOUT_S:g} s to send"
             except Exception:  # noqa: BLE001 - the socket is gone
-                return "Twilio closed the stream"
+                return 1000, "Twilio closed the stream"
 
     async def _greet(self, session: Session) -> None:
         """The agent speaks first, when it has a greeting (a phone call starts with it)."""
