@@ -951,6 +951,8 @@ def main() -> int:
                         help="how long to wait for that before measuring anyway (default 300)")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="then run realtalk serve under a profiler for one step of N callers")
+    parser.add_argument("--profile-file", metavar="PATH",
+                        help="keep the profile in this file (default: a temporary one)")
     parser.add_argument("--py-spy", metavar="PATH",
                         help="with --profile: sample with this py-spy executable instead of"
                              " cProfile (pip install py-spy in a scratch venv)")
@@ -979,7 +981,7 @@ def main() -> int:
         emulator = EmulatorProcess(scenario, args.nice)
         tables: dict[str, list[dict[str, Any]]] = {}
         profiled: list[dict[str, Any]] = []
-        profile_path = str(Path(tmp) / ("serve.spy" if args.py_spy else "serve.prof"))
+        profile_path = args.profile_file or str(Path(tmp) / ("serve.spy" if args.py_spy else "serve.prof"))
         try:
             for variant in variants:
                 tables[variant] = run_ramp(variant, args, args.steps, agents, emulator)
