@@ -804,12 +804,13 @@ def report(rows: list[dict[str, Any]], limit_ms: float) -> int | None:
     if best is not None and best == rows[-1]["callers"]:
         reached += " (the last step: the limit is higher)"
     print(f"\nmost callers with p99 <= {limit_ms:g} ms: **{reached}**")
-    if rows:
-        # CPU time per caller hardly moves with the machine's load: what one core would hold.
-        last = rows[-1]
-        print(f"CPU per caller at {last['callers']}: {last['cpu_pct'] / last['callers']:.2f} % of a"
-              f" core, so a core to itself would hold about {100 * last['callers'] / last['cpu_pct']:.0f}"
-              f" callers at 100 % (less with headroom for p99)")
+    held = [r for r in rows if r["callers"] == best]
+    if held:
+        # Past the limit a starved target does less work per caller: take the step it held.
+        r = held[0]
+        print(f"CPU per caller at {r['callers']}: {r['cpu_pct'] / r['callers']:.2f} % of a core, so"
+              f" a core to itself would hold about {100 * r['callers'] / r['cpu_pct']:.0f} callers at"
+              f" 100 % (fewer with headroom for p99)")
     print()
     return best
 
