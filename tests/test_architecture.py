@@ -117,8 +117,8 @@ def test_only_the_socket_layers_import_websockets() -> None:
 @pytest.mark.parametrize("package", SERVE_EXTRA)
 def test_only_serve_imports_the_serve_extra(package: str) -> None:
     assert violations("session.py", f"import {package}\n") == [
-        f"core/realtalk/session.py:1: imports {package} (the serve extra); only serve/ may, and"
-        " cli/serve.py inside functions"]
+        (f"core/realtalk/session.py:1: imports {package} (the serve extra); only serve/ may, and"
+         " cli/serve.py inside functions")]
     assert len(violations("cli/serve.py", f"from {package} import x\n")) == 1
     assert violations("cli/serve.py", f"def main():\n    import {package}\n") == []
     assert violations("serve/app.py", f"from {package} import x\n") == []

@@ -86,7 +86,7 @@ async def test_unwritable_record_is_a_config_error_before_connecting(tmp_path: P
         with pytest.raises(ConfigError) as info:
             async with open_session(ROOT / "agents" / "concierge.yaml", emulator=emu, record=record):
                 pass
-        assert emu.connections == []
+        assert len(emu.connections) == 0
     assert str(info.value).startswith(f"{record}: cannot write the record: ")
 
 

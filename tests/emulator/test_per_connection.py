@@ -1,14 +1,16 @@
-"""Emulator(per_connection=True): each connection plays the script from its start; and
+"""An emulator with per_connection=True: each connection plays the script from its start; and
 max_connections bounds the records an emulator serving for days keeps."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-
 from realtalk.emulator import Emulator
 from realtalk.runner import open_session
+
+MakeEmulator = Callable[..., Awaitable[Emulator]]
 
 AGENTS = Path(__file__).resolve().parents[2] / "agents"
 GREETING = "Good evening, welcome to Hotel Aurora. How can I help?"
@@ -24,17 +26,18 @@ async def greetings(emu: Emulator, callers: int) -> list[str]:
 
 
 @pytest.mark.parametrize("per_connection", [False, True])
-async def test_each_connection_gets_the_whole_script_only_when_asked(per_connection: bool) -> None:
-    async with Emulator(AGENTS / "concierge.scenario.yaml", fast=True, per_connection=per_connection) as emu:
-        said = await greetings(emu, 2)
+async def test_each_connection_gets_the_whole_script_only_when_asked(
+    per_connection: bool, make_emulator: MakeEmulator
+) -> None:
+    emu = await make_emulator(AGENTS / "concierge.scenario.yaml", per_connection=per_connection)
+    said = await greetings(emu, 2)
     assert said[0] == GREETING
     # Shared: the second caller goes on where the first was (past the greeting).
     assert (said[1] == GREETING) is per_connection
 
 
-async def test_max_connections_keeps_the_newest_records() -> None:
-    async with Emulator(AGENTS / "concierge.scenario.yaml", fast=True, per_connection=True,
-                        max_connections=2) as emu:
-        await greetings(emu, 3)
-        assert len(emu.connections) == 2
-        assert len(emu.server_events("session.created")) == 2
+async def test_max_connections_keeps_the_newest_records(make_emulator: MakeEmulator) -> None:
+    emu = await make_emulator(AGENTS / "concierge.scenario.yaml", per_connection=True, max_connections=2)
+    await greetings(emu, 3)
+    assert len(emu.connections) == 2
+    assert len(emu.server_events("session.created")) == 2
