@@ -279,7 +279,10 @@ def uvicorn_server(app: Any, config: ServeConfig | None = None) -> Any:
         def capture_signals(self) -> Any:
             yield
 
+    # No permessage-deflate: the audio frames are PCM or μ-law, which deflate hardly shrinks,
+    # and compressing every frame was 15 % of a serve process's CPU in tests/benchmarks/bench_serve.py.
     uv = uvicorn.Config(app, log_config=None, lifespan="on", ws_max_size=1024 * 1024,
+                        ws_per_message_deflate=False,
                         timeout_graceful_shutdown=int(SHUTDOWN_GRACE_S), server_header=False)
     return Server(uv)
 

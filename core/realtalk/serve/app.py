@@ -36,6 +36,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..exceptions import RealtalkError
+from ..protocol import codec
 from ..results import ApprovalRequest, SessionEvent
 from ..session import Session
 from . import logs
@@ -311,7 +312,11 @@ class _BrowserConnection:
                       flush=False)
 
     def _send(self, message: dict[str, Any]) -> None:
-        self._put(json.dumps(message, ensure_ascii=False, default=str))
+        try:
+            text = codec.dumps(message).decode()
+        except (TypeError, ValueError):  # a value JSON does not know (a tool's own object)
+            text = json.dumps(message, ensure_ascii=False, default=str)
+        self._put(text)
 
     def _send_audio(self, data: bytes) -> None:
         self._put(data)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..protocol import codec
 from ..results import ApprovalRequest, SessionEvent
 
 __all__ = [
@@ -158,7 +159,7 @@ class BrowserCaller:
         if size > MAX_MESSAGE:
             return self._error(f"message of {size} bytes is over the {MAX_MESSAGE}-byte limit")
         try:
-            message = json.loads(text)
+            message = codec.loads(text)
         except ValueError as exc:
             return self._error(f"message is not JSON ({str(exc).splitlines()[0]})")
         if not isinstance(message, dict):
