@@ -243,7 +243,7 @@ def test_item_create_retrieve_delete() -> None:
     assert events[-1]["previous_item_id"] is None  # "root" prepends
     assert [i["id"] for i in protocol.items] == ["item_b", "item_a"]
     protocol.receive_event({"type": "conversation.item.create", "item": first}, 0.0)
-    assert sent(protocol)[0]["error"]["param"] == "item.id"  # already exists
+    assert sent(protocol)[0]["error"]["code"] == "item_create_duplicate_item_id"
     protocol.receive_event({"type": "conversation.item.retrieve", "item_id": "item_a"}, 0.0)
     [retrieved] = sent(protocol)
     assert retrieved["item"]["content"][0]["text"] == "one"

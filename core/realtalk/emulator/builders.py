@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..protocol.vocab import new_id
+from ..protocol.vocab import EVENT_ID_MAX, ITEM_ID_MAX, new_id
 
 __all__ = [
     "EVENT_FIELDS",
     "RESPONSE_KEYS",
     "SUPPORTED_TYPES",
     "ClientError",
+    "check_event_id",
+    "duplicate_item",
     "validate_item",
 ]
 
@@ -74,6 +76,36 @@ class ClientError(Exception):
         self.code, self.message, self.param = code, message, param
 
 
+def _too_long(param: str, value: str, limit: int) -> ClientError:
+    """The live server's error for a string over its maximum length."""
+    return ClientError(
+        "string_above_max_length",
+        f"Invalid '{param}': string too long. Expected a string with maximum length "
+        f"{limit}, but got a string with length {len(value)} instead.",
+        param,
+    )
+
+
+def check_event_id(event: dict[str, Any]) -> None:
+    """Refuse a client ``event_id`` longer than the live server takes (512 characters).
+
+    Raises:
+        ClientError: ``string_above_max_length`` with param ``event_id``.
+    """
+    event_id = event.get("event_id")
+    if isinstance(event_id, str) and len(event_id) > EVENT_ID_MAX:
+        raise _too_long("event_id", event_id, EVENT_ID_MAX)
+
+
+def duplicate_item(item_id: str) -> ClientError:
+    """The live server's error for ``conversation.item.create`` with an id already in the
+    conversation (LiveKit, replaying history, takes this code as success)."""
+    return ClientError(
+        "item_create_duplicate_item_id",
+        f"Error adding item: an item with id '{item_id}' already exists.",
+    )
+
+
 _ITEM_FIELDS = {
     "message": {"id", "type", "object", "status", "role", "content"},
     "function_call": {"id", "type", "object", "status", "call_id", "name", "arguments"},
@@ -88,6 +120,12 @@ _CONTENT_TYPES = {
 
 
 def validate_item(item: Any) -> dict[str, Any]:
+    """Check a client item the way the live server does; return it completed (id, status).
+
+    Raises:
+        ClientError: The item is not an object, has an unknown type, role or field, lacks
+            a required field, has a wrong type, or an ``id`` over 32 characters.
+    """
     if not isinstance(item, dict):
         raise ClientError("invalid_type", "Invalid type for 'item': expected an object.", "item")
     kind = item.get("type")
@@ -124,6 +162,8 @@ def validate_item(item: Any) -> dict[str, Any]:
             raise ClientError(
                 "invalid_type", f"Invalid type for 'item.{key}': expected a string.", f"item.{key}"
             )
+    if len(item.get("id") or "") > ITEM_ID_MAX:
+        raise _too_long("item.id", item["id"], ITEM_ID_MAX)
     out = {
         **item,
         "id": item.get("id") or new_id("item"),

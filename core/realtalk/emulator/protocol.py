@@ -46,6 +46,8 @@ from .builders import (
     RESPONSE_KEYS,
     SUPPORTED_TYPES,
     ClientError,
+    check_event_id,
+    duplicate_item,
     validate_item,
 )
 from .config import SessionUpdateError, default_session, merge_session, validate_session_update
@@ -309,6 +311,7 @@ class ServerProtocol:
 
     def _dispatch(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
+        check_event_id(event)
         if kind is None:
             raise ClientError(
                 "missing_required_parameter", "Missing required parameter: 'type'.", "type"
@@ -537,9 +540,7 @@ class ServerProtocol:
         else:
             index = self._index(previous, "invalid_value", "previous_item_id") + 1
         if any(i["id"] == item["id"] for i in self.items):
-            raise ClientError(
-                "invalid_value", f"Item with id '{item['id']}' already exists.", "item.id"
-            )
+            raise duplicate_item(item["id"])
         self._add_item(item, index)
         if item["type"] == "message" and item["role"] == "user":
             text = " ".join(
