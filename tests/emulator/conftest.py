@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 from realtalk.emulator import Emulator
@@ -112,3 +113,37 @@ def open_client(user_message: Callable[[str], dict[str, Any]]) -> Callable[..., 
             yield client
 
     return opener
+
+
+# -- TLS ---------------------------------------------------------------------------------
+
+TLS_RECIPE = (
+    "openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 1"
+    " -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1"
+)
+"""The self-signed recipe docs/emulator.md gives, run by the ``tls_files`` fixture."""
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1 and its key: ``(cert, key)``,
+    made with the ``openssl`` command (a missing one fails under CI=true, else skips)."""
+    import shlex
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        _missing("the openssl command (to make a test certificate)")
+    folder = tmp_path_factory.mktemp("tls")
+    subprocess.run(
+        shlex.split(TLS_RECIPE), cwd=folder, check=True, capture_output=True, timeout=60
+    )
+    return folder / "cert.pem", folder / "key.pem"
+
+
+def _missing(what: str) -> NoReturn:
+    import os
+
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"missing test dependency under CI=true: {what}")
+    pytest.skip(f"missing test dependency: {what}")

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..exceptions import ScenarioError
+from ..exceptions import ConfigError
 from ..profiles import is_loopback_host
 from . import EXIT_INTERRUPTED, EXIT_TERMINATED
 from .options import non_negative_int, non_negative_number, port_number, positive_seconds
@@ -57,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--api-key", metavar="KEY",
-        help=f"require this key (Bearer or api-key header); default: ${API_KEY_VARIABLE}, else any"
+        help=f"require this key (Bearer, api-key header or openai-insecure-api-key subprotocol);"
+             f" default: ${API_KEY_VARIABLE}, else any"
              f" (prefer the variable: the command line is visible to other users)",
     )
     parser.add_argument(
@@ -76,6 +77,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep audio payloads in the in-memory record of each connection"
              " (default: their length only)",
+    )
+    tls = parser.add_argument_group("TLS (serve wss://, as the Node SDK requires)")
+    tls.add_argument(
+        "--tls-cert", type=Path, metavar="FILE", help="PEM certificate (needs --tls-key)"
+    )
+    tls.add_argument(
+        "--tls-key", type=Path, metavar="FILE", help="its unencrypted PEM private key"
     )
     faults = parser.add_argument_group("faults")
     faults.add_argument(
@@ -140,10 +148,14 @@ def run(args: argparse.Namespace) -> int:
 
     Returns:
         130 after Ctrl-C, 143 after SIGTERM (sessions closed either way); 1 when the
-        scenario is invalid or the address cannot be bound (one line on stderr, no
-        traceback).
+        scenario is invalid, the TLS certificate or key cannot be used, or the address
+        cannot be bound (one line on stderr, no traceback).
     """
     api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or None
+    if (args.tls_cert is None) != (args.tls_key is None):
+        given, missing = ("--tls-cert", "--tls-key") if args.tls_key is None else ("--tls-key", "--tls-cert")
+        print(f"realtalk emulator: {given} needs {missing} too", file=sys.stderr)
+        return 1
     try:
         from ..emulator.server import Emulator
 
@@ -161,8 +173,10 @@ def run(args: argparse.Namespace) -> int:
             max_recorded_events=RECORDED_EVENTS,
             per_connection=args.per_connection,
             max_connections=KEPT_CONNECTIONS,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
         )
-    except ScenarioError as exc:
+    except ConfigError as exc:  # the scenario, or the TLS certificate and key
         print(f"realtalk emulator: {exc}", file=sys.stderr)
         return 1
     if not is_loopback_host(args.host) and not api_key:

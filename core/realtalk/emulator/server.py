@@ -6,7 +6,9 @@ import asyncio
 import collections
 import hmac
 import logging
-from collections.abc import Mapping
+import re
+import ssl
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
@@ -17,18 +19,24 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from ..protocol import codec
 from ..protocol.vocab import error_event, new_event_id
 from .adapter import Options, WebSocketAdapter
 from .scenario import Scenario, load_scenario
 from .state import MAX_RECORDED_EVENTS, ConnectionRecord, ScenarioProgress
+from .tls import server_context
 
 __all__ = ["Emulator"]
 
 PATHS = ("/v1/realtime", "/openai/v1/realtime")  # OpenAI, and Azure's GA path
 PING_INTERVAL = 20.0  # the real server pings about every 20 s
 MAX_MESSAGE = 16 * 1024 * 1024  # input_audio_buffer.append allows 15 MiB of audio
+SUBPROTOCOL = Subprotocol("realtime")
+"""The subprotocol browser-style clients offer, and the live server selects."""
+KEY_SUBPROTOCOL = "openai-insecure-api-key."
+"""Browser-style clients send the API key as a subprotocol with this prefix."""
 
 
 class Emulator:
@@ -47,7 +55,8 @@ class Emulator:
         host: Interface to listen on.
         port: Port; 0 picks a free one (see :attr:`port` after start).
         api_key: When set, clients must present it (``Authorization: Bearer``, an
-            ``api-key`` header, or an ``api-key`` query parameter).
+            ``api-key`` header, an ``api-key`` query parameter, or the subprotocol
+            ``openai-insecure-api-key.<key>`` that browser-style clients offer).
         fast: Send audio as fast as possible instead of at real-time pace.
         expire_after: Seconds after which each session expires (``session_expired``,
             close 1001); ``expires_at`` in ``session.created`` matches. Default 60 minutes.
@@ -70,9 +79,13 @@ class Emulator:
         max_connections: How many connection records :attr:`connections` keeps (the
             oldest go first; None: all), so that an emulator serving for days stays
             bounded.
+        tls_cert: A PEM certificate file: serve ``wss://`` (with ``tls_key``).
+        tls_key: The PEM private key of ``tls_cert`` (unencrypted).
 
     Raises:
         ScenarioError: The scenario is invalid.
+        ConfigError: Only one of ``tls_cert`` and ``tls_key`` is given, or they cannot be
+            read or used (see :func:`realtalk.emulator.tls.server_context`).
         ValueError: ``max_recorded_events`` is below 1.
     """
 
@@ -94,12 +107,15 @@ class Emulator:
         max_recorded_events: int | None = MAX_RECORDED_EVENTS,
         per_connection: bool = False,
         max_connections: int | None = None,
+        tls_cert: str | Path | None = None,
+        tls_key: str | Path | None = None,
     ) -> None:
         if max_recorded_events is not None and max_recorded_events < 1:
             raise ValueError(
                 f"max_recorded_events must be at least 1 or None, not {max_recorded_events}"
             )
         self.scenario = load_scenario(scenario)
+        self.tls: ssl.SSLContext | None = server_context(tls_cert, tls_key)
         self.host = host
         self.api_key = api_key
         self.refuse_connections = refuse_connections
@@ -143,9 +159,11 @@ class Emulator:
             self.host,
             self._port,
             process_request=self._process_request,
+            select_subprotocol=_select_subprotocol,
             ping_interval=self.ping_interval,
             max_size=MAX_MESSAGE,
-            logger=logging.getLogger("realtalk.emulator"),
+            ssl=self.tls,
+            logger=_handshake_logger(),
         )
         self._port = self._server.sockets[0].getsockname()[1]
 
@@ -184,18 +202,23 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        """The Realtime endpoint, e.g. ``ws://127.0.0.1:PORT/v1/realtime``."""
-        return f"ws://{self._netloc}/v1/realtime"
+        """The Realtime endpoint, e.g. ``ws://127.0.0.1:PORT/v1/realtime`` (``wss://`` with TLS)."""
+        return f"{self._scheme('ws')}://{self._netloc}/v1/realtime"
 
     @property
     def base_url(self) -> str:
-        """The HTTP base URL to give the ``openai`` SDK, e.g. ``http://127.0.0.1:PORT/v1``."""
-        return f"http://{self._netloc}/v1"
+        """The HTTP base URL to give the ``openai`` SDK, e.g. ``http://127.0.0.1:PORT/v1``
+        (``https://`` with TLS)."""
+        return f"{self._scheme('http')}://{self._netloc}/v1"
 
     @property
     def websocket_base_url(self) -> str:
-        """The ``websocket_base_url`` for the ``openai`` SDK, e.g. ``ws://127.0.0.1:PORT/v1``."""
-        return f"ws://{self._netloc}/v1"
+        """The ``websocket_base_url`` for the ``openai`` SDK, e.g. ``ws://127.0.0.1:PORT/v1``
+        (``wss://`` with TLS)."""
+        return f"{self._scheme('ws')}://{self._netloc}/v1"
+
+    def _scheme(self, plain: str) -> str:
+        return plain + "s" if self.tls is not None else plain
 
     @property
     def _netloc(self) -> str:
@@ -291,6 +314,7 @@ class Emulator:
             auth = headers.get("Authorization", "")
             token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
             token = token or headers.get("api-key") or (query.get("api-key") or [""])[0]
+            token = token or _subprotocol_key(headers)
             if not token:
                 return (
                     None,
@@ -358,3 +382,63 @@ class Emulator:
         model = parse_qs(urlsplit(request.path).query)["model"][0]
         progress = ScenarioProgress(self.scenario) if self.per_connection else self.progress
         await WebSocketAdapter(ws, record, self.options, progress, model).run()
+
+
+# -- subprotocols and secrets ------------------------------------------------------------
+
+
+def _offered(headers: Headers) -> list[str]:
+    """The subprotocols a client offered (``Sec-WebSocket-Protocol``, maybe several headers)."""
+    return [
+        p.strip()
+        for value in headers.get_all("Sec-WebSocket-Protocol")
+        for p in value.split(",")
+        if p.strip()
+    ]
+
+
+def _subprotocol_key(headers: Headers) -> str:
+    """The key offered as ``openai-insecure-api-key.<key>``, or ``""``."""
+    for protocol in _offered(headers):
+        if protocol.startswith(KEY_SUBPROTOCOL):
+            return protocol[len(KEY_SUBPROTOCOL) :]
+    return ""
+
+
+def _select_subprotocol(
+    connection: ServerConnection, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    """Select ``realtime`` when offered, as the live server does; never the key's protocol.
+
+    A client that offers subprotocols and gets none back (browsers, Node's WebSocket)
+    aborts the handshake, so this is what lets them connect at all.
+    """
+    return SUBPROTOCOL if SUBPROTOCOL in offered else None
+
+
+_SECRETS = re.compile(
+    r"(openai-insecure-api-key\.|[?&]api-key=|^< authorization: \S+ |^< authorization: |^< api-key: )"
+    r"[^\s,&]+",
+    re.IGNORECASE,
+)
+
+
+class _RedactSecrets(logging.Filter):
+    """Mask API keys in the handshake records websockets logs at DEBUG (``realtalk -v``):
+    the request line's ``api-key`` query, the ``Authorization`` and ``api-key`` headers
+    and the key offered as a subprotocol."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = _SECRETS.sub(lambda m: m.group(1) + "***", message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def _handshake_logger() -> logging.Logger:
+    """The logger websockets writes to, with :class:`_RedactSecrets` on it (once)."""
+    logger = logging.getLogger("realtalk.emulator.websocket")
+    if not any(isinstance(f, _RedactSecrets) for f in logger.filters):
+        logger.addFilter(_RedactSecrets())
+    return logger
