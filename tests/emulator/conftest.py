@@ -133,7 +133,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     import subprocess
 
     if shutil.which("openssl") is None:
-        _missing("the openssl command (to make a test certificate)")
+        missing_dependency("the openssl command (to make a test certificate)")
     folder = tmp_path_factory.mktemp("tls")
     subprocess.run(
         shlex.split(TLS_RECIPE), cwd=folder, check=True, capture_output=True, timeout=60
@@ -141,7 +141,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return folder / "cert.pem", folder / "key.pem"
 
 
-def _missing(what: str) -> NoReturn:
+def missing_dependency(what: str) -> NoReturn:
     import os
 
     if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:

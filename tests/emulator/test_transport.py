@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from realtalk.emulator import Emulator
+from realtalk.emulator.tls import server_context
 from realtalk.exceptions import ConfigError
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidMessage
@@ -114,18 +115,18 @@ async def test_tls_refuses_plain_ws(make_emulator: Any, tls_files: tuple[Path, P
             pass
 
 
-def test_tls_needs_both_files(tls_files: tuple[Path, Path]) -> None:
+async def test_tls_needs_both_files(make_emulator: Any, tls_files: tuple[Path, Path]) -> None:
     cert, key = tls_files
     with pytest.raises(ConfigError, match="TLS certificate was given without a TLS key"):
-        Emulator(tls_cert=cert)
+        await make_emulator(tls_cert=cert)
     with pytest.raises(ConfigError, match="TLS key was given without a TLS certificate"):
-        Emulator(tls_key=key)
+        await make_emulator(tls_key=key)
 
 
 def test_tls_missing_file(tls_files: tuple[Path, Path], tmp_path: Path) -> None:
     cert, _ = tls_files
     with pytest.raises(ConfigError) as info:
-        Emulator(tls_cert=cert, tls_key=tmp_path / "nope.pem")
+        server_context(cert, tmp_path / "nope.pem")
     assert str(info.value) == f"{tmp_path / 'nope.pem'}: cannot read this TLS file: No such file or directory"
 
 
@@ -134,10 +135,10 @@ def test_tls_not_pem(tls_files: tuple[Path, Path], tmp_path: Path) -> None:
     junk = tmp_path / "junk.pem"
     junk.write_text("hello\n")
     with pytest.raises(ConfigError) as info:
-        Emulator(tls_cert=junk, tls_key=key)
+        server_context(junk, key)
     assert str(info.value) == f"{junk}: not a PEM certificate (BEGIN CERTIFICATE)"
     with pytest.raises(ConfigError) as info:
-        Emulator(tls_cert=cert, tls_key=cert)  # the certificate twice
+        server_context(cert, cert)  # the certificate twice
     assert str(info.value) == f"{cert}: not a PEM private key (BEGIN ... PRIVATE KEY)"
 
 
@@ -151,7 +152,7 @@ def test_tls_key_of_another_certificate(tls_files: tuple[Path, Path], tmp_path: 
     cert, _ = tls_files
     other_key = tmp_path / "key.pem"
     with pytest.raises(ConfigError) as info:
-        Emulator(tls_cert=cert, tls_key=other_key)
+        server_context(cert, other_key)
     assert str(info.value) == f"{cert}: the TLS key {other_key} does not belong to this certificate"
 
 
@@ -166,7 +167,7 @@ def test_tls_encrypted_key(tls_files: tuple[Path, Path], tmp_path: Path) -> None
         capture_output=True,
     )
     with pytest.raises(ConfigError) as info:
-        Emulator(tls_cert=cert, tls_key=locked)
+        server_context(cert, locked)
     assert str(info.value) == (
         f"{locked}: the TLS key is encrypted; give an unencrypted one (openssl ... -nodes)"
     )
