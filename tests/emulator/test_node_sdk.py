@@ -171,3 +171,54 @@ def test_node_sdk_against_the_command(
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def _doc_blocks() -> tuple[str, str, list[str]]:
+    """docs/emulator.md's Node example: ``(script, command, printed lines)``."""
+    import re
+
+    text = (Path(__file__).parents[2] / "docs" / "emulator.md").read_text()
+    [script] = [b for b in re.findall(r"```js\n(.*?)```", text, re.DOTALL) if "hello.mjs" in b]
+    [shown] = [b for b in re.findall(r"```console\n(.*?)```", text, re.DOTALL) if "hello.mjs" in b]
+    command, *printed = shown.splitlines()
+    return script, command, printed
+
+
+async def test_doc_node_example(
+    make_emulator: Any,
+    node_sdk: tuple[list[str], Path],
+    tls_files: tuple[Path, Path],
+    tmp_path: Path,
+) -> None:
+    """The Node example of docs/emulator.md prints what the page shows, run as it says."""
+    script, command, printed = _doc_blocks()
+    cert, key = tls_files
+    emu = await make_emulator(tls_cert=cert, tls_key=key)
+    node, folder = node_sdk
+    (tmp_path / "hello.mjs").write_text(script)
+    (tmp_path / "node_modules").symlink_to(folder / "node_modules", target_is_directory=True)
+    # The page's command, with the emulator's real port and certificate, the node found.
+    words = command.removeprefix("$ ").split()
+    settings = dict(w.split("=", 1) for w in words if "=" in w and not w.startswith("-"))
+    assert settings == {
+        "OPENAI_BASE_URL": "https://127.0.0.1:8765/v1",
+        "OPENAI_API_KEY": "test-key",
+        "NODE_EXTRA_CA_CERTS": "cert.pem",
+    }
+    assert words[len(settings):] == ["node", "--experimental-websocket", "hello.mjs"]
+    env = {**os.environ, **settings, "OPENAI_BASE_URL": emu.base_url,
+           "NODE_EXTRA_CA_CERTS": str(cert)}
+    env.pop("NODE_TLS_REJECT_UNAUTHORIZED", None)
+    proc = await asyncio.create_subprocess_exec(
+        *node, "hello.mjs", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 90)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().splitlines() == printed
+    assert len(emu.connections) == 2

@@ -150,3 +150,24 @@ async def test_sdk_audio_turn(make_emulator: Any) -> None:
     assert said == ["Warm enough."]
     assert [e.response.status for e in events if e.type == "response.done"] == ["completed"]
     assert client_event_problems(emu.client_events()) == []
+
+
+def _doc_block(language: str, containing: str) -> str:
+    """The one ``language`` block of docs/emulator.md that contains ``containing``."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "emulator.md").read_text()
+    [block] = [b for b in re.findall(rf"```{language}\n(.*?)```", text, re.DOTALL) if containing in b]
+    return block
+
+
+async def test_doc_python_sdk_example(make_emulator: Any) -> None:
+    """docs/emulator.md's "Clients that work unmodified": the Python SDK example runs."""
+    namespace: dict[str, Any] = {}
+    block = _doc_block("python", "async def ask")
+    exec(compile(block, "docs/emulator.md", "exec"), namespace)  # noqa: S102
+    emu = await make_emulator(SCENARIO)
+    assert await namespace["ask"](emu.base_url, emu.websocket_base_url, "hello") == (
+        "Hello from the emulator."
+    )

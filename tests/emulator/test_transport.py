@@ -204,3 +204,11 @@ def test_command_bad_certificate_is_one_line(
     assert capsys.readouterr().err == (
         f"realtalk emulator: {missing}: cannot read this TLS file: No such file or directory\n"
     )
+
+
+def test_the_docs_recipe_is_the_one_tests_use() -> None:
+    """docs/emulator.md's self-signed recipe is the command ``tls_files`` runs."""
+    from .conftest import TLS_RECIPE
+
+    page = (Path(__file__).parents[2] / "docs" / "emulator.md").read_text()
+    assert f"$ {TLS_RECIPE}\n" in page
