@@ -301,8 +301,8 @@ def _summary(server: list[Row], client: list[Row]) -> str:
     return (
         f"The emulator sends {count(server, 'emulator')} of the {len(server)} GA server event"
         f" types and accepts {count(client, 'emulator')} of the {len(client)} client event types;"
-        f" the runtime acts on {count(server, 'runtime')} server event types and sends"
-        f" {count(client, 'runtime')} client event types."
+        f" the runtime acts on {count(server, 'runtime')} of the {len(server)} and sends"
+        f" {count(client, 'runtime')} of the {len(client)}."
     )
 
 
