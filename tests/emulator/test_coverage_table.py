@@ -115,6 +115,27 @@ def test_a_stale_or_missing_note_is_reported(monkeypatch: pytest.MonkeyPatch) ->
     ]
 
 
+def test_the_command_reports_notes_and_unreadable_pages(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    runtime = {k: v for k, v in coverage.RUNTIME_WHY_NOT.items() if k != "response.cancel"}
+    monkeypatch.setattr(coverage, "RUNTIME_WHY_NOT", runtime)
+    assert coverage.main([]) == 1
+    out, err = capsys.readouterr()
+    assert (
+        out.startswith(coverage.START)
+        and "| `response.cancel` | yes | no | runtime: (no note) |" in out
+    )
+    assert err == (
+        "realtalk/emulator/coverage.py: RUNTIME_WHY_NOT['response.cancel']:"
+        " not covered, say why in a note\n"
+    )
+    assert coverage.main(["--check", str(tmp_path / "missing.md")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"error: {tmp_path / 'missing.md'}: ")
+    assert len(err.splitlines()) == 1
+
+
 # -- the rows ----------------------------------------------------------------------------
 
 
