@@ -426,17 +426,17 @@ def test_a_handoff_tool_may_be_forced(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "line", "message"), [
     ("model: gpt-realtime\nreasoning: {effort: low}\n", 3,
-     "$.reasoning: reasoning needs a reasoning model (gpt-realtime-2, gpt-realtime-2.1, gpt-realtime-2.1-mini);"
-     " gpt-realtime does not take it"),
+     ("$.reasoning: reasoning needs a reasoning model (gpt-realtime-2, gpt-realtime-2.1, gpt-realtime-2.1-mini);"
+     " gpt-realtime does not take it")),
     ("model: gpt-realtime-mini\nparallel_tool_calls: false\n", 3,
-     "$.parallel_tool_calls: parallel_tool_calls needs a reasoning model (gpt-realtime-2, gpt-realtime-2.1,"
-     " gpt-realtime-2.1-mini); gpt-realtime-mini does not take it"),
+     ("$.parallel_tool_calls: parallel_tool_calls needs a reasoning model (gpt-realtime-2, gpt-realtime-2.1,"
+     " gpt-realtime-2.1-mini); gpt-realtime-mini does not take it")),
     ("reasoning: {effort: huge}\n", 2,
      "$.reasoning.effort: 'huge' is not a valid effort; use one of: minimal, low, medium, high, xhigh"),
     ("reasoning: high\n", 2, "$.reasoning: reasoning must be a mapping, not a string"),
     ("tools: [get_time]\ntool_choice: {type: function, name: get_tme}\n", 3,
-     "$.tool_choice.name: tool_choice names 'get_tme', which is not one of the agent's tools"
-     " (did you mean 'get_time'?); its tools: get_time"),
+     ("$.tool_choice.name: tool_choice names 'get_tme', which is not one of the agent's tools"
+     " (did you mean 'get_time'?); its tools: get_time")),
     ("tool_choice: required\n", 2, "$.tool_choice: tool_choice is 'required', but the agent has no tools or handoffs"),
     ("tool_choice: sometimes\n", 2,
      "$.tool_choice: 'sometimes' is not a valid tool_choice; use one of: auto, none, required"),
@@ -449,13 +449,13 @@ def test_a_handoff_tool_may_be_forced(tmp_path: Path) -> None:
     ("include: [logprobs]\ninput_audio_transcription: {model: gpt-4o-transcribe}\n", 2,
      "$.include[0]: 'logprobs' is not a valid include; use one of: item.input_audio_transcription.logprobs"),
     ("include: [item.input_audio_transcription.logprobs]\n", 2,
-     "$.include: include item.input_audio_transcription.logprobs needs input_audio_transcription"
-     " (it adds logprobs to its transcripts)"),
+     ("$.include: include item.input_audio_transcription.logprobs needs input_audio_transcription"
+     " (it adds logprobs to its transcripts)")),
     ("input_audio_transcription: {model: whisper-1, delay: low}\n", 2,
      "$.input_audio_transcription.delay: 'delay' is taken only by gpt-realtime-whisper, not by whisper-1"),
     ("input_audio_transcription: {model: gpt-4o-transcribe, keywords: [Aurora]}\n", 2,
-     "$.input_audio_transcription.keywords: 'keywords' is taken only by gpt-live-transcribe, gpt-transcribe,"
-     " not by gpt-4o-transcribe"),
+     ("$.input_audio_transcription.keywords: 'keywords' is taken only by gpt-live-transcribe, gpt-transcribe,"
+     " not by gpt-4o-transcribe")),
     ("input_audio_transcription: {model: gpt-realtime-whisper, prompt: hotel}\n", 2,
      "$.input_audio_transcription.prompt: 'prompt' is not taken by gpt-realtime-whisper"),
     ("input_audio_transcription: {model: gpt-transcribe, languages: [english]}\n", 2,
