@@ -8,7 +8,9 @@ A custom voice (``voice: {id: ...}``) is checked without a server
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import realtalk
@@ -71,3 +73,17 @@ async def test_new_settings_are_accepted_by_the_emulator_and_reset_by_a_handoff(
     assert merged["prompt"] is None and merged["reasoning"] == {"effort": "low"}
     assert merged["tool_choice"] == "auto" and merged["tracing"] == "auto"
     assert billing["instructions"] == "You are the billing desk."
+
+
+def test_check_print_beta_refuses_a_prompt_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from realtalk.cli import main
+
+    agent = tmp_path / "desk.yaml"
+    agent.write_text("instructions: x\nprompt: {id: pmpt_1}\nreasoning: {effort: high}\n")
+    assert main(["check", "--print", "--beta", str(agent)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err == (f"realtalk: error: {agent}: the beta protocol cannot carry prompt (agent 'desk'):"
+                                 " drop --beta or the prompt key\n")
+    assert main(["check", "--print", str(agent)]) == 0
+    session = json.loads(capsys.readouterr().out)["session"]
+    assert session["prompt"] == {"id": "pmpt_1"} and session["reasoning"] == {"effort": "high"}
