@@ -87,3 +87,23 @@ def test_check_print_beta_refuses_a_prompt_in_one_line(tmp_path: Path, capsys: p
     assert main(["check", "--print", str(agent)]) == 0
     session = json.loads(capsys.readouterr().out)["session"]
     assert session["prompt"] == {"id": "pmpt_1"} and session["reasoning"] == {"effort": "high"}
+
+
+async def test_the_session_model_decides_what_is_sent(emu: Emulator) -> None:
+    # --model gpt-realtime over an agent of the default (reasoning) model: no effort is sent.
+    desk = realtalk.Agent(name="desk", instructions="You are the front desk.")
+    async with open_session(desk, emulator=emu, text_only=True, model="gpt-realtime") as session:
+        assert session.profile.model == "gpt-realtime"
+    [update] = emu.client_events("session.update")
+    assert "reasoning" not in update["session"] and emu.errors() == []
+
+
+async def test_reasoning_on_a_session_model_that_does_not_take_it_is_refused(emu: Emulator) -> None:
+    from realtalk.exceptions import ConfigError
+
+    desk = realtalk.Agent(name="desk", instructions="x", reasoning={"effort": "high"})
+    with pytest.raises(ConfigError, match=r"^agent 'desk' sets reasoning, but the session runs on gpt-realtime"
+                                          r" \(chosen by --model\), which does not take it$"):
+        async with open_session(desk, emulator=emu, text_only=True, model="gpt-realtime"):
+            pass
+    assert emu.client_events("session.update") == []
