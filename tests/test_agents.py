@@ -418,6 +418,13 @@ def test_new_settings_map_to_the_spec(tmp_path: Path) -> None:
     assert agent.turn_detection is not None and agent.turn_detection["idle_timeout_ms"] == 8000
 
 
+def test_a_prompt_version_may_be_a_number(tmp_path: Path) -> None:
+    agent = load_agent(write(tmp_path, "a.yaml", "instructions: x\nprompt: {id: pmpt_1, version: 3}\n"))
+    assert agent.prompt == {"id": "pmpt_1", "version": "3"}
+    path = write(tmp_path, "b.yaml", "instructions: x\nprompt: {id: pmpt_1, version: 0}\n")
+    assert only_problem(path) == f"{path}:2: $.prompt.version: version is 0, out of range: must be at least 1"
+
+
 def test_a_handoff_tool_may_be_forced(tmp_path: Path) -> None:
     path = write(tmp_path, "a.yaml", "instructions: x\nhandoffs: [b]\ntool_choice: {type: function, name: transfer_to_b}\n")
     write(tmp_path, "b.yaml", MINIMAL)

@@ -485,8 +485,11 @@ def _voice(value: str | dict[str, Any]) -> str:
 
 
 def _prompt(value: dict[str, Any]) -> dict[str, Any]:
-    """The GA ``prompt``: an image variable without ``detail`` gets the spec's ``auto``."""
+    """The GA ``prompt``: a version as a string, and an image variable without ``detail``
+    gets the spec's ``auto``."""
     out = json_copy(value)
+    if "version" in out:
+        out["version"] = str(out["version"])
     for variable in (out.get("variables") or {}).values():
         if isinstance(variable, dict) and variable.get("type") == "input_image":
             variable.setdefault("detail", "auto")
