@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import pytest
@@ -97,3 +98,22 @@ def test_transcription_options_per_model() -> None:
         "'prompt' is not taken by gpt-realtime-whisper")
     assert transcription_option_problem("gpt-4o-transcribe", "language") is None
     assert transcription_option_problem("my-deployment", "delay") is None
+
+
+def test_deprecated_models_match_the_openai_types() -> None:
+    from realtalk.models import DEPRECATED_MODELS
+
+    assert set(DEPRECATED_MODELS) == sdk_deprecated_models()
+
+
+def test_check_warns_about_a_deprecated_model(tmp_path: Path) -> None:
+    from realtalk.agents import load_agents
+
+    path = tmp_path / "a.yaml"
+    path.write_text("instructions: x\nmodel: gpt-realtime-mini\n")
+    graph = load_agents([path])
+    assert graph.problems == [] and [str(w) for w in graph.warnings] == [
+        (f"{path}:2: $.model: model gpt-realtime-mini is deprecated (shutdown announced for 2027-01-20);"
+        " the current one is gpt-realtime-2.1")]
+    path.write_text("instructions: x\nmodel: gpt-realtime-2.1-mini\n")
+    assert load_agents([path]).warnings == []

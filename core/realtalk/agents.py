@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .agentsettings import setting_problems, tracing_problems
 from .exceptions import ConfigError
-from .models import DEFAULT_MODEL
+from .models import DEFAULT_MODEL, deprecation
 from .protocol.vocab import SEMANTIC_VAD_DEFAULTS, SERVER_VAD_DEFAULTS, audio_format, json_copy
 from .tools import Tool, ToolRegistry, make_tool
 from .yamlfile import YamlDocument, did_you_mean, load_yaml, read_text
@@ -828,6 +828,8 @@ def load_agents(paths: Iterable[str | Path | AgentSpec], registry: ToolRegistry 
             graph.problems.append(doc.error(
                 f"agent name {spec.name!r} is already used by {specs[spec.name].file}", ["name"]))
             continue
+        if (old := deprecation(spec.model)) is not None:
+            graph.warnings.append(doc.error(old, ["model"]))
         specs[spec.name] = spec
         graph.roots.append(spec.name)
     for spec in given:

@@ -15,10 +15,12 @@ __all__ = [
     "BUILTIN_VOICES",
     "DEFAULT_MODEL",
     "DEFAULT_REASONING_EFFORT",
+    "DEPRECATED_MODELS",
     "REALTIME_MODELS",
     "REASONING_EFFORTS",
     "REASONING_MODELS",
     "TRANSCRIPTION_MODELS",
+    "deprecation",
     "takes_reasoning",
     "transcription_option_problem",
 ]
@@ -39,6 +41,14 @@ REALTIME_MODELS = REASONING_MODELS | frozenset({
     "gpt-audio-1.5", "gpt-audio-mini", "gpt-audio-mini-2025-10-06", "gpt-audio-mini-2025-12-15",
 })
 """Every Realtime model the ``openai`` package names."""
+
+DEPRECATED_MODELS = {
+    model: "2027-01-20" for model in (
+        "gpt-realtime", "gpt-realtime-2025-08-28", "gpt-realtime-mini", "gpt-realtime-mini-2025-12-15",
+        "gpt-audio-mini", "gpt-audio-mini-2025-12-15",
+    )
+}
+"""Realtime models the ``openai`` types list as deprecated, with their announced shutdown date."""
 
 REASONING_EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
 """The values of ``reasoning.effort`` (``RealtimeReasoningEffort``)."""
@@ -66,6 +76,14 @@ _ONLY_WITH = {
 _NOT_WITH = {
     "prompt": frozenset({"gpt-realtime-whisper", "gpt-4o-transcribe-diarize"}),
 }
+
+
+def deprecation(model: str) -> str | None:
+    """A warning for a deprecated model, naming its shutdown and the default; else None."""
+    shutdown = DEPRECATED_MODELS.get(model)
+    if shutdown is None:
+        return None
+    return f"model {model} is deprecated (shutdown announced for {shutdown}); the current one is {DEFAULT_MODEL}"
 
 
 def takes_reasoning(model: str) -> bool | None:
