@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigError
 from ..models import BUILTIN_VOICES, DEFAULT_REASONING_EFFORT, takes_reasoning
-from .vocab import Dialect, audio_format
+from .vocab import Dialect, audio_format, json_copy
 
 if TYPE_CHECKING:
     from ..agents import AgentSpec
@@ -95,9 +95,9 @@ def _ga_session(agent: AgentSpec, tools: list[dict[str, Any]], include_voice: bo
         "output_modalities": list(agent.output_modalities),
         "audio": {"input": audio_in, "output": audio_out},
         "tools": tools,
-        "tool_choice": agent.tool_choice,
+        "tool_choice": json_copy(agent.tool_choice),
         "truncation": agent.truncation,
-        "prompt": agent.prompt,
+        "prompt": json_copy(agent.prompt),
     }
     if agent.max_output_tokens is not None:
         session["max_output_tokens"] = agent.max_output_tokens
@@ -106,7 +106,7 @@ def _ga_session(agent: AgentSpec, tools: list[dict[str, Any]], include_voice: bo
     if agent.parallel_tool_calls is not None:
         session["parallel_tool_calls"] = agent.parallel_tool_calls
     if agent.tracing is not None:
-        session["tracing"] = agent.tracing
+        session["tracing"] = json_copy(agent.tracing)
     if agent.include:
         session["include"] = list(agent.include)
     return session
@@ -156,5 +156,5 @@ def _beta_session(agent: AgentSpec, tools: list[dict[str, Any]], include_voice: 
     if agent.max_output_tokens is not None:
         session["max_response_output_tokens"] = agent.max_output_tokens
     if agent.tracing is not None:
-        session["tracing"] = agent.tracing
+        session["tracing"] = json_copy(agent.tracing)
     return session
