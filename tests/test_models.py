@@ -117,3 +117,20 @@ def test_check_warns_about_a_deprecated_model(tmp_path: Path) -> None:
         " the current one is gpt-realtime-2.1")]
     path.write_text("instructions: x\nmodel: gpt-realtime-2.1-mini\n")
     assert load_agents([path]).warnings == []
+
+
+def test_the_agent_schemas_new_keys_mirror_the_openai_types() -> None:
+    from openai.types.realtime import RealtimeSessionCreateRequest
+    from openai.types.realtime.noise_reduction_type import NoiseReductionType
+    from openai.types.realtime.realtime_audio_config_output import VoiceID
+    from openai.types.realtime.realtime_tracing_config import TracingConfiguration
+    from openai.types.responses.response_prompt import ResponsePrompt
+
+    keys = agent_schema()["properties"]
+    session = RealtimeSessionCreateRequest.model_fields
+    assert keys["include"]["items"]["enum"] == sorted(literal_values(session["include"].annotation))
+    assert set(keys["tracing"]["oneOf"][1]["properties"]) == set(TracingConfiguration.model_fields)
+    assert set(keys["prompt"]["properties"]) == set(ResponsePrompt.model_fields)
+    assert set(keys["voice"]["oneOf"][1]["properties"]) == set(VoiceID.model_fields)
+    assert set(keys["noise_reduction"]["enum"]) == set(get_args(NoiseReductionType)) | {"none", None}
+    assert keys["tool_choice"]["oneOf"][0]["enum"] == ["auto", "none", "required"]
