@@ -44,7 +44,7 @@ def only_problem(path: Path, registry: ToolRegistry | None = None) -> str:
 def test_minimal_agent_gets_defaults(tmp_path: Path) -> None:
     agent = load_agent(write(tmp_path, "helper.yaml", MINIMAL))
     assert agent.name == "helper"
-    assert agent.model == "gpt-realtime" and agent.voice == "marin"
+    assert agent.model == "gpt-realtime-2.1" and agent.voice == "marin"
     assert agent.output_modalities == ("audio",)
     assert agent.turn_detection == {
         "type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
@@ -382,3 +382,131 @@ def test_a_number_or_constant_names_both(tmp_path: Path, value: str, shown: str)
     path = write(tmp_path, "a.yaml", f"instructions: x\nmax_output_tokens: {value}\n")
     assert only_problem(path) == (
         f"{path}:2: $.max_output_tokens: max_output_tokens is {shown}; use 1–4096 or 'inf'")
+
+
+# --- current models and their settings ----------------------------------------------------
+
+
+def test_new_settings_map_to_the_spec(tmp_path: Path) -> None:
+    agent = load_agent(write(tmp_path, "a.yaml", """
+        instructions: x
+        model: gpt-realtime-2.1
+        voice: {id: voice_1234}
+        reasoning: {effort: high}
+        parallel_tool_calls: true
+        tool_choice: {type: function, name: get_time}
+        tools: [get_time]
+        prompt:
+          id: pmpt_123
+          version: "4"
+          variables: {city: Lisbon, logo: {type: input_image, image_url: "https://example.com/a.png"}}
+        tracing: {workflow_name: front desk, metadata: {site: lisbon}}
+        include: [item.input_audio_transcription.logprobs]
+        input_audio_transcription: {model: gpt-transcribe, languages: [en, pt-BR], keywords: [Aurora]}
+        noise_reduction: none
+        turn_detection: {type: server_vad, idle_timeout_ms: 8000}
+    """))
+    assert agent.voice == "voice_1234"
+    assert agent.reasoning_effort == "high" and agent.parallel_tool_calls is True
+    assert agent.tool_choice == {"type": "function", "name": "get_time"}
+    assert agent.prompt == {"id": "pmpt_123", "version": "4", "variables": {
+        "city": "Lisbon", "logo": {"type": "input_image", "image_url": "https://example.com/a.png", "detail": "auto"}}}
+    assert agent.tracing == {"workflow_name": "front desk", "metadata": {"site": "lisbon"}}
+    assert agent.include == ("item.input_audio_transcription.logprobs",)
+    assert agent.input_transcription == {"model": "gpt-transcribe", "languages": ["en", "pt-BR"], "keywords": ["Aurora"]}
+    assert agent.noise_reduction is None
+    assert agent.turn_detection is not None and agent.turn_detection["idle_timeout_ms"] == 8000
+
+
+def test_a_prompt_version_may_be_a_number(tmp_path: Path) -> None:
+    agent = load_agent(write(tmp_path, "a.yaml", "instructions: x\nprompt: {id: pmpt_1, version: 3}\n"))
+    assert agent.prompt == {"id": "pmpt_1", "version": "3"}
+    path = write(tmp_path, "b.yaml", "instructions: x\nprompt: {id: pmpt_1, version: 0}\n")
+    assert only_problem(path) == f"{path}:2: $.prompt.version: version is 0, out of range: must be at least 1"
+
+
+def test_a_handoff_tool_may_be_forced(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: x\nhandoffs: [b]\ntool_choice: {type: function, name: transfer_to_b}\n")
+    write(tmp_path, "b.yaml", MINIMAL)
+    assert problems_of(path) == []
+
+
+@pytest.mark.parametrize(("text", "line", "message"), [
+    ("model: gpt-realtime\nreasoning: {effort: low}\n", 3,
+     ("$.reasoning: reasoning needs a reasoning model (gpt-realtime-2, gpt-realtime-2.1, gpt-realtime-2.1-mini);"
+     " gpt-realtime does not take it")),
+    ("model: gpt-realtime-mini\nparallel_tool_calls: false\n", 3,
+     ("$.parallel_tool_calls: parallel_tool_calls needs a reasoning model (gpt-realtime-2, gpt-realtime-2.1,"
+     " gpt-realtime-2.1-mini); gpt-realtime-mini does not take it")),
+    ("reasoning: {effort: huge}\n", 2,
+     "$.reasoning.effort: 'huge' is not a valid effort; use one of: minimal, low, medium, high, xhigh"),
+    ("reasoning: high\n", 2, "$.reasoning: reasoning must be a mapping, not a string"),
+    ("tools: [get_time]\ntool_choice: {type: function, name: get_tme}\n", 3,
+     ("$.tool_choice.name: tool_choice names 'get_tme', which is not one of the agent's tools"
+     " (did you mean 'get_time'?); its tools: get_time")),
+    ("tool_choice: required\n", 2, "$.tool_choice: tool_choice is 'required', but the agent has no tools or handoffs"),
+    ("tool_choice: sometimes\n", 2,
+     "$.tool_choice: 'sometimes' is not a valid tool_choice; use one of: auto, none, required"),
+    ("tools: [get_time]\ntool_choice: {type: mcp, name: get_time}\n", 3, "$.tool_choice.type: type must be 'function'"),
+    ("voice: {name: mine}\n", 2, "$.voice.name: unknown key 'name'; valid keys: id"),
+    ("noise_reduction: loud\n", 2,
+     "$.noise_reduction: 'loud' is not a valid noise_reduction; use one of: near_field, far_field, none, null"),
+    ("tracing: always\n", 2, "$.tracing: tracing must be 'auto'"),
+    ("tracing: {workflow: x}\n", 2, "$.tracing.workflow: unknown key 'workflow' (did you mean 'workflow_name'?)"),
+    ("include: [logprobs]\ninput_audio_transcription: {model: gpt-4o-transcribe}\n", 2,
+     "$.include[0]: 'logprobs' is not a valid include; use one of: item.input_audio_transcription.logprobs"),
+    ("include: [item.input_audio_transcription.logprobs]\n", 2,
+     ("$.include: include item.input_audio_transcription.logprobs needs input_audio_transcription"
+     " (it adds logprobs to its transcripts)")),
+    ("input_audio_transcription: {model: whisper-1, delay: low}\n", 2,
+     "$.input_audio_transcription.delay: 'delay' is taken only by gpt-realtime-whisper, not by whisper-1"),
+    ("input_audio_transcription: {model: gpt-4o-transcribe, keywords: [Aurora]}\n", 2,
+     ("$.input_audio_transcription.keywords: 'keywords' is taken only by gpt-live-transcribe, gpt-transcribe,"
+     " not by gpt-4o-transcribe")),
+    ("input_audio_transcription: {model: gpt-realtime-whisper, prompt: hotel}\n", 2,
+     "$.input_audio_transcription.prompt: 'prompt' is not taken by gpt-realtime-whisper"),
+    ("input_audio_transcription: {model: gpt-transcribe, languages: [english]}\n", 2,
+     "$.input_audio_transcription.languages[0]: languages: 'english' is not an ISO-639-1 code such as 'en' or 'pt-BR'"),
+    ("input_audio_transcription: {model: gpt-realtime-whisper, delay: soon}\n", 2,
+     "$.input_audio_transcription.delay: 'soon' is not a valid delay; use one of: minimal, low, medium, high, xhigh"),
+    ("prompt: {version: '2'}\n", 2, "$.prompt: missing required key 'id'"),
+    ("prompt: {id: p, variables: {n: 3}}\n", 2, "$.prompt.variables.n: n must be a string, not an integer"),
+    ("prompt: {id: p, variables: {n: {type: input_text}}}\n", 2, "$.prompt.variables.n: missing required key 'text'"),
+    ("turn_detection: {type: semantic_vad, idle_timeout_ms: 6000}\n", 2,
+     "$.turn_detection.idle_timeout_ms: 'idle_timeout_ms' does not apply to turn_detection type semantic_vad"),
+    ("turn_detection: {type: server_vad, idle_timeout_ms: 1000}\n", 2,
+     "$.turn_detection.idle_timeout_ms: idle_timeout_ms is 1000, out of range: must be between 5000 and 30000"),
+])
+def test_new_settings_refused_with_one_line(tmp_path: Path, registry: ToolRegistry, text: str, line: int,
+                                            message: str) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: x\n" + text)
+    assert only_problem(path, registry) == f"{path}:{line}: {message}"
+
+
+def test_reasoning_on_a_model_realtalk_does_not_know_is_passed_through(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: x\nmodel: my-azure-deployment\nreasoning: {effort: low}\n")
+    assert problems_of(path) == [] and load_agent(path).reasoning_effort == "low"
+
+
+def test_a_handoff_may_not_change_tracing(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "instructions: x\ntracing: auto\nhandoffs: [b]\n")
+    write(tmp_path, "b.yaml", "instructions: y\ntracing: {workflow_name: billing}\n")
+    assert only_problem(path) == (
+        f"{path}:3: handoff to 'b' changes tracing (\"auto\" -> {{\"workflow_name\": \"billing\"}}), which the API"
+        " cannot change once a session traces; give both agents the same tracing")
+    write(tmp_path, "b.yaml", "instructions: y\ntracing: auto\n")
+    assert problems_of(path) == []
+
+
+def test_python_agents_take_the_new_keys() -> None:
+    from realtalk import Agent
+
+    agent = Agent(name="desk", instructions="x", voice={"id": "voice_9"}, reasoning={"effort": "minimal"},
+                  parallel_tool_calls=False, prompt={"id": "pmpt_1"}, tracing="auto", tools=["get_time"],
+                  tool_choice={"type": "function", "name": "get_time"},
+                  input_audio_transcription={"model": "gpt-4o-transcribe"},
+                  include=["item.input_audio_transcription.logprobs"])
+    assert (agent.voice, agent.reasoning_effort, agent.parallel_tool_calls) == ("voice_9", "minimal", False)
+    assert agent.prompt == {"id": "pmpt_1"} and agent.tracing == "auto"
+    with pytest.raises(ConfigError, match=r"^agent 'desk': \$\.reasoning: reasoning needs a reasoning model"):
+        Agent(name="desk", instructions="x", model="gpt-realtime", reasoning={"effort": "low"})

@@ -28,8 +28,10 @@ def test_every_agent_key_is_documented_and_nothing_else() -> None:
 
 
 def test_agent_examples_in_docs_validate() -> None:
-    examples = blocks((DOCS / "agents.md").read_text(), "yaml")
-    assert len(examples) >= 2
+    # A block starting "# FILE" is a file for the shell sessions after it (some are wrong on
+    # purpose): tests/test_docs_examples.py runs those and compares what they print.
+    examples = [b for b in blocks((DOCS / "agents.md").read_text(), "yaml") if not b.startswith("# ")]
+    assert len(examples) >= 10
     for example in examples:
         data = yaml.safe_load(example)
         data.setdefault("instructions", "x")

@@ -203,7 +203,7 @@ async def test_hook_observe_session(make_plugin: Any, tmp_path: Path, monkeypatc
     async with open_session(observed_agent(tmp_path), emulator=True, text_only=True) as session:
         await session.ask("weather", 20)
     [info] = realtalk_observer.SESSIONS
-    assert (info.agent, info.agents, info.model) == ("front", ("front",), "gpt-realtime")
+    assert (info.agent, info.agents, info.model) == ("front", ("front",), "gpt-realtime-2.1")
     assert info.url.startswith("ws://127.0.0.1:")
     kinds = [e.type for e in realtalk_observer.SEEN]
     assert kinds[:2] == ["connected", "user.text"] and kinds[-1] == "turn.done"

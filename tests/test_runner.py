@@ -66,10 +66,10 @@ def test_profiles(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(AuthenticationFailed, match="set OPENAI_API_KEY"):
         make_profile(target)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    assert make_profile(target).ws_url == "wss://api.openai.com/v1/realtime?model=gpt-realtime"
+    assert make_profile(target).ws_url == "wss://api.openai.com/v1/realtime?model=gpt-realtime-2.1"
     assert make_profile(target, model="gpt-realtime-2").model == "gpt-realtime-2"
     url = make_profile(target, url="ws://127.0.0.1:9/v1/realtime")
-    assert url.ws_url == "ws://127.0.0.1:9/v1/realtime?model=gpt-realtime" and url.api_key is None
+    assert url.ws_url == "ws://127.0.0.1:9/v1/realtime?model=gpt-realtime-2.1" and url.api_key is None
     monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://res.openai.azure.com")
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", "az")
     azure = make_profile(target, azure=True, model="my-deployment")

@@ -23,7 +23,9 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .agentsettings import setting_problems, tracing_problems
 from .exceptions import ConfigError
+from .models import DEFAULT_MODEL, deprecation
 from .protocol.vocab import SEMANTIC_VAD_DEFAULTS, SERVER_VAD_DEFAULTS, audio_format, json_copy
 from .tools import Tool, ToolRegistry, make_tool
 from .yamlfile import YamlDocument, did_you_mean, load_yaml, read_text
@@ -43,7 +45,6 @@ __all__ = [
     "load_agents",
 ]
 
-DEFAULT_MODEL = "gpt-realtime"
 DEFAULT_VOICE = "marin"
 
 # As in the schema: the name becomes the tool name transfer_to_<name> (at most 64).
@@ -119,7 +120,8 @@ class AgentSpec:
         description: One line for other agents' handoff tools.
         greeting: What the agent says first (session start, or a handoff reaching it).
         model: Realtime model or Azure deployment.
-        voice: Output voice.
+        voice: Output voice: a built-in voice's name, or a custom voice's id (any
+            other string, sent as ``{"id": ...}``).
         voice_policy: ``keep``, ``reconnect`` or None (undeclared) when a handoff
             would change a locked voice.
         speed: Voice speed, or None for the server default.
@@ -130,7 +132,14 @@ class AgentSpec:
         noise_reduction: ``near_field``, ``far_field`` or None.
         max_output_tokens: An int, ``"inf"``, or None for the server default.
         truncation: GA ``truncation``: ``auto``, ``disabled`` or a retention-ratio object.
-        tool_choice: ``auto``, ``none`` or ``required``.
+        tool_choice: ``auto``, ``none``, ``required``, or ``{"type": "function",
+            "name": ...}`` forcing one of its tools.
+        reasoning_effort: ``reasoning.effort`` of a reasoning model, or None.
+        parallel_tool_calls: Whether the model may call several tools at once; None
+            for the server default.
+        prompt: GA ``prompt``: a reusable prompt's ``id``, ``version`` and ``variables``.
+        tracing: GA ``tracing``: ``auto``, a configuration object, or None (off).
+        include: GA ``include`` (``item.input_audio_transcription.logprobs``).
         tools: The tools it lists.
         handoffs: The agents it can hand off to.
         tool_files: Tool files beside it (``tool_files:``, relative to its file), whose
@@ -157,7 +166,12 @@ class AgentSpec:
     noise_reduction: str | None = None
     max_output_tokens: int | str | None = None
     truncation: str | dict[str, Any] = "auto"
-    tool_choice: str = "auto"
+    tool_choice: str | dict[str, Any] = "auto"
+    reasoning_effort: str | None = None
+    parallel_tool_calls: bool | None = None
+    prompt: dict[str, Any] | None = None
+    tracing: str | dict[str, Any] | None = None
+    include: tuple[str, ...] = ()
     tools: tuple[ToolUse, ...] = ()
     handoffs: tuple[Handoff, ...] = ()
     tool_files: tuple[Path, ...] = ()
@@ -265,8 +279,14 @@ def _friendly_one(error: ValidationError) -> tuple[list[object], str]:
     if error.message.startswith("False schema"):
         kind, key = _misplaced_turn_key(error)
         return parts + [key], f"{key!r} does not apply to turn_detection type {kind}"
+    if error.validator == "pattern" and "language" in parts:
+        return parts, f"language {value!r} is not an ISO-639-1 code such as 'en' or 'pt-BR'"
+    if error.validator == "pattern" and "languages" in parts:
+        return parts, f"languages: {value!r} is not an ISO-639-1 code such as 'en' or 'pt-BR'"
     if error.validator == "pattern":
-        return parts, f"{field_name} {value!r} is invalid: use 1-52 letters, digits, '_' or '-'"
+        longest = re.search(r"\{1,(\d+)\}", str(error.validator_value))
+        return parts, (f"{field_name} {value!r} is invalid: use 1-{longest[1] if longest else 52}"
+                       " letters, digits, '_' or '-'")
     if error.validator in ("minItems", "minLength"):
         return parts, f"{field_name} must not be empty"
     if error.validator == "maxLength":
@@ -340,6 +360,7 @@ def check_document(doc: YamlDocument) -> list[ConfigError]:
             " (1-52 letters, digits, '_' or '-'): rename the file or set 'name:'"))
     for error in _schema_errors(doc.data):
         problems += [doc.error(message, parts) for parts, message in _friendly(error)]
+    problems += [doc.error(message, parts) for parts, message in setting_problems(doc.data)]
     return sorted(problems, key=lambda p: (p.line or 0, p.json_path or ""))
 
 
@@ -390,17 +411,22 @@ def _build(doc: YamlDocument) -> AgentSpec:
         description=data.get("description", ""),
         greeting=data.get("greeting"),
         model=data.get("model", DEFAULT_MODEL),
-        voice=data.get("voice", DEFAULT_VOICE),
+        voice=_voice(data.get("voice", DEFAULT_VOICE)),
         voice_policy=data.get("voice_policy"),
         speed=data.get("speed"),
         output_modalities=output,
         audio_format=audio_format(data.get("audio_format", "pcm16")).name,
         turn_detection=turn_detection,
         input_transcription=data.get("input_audio_transcription"),
-        noise_reduction=data.get("noise_reduction"),
+        noise_reduction=None if data.get("noise_reduction") == "none" else data.get("noise_reduction"),
         max_output_tokens=data.get("max_output_tokens"),
         truncation=_truncation(data.get("truncation", "auto")),
         tool_choice=data.get("tool_choice", "auto"),
+        reasoning_effort=data["reasoning"]["effort"] if "reasoning" in data else None,
+        parallel_tool_calls=data.get("parallel_tool_calls"),
+        prompt=_prompt(data["prompt"]) if "prompt" in data else None,
+        tracing=data.get("tracing"),
+        include=tuple(data.get("include", ())),
         tools=tuple(tools),
         handoffs=tuple(handoffs),
         tool_files=tuple(doc.file.parent / entry for entry in data.get("tool_files", [])),
@@ -453,6 +479,23 @@ def _truncation(value: str | dict[str, Any]) -> str | dict[str, Any]:
     return out
 
 
+def _voice(value: str | dict[str, Any]) -> str:
+    """A built-in voice's name as it is; a custom voice ``{id: ...}`` as its id."""
+    return value if isinstance(value, str) else str(value["id"])
+
+
+def _prompt(value: dict[str, Any]) -> dict[str, Any]:
+    """The GA ``prompt``: a version as a string, and an image variable without ``detail``
+    gets the spec's ``auto``."""
+    out = json_copy(value)
+    if "version" in out:
+        out["version"] = str(out["version"])
+    for variable in (out.get("variables") or {}).values():
+        if isinstance(variable, dict) and variable.get("type") == "input_image":
+            variable.setdefault("detail", "auto")
+    return out
+
+
 def load_agent(path: str | Path) -> AgentSpec:
     """Load and validate one agent file on its own (no graph or tool checks).
 
@@ -472,7 +515,7 @@ def Agent(  # a constructor to its users: realtalk.Agent(name=..., ...)
     description: str | None = None,
     greeting: str | None = None,
     model: str | None = None,
-    voice: str | None = None,
+    voice: str | Mapping[str, Any] | None = None,
     voice_policy: str | None = None,
     speed: float | None = None,
     modalities: Sequence[str] | None = None,
@@ -482,7 +525,12 @@ def Agent(  # a constructor to its users: realtalk.Agent(name=..., ...)
     noise_reduction: str | None = None,
     max_output_tokens: int | str | None = None,
     truncation: str | Mapping[str, Any] | None = None,
-    tool_choice: str | None = None,
+    tool_choice: str | Mapping[str, Any] | None = None,
+    reasoning: Mapping[str, Any] | None = None,
+    parallel_tool_calls: bool | None = None,
+    prompt: Mapping[str, Any] | None = None,
+    tracing: str | Mapping[str, Any] | None = None,
+    include: Sequence[str] | None = None,
     tools: Iterable[str | Mapping[str, Any] | ToolUse | Callable[..., Any]] = (),
     handoffs: Iterable[str | AgentSpec | Mapping[str, Any] | Handoff] = (),
     tool_files: Iterable[str | Path] = (),
@@ -511,14 +559,16 @@ def Agent(  # a constructor to its users: realtalk.Agent(name=..., ...)
     """
     data: dict[str, Any] = {k: v for k, v in {
         "name": name, "instructions": instructions, "description": description, "greeting": greeting,
-        "model": model, "voice": voice, "voice_policy": voice_policy, "speed": speed,
+        "model": model, "voice": _plain(voice), "voice_policy": voice_policy, "speed": speed,
         "modalities": list(modalities) if modalities is not None else None, "audio_format": audio_format,
         "turn_detection": dict(turn_detection) if isinstance(turn_detection, Mapping) else turn_detection,
         "input_audio_transcription": dict(input_audio_transcription)
         if input_audio_transcription is not None else None,
         "noise_reduction": noise_reduction, "max_output_tokens": max_output_tokens,
         "truncation": dict(truncation) if isinstance(truncation, Mapping) else truncation,
-        "tool_choice": tool_choice,
+        "tool_choice": _plain(tool_choice), "reasoning": _plain(reasoning),
+        "parallel_tool_calls": parallel_tool_calls, "prompt": _plain(prompt), "tracing": _plain(tracing),
+        "include": list(include) if include is not None else None,
     }.items() if v is not None}
     from .typedtools import tool_name  # here: nothing else of an agent file needs it
 
@@ -573,6 +623,11 @@ def Agent(  # a constructor to its users: realtalk.Agent(name=..., ...)
         handoffs=tuple(replace(h, line=None, target=targets.get(h.agent)) for h in spec.handoffs),
         tools=tuple(replace(t, line=None) for t in spec.tools),
     )
+
+
+def _plain(value: Any) -> Any:
+    """A mapping given to :func:`Agent` as a plain dict (as YAML would give it)."""
+    return json_copy(dict(value)) if isinstance(value, Mapping) else value
 
 
 # Agent files that passed their checks, by path and exact text: a process that opens many
@@ -773,6 +828,8 @@ def load_agents(paths: Iterable[str | Path | AgentSpec], registry: ToolRegistry 
             graph.problems.append(doc.error(
                 f"agent name {spec.name!r} is already used by {specs[spec.name].file}", ["name"]))
             continue
+        if (old := deprecation(spec.model)) is not None:
+            graph.warnings.append(doc.error(old, ["model"]))
         specs[spec.name] = spec
         graph.roots.append(spec.name)
     for spec in given:
@@ -784,6 +841,7 @@ def load_agents(paths: Iterable[str | Path | AgentSpec], registry: ToolRegistry 
     _close_over_handoffs(graph, specs, siblings)
     graph.agents = specs
     _check_voices(graph)
+    graph.problems += tracing_problems(graph.agents.values())
     if registry is not None:
         graph.check_tools(registry)
     graph.problems.sort(key=_where)

@@ -196,7 +196,7 @@ class ConnectionProfile:
         """OpenAI: ``wss://api.openai.com/v1/realtime?model=<model>``, Bearer auth.
 
         Args:
-            model: The Realtime model, e.g. ``gpt-realtime``.
+            model: The Realtime model, e.g. ``gpt-realtime-2.1``.
             api_key: The key; defaults to ``$OPENAI_API_KEY``.
             beta: Speak the legacy beta protocol (OpenAI rejects it since May 2026).
 

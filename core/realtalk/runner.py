@@ -25,7 +25,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,8 @@ from .results import Approver, TurnResult
 from .session import Session
 
 __all__ = [
-    "RunTarget", "load_target", "open_session", "resolve_agent", "run_agent", "scenario_for", "stream_audio_file",
+    "RunTarget", "load_target", "open_session", "resolve_agent", "run_agent", "run_on_model", "scenario_for",
+    "stream_audio_file",
 ]
 
 
@@ -151,6 +152,39 @@ def make_profile(
     return ConnectionProfile.openai(chosen, api_key=api_key, beta=beta)
 
 
+def run_on_model(target: RunTarget, model: str | None, *, overridden: bool) -> None:
+    """Set every agent of the target's graph to the session's model (the profile's).
+
+    The model is part of the URL, so every agent of a session runs on it; with the agents
+    set to it, what their ``session.update`` sends fits it (a reasoning effort only to a
+    model that takes one). Call it after :func:`make_profile`, with the profile's model.
+
+    Args:
+        target: The graph to run.
+        model: The session's model; None leaves the agents as they are.
+        overridden: The model was given instead of the agent's (``--model``), for messages.
+
+    Raises:
+        ConfigError: An agent sets ``reasoning`` or ``parallel_tool_calls`` and ``model``
+            is one realtalk knows does not take them.
+    """
+    from .models import takes_reasoning
+
+    if model is None:
+        return
+    chosen_by = "--model" if overridden else f"agent {target.agent!r}"
+    graph = target.graph
+    for name, spec in list(graph.agents.items()):
+        if spec.model == model:
+            continue
+        if takes_reasoning(model) is False:
+            for key, value in (("reasoning", spec.reasoning_effort), ("parallel_tool_calls", spec.parallel_tool_calls)):
+                if value is not None:
+                    raise ConfigError(f"agent {name!r} sets {key}, but the session runs on {model}"
+                                      f" (chosen by {chosen_by}), which does not take it", file=spec.file)
+        graph.agents[name] = replace(spec, model=model)
+
+
 @contextlib.asynccontextmanager
 async def open_session(
     path: str | Path | AgentSpec,
@@ -219,6 +253,7 @@ async def open_session(
         elif emulator:
             url = emulator.url
         profile = make_profile(target, url=url, azure=azure, model=model, beta=beta, api_key=api_key)
+        run_on_model(target, profile.model, overridden=model is not None)
         recorder = None
         if record:
             from .recorder import Recorder

@@ -54,7 +54,7 @@ def test_json_lines_for_scripts() -> None:
     # The turn's tokens by kind and estimated cost, then the session's total.
     turn, session = events[-2:]
     assert turn["tokens"]["input_text"] > 0 and turn["cost_usd"] > 0
-    assert session == {"type": "session.usage", "model": "gpt-realtime", "turns": 1, "tokens": turn["tokens"],
+    assert session == {"type": "session.usage", "model": "gpt-realtime-2.1", "turns": 1, "tokens": turn["tokens"],
                        "cost_usd": turn["cost_usd"]}
 
 

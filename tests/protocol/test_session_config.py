@@ -97,6 +97,19 @@ def variety() -> list[AgentSpec]:
                   audio_format="audio/pcma", tool_choice="required",
                   truncation={"type": "retention_ratio", "retention_ratio": 0.5,
                               "token_limits": {"post_instructions": 4000}}),
+        AgentSpec(name="n", instructions="x", model="gpt-realtime-2.1", voice="voice_1234", reasoning_effort="xhigh",
+                  parallel_tool_calls=True, tool_choice={"type": "function", "name": "echo"},
+                  prompt={"id": "pmpt_1", "version": "3", "variables": {
+                      "city": "Lisbon", "note": {"type": "input_text", "text": "hi"},
+                      "logo": {"type": "input_image", "image_url": "https://example.com/a.png", "detail": "auto"}}},
+                  tracing={"workflow_name": "desk", "group_id": "g1", "metadata": {"site": "lisbon"}},
+                  include=("item.input_audio_transcription.logprobs",),
+                  input_transcription={"model": "gpt-transcribe", "language": "en", "languages": ["en", "pt"],
+                                       "keywords": ["Aurora"]},
+                  turn_detection={"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
+                                  "silence_duration_ms": 500, "idle_timeout_ms": 8000}),
+        AgentSpec(name="w", instructions="x", model="gpt-realtime-2.1-mini", tracing="auto",
+                  input_transcription={"model": "gpt-realtime-whisper", "delay": "high"}),
     ]
 
 
@@ -148,7 +161,7 @@ def test_voice_can_be_left_out_once_audio_exists() -> None:
     assert session["audio"]["output"]["format"] == {"type": "audio/pcma"}
 
 
-@pytest.mark.parametrize("agent", variety(), ids=lambda a: a.name)
+@pytest.mark.parametrize("agent", [a for a in variety() if a.prompt is None], ids=lambda a: a.name)
 def test_beta_profile_validates_against_openai_beta_types(agent: AgentSpec) -> None:
     event = build_session_update(agent, [TOOL], profile="beta")
     model = beta_client().validate_python(event)
@@ -166,3 +179,48 @@ def test_formats_come_from_the_vocabulary() -> None:
         session_config.format_object("audio/opus")
     session = build_session_update(variety()[1], [], profile="beta")["session"]
     assert session["input_audio_format"] == session["output_audio_format"] == "g711_alaw"
+
+
+def test_new_ga_settings_are_placed_as_the_spec_says() -> None:
+    session = build_session_update(variety()[2], [TOOL])["session"]
+    assert session["audio"]["output"]["voice"] == {"id": "voice_1234"}
+    assert session["reasoning"] == {"effort": "xhigh"}
+    assert session["parallel_tool_calls"] is True
+    assert session["tool_choice"] == {"type": "function", "name": "echo"}
+    assert session["prompt"]["id"] == "pmpt_1" and session["prompt"]["variables"]["city"] == "Lisbon"
+    assert session["tracing"]["workflow_name"] == "desk"
+    assert session["include"] == ["item.input_audio_transcription.logprobs"]
+    assert session["audio"]["input"]["transcription"]["keywords"] == ["Aurora"]
+    assert session["audio"]["input"]["turn_detection"]["idle_timeout_ms"] == 8000
+
+
+def test_what_an_agent_leaves_out_does_not_linger_after_a_handoff() -> None:
+    # A reasoning model gets the spec's default effort, and prompt is turned off, so that
+    # an earlier agent's reasoning effort or prompt does not survive the server's merge.
+    session = build_session_update(AgentSpec(name="a", instructions="x"), [])["session"]
+    assert session["reasoning"] == {"effort": "low"} and session["prompt"] is None
+    assert "parallel_tool_calls" not in session and "tracing" not in session and "include" not in session
+    older = build_session_update(AgentSpec(name="a", instructions="x", model="gpt-realtime"), [])["session"]
+    assert "reasoning" not in older and older["audio"]["output"]["voice"] == "marin"
+
+
+def test_beta_drops_what_only_tunes_the_server() -> None:
+    agent = variety()[3]
+    session = build_session_update(agent, [TOOL], profile="beta")["session"]
+    assert session["input_audio_transcription"] == {"model": "gpt-realtime-whisper"}
+    assert session["tracing"] == "auto"
+    assert not {"reasoning", "parallel_tool_calls", "include", "prompt"} & set(session)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"prompt": {"id": "pmpt_1"}}, r"^the beta protocol cannot carry prompt \(agent 'w'\): drop --beta or the prompt key$"),
+    ({"tool_choice": {"type": "function", "name": "echo"}},
+     r"^the beta protocol cannot force a function with tool_choice \(agent 'w'\): drop --beta or use auto,"),
+])
+def test_beta_refuses_what_would_change_the_agent(changes: dict[str, Any], message: str) -> None:
+    from dataclasses import replace
+
+    from realtalk.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        build_session_update(replace(variety()[3], **changes), [TOOL], profile="beta")

@@ -52,7 +52,7 @@ async def test_a_real_session_is_counted(metrics_module: Any) -> None:
         await session.ask("What time is it in Tokyo?", 30)
         await session.ask("A question about my bill", 30)
     metrics.session_ended("browser", "completed")
-    assert model == "gpt-realtime"
+    assert model == "gpt-realtime-2.1"
 
     found = samples(metrics)
     assert value(found, "realtalk_active_sessions", kind="browser") == 0
@@ -72,8 +72,8 @@ async def test_a_real_session_is_counted(metrics_module: Any) -> None:
             totals.add_all(event.usage)
     assert totals.responses >= 2 and totals.cost_usd is not None and totals.cost_usd > 0
     for kind, count in totals.tokens.items():
-        assert value(found, "realtalk_tokens_total", model="gpt-realtime", kind=kind) == count
-    assert value(found, "realtalk_cost_usd_total", model="gpt-realtime") == pytest.approx(totals.cost_usd)
+        assert value(found, "realtalk_tokens_total", model="gpt-realtime-2.1", kind=kind) == count
+    assert value(found, "realtalk_cost_usd_total", model="gpt-realtime-2.1") == pytest.approx(totals.cost_usd)
 
 
 def test_names_not_loaded_are_other(metrics_module: Any) -> None:

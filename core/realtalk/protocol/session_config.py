@@ -3,7 +3,13 @@
 GA is the wire protocol. The beta shape is kept as an opt-in profile for servers that
 still speak it (OpenAI itself closed it in May 2026). Every setting the agent controls is
 sent explicitly, so that after a handoff nothing of the previous agent lingers through
-the server's partial merge.
+the server's partial merge: a reasoning model gets its effort (the spec's default when the
+agent sets none), and ``prompt`` is sent as ``null`` when the agent has none.
+
+The beta shape cannot carry every GA setting. Those that only tune the server (reasoning,
+parallel tool calls, ``include``, the newer transcription options) are left out of a
+beta update; those that change what the agent is (a prompt reference, a forced function)
+are refused with a :class:`~realtalk.exceptions.ConfigError`.
 """
 
 from __future__ import annotations
@@ -11,7 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .vocab import Dialect, audio_format
+from ..exceptions import ConfigError
+from ..models import BUILTIN_VOICES, DEFAULT_REASONING_EFFORT, takes_reasoning
+from .vocab import Dialect, audio_format, json_copy
 
 if TYPE_CHECKING:
     from ..agents import AgentSpec
@@ -53,6 +61,10 @@ def build_session_update(
     Returns:
         The event, ready to send. The caller then waits for ``session.updated`` and checks
         that it carries these instructions and tools.
+
+    Raises:
+        ConfigError: With ``profile="beta"``, the agent uses a setting the beta protocol
+            cannot carry (``prompt``, a ``tool_choice`` forcing a function).
     """
     definitions = [tool.definition() for tool in tools]
     if profile == "beta":
@@ -74,7 +86,7 @@ def _ga_session(agent: AgentSpec, tools: list[dict[str, Any]], include_voice: bo
     }
     audio_out: dict[str, Any] = {"format": format_object(agent.audio_format)}
     if include_voice:
-        audio_out["voice"] = agent.voice
+        audio_out["voice"] = agent.voice if agent.voice in BUILTIN_VOICES else {"id": agent.voice}
     if agent.speed is not None:
         audio_out["speed"] = agent.speed
     session: dict[str, Any] = {
@@ -83,16 +95,45 @@ def _ga_session(agent: AgentSpec, tools: list[dict[str, Any]], include_voice: bo
         "output_modalities": list(agent.output_modalities),
         "audio": {"input": audio_in, "output": audio_out},
         "tools": tools,
-        "tool_choice": agent.tool_choice,
+        "tool_choice": json_copy(agent.tool_choice),
         "truncation": agent.truncation,
+        "prompt": json_copy(agent.prompt),
     }
     if agent.max_output_tokens is not None:
         session["max_output_tokens"] = agent.max_output_tokens
+    if agent.reasoning_effort is not None or takes_reasoning(agent.model):
+        session["reasoning"] = {"effort": agent.reasoning_effort or DEFAULT_REASONING_EFFORT}
+    if agent.parallel_tool_calls is not None:
+        session["parallel_tool_calls"] = agent.parallel_tool_calls
+    if agent.tracing is not None:
+        session["tracing"] = json_copy(agent.tracing)
+    if agent.include:
+        session["include"] = list(agent.include)
     return session
 
 
+_BETA_TRANSCRIPTION = ("model", "language", "prompt")  # beta's input_audio_transcription keys
+
+
+def _refuse_for_beta(agent: AgentSpec) -> None:
+    """Refuse settings whose loss would change what the agent does.
+
+    Raises:
+        ConfigError: The agent has a prompt reference or forces a function.
+    """
+    where = f" (agent {agent.name!r})"
+    if agent.prompt is not None:
+        raise ConfigError(f"the beta protocol cannot carry prompt{where}: drop --beta or the prompt key",
+                          file=agent.file)
+    if isinstance(agent.tool_choice, dict):
+        raise ConfigError(f"the beta protocol cannot force a function with tool_choice{where}:"
+                          " drop --beta or use auto, none or required", file=agent.file)
+
+
 def _beta_session(agent: AgentSpec, tools: list[dict[str, Any]], include_voice: bool) -> dict[str, Any]:
+    _refuse_for_beta(agent)
     fmt = audio_format(agent.audio_format).beta
+    transcription = agent.input_transcription
     session: dict[str, Any] = {
         "modalities": ["text"] if agent.text_only else ["text", "audio"],
         "instructions": agent.instructions,
@@ -100,7 +141,7 @@ def _beta_session(agent: AgentSpec, tools: list[dict[str, Any]], include_voice: 
         "output_audio_format": fmt,
         "turn_detection": dict(agent.turn_detection) if agent.turn_detection else None,
         "input_audio_transcription": (
-            dict(agent.input_transcription) if agent.input_transcription else None
+            {k: v for k, v in transcription.items() if k in _BETA_TRANSCRIPTION} if transcription else None
         ),
         "input_audio_noise_reduction": (
             {"type": agent.noise_reduction} if agent.noise_reduction else None
@@ -114,4 +155,6 @@ def _beta_session(agent: AgentSpec, tools: list[dict[str, Any]], include_voice: 
         session["speed"] = agent.speed
     if agent.max_output_tokens is not None:
         session["max_response_output_tokens"] = agent.max_output_tokens
+    if agent.tracing is not None:
+        session["tracing"] = json_copy(agent.tracing)
     return session

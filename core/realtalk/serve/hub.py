@@ -32,7 +32,7 @@ from ..exceptions import ConfigError
 from ..plugins import SessionInfo
 from ..pricing import PRICES, Price
 from ..results import Approver, Listener
-from ..runner import RunTarget, load_target, make_profile, resolve_agent, scenario_for
+from ..runner import RunTarget, load_target, make_profile, resolve_agent, run_on_model, scenario_for
 from ..session import Session
 from . import logs
 from .access import AccessPolicy, Admission, Refused, TokenMinter
@@ -233,6 +233,7 @@ class SessionHub:
             target = RunTarget(graph, agent, self.target.plugins)
             start = graph.get(agent)
             profile = make_profile(target, url=self.url, azure=self.config.azure, model=self.config.model)
+            run_on_model(target, profile.model, overridden=self.config.model is not None)
             recorder = None
             if self.config.record_dir is not None:
                 from ..recorder import Recorder
