@@ -28,7 +28,8 @@ ROOT = Path(__file__).parents[2]
             "turns:\n  - reply: hi\n",
             2,
             "$.turns[0]",
-            "exactly one of 'user: TEXT', 'audio: true' or 'greeting: true'",
+            "exactly one of 'user: TEXT', 'audio: true', 'greeting: true', 'idle: true' or "
+            "'out_of_band: TEXT'",
         ),
         ("turns:\n  - user: hi\n", 2, "$.turns[0]", "needs a 'reply'"),
         ("turns:\n  - user: /([/\n    reply: x\n", 2, "$.turns[0].user", "invalid regex"),
@@ -42,7 +43,7 @@ ROOT = Path(__file__).parents[2]
             "turns:\n  - user: hi\n    reply:\n      - say: a\n        handoff: b\n",
             4,
             "$.turns[0].reply[0]",
-            "exactly one of say, call or handoff",
+            "exactly one of say, call, handoff, fail or incomplete",
         ),
         (
             "turns:\n  - user: hi\n    transcript: x\n    reply: a\n",

@@ -21,6 +21,8 @@ from websockets.http11 import Request, Response
 from ..protocol import codec
 from ..protocol.vocab import error_event, new_event_id
 from .adapter import Options, WebSocketAdapter
+from .protocol import DEFAULT_TRANSCRIPTION_DELAY
+from .responses import DEFAULT_AUDIO_SPEED
 from .scenario import Scenario, load_scenario
 from .state import MAX_RECORDED_EVENTS, ConnectionRecord, ScenarioProgress
 
@@ -58,6 +60,12 @@ class Emulator:
             that reconnects after the drop gets a healthy session).
         latency_ms: Delay before the server reacts to each client event (and before
             ``session.created``).
+        audio_speed: How much faster than real time assistant audio is sent when not
+            ``fast`` (default 4.0, as the live server streams ahead of playback; 1.0:
+            real time).
+        transcription_delay_ms: Milliseconds from a commit to its input transcription
+            events (default 500: as live, they usually come after the response to the
+            same audio has started; 0: at once, before it).
         ping_interval: Seconds between keepalive pings (None: no pings).
         record_audio: Record audio payloads whole; by default each is recorded as its
             length (``"<audio 4800 bytes>"``), so the record stays small.
@@ -73,7 +81,8 @@ class Emulator:
 
     Raises:
         ScenarioError: The scenario is invalid.
-        ValueError: ``max_recorded_events`` is below 1.
+        ValueError: ``max_recorded_events`` is below 1, ``audio_speed`` not above 0, or
+            ``transcription_delay_ms`` below 0.
     """
 
     def __init__(
@@ -89,12 +98,20 @@ class Emulator:
         drop_after_events: int | None = None,
         drop_connections: int = 1,
         latency_ms: float = 0.0,
+        audio_speed: float = DEFAULT_AUDIO_SPEED,
+        transcription_delay_ms: float = DEFAULT_TRANSCRIPTION_DELAY * 1000,
         ping_interval: float | None = PING_INTERVAL,
         record_audio: bool = False,
         max_recorded_events: int | None = MAX_RECORDED_EVENTS,
         per_connection: bool = False,
         max_connections: int | None = None,
     ) -> None:
+        if audio_speed <= 0:
+            raise ValueError(f"audio_speed must be above 0, not {audio_speed}")
+        if transcription_delay_ms < 0:
+            raise ValueError(
+                f"transcription_delay_ms must be 0 or more, not {transcription_delay_ms}"
+            )
         if max_recorded_events is not None and max_recorded_events < 1:
             raise ValueError(
                 f"max_recorded_events must be at least 1 or None, not {max_recorded_events}"
@@ -109,6 +126,8 @@ class Emulator:
             drop_after_events=drop_after_events,
             drops_left=drop_connections,
             latency_ms=latency_ms,
+            audio_speed=audio_speed,
+            transcription_delay_ms=transcription_delay_ms,
         )
         self.ping_interval = ping_interval
         self.record_audio = record_audio
@@ -319,7 +338,7 @@ class Emulator:
                 4000,
                 "invalid_request_error.beta_api_shape_disabled",
             )
-        if not (query.get("model") or [""])[0]:
+        if not (query.get("model") or [""])[0] and not _transcription_intent(path):
             return (
                 "missing_model",
                 "You must provide a model parameter",
@@ -355,6 +374,12 @@ class Emulator:
             except ConnectionClosed:
                 pass
             return
-        model = parse_qs(urlsplit(request.path).query)["model"][0]
+        model = (parse_qs(urlsplit(request.path).query).get("model") or [None])[0]
         progress = ScenarioProgress(self.scenario) if self.per_connection else self.progress
-        await WebSocketAdapter(ws, record, self.options, progress, model).run()
+        transcription = model is None and _transcription_intent(request.path)
+        await WebSocketAdapter(ws, record, self.options, progress, model, transcription).run()
+
+
+def _transcription_intent(path: str) -> bool:
+    """``?intent=transcription`` (with no model): a transcription session."""
+    return (parse_qs(urlsplit(path).query).get("intent") or [""])[0] == "transcription"
