@@ -28,8 +28,10 @@ ROOT = Path(__file__).parents[2]
             "turns:\n  - reply: hi\n",
             2,
             "$.turns[0]",
-            "exactly one of 'user: TEXT', 'audio: true', 'greeting: true', 'idle: true' or "
-            "'out_of_band: TEXT'",
+            (
+                "exactly one of 'user: TEXT', 'audio: true', 'greeting: true', 'idle: true' or "
+                "'out_of_band: TEXT'"
+            ),
         ),
         ("turns:\n  - user: hi\n", 2, "$.turns[0]", "needs a 'reply'"),
         ("turns:\n  - user: /([/\n    reply: x\n", 2, "$.turns[0].user", "invalid regex"),

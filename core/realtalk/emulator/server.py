@@ -374,7 +374,8 @@ class Emulator:
             except ConnectionClosed:
                 pass
             return
-        model = (parse_qs(urlsplit(request.path).query).get("model") or [None])[0]
+        models = parse_qs(urlsplit(request.path).query).get("model")
+        model = models[0] if models else None
         progress = ScenarioProgress(self.scenario) if self.per_connection else self.progress
         transcription = model is None and _transcription_intent(request.path)
         await WebSocketAdapter(ws, record, self.options, progress, model, transcription).run()
