@@ -26,6 +26,14 @@ only produces once the client has sent the calls' ``function_call_output`` items
 the text of the latest ``function_call_output`` (``{output.time}``: one field of it, when
 it is a JSON object), so a test can prove the tool result
 reached the "model".
+
+The rest of GA (see ``docs/emulator.md``): each ``say`` is its own message, so a reply
+``[{say: ...}, {call: ...}]`` is a response with a preamble before its call; a
+``fail: MESSAGE`` (or ``{message, code, type}``) step ends the response ``failed``, an
+``incomplete: max_output_tokens | content_filter`` step ends it ``incomplete``;
+``out_of_band: TEXT`` turns answer ``response.create`` with ``conversation: "none"``
+(never used up); ``idle: true`` turns answer the idle timeout's response; audio turns
+may carry ``transcription_error: MESSAGE`` and ``speakers: [{A: TEXT}, ...]``.
 """
 
 from __future__ import annotations
