@@ -51,3 +51,14 @@ async def test_unknown_effort_is_invalid_value(make_emulator: Any, open_client: 
                            "session": {"type": "realtime", "reasoning": {"effort": "max"}}})
         error = (await client.until("error"))[-1]["error"]
     assert (error["code"], error["param"]) == ("invalid_value", "session.reasoning.effort")
+
+
+async def test_unknown_effort_in_a_response_is_invalid_value(
+    make_emulator: Any, open_client: Any
+) -> None:
+    emu = await make_emulator()
+    async with open_client(emu, "?model=gpt-realtime-2") as client:
+        await client.send({"type": "response.create",
+                           "response": {"reasoning": {"effort": "max"}}})
+        error = (await client.until("error"))[-1]["error"]
+    assert (error["code"], error["param"]) == ("invalid_value", "response.reasoning.effort")

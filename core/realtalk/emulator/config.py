@@ -21,6 +21,7 @@ __all__ = [
     "merge_session",
     "supports_reasoning",
     "validate_max_output_tokens",
+    "validate_reasoning",
     "validate_session_update",
     "validate_transcription_update",
 ]
@@ -371,6 +372,8 @@ _MAX_TOKENS: Validator = lambda value, param: (
     _enum("inf")(value, param) if isinstance(value, str) else _number(1, 4096, True)(value, param)
 )
 
+_REASONING = _object({"effort": _enum("minimal", "low", "medium", "high", "xhigh")})
+
 _SESSION = _object(
     {
         "type": _enum("realtime"),
@@ -414,7 +417,7 @@ _SESSION = _object(
         ),
         "include": _nullable(_array(_enum("item.input_audio_transcription.logprobs"))),
         "parallel_tool_calls": _boolean,
-        "reasoning": _object({"effort": _enum("minimal", "low", "medium", "high", "xhigh")}),
+        "reasoning": _REASONING,
         "audio": _object(
             {
                 "input": _object(
@@ -437,6 +440,16 @@ _SESSION = _object(
     },
     required=("type",),
 )
+
+
+def validate_reasoning(value: Any, param: str) -> dict[str, Any]:
+    """Check a ``reasoning`` object (``{effort: minimal | low | medium | high | xhigh}``).
+
+    Raises:
+        SessionUpdateError: It is not one.
+    """
+    result: dict[str, Any] = _REASONING(value, param)
+    return result
 
 
 def validate_max_output_tokens(value: Any, param: str) -> int | str:

@@ -57,6 +57,7 @@ from .config import (
     reasoning_error,
     supports_reasoning,
     validate_max_output_tokens,
+    validate_reasoning,
     validate_session_update,
     validate_transcription_update,
 )
@@ -1008,7 +1009,9 @@ def _check_response_params(params: dict[str, Any], model: str) -> None:
     try:
         if "max_output_tokens" in params:
             validate_max_output_tokens(params["max_output_tokens"], "response.max_output_tokens")
-        if "reasoning" in params and not supports_reasoning(model):
-            raise reasoning_error(model, "response.reasoning")
+        if "reasoning" in params:
+            validate_reasoning(params["reasoning"], "response.reasoning")
+            if not supports_reasoning(model):
+                raise reasoning_error(model, "response.reasoning")
     except SessionUpdateError as exc:
         raise ClientError(exc.code, exc.message, exc.param) from None
