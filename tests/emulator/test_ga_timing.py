@@ -130,3 +130,27 @@ async def test_bad_timing_options(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         await make_emulator(**options)
+
+
+def test_the_transcription_falls_due_between_audio_chunks(speech: bytes) -> None:
+    # Sans-I/O: every event at the moment it falls due on the protocol's clock, so fast
+    # mode (ticking from deadline to deadline) keeps the live order.
+    from realtalk.emulator import load_scenario
+    from realtalk.emulator.protocol import Send, ServerProtocol
+    from realtalk.emulator.state import ScenarioProgress
+    from realtalk.emulator.voice import ToneAudio
+
+    progress = ScenarioProgress(load_scenario(SCENARIO))
+    server = ServerProtocol(model="gpt-realtime", progress=progress, audio=ToneAudio(),
+                            audio_speed=1.0, transcription_delay=0.25)
+    server.receive_event(TRANSCRIBE, 0.0)
+    server.receive_audio(speech, 0.0)
+    events = [a.event for a in server.actions_to_send() if isinstance(a, Send)]
+    while (deadline := server.next_deadline()) is not None:
+        server.receive_tick(deadline)
+        events += [a.event for a in server.actions_to_send() if isinstance(a, Send)]
+    kinds = [e["type"] for e in events]
+    chunks = [n for n, k in enumerate(kinds) if k == "response.output_audio.delta"]
+    first = kinds.index("conversation.item.input_audio_transcription.delta")
+    assert chunks[2] < first < chunks[3]  # chunks at 0, 0.1 and 0.2 s; then 0.25; then 0.3
+    assert kinds[-1] == "rate_limits.updated"
