@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from realtalk.emulator import Emulator
 from realtalk.emulator.conformance import server_event_problems
-from realtalk.emulator.protocol import EMITTED_SERVER_EVENTS
+from realtalk.emulator.eventsets import EMITTED_SERVER_EVENTS
 from websockets.asyncio.client import ClientConnection, connect
 
 RATE = 24000

@@ -7,7 +7,7 @@ from typing import Any, get_args
 
 from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 from realtalk.emulator.builders import SUPPORTED_TYPES
-from realtalk.emulator.protocol import ACCEPTED_CLIENT_EVENTS, EMITTED_SERVER_EVENTS
+from realtalk.emulator.eventsets import ACCEPTED_CLIENT_EVENTS, EMITTED_SERVER_EVENTS
 
 
 def _types(alias: Any) -> set[str]:

@@ -56,20 +56,17 @@ from .config import (
     merge_session,
     reasoning_error,
     supports_reasoning,
-    validate_max_output_tokens,
-    validate_reasoning,
     validate_session_update,
     validate_transcription_update,
 )
+from .eventsets import TRANSCRIPTION_SESSION_EVENTS
+from .requests import check_response_params, item_text, response_input
 from .responses import DEFAULT_AUDIO_SPEED, ActiveResponse, Responder, Speech
 from .state import ScenarioProgress, UserInput
 from .transcripts import transcription_events
 
 __all__ = [
-    "ACCEPTED_CLIENT_EVENTS",
     "DEFAULT_TRANSCRIPTION_DELAY",
-    "EMITTED_SERVER_EVENTS",
-    "TRANSCRIPTION_SESSION_EVENTS",
     "Action",
     "AudioEngine",
     "Close",
@@ -92,82 +89,6 @@ DEFAULT_TRANSCRIPTION_DELAY = 0.5
 """Seconds from a commit to its input transcription events, by default: the live server
 transcribes asynchronously, so the transcript usually arrives after the response to the
 same audio has started."""
-
-ACCEPTED_CLIENT_EVENTS = frozenset(
-    {
-        "session.update",
-        "input_audio_buffer.append",
-        "input_audio_buffer.commit",
-        "input_audio_buffer.clear",
-        "conversation.item.create",
-        "conversation.item.truncate",
-        "conversation.item.delete",
-        "conversation.item.retrieve",
-        "response.create",
-        "response.cancel",
-    }
-)
-"""The GA client event types (``openai.types.realtime.RealtimeClientEvent``) the emulator
-acts on. Not accepted: ``output_audio_buffer.clear`` (WebRTC/SIP only), answered with
-``invalid_value`` as the live WebSocket server does. (The translation-style
-``session.input_audio_buffer.append`` and ``session.close`` are accepted too, outside
-the GA union.)"""
-
-EMITTED_SERVER_EVENTS = frozenset(
-    {
-        "error",
-        "session.created",
-        "session.updated",
-        "conversation.item.added",
-        "conversation.item.done",
-        "conversation.item.deleted",
-        "conversation.item.retrieved",
-        "conversation.item.truncated",
-        "conversation.item.input_audio_transcription.delta",
-        "conversation.item.input_audio_transcription.completed",
-        "conversation.item.input_audio_transcription.failed",
-        "conversation.item.input_audio_transcription.segment",
-        "input_audio_buffer.speech_started",
-        "input_audio_buffer.speech_stopped",
-        "input_audio_buffer.committed",
-        "input_audio_buffer.cleared",
-        "input_audio_buffer.timeout_triggered",
-        "response.created",
-        "response.done",
-        "response.output_item.added",
-        "response.output_item.done",
-        "response.content_part.added",
-        "response.content_part.done",
-        "response.output_text.delta",
-        "response.output_text.done",
-        "response.output_audio.delta",
-        "response.output_audio.done",
-        "response.output_audio_transcript.delta",
-        "response.output_audio_transcript.done",
-        "response.function_call_arguments.delta",
-        "response.function_call_arguments.done",
-        "rate_limits.updated",
-    }
-)
-"""The GA server event types (``openai.types.realtime.RealtimeServerEvent``) the
-emulator can send. Never sent: ``conversation.created`` and the legacy
-``conversation.item.created`` (the live GA server sends neither), the WebRTC/SIP-only
-``output_audio_buffer.*`` and ``input_audio_buffer.dtmf_event_received``, and the MCP
-events (``mcp_list_tools.*``, ``response.mcp_call*``: MCP tools are not emulated)."""
-
-TRANSCRIPTION_SESSION_EVENTS = frozenset(
-    {
-        "session.update",
-        "session.close",
-        "input_audio_buffer.append",
-        "session.input_audio_buffer.append",
-        "input_audio_buffer.commit",
-        "input_audio_buffer.clear",
-    }
-)
-"""The client events a transcription session (``?intent=transcription``) takes; the
-others are answered with ``invalid_value``."""
-
 
 # -- actions ---------------------------------------------------------------------------
 
@@ -856,12 +777,12 @@ class ServerProtocol:
                 raise ClientError(
                     "unknown_parameter", f"Unknown parameter: 'response.{key}'.", f"response.{key}"
                 )
-        _check_response_params(params, self.session["model"])
+        check_response_params(params, self.session["model"])
         user_text = None
         input_size = None
         if "input" in params:
-            items = self._response_input(params["input"])
-            user_text = " ".join(_item_text(item) for item in items).strip()
+            items = response_input(params["input"], self.items)
+            user_text = " ".join(item_text(item) for item in items).strip()
             input_size = sum(len(json.dumps(item)) for item in items)
         if params.get("conversation") == "none":
             # Out of band: beside anything else running; replied from out_of_band turns,
@@ -893,38 +814,10 @@ class ServerProtocol:
         self._response_start_ms = self._audio_ms
         self.responder.start(params, user, input_size=input_size)
 
-    def _response_input(self, raw: Any) -> list[dict[str, Any]]:
-        """``response.input``: items (validated like ``conversation.item.create``'s) and
-        ``item_reference``s to items of the conversation, resolved."""
-        if not isinstance(raw, list):
-            raise ClientError(
-                "invalid_type", "Invalid type for 'response.input': expected an array.",
-                "response.input",
-            )
-        items = []
-        for n, entry in enumerate(raw):
-            where = f"response.input[{n}]"
-            if isinstance(entry, dict) and entry.get("type") == "item_reference":
-                if set(entry) - {"type", "id"} or not isinstance(entry.get("id"), str):
-                    raise ClientError(
-                        "invalid_value",
-                        f"Invalid '{where}': an item_reference is {{type, id}}.",
-                        where,
-                    )
-                index = self._index(entry["id"], "invalid_value", f"{where}.id")
-                items.append(self.items[index])
-                continue
-            try:
-                items.append(validate_item(entry))
-            except ClientError as exc:
-                param = (exc.param or "item").replace("item", where, 1)
-                raise ClientError(exc.code, exc.message.replace("'item", f"'{where}"), param) from None
-        return items
-
     def _latest_user_text(self) -> str:
         for item in reversed(self.items):
             if item.get("type") == "message" and item.get("role") == "user":
-                return _item_text(item)
+                return item_text(item)
         return ""
 
     def _on_response_cancel(self, event: dict[str, Any]) -> None:
@@ -960,58 +853,3 @@ def decode_frame(message: str | bytes) -> tuple[dict[str, Any] | None, tuple[str
         return None, ("invalid_json", "Invalid event: expected a JSON object.")
     return event, None
 
-
-def _item_text(item: dict[str, Any]) -> str:
-    """The words of an item, for matching out-of-band turns: a message's text and
-    transcripts, a function call's arguments, a tool output."""
-    if item.get("type") == "message":
-        return " ".join(
-            str(c.get("text") or c.get("transcript") or "") for c in item.get("content", [])
-        ).strip()
-    return str(item.get("output") or item.get("arguments") or "")
-
-
-def _check_response_params(params: dict[str, Any], model: str) -> None:
-    """Validate the ``response`` of a ``response.create`` (the fields the emulator
-    acts on)."""
-    metadata = params.get("metadata")
-    if metadata is not None and not (
-        isinstance(metadata, dict)
-        and len(metadata) <= 16
-        and all(isinstance(v, str) for v in metadata.values())
-    ):
-        raise ClientError(
-            "invalid_type",
-            "Invalid 'response.metadata': expected an object of at most 16 string values.",
-            "response.metadata",
-        )
-    modalities = params.get("output_modalities")
-    if modalities is not None and modalities not in (["text"], ["audio"]):
-        raise ClientError(
-            "invalid_value",
-            "Invalid 'response.output_modalities': expected ['text'] or ['audio'].",
-            "response.output_modalities",
-        )
-    conversation = params.get("conversation", "auto")
-    if conversation not in ("auto", "none"):
-        raise ClientError(
-            "invalid_value",
-            f"Invalid value: '{conversation}'. Supported values are: 'auto' and 'none'.",
-            "response.conversation",
-        )
-    instructions = params.get("instructions")
-    if instructions is not None and not isinstance(instructions, str):
-        raise ClientError(
-            "invalid_type",
-            "Invalid type for 'response.instructions': expected a string.",
-            "response.instructions",
-        )
-    try:
-        if "max_output_tokens" in params:
-            validate_max_output_tokens(params["max_output_tokens"], "response.max_output_tokens")
-        if "reasoning" in params:
-            validate_reasoning(params["reasoning"], "response.reasoning")
-            if not supports_reasoning(model):
-                raise reasoning_error(model, "response.reasoning")
-    except SessionUpdateError as exc:
-        raise ClientError(exc.code, exc.message, exc.param) from None
