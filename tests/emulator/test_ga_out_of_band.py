@@ -221,3 +221,40 @@ async def test_two_out_of_band_responses_at_once_over_the_wire(
     assert sorted(r["metadata"]["purpose"] for r in done) == ["classify", "summarise"]
     assert all(r["conversation_id"] is None for r in done)
     assert not [e for e in events if e["type"] in OOB_TYPES]
+
+
+async def test_the_openai_sdk_runs_an_out_of_band_response(make_emulator: Any) -> None:
+    from openai import AsyncOpenAI
+    from realtalk.emulator.conformance import client_event_problems
+
+    emu = await make_emulator(SCENARIO, api_key="sk-test")
+    client = AsyncOpenAI(
+        api_key="sk-test", base_url=emu.base_url, websocket_base_url=emu.websocket_base_url
+    )
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        await conn.response.create(
+            response={
+                "conversation": "none",
+                "instructions": "Classify the topic.",
+                "output_modalities": ["text"],
+                "metadata": {"purpose": "classify"},
+                "input": [
+                    {
+                        "type": "message",
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": "My invoice is wrong."}],
+                    }
+                ],
+            }
+        )
+        done: Any = None
+        async for event in conn:
+            if event.type == "response.done":
+                done = event
+                break
+    response = done.response
+    assert response.conversation_id is None
+    assert response.metadata == {"purpose": "classify"}
+    assert response.output and response.output[0].type == "message"
+    assert client_event_problems(emu.client_events()) == []
+    assert emu.server_events("conversation.item.added") == []
