@@ -97,3 +97,18 @@ async def test_idle_timeout_range(make_emulator: Any, open_client: Any, value: i
             "input": {"turn_detection": {"type": "server_vad", "idle_timeout_ms": value}}}}})
         error = (await client.until("error"))[-1]["error"]
     assert error["param"] == "session.audio.input.turn_detection.idle_timeout_ms"
+
+
+@pytest.mark.parametrize(
+    ("turn", "message"),
+    [
+        ({"idle": "yes", "reply": "r"}, "'idle' must be true or false"),
+        ({"idle": True, "audio": True, "reply": "r"}, "a turn needs exactly one of"),
+    ],
+)
+def test_bad_idle_turns(turn: dict[str, Any], message: str) -> None:
+    from realtalk.emulator import load_scenario
+    from realtalk.exceptions import ScenarioError
+
+    with pytest.raises(ScenarioError, match=message):
+        load_scenario({"turns": [turn]})

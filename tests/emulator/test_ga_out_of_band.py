@@ -4,14 +4,17 @@ added to the conversation, ``conversation_id`` null and ``metadata`` echoed."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import pytest
 from openai.types.realtime import ResponseDoneEvent
 from realtalk.emulator import load_scenario
 from realtalk.emulator.protocol import Send, ServerProtocol
 from realtalk.emulator.responses import CONVERSATION_ID
 from realtalk.emulator.state import ScenarioProgress
 from realtalk.emulator.voice import ToneAudio
+from realtalk.exceptions import ScenarioError
 
 LONG = "This reply goes on for a good while, so that there is time to ask a side question. " * 2
 SCENARIO: dict[str, Any] = {
@@ -258,3 +261,18 @@ async def test_the_openai_sdk_runs_an_out_of_band_response(make_emulator: Any) -
     assert response.output and response.output[0].type == "message"
     assert client_event_problems(emu.client_events()) == []
     assert emu.server_events("conversation.item.added") == []
+
+
+@pytest.mark.parametrize(
+    ("turn", "message"),
+    [
+        ({"out_of_band": "x", "reply": [{"call": "f"}, {"say": "after"}]},
+         "an out-of-band reply is one response: no 'say' after a 'call'"),
+        ({"out_of_band": "", "reply": "r"}, "'out_of_band' must be non-empty text or /regex/"),
+        ({"out_of_band": "/(/", "reply": "r"}, "invalid regex"),
+        ({"out_of_band": "x", "user": "y", "reply": "r"}, "a turn needs exactly one of"),
+    ],
+)
+def test_bad_out_of_band_turns(turn: dict[str, Any], message: str) -> None:
+    with pytest.raises(ScenarioError, match=re.escape(message)):
+        load_scenario({"turns": [turn]})
