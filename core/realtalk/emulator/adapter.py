@@ -31,7 +31,7 @@ class Options:
     """Per-emulator settings, shared by its sessions.
 
     Attributes:
-        fast: Send audio without real-time pacing.
+        fast: Send audio and timers at once (in the order they fall due), unpaced.
         expire_after: Seconds until ``session_expired`` (and close 1001).
         drop_after_events: Abort the socket (no close frame) after this many server events.
         drops_left: How many more connections the drop fault may hit; shared, so a client
@@ -167,7 +167,7 @@ class WebSocketAdapter:
     # -- timers ----------------------------------------------------------------------------
 
     async def _pace(self) -> None:
-        # Ticks the protocol at each deadline of the active response: at that moment, or
+        # Ticks the protocol at each deadline (a response's next audio chunk, a timer): at that moment, or
         # at once when fast (the deadline becomes the protocol's clock).
         try:
             while True:

@@ -50,7 +50,8 @@ class Emulator:
         port: Port; 0 picks a free one (see :attr:`port` after start).
         api_key: When set, clients must present it (``Authorization: Bearer``, an
             ``api-key`` header, or an ``api-key`` query parameter).
-        fast: Send audio as fast as possible instead of at real-time pace.
+        fast: Send audio (and delayed transcriptions) as fast as possible, in the order
+            they fall due, instead of paced by ``audio_speed``.
         expire_after: Seconds after which each session expires (``session_expired``,
             close 1001); ``expires_at`` in ``session.created`` matches. Default 60 minutes.
         refuse_connections: Answer the first N connection attempts with HTTP 429.
