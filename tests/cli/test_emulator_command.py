@@ -80,6 +80,9 @@ def test_key_from_the_environment_silences_the_warning(
         ["--drop-after", "-1"],
         ["--latency-ms", "-5"],
         ["--latency-ms", "nan"],
+        ["--audio-speed", "0"],
+        ["--audio-speed", "fast"],
+        ["--transcription-delay-ms", "-1"],
     ],
 )
 def test_bad_values_are_one_usage_line(argv: list[str]) -> None:

@@ -8,15 +8,20 @@ that no test builds an Emulator any other way.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+import numpy as np
 import pytest
 from realtalk.emulator import Emulator
 from realtalk.emulator.conformance import server_event_problems
+from realtalk.emulator.eventsets import EMITTED_SERVER_EVENTS
 from websockets.asyncio.client import ClientConnection, connect
+
+RATE = 24000
 
 
 def conformance_problems(events: list[dict[str, Any]]) -> list[str]:
@@ -48,6 +53,46 @@ async def make_emulator() -> AsyncIterator[Callable[..., Awaitable[Emulator]]]:
     sent = [e for emu in started for e in emu.server_events()]
     problems = conformance_problems(sent)
     assert not problems, "events not valid per the openai GA types:\n" + "\n".join(problems)
+    unlisted = {e["type"] for e in sent} - EMITTED_SERVER_EVENTS
+    assert not unlisted, f"sent but missing from EMITTED_SERVER_EVENTS: {sorted(unlisted)}"
+
+
+def make_pcm(*parts: tuple[str, int, float]) -> bytes:
+    """PCM16 24 kHz: ("silence"|"tone", milliseconds, amplitude) parts, concatenated."""
+    chunks = []
+    for kind, ms, amplitude in parts:
+        n = RATE * ms // 1000
+        if kind == "silence":
+            chunks.append(np.zeros(n))
+        else:
+            t = np.arange(n) / RATE
+            chunks.append(amplitude * np.sin(2 * np.pi * 440 * t))
+    return (np.concatenate(chunks) * 32767).astype("<i2").tobytes()
+
+
+@pytest.fixture(scope="session")
+def speech() -> bytes:
+    """Half a second of silence, 800 ms of a loud tone, 700 ms of silence: one segment."""
+    return make_pcm(("silence", 500, 0), ("tone", 800, 0.3), ("silence", 700, 0))
+
+
+@pytest.fixture(scope="session")
+def pcm() -> Callable[..., bytes]:
+    """``pcm(("silence"|"tone", ms, amplitude), ...)``: PCM16 24 kHz audio."""
+    return make_pcm
+
+
+@pytest.fixture
+def append_audio() -> Callable[[Any, bytes], Awaitable[None]]:
+    """``await append_audio(client, pcm)``: send it as 100 ms input_audio_buffer.append events."""
+
+    async def send(client: Any, data: bytes) -> None:
+        step = RATE * 2 // 10
+        for start in range(0, len(data), step):
+            chunk = base64.b64encode(data[start : start + step]).decode()
+            await client.send({"type": "input_audio_buffer.append", "audio": chunk})
+
+    return send
 
 
 @pytest.fixture

@@ -60,8 +60,12 @@ async def test_vad_turn(make_emulator: Any, open_client: Any) -> None:
         )
         await client.until("session.updated")
         await send_audio(client, SPEECH)
-        events = await client.until("rate_limits.updated")
+        # As live, the transcription is asynchronous: it comes after the response began.
+        events = await client.until("conversation.item.input_audio_transcription.completed")
     types = [e["type"] for e in events]
+    assert types.index("response.created") < types.index(
+        "conversation.item.input_audio_transcription.delta"
+    )
     started = events[types.index("input_audio_buffer.speech_started")]
     stopped = events[types.index("input_audio_buffer.speech_stopped")]
     committed = events[types.index("input_audio_buffer.committed")]
@@ -74,8 +78,10 @@ async def test_vad_turn(make_emulator: Any, open_client: Any) -> None:
     assert user_item["content"][0]["type"] == "input_audio"
     transcription = events[types.index("conversation.item.input_audio_transcription.completed")]
     assert transcription["transcript"] == "book a room"
-    delta = events[types.index("conversation.item.input_audio_transcription.delta")]
-    assert delta["delta"] == "book a room"
+    deltas = [
+        e["delta"] for e in events if e["type"] == "conversation.item.input_audio_transcription.delta"
+    ]
+    assert deltas == ["book", " a", " room"]  # a word at a time
     assert types.index("conversation.item.input_audio_transcription.delta") < types.index(
         "conversation.item.input_audio_transcription.completed"
     )
@@ -160,9 +166,11 @@ async def test_barge_in_cancels_with_turn_detected(make_emulator: Any, open_clie
     assert response["status_details"]["reason"] == "turn_detected"
 
 
-async def _audio_span(make_emulator: Any, open_client: Any, fast: bool) -> tuple[float, float]:
+async def _audio_span(
+    make_emulator: Any, open_client: Any, fast: bool, **options: Any
+) -> tuple[float, float]:
     text = "x" * 30  # two seconds of audio
-    emu = await make_emulator({"turns": [{"user": "go", "reply": text}]}, fast=fast)
+    emu = await make_emulator({"turns": [{"user": "go", "reply": text}]}, fast=fast, **options)
     async with open_client(emu) as client:
         await client.user_text("go")
         await client.send({"type": "response.create"})
@@ -179,9 +187,17 @@ async def _audio_span(make_emulator: Any, open_client: Any, fast: bool) -> tuple
 
 
 async def test_pacing_real_time(make_emulator: Any, open_client: Any) -> None:
-    span, duration = await _audio_span(make_emulator, open_client, fast=False)
+    span, duration = await _audio_span(make_emulator, open_client, fast=False, audio_speed=1.0)
     assert duration == 2.0
     assert span >= 0.8 * duration - 0.1  # first chunk is immediate, the rest at 100 ms steps
+
+
+async def test_pacing_live_like_by_default(make_emulator: Any, open_client: Any) -> None:
+    # As live: faster than real time (DEFAULT_AUDIO_SPEED, 4x), so a reply's audio is all
+    # sent long before it has been heard.
+    span, duration = await _audio_span(make_emulator, open_client, fast=False)
+    assert duration == 2.0
+    assert duration / 4 - 0.1 <= span < 0.8 * duration - 0.1  # not real time (above)
 
 
 async def test_pacing_fast(make_emulator: Any, open_client: Any) -> None:

@@ -34,9 +34,9 @@ SCENARIO: dict[str, Any] = {
 EMULATOR = Path(__file__).parents[2] / "core" / "realtalk" / "emulator"
 
 
-def make(scenario: dict[str, Any] | None = None) -> ServerProtocol:
+def make(scenario: dict[str, Any] | None = None, **options: Any) -> ServerProtocol:
     progress = ScenarioProgress(load_scenario(scenario or SCENARIO))
-    return ServerProtocol(model="gpt-realtime", progress=progress, audio=ToneAudio())
+    return ServerProtocol(model="gpt-realtime", progress=progress, audio=ToneAudio(), **options)
 
 
 def sent(protocol: ServerProtocol) -> list[dict[str, Any]]:
@@ -352,7 +352,7 @@ def test_fallback_for_unmatched_text() -> None:
 
 
 def test_audio_is_paced_by_ticks_and_one_response_at_a_time() -> None:
-    protocol = make()
+    protocol = make(audio_speed=1.0)  # real time: a chunk each 100 ms
     user(protocol, "hello", now=10.0)
     sent(protocol)
     protocol.receive_event({"type": "response.create"}, 10.0)
@@ -379,7 +379,7 @@ def test_audio_is_paced_by_ticks_and_one_response_at_a_time() -> None:
 
 
 def test_vad_on_appended_audio_commits_and_responds() -> None:
-    protocol = make()
+    protocol = make(transcription_delay=0)  # the transcription at once, before the response
     update = {"type": "realtime", "audio": {"input": {"transcription": {"model": "whisper-1"}}}}
     protocol.receive_event({"type": "session.update", "session": update}, 0.0)
     sent(protocol)
@@ -392,17 +392,17 @@ def test_vad_on_appended_audio_commits_and_responds() -> None:
     assert started["audio_start_ms"] == 200  # 500 ms in, minus 300 ms prefix padding
     protocol.receive_audio(bytes(48 * 300), 0.0)
     events = sent(protocol)
-    assert types(events)[:6] == [
+    assert types(events)[:9] == [
         "input_audio_buffer.speech_stopped",
         "input_audio_buffer.committed",
         "conversation.item.added",
         "conversation.item.done",
-        "conversation.item.input_audio_transcription.delta",
+        *["conversation.item.input_audio_transcription.delta"] * 4,  # a word each
         "conversation.item.input_audio_transcription.completed",
     ]
     assert events[0]["audio_end_ms"] == 900
     assert events[0]["item_id"] == started["item_id"] == events[1]["item_id"]
-    assert events[5]["transcript"] == "I need my bill"
+    assert events[8]["transcript"] == "I need my bill"
     assert "response.created" in types(events)  # create_response
     # Speech during the response interrupts it (interrupt_response).
     protocol.receive_audio(tone(100), 0.0)

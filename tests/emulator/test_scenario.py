@@ -28,7 +28,10 @@ ROOT = Path(__file__).parents[2]
             "turns:\n  - reply: hi\n",
             2,
             "$.turns[0]",
-            "exactly one of 'user: TEXT', 'audio: true' or 'greeting: true'",
+            (
+                "exactly one of 'user: TEXT', 'audio: true', 'greeting: true', 'idle: true' or "
+                "'out_of_band: TEXT'"
+            ),
         ),
         ("turns:\n  - user: hi\n", 2, "$.turns[0]", "needs a 'reply'"),
         ("turns:\n  - user: /([/\n    reply: x\n", 2, "$.turns[0].user", "invalid regex"),
@@ -42,7 +45,7 @@ ROOT = Path(__file__).parents[2]
             "turns:\n  - user: hi\n    reply:\n      - say: a\n        handoff: b\n",
             4,
             "$.turns[0].reply[0]",
-            "exactly one of say, call or handoff",
+            "exactly one of say, call, handoff, fail or incomplete",
         ),
         (
             "turns:\n  - user: hi\n    transcript: x\n    reply: a\n",
@@ -131,7 +134,7 @@ def _doc_blocks(language: str) -> list[str]:
 
 
 def test_doc_scenario_example(tmp_path: Path) -> None:
-    blocks = [b for b in _doc_blocks("yaml") if "turns:" in b]
+    blocks = [b for b in _doc_blocks("yaml") if "name: concierge" in b]
     assert len(blocks) == 1
     file = tmp_path / "doc.scenario.yaml"
     file.write_text(blocks[0])
@@ -141,6 +144,21 @@ def test_doc_scenario_example(tmp_path: Path) -> None:
     assert [t.audio for t in scenario.turns] == [False, False, False, False, True]
     assert scenario.turns[2].matches_text("What TIME is it?")
     assert scenario.turns[4].transcript == "I need my bill"
+
+
+def test_doc_ga_scenario_example(tmp_path: Path) -> None:
+    [block] = [b for b in _doc_blocks("yaml") if "name: ga-features" in b]
+    file = tmp_path / "ga.scenario.yaml"
+    file.write_text(block)
+    turns = load_scenario(file).turns
+    assert [len(t.segments[0]) for t in turns[:4]] == [2, 2, 1, 2]
+    assert [s.kind for s in turns[1].segments[0]] == ["say", "fail"]
+    assert turns[2].segments[0][0].code == "rate_limit_exceeded"
+    assert turns[3].segments[0][1].code == "content_filter"
+    assert turns[4].out_of_band and turns[4].matches_text("Please CLASSIFY this")
+    assert turns[5].transcription_error == "Audio unintelligible."
+    assert turns[6].speakers == (("A", "Is the pool open?"), ("B", "Until ten."))
+    assert turns[7].idle
 
 
 async def test_doc_python_example() -> None:

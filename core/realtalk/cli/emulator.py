@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import math
 import os
 import signal
 import sys
@@ -36,6 +37,24 @@ there, and 300 sessions of the default 100,000 would hold gigabytes after an hou
 KEPT_CONNECTIONS = 1000
 """Connection records the command keeps (nothing reads them there): a server up for days
 holds at most this many."""
+
+
+DEFAULT_AUDIO_SPEED = 4.0
+"""``--audio-speed``'s default (the same as ``realtalk.emulator.responses``'s; kept here
+so that ``--help`` does not import the emulator)."""
+DEFAULT_TRANSCRIPTION_DELAY_MS = 500.0
+"""``--transcription-delay-ms``'s default (as ``realtalk.emulator.protocol``'s)."""
+
+
+def audio_speed(text: str) -> float:
+    """A finite ratio above zero, for ``--audio-speed``."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text!r}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +84,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fast",
         action="store_true",
         help="send audio as fast as possible instead of at real-time pace",
+    )
+    parser.add_argument(
+        "--audio-speed",
+        type=audio_speed,
+        default=DEFAULT_AUDIO_SPEED,
+        metavar="RATIO",
+        help="send assistant audio RATIO times faster than real time, as the live server"
+             f" streams ahead of playback (default {DEFAULT_AUDIO_SPEED:g}; 1 = real time)",
+    )
+    parser.add_argument(
+        "--transcription-delay-ms",
+        type=non_negative_number,
+        default=DEFAULT_TRANSCRIPTION_DELAY_MS,
+        metavar="MS",
+        help="send the input transcription MS after each commit, as live usually after the"
+             f" response began (default {DEFAULT_TRANSCRIPTION_DELAY_MS:g}; 0 = at once)",
     )
     parser.add_argument(
         "--per-connection",
@@ -169,6 +204,8 @@ def run(args: argparse.Namespace) -> int:
             refuse_connections=args.refuse,
             drop_after_events=args.drop_after,
             latency_ms=args.latency_ms,
+            audio_speed=args.audio_speed,
+            transcription_delay_ms=args.transcription_delay_ms,
             record_audio=args.record_audio,
             max_recorded_events=RECORDED_EVENTS,
             per_connection=args.per_connection,

@@ -18,7 +18,8 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ..protocol import codec
-from .protocol import Close, ServerProtocol, decode_frame
+from .protocol import DEFAULT_TRANSCRIPTION_DELAY, Close, ServerProtocol, decode_frame
+from .responses import DEFAULT_AUDIO_SPEED
 from .state import ConnectionRecord, ScenarioProgress
 from .voice import ToneAudio
 
@@ -30,12 +31,16 @@ class Options:
     """Per-emulator settings, shared by its sessions.
 
     Attributes:
-        fast: Send audio without real-time pacing.
+        fast: Send audio and timers at once (in the order they fall due), unpaced.
         expire_after: Seconds until ``session_expired`` (and close 1001).
         drop_after_events: Abort the socket (no close frame) after this many server events.
         drops_left: How many more connections the drop fault may hit; shared, so a client
             that reconnects after a drop gets a healthy session.
         latency_ms: Delay before the server reacts to each client event.
+        audio_speed: How much faster than real time assistant audio is sent when not
+            ``fast`` (1.0: real time; the default is live-like).
+        transcription_delay_ms: Milliseconds from a commit to its input transcription
+            events (0: at once, before the response).
     """
 
     fast: bool = False
@@ -43,6 +48,8 @@ class Options:
     drop_after_events: int | None = None
     drops_left: int = 1
     latency_ms: float = 0.0
+    audio_speed: float = DEFAULT_AUDIO_SPEED
+    transcription_delay_ms: float = DEFAULT_TRANSCRIPTION_DELAY * 1000
 
 
 class _Dropped(Exception):
@@ -57,7 +64,8 @@ class WebSocketAdapter:
         record: Where its events are recorded.
         options: The emulator's settings and faults.
         progress: The emulator's scenario progress.
-        model: The model the client asked for.
+        model: The model the client asked for (None: a transcription session).
+        transcription: Serve a transcription session (``?intent=transcription``).
     """
 
     def __init__(
@@ -66,7 +74,8 @@ class WebSocketAdapter:
         record: ConnectionRecord,
         options: Options,
         progress: ScenarioProgress,
-        model: str,
+        model: str | None,
+        transcription: bool = False,
     ) -> None:
         self.ws = ws
         self.record = record
@@ -78,6 +87,9 @@ class WebSocketAdapter:
             created_at=time.time(),
             expire_after=options.expire_after,
             now=time.monotonic(),
+            transcription=transcription,
+            audio_speed=options.audio_speed,
+            transcription_delay=options.transcription_delay_ms / 1000.0,
         )
         self.sent = 0
         self._lock = asyncio.Lock()
@@ -155,7 +167,7 @@ class WebSocketAdapter:
     # -- timers ----------------------------------------------------------------------------
 
     async def _pace(self) -> None:
-        # Ticks the protocol at each deadline of the active response: at that moment, or
+        # Ticks the protocol at each deadline (a response's next audio chunk, a timer): at that moment, or
         # at once when fast (the deadline becomes the protocol's clock).
         try:
             while True:

@@ -17,8 +17,13 @@ from ..protocol import vocab
 __all__ = [
     "SessionUpdateError",
     "default_session",
+    "default_transcription_session",
     "merge_session",
+    "supports_reasoning",
+    "validate_max_output_tokens",
+    "validate_reasoning",
     "validate_session_update",
+    "validate_transcription_update",
 ]
 
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
@@ -69,6 +74,46 @@ def default_session(model: str, expires_at: int) -> dict[str, Any]:
             },
         },
     }
+
+
+def default_transcription_session(expires_at: int) -> dict[str, Any]:
+    """The full session a transcription connection (``?intent=transcription``) starts with."""
+    return {
+        "type": "transcription",
+        "object": "realtime.transcription_session",
+        "id": vocab.new_id("sess", 10),
+        "expires_at": expires_at,
+        "include": None,
+        "audio": {
+            "input": {
+                "format": {"type": "audio/pcm", "rate": 24000},
+                "transcription": {"model": "gpt-4o-transcribe", "language": None, "prompt": ""},
+                "noise_reduction": None,
+                "turn_detection": dict(SERVER_VAD_DEFAULTS),
+            }
+        },
+    }
+
+
+REASONING_MODEL_PREFIX = "gpt-realtime-2"
+"""Models whose name starts with this take ``reasoning`` (``gpt-realtime-2``,
+``gpt-realtime-2.1``, ``gpt-realtime-2.1-mini`` and their snapshots); the openai types
+document reasoning as "for reasoning-capable Realtime models such as gpt-realtime-2"."""
+
+
+def supports_reasoning(model: str) -> bool:
+    """Whether ``model`` takes ``reasoning`` (effort), as the live server decides it."""
+    return model.startswith(REASONING_MODEL_PREFIX)
+
+
+def reasoning_error(model: str, param: str) -> SessionUpdateError:
+    """The error for ``reasoning`` sent with a model that does not take it."""
+    return SessionUpdateError(
+        "unsupported_parameter",
+        f"Unsupported parameter: '{param}' is not supported with the '{model}' model "
+        f"(reasoning is for {REASONING_MODEL_PREFIX} models).",
+        param,
+    )
 
 
 # -- validator tree -----------------------------------------------------------------
@@ -327,6 +372,8 @@ _MAX_TOKENS: Validator = lambda value, param: (
     _enum("inf")(value, param) if isinstance(value, str) else _number(1, 4096, True)(value, param)
 )
 
+_REASONING = _object({"effort": _enum("minimal", "low", "medium", "high", "xhigh")})
+
 _SESSION = _object(
     {
         "type": _enum("realtime"),
@@ -370,7 +417,7 @@ _SESSION = _object(
         ),
         "include": _nullable(_array(_enum("item.input_audio_transcription.logprobs"))),
         "parallel_tool_calls": _boolean,
-        "reasoning": _object({"effort": _enum("minimal", "low", "medium", "high", "xhigh")}),
+        "reasoning": _REASONING,
         "audio": _object(
             {
                 "input": _object(
@@ -393,6 +440,64 @@ _SESSION = _object(
     },
     required=("type",),
 )
+
+
+def validate_reasoning(value: Any, param: str) -> dict[str, Any]:
+    """Check a ``reasoning`` object (``{effort: minimal | low | medium | high | xhigh}``).
+
+    Raises:
+        SessionUpdateError: It is not one.
+    """
+    result: dict[str, Any] = _REASONING(value, param)
+    return result
+
+
+def validate_max_output_tokens(value: Any, param: str) -> int | str:
+    """Check a ``max_output_tokens`` (1..4096 or ``"inf"``).
+
+    Raises:
+        SessionUpdateError: It is neither.
+    """
+    result: int | str = _MAX_TOKENS(value, param)
+    return result
+
+
+_TRANSCRIPTION_SESSION = _object(
+    {
+        "type": _enum("transcription"),
+        "include": _nullable(_array(_enum("item.input_audio_transcription.logprobs"))),
+        "audio": _object(
+            {
+                "input": _object(
+                    {
+                        "format": _FORMAT,
+                        "transcription": _TRANSCRIPTION,
+                        "noise_reduction": _NOISE,
+                        "turn_detection": _TURN_DETECTION,
+                    }
+                )
+            }
+        ),
+    },
+    required=("type",),
+)
+
+
+def validate_transcription_update(session: Any) -> dict[str, Any]:
+    """Validate the ``session`` of a ``session.update`` in a transcription session.
+
+    Raises:
+        SessionUpdateError: The first invalid field; the caller discards the whole update.
+    """
+    if isinstance(session, dict) and session.get("type") == "realtime":
+        raise SessionUpdateError(
+            "invalid_value",
+            "Passing a realtime session update event to a transcription session is not "
+            "allowed.",
+            "session.type",
+        )
+    result: dict[str, Any] = _TRANSCRIPTION_SESSION(session, "session")
+    return result
 
 
 def validate_session_update(session: Any) -> dict[str, Any]:

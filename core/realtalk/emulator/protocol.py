@@ -23,11 +23,12 @@ asyncio, websockets or numpy.
 from __future__ import annotations
 
 import binascii
+import heapq
 import itertools
 import json
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,11 +51,24 @@ from .builders import (
     duplicate_item,
     validate_item,
 )
-from .config import SessionUpdateError, default_session, merge_session, validate_session_update
-from .responses import Responder, Speech
+from .config import (
+    SessionUpdateError,
+    default_session,
+    default_transcription_session,
+    merge_session,
+    reasoning_error,
+    supports_reasoning,
+    validate_session_update,
+    validate_transcription_update,
+)
+from .eventsets import TRANSCRIPTION_SESSION_EVENTS
+from .requests import check_response_params, item_text, response_input
+from .responses import DEFAULT_AUDIO_SPEED, ActiveResponse, Responder, Speech
 from .state import ScenarioProgress, UserInput
+from .transcripts import transcription_events
 
 __all__ = [
+    "DEFAULT_TRANSCRIPTION_DELAY",
     "Action",
     "AudioEngine",
     "Close",
@@ -70,8 +84,13 @@ _log = logging.getLogger("realtalk.emulator")
 
 MAX_KEPT_INPUT_AUDIO = 2_880_000
 """Bytes of committed input audio a session keeps for ``conversation.item.retrieve``
-(60 s of PCM16 at 24 kHz): the newest items' audio, the oldest let go first."""
+(60 s of PCM16 at 24 kHz): the newest items' audio, the oldest let go first. Assistant
+audio items share the budget."""
 
+DEFAULT_TRANSCRIPTION_DELAY = 0.5
+"""Seconds from a commit to its input transcription events, by default: the live server
+transcribes asynchronously, so the transcript usually arrives after the response to the
+same audio has started."""
 
 # -- actions ---------------------------------------------------------------------------
 
@@ -165,31 +184,57 @@ class ServerProtocol:
     faster than real time, instead of waiting for) that time.
 
     Args:
-        model: The model the client asked for (echoed in the session).
+        model: The model the client asked for (echoed in the session); None for a
+            transcription session.
         progress: Where the scenario stands (shared by an emulator's connections).
         audio: The VAD and the voice.
         created_at: Wall-clock seconds of the connection, for ``expires_at``.
         expire_after: Seconds the session lives (see :meth:`expire`).
-        now: The caller's monotonic clock now; it only paces audio.
+        now: The caller's monotonic clock now; it paces audio and timers.
+        transcription: Serve a transcription session (``session.type:
+            "transcription"``): audio in, transcripts out, no conversation, no responses.
+        audio_speed: How much faster than real time assistant audio falls due
+            (1.0: real time).
+        transcription_delay: Seconds from a commit to its input transcription events
+            (0: at once, before anything else happens).
     """
 
     def __init__(
         self,
         *,
-        model: str,
+        model: str | None,
         progress: ScenarioProgress,
         audio: AudioEngine,
         created_at: float = 0.0,
         expire_after: float = 3600.0,
         now: float = 0.0,
+        transcription: bool = False,
+        audio_speed: float = DEFAULT_AUDIO_SPEED,
+        transcription_delay: float = DEFAULT_TRANSCRIPTION_DELAY,
     ) -> None:
+        if transcription_delay < 0:
+            raise ValueError(f"transcription_delay must be 0 or more, not {transcription_delay}")
         self.progress = progress
         self.audio = audio
         self.expire_after = expire_after
-        self.session = default_session(model, int(created_at + expire_after))
+        self.transcription = transcription
+        self.transcription_delay = transcription_delay
+        expires_at = int(created_at + expire_after)
+        self.session = (
+            default_transcription_session(expires_at)
+            if transcription
+            else default_session(model or "gpt-realtime", expires_at)
+        )
         self.items: list[dict[str, Any]] = []
-        self.input_audio: dict[str, bytes] = {}  # oldest first; at most MAX_KEPT_INPUT_AUDIO
+        # Committed user audio and assistant audio per item, oldest first; at most
+        # MAX_KEPT_INPUT_AUDIO bytes in all (for conversation.item.retrieve).
+        self.item_audio: dict[str, bytes] = {}
         self._input_audio_bytes = 0
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []  # a heap
+        self._timer_numbers = itertools.count()
+        self._audio_ms = 0  # input audio appended so far: the idle timeout's clock
+        self._idle_from: int | None = None  # where the idle timeout counts from
+        self._response_start_ms = 0
         self.buffer = bytearray()
         self.speech_item: str | None = None
         self.pending_input: UserInput | None = None
@@ -210,9 +255,17 @@ class ServerProtocol:
             progress=progress,
             speech=audio,
             clock=lambda: self._now,
+            audio_speed=audio_speed,
+            on_done=self._response_done,
+            keep_audio=self._keep_audio,
         )
         self._configure_vad()
         self._send({"type": "session.created", "session": self.session})
+
+    @property
+    def input_audio(self) -> dict[str, bytes]:
+        """The audio kept per item (committed user audio and assistant audio)."""
+        return self.item_audio
 
     # -- the caller's side -------------------------------------------------------------
 
@@ -222,14 +275,32 @@ class ServerProtocol:
         return actions
 
     def next_deadline(self) -> float | None:
-        """When the active response wants :meth:`receive_tick` next (None: never)."""
-        return None if self.closed else self.responder.deadline
+        """When a running response or a timer wants :meth:`receive_tick` next (None:
+        never)."""
+        if self.closed:
+            return None
+        due = [d for d in (self.responder.deadline,) if d is not None]
+        if self._timers:
+            due.append(self._timers[0][0])
+        return min(due) if due else None
 
     def receive_tick(self, now: float) -> None:
-        """Time passed: stream what of the active response is due by ``now``."""
+        """Time passed: fire the timers and stream what of the responses is due by
+        ``now``, in the order they fall due."""
         self._clock(now)
-        if not self.closed:
+        while not self.closed:
+            timer = self._timers[0][0] if self._timers and self._timers[0][0] <= now else None
+            chunk = self.responder.deadline
+            if timer is not None and (chunk is None or timer <= chunk):
+                _, _, action = heapq.heappop(self._timers)
+                action()
+                continue
             self.responder.tick()
+            return
+
+    def _at(self, when: float, action: Callable[[], None]) -> None:
+        """Run ``action`` at ``when`` (by :meth:`receive_tick`)."""
+        heapq.heappush(self._timers, (when, next(self._timer_numbers), action))
 
     def receive_bad_frame(self, problem: tuple[str, str], now: float) -> None:
         """A message that is no client event arrived (see :func:`decode_frame`): answer
@@ -324,6 +395,12 @@ class ServerProtocol:
                 f"{supported} and '{SUPPORTED_TYPES[-1]}'.",
                 "type",
             )
+        if self.transcription and kind not in TRANSCRIPTION_SESSION_EVENTS:
+            raise ClientError(
+                "invalid_value",
+                f"Invalid value: '{kind}' is not supported in a transcription session.",
+                "type",
+            )
         allowed, required = EVENT_FIELDS[kind]
         for key in event:
             if key not in allowed and key not in ("type", "event_id"):
@@ -340,8 +417,11 @@ class ServerProtocol:
     # -- session -------------------------------------------------------------------------
 
     def _on_session_update(self, event: dict[str, Any]) -> None:
+        validate = validate_transcription_update if self.transcription else validate_session_update
         try:
-            update = validate_session_update(event["session"])
+            update = validate(event["session"])
+            if "reasoning" in update and not supports_reasoning(self.session["model"]):
+                raise reasoning_error(self.session["model"], "session.reasoning")
         except SessionUpdateError as exc:
             raise ClientError(exc.code, exc.message, exc.param) from None
         voice = update.get("audio", {}).get("output", {}).get("voice")
@@ -408,12 +488,14 @@ class ServerProtocol:
 
     def _append(self, data: bytes) -> None:
         self.buffer.extend(data)
+        self._audio_ms += self._input_format.ms(len(data))
         vad = self._vad
         if vad is None:
             return
         detection = self.session["audio"]["input"]["turn_detection"]
         for change in vad.feed(data):
             if change.kind == "started":
+                self._idle_from = None  # the user spoke: no idle timeout
                 self.speech_item = new_id("item")
                 self._send(
                     {
@@ -422,7 +504,11 @@ class ServerProtocol:
                         "item_id": self.speech_item,
                     }
                 )
-                if detection.get("interrupt_response") and self.responder.active is not None:
+                if (
+                    detection.get("interrupt_response")
+                    and self.responder.active is not None
+                    and not self.transcription
+                ):
                     self.responder.cancel("turn_detected")
             else:
                 item_id = self.speech_item or new_id("item")
@@ -436,8 +522,13 @@ class ServerProtocol:
                 )
                 self._commit(item_id)
                 vad.reset_segment()
-                if detection.get("create_response") and self.responder.active is None:
-                    self.responder.start(None, self._take_input())
+                if (
+                    detection.get("create_response")
+                    and self.responder.active is None
+                    and not self.transcription
+                ):
+                    self._start_response(None, self._take_input())
+        self._check_idle(detection)
         if self.speech_item is None and len(self.buffer) > self._padding_bytes:
             # No speech: the buffer keeps only what a segment starting next would begin
             # with (its prefix padding), so hours of silence between turns take no memory.
@@ -464,14 +555,14 @@ class ServerProtocol:
             self._vad.reset_segment()
         self._send({"type": "input_audio_buffer.cleared"})
 
-    def _commit(self, item_id: str) -> None:
+    def _commit(self, item_id: str, *, idle: bool = False) -> None:
         previous = self.items[-1]["id"] if self.items else None
         audio, self.buffer = bytes(self.buffer), bytearray()
         self._send(
             {
                 "type": "input_audio_buffer.committed",
                 "item_id": item_id,
-                "previous_item_id": previous,
+                "previous_item_id": None if self.transcription else previous,
             }
         )
         item: dict[str, Any] = {
@@ -482,39 +573,90 @@ class ServerProtocol:
             "status": "completed",
             "content": [{"type": "input_audio", "transcript": None}],
         }
-        self._keep_input_audio(item_id, audio)
-        self._add_item(item, len(self.items))
-        self.pending_input = UserInput(text="", audio=True)
-        if self.session["audio"]["input"]["transcription"] is None:
+        if not self.transcription:  # a transcription session has no conversation
+            self._keep_audio(item_id, audio)
+            self._add_item(item, len(self.items))
+            self.pending_input = UserInput(text="", audio=True, idle=idle)
+        self._transcribe(item, self._input_format.ms(len(audio)), idle)
+
+    def _transcribe(self, item: dict[str, Any], ms: int, idle: bool) -> None:
+        # The live server transcribes asynchronously: the events come after
+        # transcription_delay, usually after the response to the same audio started.
+        transcription = self.session["audio"]["input"]["transcription"]
+        if transcription is None:
             return
-        turn = self.progress.peek_audio_turn()
-        transcript = (turn.transcript if turn is not None else None) or ""
-        item["content"][0]["transcript"] = transcript
-        seconds = round(self._input_format.ms(len(audio)) / 1000.0, 3)
-        ids = {"item_id": item_id, "content_index": 0}
-        if transcript:  # streaming transcription models send deltas first
-            self._send(
-                {
-                    "type": "conversation.item.input_audio_transcription.delta",
-                    **ids,
-                    "delta": transcript,
-                }
+        turn = None
+        if not idle:
+            turn = (
+                self.progress.take_audio_turn()
+                if self.transcription
+                else self.progress.peek_audio_turn()
             )
-        self._send(
-            {
-                "type": "conversation.item.input_audio_transcription.completed",
-                **ids,
-                "transcript": transcript,
-                "usage": {"type": "duration", "seconds": seconds},
-            }
+        events = transcription_events(
+            item_id=item["id"],
+            transcript=(turn.transcript if turn is not None else None) or "",
+            seconds=round(ms / 1000.0, 3),
+            model=transcription.get("model"),
+            include=self.session.get("include"),
+            error=turn.transcription_error if turn is not None else None,
+            speakers=turn.speakers if turn is not None else (),
         )
 
-    def _keep_input_audio(self, item_id: str, audio: bytes) -> None:
-        self.input_audio[item_id] = audio
+        def deliver() -> None:
+            for event in events:
+                if event["type"].endswith(".completed"):
+                    item["content"][0]["transcript"] = event["transcript"]
+                self._send(event)
+
+        if self.transcription_delay <= 0:
+            deliver()
+        else:
+            self._at(self._now + self.transcription_delay, deliver)
+
+    def _keep_audio(self, item_id: str, audio: bytes) -> None:
+        self.item_audio[item_id] = audio
         self._input_audio_bytes += len(audio)
-        while self._input_audio_bytes > MAX_KEPT_INPUT_AUDIO and len(self.input_audio) > 1:
-            oldest = next(iter(self.input_audio))
-            self._input_audio_bytes -= len(self.input_audio.pop(oldest))
+        while self._input_audio_bytes > MAX_KEPT_INPUT_AUDIO and len(self.item_audio) > 1:
+            oldest = next(iter(self.item_audio))
+            self._input_audio_bytes -= len(self.item_audio.pop(oldest))
+
+    # -- the idle timeout ----------------------------------------------------------------
+
+    def _check_idle(self, detection: dict[str, Any] | None) -> None:
+        """``idle_timeout_ms`` (server_vad): once that much input audio has been appended
+        since the last response's audio would have finished playing, with no speech,
+        send ``timeout_triggered``, commit the buffer and respond."""
+        timeout = (detection or {}).get("idle_timeout_ms")
+        if (
+            timeout is None
+            or detection is None
+            or detection["type"] != "server_vad"
+            or self._idle_from is None
+            or self.speech_item is not None
+            or self.responder.active is not None
+            or self._audio_ms < self._idle_from + timeout
+        ):
+            return
+        item_id = new_id("item")
+        self._send(
+            {
+                "type": "input_audio_buffer.timeout_triggered",
+                "audio_start_ms": self._idle_from,
+                "audio_end_ms": self._audio_ms,
+                "item_id": item_id,
+            }
+        )
+        self._idle_from = None
+        self._commit(item_id, idle=True)
+        if self._vad is not None:
+            self._vad.reset_segment()
+        self._start_response(None, self._take_input())
+
+    def _response_done(self, response: ActiveResponse) -> None:
+        # The idle timeout counts from when the reply's audio would have finished
+        # playing, had playback started with the response (audio clock).
+        if response.in_conversation:
+            self._idle_from = max(self._audio_ms, self._response_start_ms + response.audio_ms)
 
     # -- conversation items --------------------------------------------------------------
 
@@ -562,13 +704,13 @@ class ServerProtocol:
     def _on_conversation_item_delete(self, event: dict[str, Any]) -> None:
         index = self._index(event["item_id"], "item_delete_invalid_item_id")
         del self.items[index]
-        self._input_audio_bytes -= len(self.input_audio.pop(event["item_id"], b""))  # its audio too
+        self._input_audio_bytes -= len(self.item_audio.pop(event["item_id"], b""))  # its audio too
         self._send({"type": "conversation.item.deleted", "item_id": event["item_id"]})
 
     def _on_conversation_item_retrieve(self, event: dict[str, Any]) -> None:
         item = self.items[self._index(event["item_id"], "item_retrieve_invalid_item_id")]
-        if item["id"] in self.input_audio:
-            audio = codec.b64encode(self.input_audio[item["id"]])
+        if item["id"] in self.item_audio:  # user input audio, or assistant audio
+            audio = codec.b64encode(self.item_audio[item["id"]])
             item = {**item, "content": [{**item["content"][0], "audio": audio}]}
         self._send({"type": "conversation.item.retrieved", "item": item})
 
@@ -602,6 +744,11 @@ class ServerProtocol:
                 "audio_end_ms",
             )
         self.responder.audio_ms[item["id"]] = end
+        kept = self.item_audio.get(item["id"])
+        if kept is not None:  # what is retrieved later is what was heard
+            cut = end * audio_format(self.session["audio"]["output"]["format"]).bytes_per_ms
+            self._input_audio_bytes -= len(kept) - len(kept[:cut])
+            self.item_audio[item["id"]] = kept[:cut]
         part = item["content"][0]
         keep = int(end / 1000.0 * self.audio.chars_per_second)
         part["transcript"] = (part.get("transcript") or "")[:keep]
@@ -631,24 +778,22 @@ class ServerProtocol:
                 raise ClientError(
                     "unknown_parameter", f"Unknown parameter: 'response.{key}'.", f"response.{key}"
                 )
-        metadata = params.get("metadata")
-        if metadata is not None and not (
-            isinstance(metadata, dict)
-            and len(metadata) <= 16
-            and all(isinstance(v, str) for v in metadata.values())
-        ):
-            raise ClientError(
-                "invalid_type",
-                "Invalid 'response.metadata': expected an object of at most 16 string values.",
-                "response.metadata",
-            )
-        modalities = params.get("output_modalities")
-        if modalities is not None and modalities not in (["text"], ["audio"]):
-            raise ClientError(
-                "invalid_value",
-                "Invalid 'response.output_modalities': expected ['text'] or ['audio'].",
-                "response.output_modalities",
-            )
+        check_response_params(params, self.session["model"])
+        user_text = None
+        input_size = None
+        if "input" in params:
+            items = response_input(params["input"], self.items)
+            user_text = " ".join(item_text(item) for item in items).strip()
+            input_size = sum(len(json.dumps(item)) for item in items)
+        if params.get("conversation") == "none":
+            # Out of band: beside anything else running; replied from out_of_band turns,
+            # matched against its instructions and input (or the latest user message).
+            if user_text is None:
+                user_text = self._latest_user_text()
+            text = " ".join(t for t in (params.get("instructions"), user_text) if t)
+            steps = self.progress.out_of_band_reply(text)
+            self.responder.start(params, None, steps=steps, input_size=input_size)
+            return
         if self.responder.active is not None:
             raise ClientError(
                 "conversation_already_has_active_response",
@@ -656,17 +801,36 @@ class ServerProtocol:
                 f"has an active response in progress: {self.responder.active.id}. Wait "
                 "until the response is finished before creating a new one.",
             )
-        self.responder.start(params, self._take_input())
+        if user_text is not None:
+            user = UserInput(text=user_text, audio=False)
+            self._start_response(params, user, input_size=input_size)
+        else:
+            self._start_response(params, self._take_input())
+
+    def _start_response(
+        self, params: dict[str, Any] | None, user: UserInput | None, input_size: int | None = None
+    ) -> None:
+        """Start the in-conversation response (the idle timeout waits for it to end)."""
+        self._idle_from = None
+        self._response_start_ms = self._audio_ms
+        self.responder.start(params, user, input_size=input_size)
+
+    def _latest_user_text(self) -> str:
+        for item in reversed(self.items):
+            if item.get("type") == "message" and item.get("role") == "user":
+                return item_text(item)
+        return ""
 
     def _on_response_cancel(self, event: dict[str, Any]) -> None:
+        # Without a response_id, the in-conversation response; with one, any running
+        # response, out-of-band ones included.
         wanted = event.get("response_id")
-        if self.responder.active is None or (
-            wanted is not None and wanted != self.responder.active.id
-        ):
+        response = self.responder.active if wanted is None else self.responder.find(wanted)
+        if response is None:
             raise ClientError(
                 "response_cancel_not_active", "Cancellation failed: no active response found"
             )
-        self.responder.cancel("client_cancelled")
+        self.responder.cancel("client_cancelled", response)
 
 
 def decode_frame(message: str | bytes) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
@@ -689,3 +853,4 @@ def decode_frame(message: str | bytes) -> tuple[dict[str, Any] | None, tuple[str
     if not isinstance(event, dict):
         return None, ("invalid_json", "Invalid event: expected a JSON object.")
     return event, None
+

@@ -1,8 +1,15 @@
 """The responses of an emulated session: scenario steps streamed as GA server events.
 
-Part of the sans-I/O server protocol (:mod:`.protocol`): a :class:`Responder` runs one
-response at a time as a generator that yields the moments it must wait for (each audio
-chunk's), so the caller decides whether that is real time or no time at all.
+Part of the sans-I/O server protocol (:mod:`.protocol`): a :class:`Responder` runs each
+response as a generator that yields the moments it must wait for (each audio chunk's),
+so the caller decides whether that is real time, faster, or no time at all.
+
+As on the live server, at most one response belongs to the conversation at a time
+(:attr:`Responder.active`), while any number of out-of-band responses
+(``response.create`` with ``conversation: "none"``) may run beside it: their output
+items are streamed (``response.output_item.*``) but never enter the conversation (no
+``conversation.item.added``/``.done``), and their ``response.done`` carries
+``conversation_id: null``.
 """
 
 from __future__ import annotations
@@ -17,9 +24,28 @@ from ..protocol.vocab import AudioFormat, audio_format, function_call_item, new_
 from .scenario import Step, render_say
 from .state import ScenarioProgress, UserInput
 
-__all__ = ["CHUNK_MS", "Responder", "Speech"]
+__all__ = [
+    "AUDIO_MS_PER_TOKEN",
+    "CHARS_PER_TOKEN",
+    "CHUNK_MS",
+    "CONVERSATION_ID",
+    "DEFAULT_AUDIO_SPEED",
+    "ActiveResponse",
+    "Responder",
+    "Speech",
+]
 
 CHUNK_MS = 100  # each response.output_audio.delta carries this much audio
+CONVERSATION_ID = "conv_emulator"
+"""The ``conversation_id`` of in-conversation responses (``null`` for out-of-band ones)."""
+DEFAULT_AUDIO_SPEED = 4.0
+"""How much faster than real time assistant audio is sent by default: the live server
+streams audio ahead of playback, so a reply often ends (``response.done``) long before
+the user has heard it, and a barge-in lands after it."""
+CHARS_PER_TOKEN = 4
+"""Output-token estimate: one token per 4 characters of text, transcript or arguments."""
+AUDIO_MS_PER_TOKEN = 50
+"""Output-token estimate: one audio token per 50 ms of assistant audio."""
 
 
 class Speech(Protocol):
@@ -38,25 +64,58 @@ class Speech(Protocol):
 
 @dataclass
 class ActiveResponse:
-    """The response being streamed.
+    """A response being streamed.
 
     Attributes:
         id: Its ``resp_...`` id.
         modalities: ``["audio"]`` or ``["text"]``.
         metadata: The request's metadata, echoed.
+        in_conversation: False for an out-of-band response (``conversation: "none"``).
+        budget: Its ``max_output_tokens`` (None: ``"inf"``).
+        max_output_tokens: The value echoed in the response object.
+        input_size: JSON size of its own ``input`` items (None: the conversation).
         output: Its output items so far.
-        cancel_reason: Why it was cancelled, once it was.
+        status: Its final status once decided (``cancelled``, ``failed``, ``incomplete``).
+        status_details: The ``status_details`` that go with :attr:`status`.
+        text_chars: Characters of text, transcript and arguments sent so far.
+        audio_ms: Milliseconds of audio sent so far.
         wait_until: The moment it waits for (the next audio chunk's), if any.
         steps: The generator that streams it.
+        finished: True once ``response.done`` was sent (or it was abandoned).
     """
 
     id: str
     modalities: list[str]
     metadata: dict[str, Any] | None
+    in_conversation: bool = True
+    budget: int | None = None
+    max_output_tokens: int | str = "inf"
+    input_size: int | None = None
     output: list[dict[str, Any]] = field(default_factory=list)
-    cancel_reason: str | None = None
+    status: str | None = None
+    status_details: dict[str, Any] | None = None
+    text_chars: int = 0
+    audio_ms: int = 0
     wait_until: float | None = None
     steps: Generator[float, None, None] | None = None
+    finished: bool = False
+
+    @property
+    def stopped(self) -> bool:
+        """True once the response was told to stop where it stands (cancel, limit, fault)."""
+        return self.status is not None
+
+    @property
+    def cancel_reason(self) -> str | None:
+        """Why it was cancelled, once it was."""
+        if self.status != "cancelled" or self.status_details is None:
+            return None
+        reason = self.status_details.get("reason")
+        return reason if isinstance(reason, str) else None
+
+    def output_tokens(self) -> tuple[int, int]:
+        """The estimated (text, audio) output tokens sent so far."""
+        return -(-self.text_chars // CHARS_PER_TOKEN), self.audio_ms // AUDIO_MS_PER_TOKEN
 
 
 class Responder:
@@ -69,6 +128,11 @@ class Responder:
         progress: Where the scenario stands.
         speech: The voice.
         clock: Returns the protocol's clock now.
+        audio_speed: How much faster than real time audio chunks fall due (1.0: real
+            time); the caller may still send them at once (``fast``).
+        on_done: Called with each response right after its ``response.done``.
+        keep_audio: Called with an in-conversation assistant item's id and audio when
+            the item is done (for ``conversation.item.retrieve``).
     """
 
     def __init__(
@@ -80,15 +144,24 @@ class Responder:
         progress: ScenarioProgress,
         speech: Speech,
         clock: Callable[[], float],
+        audio_speed: float = DEFAULT_AUDIO_SPEED,
+        on_done: Callable[[ActiveResponse], None] | None = None,
+        keep_audio: Callable[[str, bytes], None] | None = None,
     ) -> None:
+        if audio_speed <= 0:
+            raise ValueError(f"audio_speed must be above 0, not {audio_speed}")
         self._send = send
         self.items = items
         self._session = session
         self.progress = progress
         self.audio = speech
         self._clock = clock
-        self.active: ActiveResponse | None = None
-        self.audio_ms: dict[str, int] = {}  # assistant item id -> audio sent (ms)
+        self.audio_speed = audio_speed
+        self._on_done = on_done
+        self._keep_audio = keep_audio
+        self.active: ActiveResponse | None = None  # the one in-conversation response
+        self.out_of_band: dict[str, ActiveResponse] = {}
+        self.audio_ms: dict[str, int] = {}  # in-conversation assistant item id -> audio (ms)
         self.assistant_audio = False
         self._sizes: dict[str, int] = {}  # JSON size of finished items, for usage estimates
 
@@ -97,15 +170,27 @@ class Responder:
         """The current session configuration."""
         return self._session()
 
+    # -- the running responses ---------------------------------------------------------
+
+    def running(self) -> list[ActiveResponse]:
+        """Every response still streaming: the in-conversation one first."""
+        found = [] if self.active is None else [self.active]
+        return found + list(self.out_of_band.values())
+
+    def find(self, response_id: str) -> ActiveResponse | None:
+        """The running response with this id, if any."""
+        return next((r for r in self.running() if r.id == response_id), None)
+
     @property
     def deadline(self) -> float | None:
-        """When the active response wants :meth:`tick` next (None: nothing to wait for)."""
-        return None if self.active is None else self.active.wait_until
+        """When a running response wants :meth:`tick` next (None: nothing to wait for)."""
+        due = [r.wait_until for r in self.running() if r.wait_until is not None]
+        return min(due) if due else None
 
     def tick(self) -> None:
-        """Stream what of the active response is due by the clock now."""
-        if self.active is not None:
-            self._advance(self.active)
+        """Stream what of the running responses is due by the clock now."""
+        for response in self.running():
+            self._advance(response)
 
     def forget_size(self, item_id: str) -> None:
         """The item changed (truncated): measure it again next time."""
@@ -120,50 +205,98 @@ class Responder:
             size = self._sizes[item["id"]] = len(json.dumps(item))
         return size
 
-    def cancel(self, reason: str) -> None:
-        """Cancel the active response (if any): its closing events are sent now."""
-        response = self.active
-        if response is None:
+    def cancel(self, reason: str, response: ActiveResponse | None = None) -> None:
+        """Cancel ``response`` (default: the in-conversation one, if any): its closing
+        events are sent now."""
+        response = response or self.active
+        if response is None or response.finished:
             return
-        response.cancel_reason = reason
+        self._stop(response, "cancelled", {"type": "cancelled", "reason": reason})
         self._advance(response)  # it sends its closing events now, before anything later
 
     def abandon(self) -> None:
-        """Drop the active response where it stands, unfinished (the session ended)."""
-        # The session ends under the response: it stops where it stands, unfinished.
-        response, self.active = self.active, None
-        if response is not None and response.steps is not None:
-            response.steps.close()
+        """Drop every running response where it stands, unfinished (the session ended)."""
+        for response in self.running():
+            response.finished = True
+            if response.steps is not None:
+                response.steps.close()
+        self.active = None
+        self.out_of_band.clear()
 
-    def start(self, params: dict[str, Any] | None, user: UserInput | None) -> None:
+    def start(
+        self,
+        params: dict[str, Any] | None,
+        user: UserInput | None,
+        *,
+        steps: tuple[Step, ...] | None = None,
+        input_size: int | None = None,
+    ) -> ActiveResponse:
         """Start a response to ``user`` (None: no new input) with ``response.create``'s
-        ``params``, and run it up to its first wait."""
-        modalities = list(
-            (params or {}).get("output_modalities") or self.session["output_modalities"]
-        )
-        steps = self.progress.next_reply(user)
+        ``params``, and run it up to its first wait.
+
+        Args:
+            params: The request's ``response`` object (validated by the caller).
+            user: The new user input it answers (in-conversation responses).
+            steps: The steps to run instead of the scenario's next reply (out-of-band
+                responses, whose replies the caller matched).
+            input_size: JSON size of the request's own ``input`` items, when it has them.
+        """
+        params = params or {}
+        modalities = list(params.get("output_modalities") or self.session["output_modalities"])
+        limit = params.get("max_output_tokens", self.session["max_output_tokens"])
+        in_conversation = params.get("conversation", "auto") != "none"
+        if steps is None:
+            steps = self.progress.next_reply(user)
         # The real server echoes the request's metadata in the response object.
         response = ActiveResponse(
-            id=new_id("resp"), modalities=modalities, metadata=(params or {}).get("metadata")
+            id=new_id("resp"),
+            modalities=modalities,
+            metadata=params.get("metadata"),
+            in_conversation=in_conversation,
+            budget=limit if isinstance(limit, int) else None,
+            max_output_tokens=limit,
+            input_size=input_size,
         )
         response.steps = self._respond(response, steps)
-        self.active = response
+        if in_conversation:
+            self.active = response
+        else:
+            self.out_of_band[response.id] = response
         self._advance(response)
+        return response
 
     def _advance(self, response: ActiveResponse) -> None:
         # Run the response until it waits for a moment not reached yet, or ends. A
-        # cancelled response waits for nothing: it closes at once.
-        while self.active is response and response.steps is not None:
+        # stopped response waits for nothing: it closes at once.
+        while not response.finished and response.steps is not None:
             due = response.wait_until
-            if due is not None and due > self._clock() and response.cancel_reason is None:
+            if due is not None and due > self._clock() and not response.stopped:
                 return
             try:
                 response.wait_until = next(response.steps)
             except StopIteration:
                 response.wait_until = None
-                if self.active is response:
-                    self.active = None
                 return
+
+    def _stop(self, response: ActiveResponse, status: str, details: dict[str, Any]) -> None:
+        if response.status is None:
+            response.status, response.status_details = status, details
+
+    def _spend(self, response: ActiveResponse, chars: int = 0, audio_ms: int = 0) -> bool:
+        """Count output about to be sent; False (and the response stopped, incomplete)
+        when it would go over ``max_output_tokens``."""
+        if response.budget is not None:
+            text = -(-(response.text_chars + chars) // CHARS_PER_TOKEN)
+            audio = (response.audio_ms + audio_ms) // AUDIO_MS_PER_TOKEN
+            if text + audio > response.budget:
+                details = {"type": "incomplete", "reason": "max_output_tokens"}
+                self._stop(response, "incomplete", details)
+                return False
+        response.text_chars += chars
+        response.audio_ms += audio_ms
+        return True
+
+    # -- the response's events ---------------------------------------------------------
 
     def _response_object(self, response: ActiveResponse, status: str) -> dict[str, Any]:
         return {
@@ -172,9 +305,9 @@ class Responder:
             "status": status,
             "status_details": None,
             "output": [],
-            "conversation_id": "conv_emulator",
+            "conversation_id": CONVERSATION_ID if response.in_conversation else None,
             "output_modalities": response.modalities,
-            "max_output_tokens": self.session["max_output_tokens"],
+            "max_output_tokens": response.max_output_tokens,
             "audio": {
                 "output": {
                     "format": self.session["audio"]["output"]["format"],
@@ -192,27 +325,27 @@ class Responder:
             {"type": "response.created", "response": self._response_object(response, "in_progress")}
         )
         for step in steps:
-            if response.cancel_reason:
+            if response.stopped:
                 break
             if step.kind == "say":
                 yield from self._say(response, render_say(step.text, self.progress.last_output))
-            else:
+            elif step.kind == "call":
                 self._call(response, step)
+            elif step.kind == "fail":
+                error = {"type": step.error_type, "code": step.code or None, "message": step.text}
+                self._stop(response, "failed", {"type": "failed", "error": error})
+            else:  # "incomplete"
+                self._stop(response, "incomplete", {"type": "incomplete", "reason": step.code})
         self._finish(response)
 
-    def _finish(self, response: ActiveResponse) -> None:
-        body = self._response_object(response, "completed")
-        if response.cancel_reason:
-            body["status"] = "cancelled"
-            body["status_details"] = {"type": "cancelled", "reason": response.cancel_reason}
+    def _usage(self, response: ActiveResponse) -> dict[str, Any]:
+        text_tokens, audio_tokens = response.output_tokens()
+        if response.input_size is not None:
+            input_tokens = response.input_size // 16 + 1
         else:
-            body["status_details"] = {"type": "completed"}
-        body["output"] = response.output
-        text_tokens = sum(len(json.dumps(i)) for i in response.output) // 16 + 1
-        audio_tokens = sum(self.audio_ms.get(i["id"], 0) for i in response.output) // 50
-        input_tokens = sum(self.size(i) for i in self.items) // 16 + 1
+            input_tokens = sum(self.size(i) for i in self.items) // 16 + 1
         output_tokens = text_tokens + audio_tokens
-        body["usage"] = {
+        return {
             "total_tokens": input_tokens + output_tokens,
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
@@ -225,9 +358,19 @@ class Responder:
             },
             "output_token_details": {"text_tokens": text_tokens, "audio_tokens": audio_tokens},
         }
-        # Clear before response.done so a client reacting to it can create the next one.
-        self.active = None
+
+    def _finish(self, response: ActiveResponse) -> None:
+        body = self._response_object(response, response.status or "completed")
+        body["status_details"] = response.status_details or {"type": "completed"}
+        body["output"] = response.output
+        body["usage"] = usage = self._usage(response)
+        # Leave before response.done so a client reacting to it can create the next one.
+        response.finished = True
+        if self.active is response:
+            self.active = None
+        self.out_of_band.pop(response.id, None)
         self._send({"type": "response.done", "response": body})
+        output_tokens = usage["output_tokens"]
         self._send(
             {
                 "type": "rate_limits.updated",
@@ -241,12 +384,12 @@ class Responder:
                 ],
             }
         )
+        if self._on_done is not None:
+            self._on_done(response)
 
     def _open_item(self, response: ActiveResponse, item: dict[str, Any]) -> int:
         index = len(response.output)
         response.output.append(item)
-        previous = self.items[-1]["id"] if self.items else None
-        self.items.append(item)
         self._send(
             {
                 "type": "response.output_item.added",
@@ -255,18 +398,26 @@ class Responder:
                 "item": item,
             }
         )
-        self._send({"type": "conversation.item.added", "item": item, "previous_item_id": previous})
+        if response.in_conversation:
+            previous = self.items[-1]["id"] if self.items else None
+            self.items.append(item)
+            self._send(
+                {"type": "conversation.item.added", "item": item, "previous_item_id": previous}
+            )
         return index
 
     def _close_item(self, response: ActiveResponse, index: int, item: dict[str, Any]) -> None:
-        item["status"] = "incomplete" if response.cancel_reason else "completed"
-        # Found by identity from the end, where it usually is: comparing dicts from the
-        # start made closing an item cost the whole conversation.
-        position = next(
-            (n for n in range(len(self.items) - 1, -1, -1) if self.items[n] is item), 0
-        )
-        previous = self.items[position - 1]["id"] if position > 0 else None
-        self._send({"type": "conversation.item.done", "item": item, "previous_item_id": previous})
+        item["status"] = "incomplete" if response.stopped else "completed"
+        if response.in_conversation:
+            # Found by identity from the end, where it usually is: comparing dicts from the
+            # start made closing an item cost the whole conversation.
+            position = next(
+                (n for n in range(len(self.items) - 1, -1, -1) if self.items[n] is item), 0
+            )
+            previous = self.items[position - 1]["id"] if position > 0 else None
+            self._send(
+                {"type": "conversation.item.done", "item": item, "previous_item_id": previous}
+            )
         self._send(
             {
                 "type": "response.output_item.done",
@@ -306,7 +457,7 @@ class Responder:
         else:
             said = ""
             for word in _words(text):
-                if response.cancel_reason:
+                if response.stopped or not self._spend(response, chars=len(word)):
                     break
                 said += word
                 self._send({"type": "response.output_text.delta", **ids, "delta": word})
@@ -319,40 +470,46 @@ class Responder:
     def _stream_audio(
         self, response: ActiveResponse, ids: dict[str, Any], text: str
     ) -> Generator[float, None, str]:
-        # Chunk n is due CHUNK_MS * n after the first; the caller decides what "due" means.
+        # Chunk n is due CHUNK_MS * n / audio_speed after the first; the caller decides
+        # what "due" means (real time, or at once when fast).
         fmt = audio_format(self.session["audio"]["output"]["format"])
         chunks = self.audio.speech(text, fmt, CHUNK_MS)
-        self.audio_ms[ids["item_id"]] = 0
-        per_chunk = CHUNK_MS / 1000.0
+        item_id = ids["item_id"]
+        if response.in_conversation:
+            self.audio_ms[item_id] = 0
+        sent = bytearray()
+        per_chunk = CHUNK_MS / 1000.0 / self.audio_speed
         said = ""
         start = self._clock()
         piece = next(chunks, None)
         n = 0
         while piece is not None:
             yield start + n * per_chunk
-            if response.cancel_reason:
+            if response.stopped:
                 break
             following = next(chunks, None)
-            self.assistant_audio = True
-            self.audio_ms[ids["item_id"]] += fmt.ms(len(piece))
-            self._send(
-                {
-                    "type": "response.output_audio.delta",
-                    **ids,
-                    "delta": codec.b64encode(piece),
-                }
-            )
             n += 1
             upto = (
-                len(text) if following is None else int(n * per_chunk * self.audio.chars_per_second)
+                len(text)
+                if following is None
+                else int(n * CHUNK_MS / 1000.0 * self.audio.chars_per_second)
             )
             words = text[len(said) : upto]
+            if not self._spend(response, chars=len(words), audio_ms=fmt.ms(len(piece))):
+                break
+            self.assistant_audio = True
+            sent += piece
+            if response.in_conversation:
+                self.audio_ms[item_id] += fmt.ms(len(piece))
+            self._send({"type": "response.output_audio.delta", **ids, "delta": codec.b64encode(piece)})
             if words:
                 said += words
                 self._send(
                     {"type": "response.output_audio_transcript.delta", **ids, "delta": words}
                 )
             piece = following
+        if response.in_conversation and self._keep_audio is not None:
+            self._keep_audio(item_id, bytes(sent))
         return said
 
     def _call(self, response: ActiveResponse, step: Step) -> None:
@@ -371,9 +528,9 @@ class Responder:
             "call_id": call_id,
         }
         for start in range(0, len(step.arguments), 8):
-            if response.cancel_reason:
-                break
             delta = step.arguments[start : start + 8]
+            if response.stopped or not self._spend(response, chars=len(delta)):
+                break
             item["arguments"] += delta
             self._send({"type": "response.function_call_arguments.delta", **ids, "delta": delta})
         self._send(

@@ -26,6 +26,14 @@ only produces once the client has sent the calls' ``function_call_output`` items
 the text of the latest ``function_call_output`` (``{output.time}``: one field of it, when
 it is a JSON object), so a test can prove the tool result
 reached the "model".
+
+The rest of GA (see ``docs/emulator.md``): each ``say`` is its own message, so a reply
+``[{say: ...}, {call: ...}]`` is a response with a preamble before its call; a
+``fail: MESSAGE`` (or ``{message, code, type}``) step ends the response ``failed``, an
+``incomplete: max_output_tokens | content_filter`` step ends it ``incomplete``;
+``out_of_band: TEXT`` turns answer ``response.create`` with ``conversation: "none"``
+(never used up); ``idle: true`` turns answer the idle timeout's response; audio turns
+may carry ``transcription_error: MESSAGE`` and ``speakers: [{A: TEXT}, ...]``.
 """
 
 from __future__ import annotations
@@ -49,8 +57,19 @@ __all__ = [
     "render_say",
 ]
 
-_TURN_KEYS = {"user", "audio", "greeting", "transcript", "reply"}
-_STEP_KEYS = {"say", "call", "arguments", "handoff"}
+_TURN_KEYS = {
+    "user",
+    "audio",
+    "greeting",
+    "idle",
+    "out_of_band",
+    "transcript",
+    "transcription_error",
+    "speakers",
+    "reply",
+}
+_STEP_KEYS = {"say", "call", "arguments", "handoff", "fail", "incomplete"}
+_INCOMPLETE_REASONS = ("max_output_tokens", "content_filter")
 _CALL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
@@ -84,16 +103,24 @@ class Step:
     """One reply step.
 
     Attributes:
-        kind: ``"say"`` or ``"call"`` (a handoff is a call to ``transfer_to_<agent>``).
-        text: What to say (``say`` only); ``{output}`` is replaced at run time.
+        kind: ``"say"``, ``"call"`` (a handoff is a call to ``transfer_to_<agent>``),
+            ``"fail"`` (the response ends ``failed``) or ``"incomplete"`` (it ends
+            ``incomplete``).
+        text: What to say (``say``; ``{output}`` is replaced at run time), or the error
+            message (``fail``).
         name: The function to call (``call`` only).
         arguments: The arguments as the JSON string that is streamed (``call`` only).
+        code: The error code (``fail``) or the reason (``incomplete``:
+            ``max_output_tokens`` or ``content_filter``).
+        error_type: The error's ``type`` (``fail`` only).
     """
 
     kind: str
     text: str = ""
     name: str = ""
     arguments: str = ""
+    code: str = ""
+    error_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,12 +128,24 @@ class Turn:
     """One scenario turn.
 
     Attributes:
-        user: What the user's text must contain, or a compiled regex; ``None`` for audio.
+        user: What the user's text must contain, or a compiled regex; for an
+            ``out_of_band`` turn, what the out-of-band request's instructions or input
+            must contain; ``None`` for the other kinds.
         audio: True when the turn matches the next speech segment instead of text.
         greeting: True when the turn answers a ``response.create`` with no new user input.
         transcript: The input transcription to report for an audio turn.
         segments: The reply, split into responses (each a list of steps).
         line: The line of the turn in its file, when loaded from one.
+        idle: True when the turn answers the response the idle timeout
+            (``idle_timeout_ms``) starts.
+        out_of_band: True when the turn answers out-of-band responses
+            (``conversation: "none"``) instead of a conversation turn; such turns are
+            never used up and never move the script on.
+        transcription_error: For an audio turn: the input transcription fails with this
+            message (``conversation.item.input_audio_transcription.failed``).
+        speakers: For an audio turn: the diarized segments as (speaker, text) pairs,
+            sent as ``...input_audio_transcription.segment`` events by the diarizing
+            transcription model.
     """
 
     user: str | re.Pattern[str] | None
@@ -115,6 +154,10 @@ class Turn:
     segments: tuple[tuple[Step, ...], ...]
     line: int | None = None
     greeting: bool = False
+    idle: bool = False
+    out_of_band: bool = False
+    transcription_error: str | None = None
+    speakers: tuple[tuple[str, str], ...] = ()
 
     def matches_text(self, text: str) -> bool:
         """Whether this text turn matches the user's ``text``."""
@@ -166,12 +209,15 @@ def _parse_step(raw: Any, parts: tuple[object, ...], loc: _Doc) -> Step:
     unknown = sorted(set(raw) - _STEP_KEYS, key=str)
     if unknown:
         raise loc.error(
-            f"unknown key {unknown[0]!r} in a reply step (allowed: say, call, arguments, handoff)",
+            f"unknown key {unknown[0]!r} in a reply step (allowed: say, call, arguments, "
+            "handoff, fail, incomplete)",
             parts + (unknown[0],),
         )
-    actions = [k for k in ("say", "call", "handoff") if k in raw]
+    actions = [k for k in ("say", "call", "handoff", "fail", "incomplete") if k in raw]
     if len(actions) != 1:
-        raise loc.error("a reply step needs exactly one of say, call or handoff", parts)
+        raise loc.error(
+            "a reply step needs exactly one of say, call, handoff, fail or incomplete", parts
+        )
     action = actions[0]
     if "arguments" in raw and action != "call":
         raise loc.error("'arguments' belongs to a 'call' step", parts + ("arguments",))
@@ -180,6 +226,14 @@ def _parse_step(raw: Any, parts: tuple[object, ...], loc: _Doc) -> Step:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise loc.error("'say' must be text", parts + ("say",))
         return Step("say", text=str(value))
+    if action == "fail":
+        return _parse_fail(value, parts + ("fail",), loc)
+    if action == "incomplete":
+        if value not in _INCOMPLETE_REASONS:
+            raise loc.error(
+                "'incomplete' must be max_output_tokens or content_filter", parts + (action,)
+            )
+        return Step("incomplete", code=value)
     if not isinstance(value, str) or not _CALL_NAME.match(value):
         raise loc.error(
             f"'{action}' must be a name of 1-64 letters, digits, '_' or '-'", parts + (action,)
@@ -201,6 +255,31 @@ def _parse_step(raw: Any, parts: tuple[object, ...], loc: _Doc) -> Step:
     return Step("call", name=value, arguments=text)
 
 
+def _parse_fail(value: Any, parts: tuple[object, ...], loc: _Doc) -> Step:
+    # `fail: MESSAGE`, or `fail: {message, code, type}` for the response's error.
+    if isinstance(value, str) and value:
+        return Step("fail", text=value, code="server_error", error_type="server_error")
+    if not isinstance(value, dict):
+        raise loc.error("'fail' must be a message, or a mapping with 'message'", parts)
+    unknown = sorted(set(value) - {"message", "code", "type"}, key=str)
+    if unknown:
+        raise loc.error(
+            f"unknown key {unknown[0]!r} in 'fail' (allowed: message, code, type)",
+            parts + (unknown[0],),
+        )
+    for key in ("message", "code", "type"):
+        if key in value and (not isinstance(value[key], str) or not value[key]):
+            raise loc.error(f"'{key}' must be non-empty text", parts + (key,))
+    if "message" not in value:
+        raise loc.error("'fail' needs a 'message'", parts)
+    return Step(
+        "fail",
+        text=value["message"],
+        code=value.get("code", "server_error"),
+        error_type=value.get("type", "server_error"),
+    )
+
+
 def _segments(steps: list[Step]) -> tuple[tuple[Step, ...], ...]:
     # A response ends after its calls: text that follows a call needs the tool output.
     segments: list[list[Step]] = [[]]
@@ -213,42 +292,70 @@ def _segments(steps: list[Step]) -> tuple[tuple[Step, ...], ...]:
     return tuple(tuple(s) for s in segments if s)
 
 
+def _pattern(text: Any, key: str, parts: tuple[object, ...], loc: _Doc) -> str | re.Pattern[str]:
+    # TEXT (a case-insensitive substring) or /regex/.
+    if not isinstance(text, str) or not text:
+        raise loc.error(f"'{key}' must be non-empty text or /regex/", parts + (key,))
+    if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
+        try:
+            return re.compile(text[1:-1], re.IGNORECASE)
+        except re.error as exc:
+            raise loc.error(f"invalid regex: {exc}", parts + (key,)) from None
+    return text
+
+
+def _speakers(raw: Any, parts: tuple[object, ...], loc: _Doc) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, list) or not raw:
+        raise loc.error("'speakers' must be a non-empty list of {SPEAKER: TEXT}", parts)
+    found = []
+    for n, entry in enumerate(raw):
+        if (
+            not isinstance(entry, dict)
+            or len(entry) != 1
+            or not all(isinstance(v, str) and v for v in entry.values())
+            or not all(isinstance(k, str) and k for k in entry)
+        ):
+            raise loc.error("each speaker segment must be {SPEAKER: TEXT}", parts + (n,))
+        [(speaker, text)] = entry.items()
+        found.append((speaker, text))
+    return tuple(found)
+
+
 def _parse_turn(raw: Any, parts: tuple[object, ...], loc: _Doc) -> Turn:
     if not isinstance(raw, dict):
         raise loc.error("a turn must be a mapping with 'user' (or 'audio') and 'reply'", parts)
-    for flag in ("audio", "greeting"):
+    for flag in ("audio", "greeting", "idle"):
         if not isinstance(raw.get(flag, False), bool):
             raise loc.error(f"'{flag}' must be true or false", parts + (flag,))
     unknown = sorted(set(raw) - _TURN_KEYS, key=str)
     if unknown:
         raise loc.error(
-            f"unknown key {unknown[0]!r} in a turn (allowed: user, audio, greeting, transcript, "
-            "reply)",
+            f"unknown key {unknown[0]!r} in a turn (allowed: {', '.join(sorted(_TURN_KEYS))})",
             parts + (unknown[0],),
         )
     audio = raw.get("audio", False)
     greeting = raw.get("greeting", False)
-    if [audio, greeting, "user" in raw].count(True) != 1:
+    idle = raw.get("idle", False)
+    kinds = [audio, greeting, idle, "user" in raw, "out_of_band" in raw]
+    if kinds.count(True) != 1:
         raise loc.error(
-            "a turn needs exactly one of 'user: TEXT', 'audio: true' or 'greeting: true'", parts
+            "a turn needs exactly one of 'user: TEXT', 'audio: true', 'greeting: true', "
+            "'idle: true' or 'out_of_band: TEXT'",
+            parts,
         )
     user: str | re.Pattern[str] | None = None
-    if "user" in raw:
-        text = raw["user"]
-        if not isinstance(text, str) or not text:
-            raise loc.error("'user' must be non-empty text or /regex/", parts + ("user",))
-        if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
-            try:
-                user = re.compile(text[1:-1], re.IGNORECASE)
-            except re.error as exc:
-                raise loc.error(f"invalid regex: {exc}", parts + ("user",)) from None
-        else:
-            user = text
-    transcript = raw.get("transcript")
-    if transcript is not None and (not audio or not isinstance(transcript, str)):
-        raise loc.error(
-            "'transcript' is text, and only for 'audio: true' turns", parts + ("transcript",)
-        )
+    for key in ("user", "out_of_band"):
+        if key in raw:
+            user = _pattern(raw[key], key, parts, loc)
+    for key in ("transcript", "transcription_error"):
+        value = raw.get(key)
+        if value is not None and (not audio or not isinstance(value, str)):
+            raise loc.error(f"'{key}' is text, and only for 'audio: true' turns", parts + (key,))
+    speakers: tuple[tuple[str, str], ...] = ()
+    if "speakers" in raw:
+        if not audio:
+            raise loc.error("'speakers' is only for 'audio: true' turns", parts + ("speakers",))
+        speakers = _speakers(raw["speakers"], parts + ("speakers",), loc)
     if "reply" not in raw:
         raise loc.error("a turn needs a 'reply'", parts)
     reply = raw["reply"]
@@ -263,13 +370,22 @@ def _parse_turn(raw: Any, parts: tuple[object, ...], loc: _Doc) -> Turn:
         )
         for i, step in enumerate(reply_list)
     ]
+    segments = _segments(steps)
+    if "out_of_band" in raw and len(segments) > 1:
+        raise loc.error(
+            "an out-of-band reply is one response: no 'say' after a 'call'", parts + ("reply",)
+        )
     return Turn(
         user=user,
         audio=audio,
-        transcript=transcript,
-        segments=_segments(steps),
+        transcript=raw.get("transcript"),
+        segments=segments,
         line=loc.line(parts),
         greeting=greeting,
+        idle=idle,
+        out_of_band="out_of_band" in raw,
+        transcription_error=raw.get("transcription_error"),
+        speakers=speakers,
     )
 
 

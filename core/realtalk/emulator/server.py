@@ -24,6 +24,8 @@ from websockets.typing import Subprotocol
 from ..protocol import codec
 from ..protocol.vocab import error_event, new_event_id
 from .adapter import Options, WebSocketAdapter
+from .protocol import DEFAULT_TRANSCRIPTION_DELAY
+from .responses import DEFAULT_AUDIO_SPEED
 from .scenario import Scenario, load_scenario
 from .state import MAX_RECORDED_EVENTS, ConnectionRecord, ScenarioProgress
 from .tls import server_context
@@ -57,7 +59,8 @@ class Emulator:
         api_key: When set, clients must present it (``Authorization: Bearer``, an
             ``api-key`` header, an ``api-key`` query parameter, or the subprotocol
             ``openai-insecure-api-key.<key>`` that browser-style clients offer).
-        fast: Send audio as fast as possible instead of at real-time pace.
+        fast: Send audio (and delayed transcriptions) as fast as possible, in the order
+            they fall due, instead of paced by ``audio_speed``.
         expire_after: Seconds after which each session expires (``session_expired``,
             close 1001); ``expires_at`` in ``session.created`` matches. Default 60 minutes.
         refuse_connections: Answer the first N connection attempts with HTTP 429.
@@ -67,6 +70,12 @@ class Emulator:
             that reconnects after the drop gets a healthy session).
         latency_ms: Delay before the server reacts to each client event (and before
             ``session.created``).
+        audio_speed: How much faster than real time assistant audio is sent when not
+            ``fast`` (default 4.0, as the live server streams ahead of playback; 1.0:
+            real time).
+        transcription_delay_ms: Milliseconds from a commit to its input transcription
+            events (default 500: as live, they usually come after the response to the
+            same audio has started; 0: at once, before it).
         ping_interval: Seconds between keepalive pings (None: no pings).
         record_audio: Record audio payloads whole; by default each is recorded as its
             length (``"<audio 4800 bytes>"``), so the record stays small.
@@ -86,7 +95,8 @@ class Emulator:
         ScenarioError: The scenario is invalid.
         ConfigError: Only one of ``tls_cert`` and ``tls_key`` is given, or they cannot be
             read or used (see :func:`realtalk.emulator.tls.server_context`).
-        ValueError: ``max_recorded_events`` is below 1.
+        ValueError: ``max_recorded_events`` is below 1, ``audio_speed`` not above 0, or
+            ``transcription_delay_ms`` below 0.
     """
 
     def __init__(
@@ -102,6 +112,8 @@ class Emulator:
         drop_after_events: int | None = None,
         drop_connections: int = 1,
         latency_ms: float = 0.0,
+        audio_speed: float = DEFAULT_AUDIO_SPEED,
+        transcription_delay_ms: float = DEFAULT_TRANSCRIPTION_DELAY * 1000,
         ping_interval: float | None = PING_INTERVAL,
         record_audio: bool = False,
         max_recorded_events: int | None = MAX_RECORDED_EVENTS,
@@ -110,6 +122,12 @@ class Emulator:
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
     ) -> None:
+        if audio_speed <= 0:
+            raise ValueError(f"audio_speed must be above 0, not {audio_speed}")
+        if transcription_delay_ms < 0:
+            raise ValueError(
+                f"transcription_delay_ms must be 0 or more, not {transcription_delay_ms}"
+            )
         if max_recorded_events is not None and max_recorded_events < 1:
             raise ValueError(
                 f"max_recorded_events must be at least 1 or None, not {max_recorded_events}"
@@ -125,6 +143,8 @@ class Emulator:
             drop_after_events=drop_after_events,
             drops_left=drop_connections,
             latency_ms=latency_ms,
+            audio_speed=audio_speed,
+            transcription_delay_ms=transcription_delay_ms,
         )
         self.ping_interval = ping_interval
         self.record_audio = record_audio
@@ -343,7 +363,7 @@ class Emulator:
                 4000,
                 "invalid_request_error.beta_api_shape_disabled",
             )
-        if not (query.get("model") or [""])[0]:
+        if not (query.get("model") or [""])[0] and not _transcription_intent(path):
             return (
                 "missing_model",
                 "You must provide a model parameter",
@@ -379,9 +399,16 @@ class Emulator:
             except ConnectionClosed:
                 pass
             return
-        model = parse_qs(urlsplit(request.path).query)["model"][0]
+        models = parse_qs(urlsplit(request.path).query).get("model")
+        model = models[0] if models else None
         progress = ScenarioProgress(self.scenario) if self.per_connection else self.progress
-        await WebSocketAdapter(ws, record, self.options, progress, model).run()
+        transcription = model is None and _transcription_intent(request.path)
+        await WebSocketAdapter(ws, record, self.options, progress, model, transcription).run()
+
+
+def _transcription_intent(path: str) -> bool:
+    """``?intent=transcription`` (with no model): a transcription session."""
+    return (parse_qs(urlsplit(path).query).get("intent") or [""])[0] == "transcription"
 
 
 # -- subprotocols and secrets ------------------------------------------------------------

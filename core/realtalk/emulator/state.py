@@ -169,10 +169,12 @@ class UserInput:
     Attributes:
         text: The user's text (empty for audio).
         audio: True when it came from committed audio.
+        idle: True when the idle timeout committed it (``idle_timeout_ms``).
     """
 
     text: str
     audio: bool
+    idle: bool = False
 
 
 @dataclass
@@ -201,6 +203,15 @@ class ScenarioProgress:
                 return turn
         return None
 
+    def take_audio_turn(self) -> Turn | None:
+        """The turn the next speech segment matches, used up (a transcription session
+        transcribes segments without responding to them)."""
+        for index in range(self.cursor, len(self.scenario.turns)):
+            if self.scenario.turns[index].audio:
+                self.cursor = index + 1
+                return self.scenario.turns[index]
+        return None
+
     def next_reply(self, user: UserInput | None) -> tuple[Step, ...]:
         """The steps of the next response.
 
@@ -219,9 +230,25 @@ class ScenarioProgress:
         self.continuation = []
         for index in range(self.cursor, len(self.scenario.turns)):
             turn = self.scenario.turns[index]
-            if (turn.audio and user.audio) or (not user.audio and turn.matches_text(user.text)):
+            if user.idle:
+                matched = turn.idle
+            elif user.audio:
+                matched = turn.audio
+            else:
+                matched = not turn.out_of_band and turn.matches_text(user.text)
+            if matched:
                 return self._use(index)
-        return (self._fallback("(speech)" if user.audio else repr(user.text)),)
+        shown = "(idle timeout)" if user.idle else "(speech)" if user.audio else repr(user.text)
+        return (self._fallback(shown),)
+
+    def out_of_band_reply(self, text: str) -> tuple[Step, ...]:
+        """The steps of an out-of-band response whose instructions and input read
+        ``text``: the first ``out_of_band`` turn that matches (anywhere in the script:
+        such turns are never used up), else the fallback. The script does not move."""
+        for turn in self.scenario.turns:
+            if turn.out_of_band and turn.matches_text(text):
+                return turn.segments[0]
+        return (self._fallback(repr(text)),)
 
     def _use(self, index: int) -> tuple[Step, ...]:
         turn = self.scenario.turns[index]

@@ -1,0 +1,53 @@
+"""The emulator's lists of GA events (for the coverage table): every name is a real GA
+event type of the openai package, and the lists match what the server accepts."""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
+from realtalk.emulator.builders import SUPPORTED_TYPES
+from realtalk.emulator.eventsets import ACCEPTED_CLIENT_EVENTS, EMITTED_SERVER_EVENTS
+
+
+def _types(alias: Any) -> set[str]:
+    members = get_args(get_args(alias)[0])
+    return {get_args(m.model_fields["type"].annotation)[0] for m in members}
+
+
+def test_emitted_server_events_are_ga_server_events() -> None:
+    ga = _types(RealtimeServerEvent)
+    assert EMITTED_SERVER_EVENTS <= ga
+    not_sent = ga - EMITTED_SERVER_EVENTS
+    # What is left is what the docs and the constant's docstring say is not emulated.
+    assert not_sent == {
+        "conversation.created",
+        "conversation.item.created",
+        "output_audio_buffer.started",
+        "output_audio_buffer.stopped",
+        "output_audio_buffer.cleared",
+        "input_audio_buffer.dtmf_event_received",
+        "mcp_list_tools.in_progress",
+        "mcp_list_tools.completed",
+        "mcp_list_tools.failed",
+        "response.mcp_call_arguments.delta",
+        "response.mcp_call_arguments.done",
+        "response.mcp_call.in_progress",
+        "response.mcp_call.completed",
+        "response.mcp_call.failed",
+    }
+
+
+def test_accepted_client_events() -> None:
+    ga = _types(RealtimeClientEvent)
+    assert ACCEPTED_CLIENT_EVENTS <= ga
+    assert ga - ACCEPTED_CLIENT_EVENTS == {"output_audio_buffer.clear"}
+    assert ACCEPTED_CLIENT_EVENTS <= set(SUPPORTED_TYPES)  # what the server dispatches
+
+
+async def test_output_audio_buffer_clear_is_refused(make_emulator: Any, open_client: Any) -> None:
+    emu = await make_emulator()
+    async with open_client(emu) as client:
+        await client.send({"type": "output_audio_buffer.clear"})
+        error = (await client.until("error"))[-1]["error"]
+    assert (error["code"], error["param"]) == ("invalid_value", "type")
