@@ -153,8 +153,8 @@ def test_turn_detection_in_the_session(options: TranscriptionOptions, turn_detec
 
 @pytest.mark.parametrize(("options", "message"), [
     (TranscriptionOptions(model="gpt-realtime"),
-     "unknown transcription model 'gpt-realtime' (gpt-realtime is a conversation model: `realtalk run` uses it);"
-     " choose one of gpt-transcribe, "),
+     ("unknown transcription model 'gpt-realtime' (gpt-realtime is a conversation model: `realtalk run` uses"
+      " it); choose one of gpt-transcribe, ")),
     (TranscriptionOptions(model="whisper-2"), "unknown transcription model 'whisper-2'; choose one of "),
     (TranscriptionOptions(language="English"), "language 'English': give an ISO-639-1 code such as 'en' or 'de'"),
     (TranscriptionOptions(model="gpt-4o-transcribe-diarize", prompt="x"),
@@ -236,7 +236,7 @@ def test_a_failed_transcription_is_a_transcript_with_an_error_and_the_next_goes_
     feed(t, committed("item_a"), committed("item_b", "item_a"), completed("item_b", "Still here."))
     actions = feed(t, failed("item_a"))
     assert actions[0] == Transcript("item_a", "", error="audio_unintelligible: Audio could not be transcribed.")
-    assert not actions[0].ok  # type: ignore[union-attr]
+    assert isinstance(actions[0], Transcript) and not actions[0].ok
     assert isinstance(actions[1], Transcript) and actions[1].text == "Still here."
 
 
