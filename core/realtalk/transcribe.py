@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .audio.capture import AudioSource
 from .exceptions import AuthenticationFailed, ConfigError, ServerRejected, SessionError
 from .profiles import OPENAI_URL, ConnectionProfile
 from .protocol.transcription import (
@@ -43,7 +44,6 @@ from .protocol.vocab import SERVER_VAD_DEFAULTS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .audio import AudioSource
     from .connection import RealtimeConnection
 
 __all__ = ["transcribe", "transcription_profile", "transcription_stream"]
@@ -84,7 +84,7 @@ def _with_intent(url: str) -> str:
 def _source(source: str | Path | AudioSource | None, options: TranscriptionOptions, *, realtime: bool,
             device: int | str | None) -> AudioSource:
     """The audio source: a WAV file (with trailing silence for the VAD), or the microphone."""
-    from .audio import AudioSource, MicrophoneSource, WavFileSource
+    from .audio import MicrophoneSource, WavFileSource
 
     if isinstance(source, AudioSource):
         return source
