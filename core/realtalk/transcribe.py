@@ -163,6 +163,9 @@ async def transcribe(
         if emulator is True:
             from .emulator import Emulator
 
+            if scenario is None:
+                log.warning("emulator: no scenario, so every segment is transcribed as empty text (give one"
+                            " whose audio turns have a transcript: --scenario FILE, or scenario=...)")
             emu = Emulator(scenario=scenario, fast=True)
             await stack.enter_async_context(emu)
             url = emu.url

@@ -171,6 +171,12 @@ class TranscriptPrinter:
             self._open = None
 
 
+def _has_microphone() -> bool:
+    from ..audio import default_devices_available
+
+    return default_devices_available()[0]
+
+
 def _as_json(action: TranscriptionAction) -> dict[str, Any]:
     data = dataclasses.asdict(action)
     return {"type": data.pop("type"), **data}
@@ -208,6 +214,10 @@ async def _transcribe(args: argparse.Namespace, stop: Any) -> int:
     except ConfigError as exc:
         print(f"realtalk: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.wav is None and args.input_device is None and not _has_microphone():
+        print("realtalk: error: no microphone found: transcribe a file with --wav FILE.wav, or name a device"
+              " with --input-device (see realtalk devices)", file=sys.stderr)
+        return EXIT_ERROR
     if options.deprecation is not None:
         print(f"realtalk: warning: {options.deprecation}", file=sys.stderr)
     from ..transcribe import transcribe
