@@ -81,7 +81,7 @@ if TYPE_CHECKING:
     from .runner import open_session, run_agent
     from .session import Session
     from .tools import ArgumentCheck, Tool, ToolContext, ToolRegistry, validate_arguments
-    from .transcribe import transcribe
+    from .transcription import transcribe
     from .typedtools import tool
 del TYPE_CHECKING
 
@@ -115,7 +115,7 @@ _LAZY = {
     "tool": "realtalk.typedtools",
     **dict.fromkeys(["SpeakerSegment", "Transcript", "TranscriptDelta", "TranscriptionOptions"],
                     "realtalk.protocol.transcription"),
-    "transcribe": "realtalk.transcribe",
+    "transcribe": "realtalk.transcription",
 }
 
 

@@ -1,7 +1,7 @@
 """``realtalk transcribe``: what it shows, its one-line errors, and its signals.
 
 The printer is fed actions directly; the command runs as a subprocess (the real console
-entry point). Runs against a server are in ``tests/test_transcribe.py`` (a scripted GA
+entry point). Runs against a server are in ``tests/test_transcription.py`` (a scripted GA
 server) and ``tests/cli/test_transcribe_e2e.py`` (the emulator).
 """
 

@@ -126,6 +126,14 @@ def test_without_turn_detection_the_file_is_one_segment(two_segments: Path) -> N
     assert result.stdout == "What time is it in Tokyo?\n"
 
 
+def test_the_emulator_without_a_scenario_says_it_transcribes_nothing(two_segments: Path) -> None:
+    result = realtalk_cli("--emulator", "--wav", "two.wav", "--fast", cwd=two_segments.parent)
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr == ("realtalk: warning: emulator: no scenario, so every segment is transcribed as empty"
+                             " text (give one whose audio turns have a transcript: --scenario FILE, or"
+                             " scenario=...)\n")
+
+
 # -- the Python API ---------------------------------------------------------------------------
 
 

@@ -279,6 +279,14 @@ def test_an_error_after_setup_is_shown_and_the_session_goes_on() -> None:
                                                                usage={"type": "duration", "seconds": 1.5})
 
 
+def test_a_repeated_event_never_shows_a_segment_twice() -> None:
+    t = configured()
+    feed(t, committed("item_1"))
+    assert len(feed(t, completed("item_1", "Once."))) == 1
+    assert feed(t, completed("item_1", "Once."), delta("item_1", "again"), committed("item_1")) == []
+    assert t.pending == 0
+
+
 def test_unknown_events_and_events_without_an_item_are_ignored() -> None:
     t = configured()
     assert t.receive({"type": "rate_limits.updated", "rate_limits": []}) == []

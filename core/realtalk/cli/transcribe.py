@@ -220,7 +220,7 @@ async def _transcribe(args: argparse.Namespace, stop: Any) -> int:
         return EXIT_ERROR
     if options.deprecation is not None:
         print(f"realtalk: warning: {options.deprecation}", file=sys.stderr)
-    from ..transcribe import transcribe
+    from ..transcription import transcribe
 
     printer = TranscriptPrinter(sys.stdout, sys.stderr, json_lines=args.json,
                                 live=not args.json and sys.stdout.isatty())

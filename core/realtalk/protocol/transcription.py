@@ -358,6 +358,8 @@ class Transcriber:
         self._setup_id: str | None = None
         self._items: dict[str, _Item] = {}
         self._order: deque[str] = deque()
+        # Items already released, so that a repeated event cannot show a segment twice.
+        self._released: deque[str] = deque(maxlen=MAX_PENDING)
         self._speaking: str | None = None  # item id of speech started and not committed
         self._outbox: list[dict[str, Any]] = []
         self._finishing: Literal["no", "barrier", "commit", "drain"] = "no"
@@ -525,6 +527,8 @@ class Transcriber:
             return None
         item = self._items.get(item_id)
         if item is None:
+            if item_id in self._released:
+                return None
             item = self._items[item_id] = _Item(item_id)
             self._order.append(item_id)
         return item
@@ -548,6 +552,7 @@ class Transcriber:
 
     def _release_head(self) -> list[TranscriptionAction]:
         head = self._items.pop(self._order.popleft())
+        self._released.append(head.id)
         assert head.done is not None
         news = self._news(head)
         # The final transcript is what counts; deltas never shown are not repeated first.

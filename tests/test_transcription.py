@@ -1,4 +1,4 @@
-"""``realtalk.transcribe``: the I/O of transcription sessions over a real loopback socket.
+"""``realtalk.transcription`` (``realtalk.transcribe()``): the I/O of transcription sessions over a real loopback socket.
 
 A scripted GA server (``websockets`` on 127.0.0.1) plays what the live server does in a
 transcription session, including what the emulator does not: transcripts finishing out of
@@ -26,7 +26,7 @@ from realtalk.audio import write_wav
 from realtalk.emulator.conformance import client_event_problems, server_event_problems
 from realtalk.exceptions import AuthenticationFailed, ConfigError, ServerRejected, SessionError
 from realtalk.protocol.transcription import Transcript, TranscriptDelta, TranscriptionOptions
-from realtalk.transcribe import transcribe, transcription_profile
+from realtalk.transcription import transcribe, transcription_profile
 from websockets.asyncio.server import ServerConnection, serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -225,7 +225,7 @@ async def test_a_server_error_mid_session_is_logged_and_the_run_goes_on(
     async with scripted(script) as url:
         got = await collect(source=wav, url=url, realtime=False, timeout=10)
     assert [t.text for t in got] == ["Fine."]
-    assert [r.getMessage() for r in caplog.records if r.name == "realtalk.transcribe"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "realtalk.transcription"] == [
         "server error: rate_limited: Slow down."]
 
 
@@ -297,3 +297,15 @@ async def test_the_command_says_in_one_line_that_the_server_refused(wav: Path) -
     assert err == "realtalk: error: the server refused the transcription session: invalid_value: Nope. (session.type)\n"
 
 
+
+
+def test_realtalk_transcribe_stays_the_function_whatever_was_imported() -> None:
+    import inspect
+
+    import realtalk
+    import realtalk.cli.transcribe
+    import realtalk.protocol.transcription
+    import realtalk.transcription  # a submodule named like the function would replace it
+
+    assert inspect.isasyncgenfunction(realtalk.transcribe)
+    assert realtalk.transcribe is transcribe

@@ -94,11 +94,10 @@ def _source(source: str | Path | AudioSource | None, options: TranscriptionOptio
                               " from the microphone use server_vad or semantic_vad")
         return MicrophoneSource(device)
     silence = 0
-    if options.turn_detection == "server_vad":
-        silence = (options.silence_duration_ms or int(SERVER_VAD_DEFAULTS["silence_duration_ms"]))
+    if options.turn_detection != "none":
+        # A pause as long as server_vad's; a segment still open after it is committed at the end.
+        silence = options.silence_duration_ms or int(SERVER_VAD_DEFAULTS["silence_duration_ms"])
         silence += END_SILENCE_MARGIN_MS
-    elif options.turn_detection == "semantic_vad":
-        silence = 8000 + END_SILENCE_MARGIN_MS  # semantic_vad's longest wait (eagerness low)
     return WavFileSource(source, realtime=realtime, trailing_silence_ms=silence)
 
 
