@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from realtalk.audio import write_wav
 from realtalk.emulator.conformance import client_event_problems, server_event_problems
-from realtalk.exceptions import AuthenticationFailed, ConfigError, ServerRejected, SessionError
+from realtalk.exceptions import AuthenticationFailed, ConfigError, ConnectionFailed, ServerRejected, SessionError
 from realtalk.protocol.transcription import Transcript, TranscriptDelta, TranscriptionOptions
 from realtalk.transcription import transcribe, transcription_profile
 from websockets.asyncio.server import ServerConnection, serve
@@ -309,3 +309,68 @@ def test_realtalk_transcribe_stays_the_function_whatever_was_imported() -> None:
 
     assert inspect.isasyncgenfunction(realtalk.transcribe)
     assert realtalk.transcribe is transcribe
+
+
+# -- a connection that ends early -------------------------------------------------------------
+
+
+class Dropping(Script):
+    """Connection n (0-based) commits ``item_n`` after its 2nd append; the first ``drops``
+    connections then end (``session_expired``, close 1001) before its transcript, the
+    others transcribe it. Use it at real-time pace: a server that stops reading a client
+    that is far ahead cannot finish its closing handshake (websockets waits 10 s)."""
+
+    def __init__(self, drops: int) -> None:
+        super().__init__()
+        self.drops = drops
+        self.appends_by_connection: list[int] = []
+
+    async def serve(self, ws: ServerConnection) -> None:
+        number = len(self.paths)
+        self.paths.append(ws.request.path)
+        self.appends_by_connection.append(0)
+        await self._send(ws, [{"type": "session.created", "session": {"type": "transcription"}}])
+        async for raw in ws:
+            event = json.loads(raw)
+            self.received.append(event)
+            if event["type"] == "session.update":
+                await self._send(ws, [{"type": "session.updated", "session": {"type": "transcription"}}])
+            elif event["type"] == "input_audio_buffer.append":
+                self.appends_by_connection[number] += 1
+                if self.appends_by_connection[number] != 2:
+                    continue
+                await self._send(ws, speech(f"item_{number}", 0, 40))
+                if number < self.drops:
+                    await self._send(ws, [{"type": "error", "error": {
+                        "type": "invalid_request_error", "code": "session_expired",
+                        "message": "Your session hit the maximum duration of 60 minutes.", "param": None,
+                        "event_id": None}}])
+                    await ws.close(1001, "session expired")
+                    return
+                await self._send(ws, [completed(f"item_{number}", f"Heard on connection {number}.")])
+
+
+async def test_a_connection_that_ends_is_replaced_and_its_segments_come_as_failed(
+        wav: Path, caplog: pytest.LogCaptureFixture) -> None:
+    script = Dropping(drops=1)
+    async with scripted(script) as url:  # at real-time pace, so that input is left after the drop
+        got = await collect(source=wav, url=url, timeout=10)
+    assert [(t.item_id, t.text, t.ok) for t in got] == [("item_0", "", False), ("item_1", "Heard on connection 1.",
+                                                                                True)]
+    assert got[0].error.startswith("the connection ended before its transcript arrived (server closed the"
+                                   " connection to ")
+    assert len(script.paths) == 2 and script.appends_by_connection[1] > 2
+    assert sum(script.appends_by_connection) <= 25 + 30  # the rest of the input, not all of it again
+    assert [e["type"] for e in script.received].count("session.update") >= 3  # two setups and a barrier
+    warnings = [r.getMessage() for r in caplog.records if r.name == "realtalk.transcription"]
+    assert warnings[0] == "server error: session_expired: Your session hit the maximum duration of 60 minutes."
+    assert warnings[1].endswith("; reconnecting (segments under way: 1 lost)")
+
+
+async def test_connections_that_keep_ending_give_up_after_a_few(wav: Path) -> None:
+    script = Dropping(drops=99)
+    async with scripted(script) as url:
+        with pytest.raises(ConnectionFailed) as caught:
+            await collect(source=wav, url=url, timeout=10)
+    assert len(script.paths) == 4  # the first, then MAX_RECONNECTS more
+    assert str(caught.value).startswith("server closed the connection to ws://127.0.0.1:")

@@ -24,12 +24,13 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .audio.capture import AudioSource
+from .connection import ConnectionClosed, FrameTooLarge, RealtimeConnection, connect
 from .exceptions import AuthenticationFailed, ConfigError, ServerRejected, SessionError
 from .profiles import OPENAI_URL, ConnectionProfile
 from .protocol.transcription import (
@@ -42,13 +43,12 @@ from .protocol.transcription import (
 )
 from .protocol.vocab import SERVER_VAD_DEFAULTS
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from .connection import RealtimeConnection
-
 __all__ = ["transcribe", "transcription_profile", "transcription_stream"]
 
 log = logging.getLogger(__name__)
+
+MAX_RECONNECTS = 3
+"""New connections allowed in a row, without a transcript in between, when one ends early."""
 
 END_SILENCE_MARGIN_MS = 700
 """Silence added after a WAV file beyond the VAD's silence duration, so the last words
@@ -150,13 +150,14 @@ async def transcribe(
         ServerRejected: The server refused the session (e.g. a model it does not serve).
         SessionError: No confirmation within ``setup_timeout``, or transcripts still
             missing ``timeout`` seconds after the input ended.
-        ConnectionFailed: The server could not be reached, or the connection dropped.
+        ConnectionFailed: The server could not be reached, or the connection ended
+            :data:`MAX_RECONNECTS` times in a row (a connection that ends is replaced
+            while there is input left; the segments under way on it come as failed).
     """
     options = options or TranscriptionOptions(model=model, language=language, prompt=prompt,
                                               turn_detection=turn_detection)
     options.check()
     audio = _source(source, options, realtime=realtime, device=device)
-    from .connection import connect
 
     async with contextlib.AsyncExitStack() as stack:
         if emulator is True:
@@ -171,10 +172,8 @@ async def transcribe(
         elif emulator:
             url = emulator.url
         profile = transcription_profile(url=url, api_key=api_key)
-        conn = await connect(profile)
-        stack.push_async_callback(conn.close, timeout=2.0)
         stack.push_async_callback(audio.aclose)
-        async for action in transcription_stream(conn, Transcriber(options), audio, timeout=timeout,
+        async for action in transcription_stream(lambda: connect(profile), options, audio, timeout=timeout,
                                                  setup_timeout=setup_timeout):
             wanted = isinstance(action, Transcript) and bool(action.text or action.segments or not action.ok)
             if partial or wanted:
@@ -184,21 +183,65 @@ async def transcribe(
 
 
 async def transcription_stream(
-    conn: RealtimeConnection,
-    transcriber: Transcriber,
+    open_connection: Callable[[], Awaitable[RealtimeConnection]],
+    options: TranscriptionOptions,
     source: AudioSource,
     *,
     timeout: float = 60.0,
     setup_timeout: float = 10.0,
+    max_reconnects: int = MAX_RECONNECTS,
 ) -> AsyncIterator[TranscriptionAction]:
-    """Configure the session on ``conn``, stream ``source``, yield every action in order.
+    """Open a connection, configure the session, stream ``source``, yield every action in order.
 
-    Ends when the input has ended and every committed segment is done.
+    Ends when the input has ended and every committed segment is done. When the connection
+    ends before that (a dropped socket, the session's expiry), the segments under way on it
+    are yielded as failed, and, while there is input left, a new connection takes the rest
+    (at most ``max_reconnects`` times in a row without a transcript in between).
 
     Raises:
         ServerRejected: The server refused the session configuration.
         SessionError: A wait ran out (see :func:`transcribe`).
+        ConnectionFailed: No connection, or one ended too many times in a row.
     """
+    audio = _Input(source)
+    failures = 0
+    while True:
+        conn = await open_connection()
+        transcriber = Transcriber(options)
+        try:
+            async for action in _session(conn, transcriber, audio, timeout=timeout, setup_timeout=setup_timeout):
+                if isinstance(action, Transcript) and action.ok:
+                    failures = 0
+                yield action
+            return
+        except ConnectionClosed as exc:
+            if isinstance(exc, FrameTooLarge):
+                raise
+            lost = transcriber.abandon(f"the connection ended before its transcript arrived ({exc})")
+            for action in lost:
+                yield action
+            failures += 1
+            if audio.ended or failures > max_reconnects:
+                if audio.ended:
+                    return
+                raise
+            log.warning("%s; reconnecting (segments under way: %d lost)", exc, len(lost))
+        finally:
+            await conn.close(timeout=2.0)
+
+
+class _Input:
+    """The audio source across connections: iterated by each connection's sender in turn."""
+
+    def __init__(self, source: AudioSource) -> None:
+        self.source = source
+        self.ended = False
+
+
+async def _session(
+    conn: RealtimeConnection, transcriber: Transcriber, audio: _Input, *, timeout: float, setup_timeout: float,
+) -> AsyncIterator[TranscriptionAction]:
+    """One connection: configure, stream what is left of the input, read until finished."""
     await conn.send(transcriber.setup())
     loop = asyncio.get_running_loop()
     deadline = loop.time() + setup_timeout
@@ -210,7 +253,7 @@ async def transcription_stream(
                                f" (session.updated) within {setup_timeout:g} s") from None
         for action in _checked(transcriber.receive(event)):
             yield action
-    sender = asyncio.ensure_future(_send_audio(conn, transcriber, source))
+    sender = asyncio.ensure_future(_send_audio(conn, transcriber, audio))
     receiving: asyncio.Future[dict[str, Any]] | None = None
     end: float | None = None
     try:
@@ -247,10 +290,14 @@ def _checked(actions: list[TranscriptionAction]) -> list[TranscriptionAction]:
     return actions
 
 
-async def _send_audio(conn: RealtimeConnection, transcriber: Transcriber, source: AudioSource) -> None:
-    """Append every chunk of ``source``, then what :meth:`Transcriber.finish` says."""
-    async with source:
-        async for chunk in source:
+async def _send_audio(conn: RealtimeConnection, transcriber: Transcriber, audio: _Input) -> None:
+    """Append the rest of the input, then what :meth:`Transcriber.finish` says.
+
+    Not ``async with`` the source: a connection that ends leaves it open for the next one.
+    """
+    if not audio.ended:
+        async for chunk in audio.source:
             await conn.send(transcriber.append(base64.b64encode(chunk).decode("ascii")))
+        audio.ended = True
     for event in transcriber.finish():
         await conn.send(event)

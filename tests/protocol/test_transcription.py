@@ -351,6 +351,15 @@ def test_a_refused_barrier_still_ends_the_input() -> None:
     assert t.finished
 
 
+def test_when_the_connection_ends_everything_held_comes_out_in_order() -> None:
+    t = configured()
+    feed(t, committed("item_a"), committed("item_b", "item_a"), completed("item_b", "B."), delta("item_a", "Hal"))
+    actions = t.abandon("the connection ended")
+    assert actions == [Transcript("item_a", "Hal", error="the connection ended"),
+                       Transcript("item_b", "B.", usage={"type": "duration", "seconds": 1.5})]
+    assert t.pending == 0 and t.abandon("again") == []
+
+
 def test_held_segments_are_bounded() -> None:
     t = configured()
     feed(t, committed("item_stuck"))

@@ -409,6 +409,15 @@ class Transcriber:
         """After :meth:`finish`: the server acted on all the input and every item is done."""
         return self._finishing == "drain" and not self._order
 
+    def abandon(self, reason: str) -> list[TranscriptionAction]:
+        """The connection ended: every item still held, in order, the unfinished ones as
+        failed with ``reason``. Use a new transcriber for the next connection."""
+        for item_id in self._order:
+            item = self._items[item_id]
+            if item.done is None:
+                item.done = Transcript(item.id, item.text, tuple(item.segments), error=reason)
+        return self._release()
+
     # -- what arrives ---------------------------------------------------------------------
 
     def receive(self, event: dict[str, Any]) -> list[TranscriptionAction]:
