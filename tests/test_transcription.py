@@ -24,7 +24,13 @@ import numpy as np
 import pytest
 from realtalk.audio import write_wav
 from realtalk.emulator.conformance import client_event_problems, server_event_problems
-from realtalk.exceptions import AuthenticationFailed, ConfigError, ConnectionFailed, ServerRejected, SessionError
+from realtalk.exceptions import (
+    AuthenticationFailed,
+    ConfigError,
+    ConnectionFailed,
+    ServerRejected,
+    SessionError,
+)
 from realtalk.protocol.transcription import Transcript, TranscriptDelta, TranscriptionOptions
 from realtalk.transcription import transcribe, transcription_profile
 from websockets.asyncio.server import ServerConnection, serve
