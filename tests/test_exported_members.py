@@ -60,6 +60,7 @@ EXPORTED = [
     "SessionEvent",
     "SessionInfo",
     "SessionWarning",
+    "SpeakerSegment",
     "Tool",
     "ToolCallRecord",
     "ToolContext",
@@ -68,6 +69,9 @@ EXPORTED = [
     "ToolRegistry",
     "ToolStarted",
     "ToolUse",
+    "Transcript",
+    "TranscriptDelta",
+    "TranscriptionOptions",
     "TurnDone",
     "TurnResult",
     "UserText",
@@ -81,6 +85,7 @@ EXPORTED = [
     "run_agent",
     "session_event",
     "tool",
+    "transcribe",
     "validate_arguments",
 ]
 
@@ -88,6 +93,7 @@ EXPORTED = [
 NOT_EXPORTED = {
     "realtalk.audio.playback.OutputSink",  # Session(output=...): realtalk.audio
     "realtalk.audio.bridge.AudioOutput",  # Session(output=...): realtalk.audio
+    "realtalk.audio.capture.AudioSource",  # transcribe(source=...): realtalk.audio
 }
 
 

@@ -4,6 +4,7 @@ Agents are YAML files (:func:`load_agents`), tools come from plugins
 (:func:`load_plugins`, implementing hooks with :data:`hookimpl`), and a :class:`Session`
 runs a conversation (:func:`open_session`, :func:`run_agent`), publishing what happens
 as :data:`SessionEvent` values (:class:`ToolFinished`, :class:`TurnDone`...).
+:func:`transcribe` turns speech into text with no agent (:class:`Transcript` values).
 
 Every type a public signature needs is exported here; ``tests/test_exported_members.py``
 pins the list. The audio sinks and sources (:mod:`realtalk.audio`, e.g. the
@@ -48,6 +49,12 @@ if TYPE_CHECKING:
         load_plugins,
     )
     from .profiles import ConnectionProfile
+    from .protocol.transcription import (
+        SpeakerSegment,
+        Transcript,
+        TranscriptDelta,
+        TranscriptionOptions,
+    )
     from .recorder import Recorder
     from .results import (
         ApprovalRequest,
@@ -74,6 +81,7 @@ if TYPE_CHECKING:
     from .runner import open_session, run_agent
     from .session import Session
     from .tools import ArgumentCheck, Tool, ToolContext, ToolRegistry, validate_arguments
+    from .transcription import transcribe
     from .typedtools import tool
 del TYPE_CHECKING
 
@@ -105,6 +113,9 @@ _LAZY = {
     **dict.fromkeys(["ArgumentCheck", "Tool", "ToolContext", "ToolRegistry", "validate_arguments"],
                     "realtalk.tools"),
     "tool": "realtalk.typedtools",
+    **dict.fromkeys(["SpeakerSegment", "Transcript", "TranscriptDelta", "TranscriptionOptions"],
+                    "realtalk.protocol.transcription"),
+    "transcribe": "realtalk.transcription",
 }
 
 
@@ -159,6 +170,7 @@ __all__ = [
     "SessionEvent",
     "SessionInfo",
     "SessionWarning",
+    "SpeakerSegment",
     "Tool",
     "ToolCallRecord",
     "ToolContext",
@@ -167,6 +179,9 @@ __all__ = [
     "ToolRegistry",
     "ToolStarted",
     "ToolUse",
+    "Transcript",
+    "TranscriptDelta",
+    "TranscriptionOptions",
     "TurnDone",
     "TurnResult",
     "UserText",
@@ -180,5 +195,6 @@ __all__ = [
     "run_agent",
     "session_event",
     "tool",
+    "transcribe",
     "validate_arguments",
 ]

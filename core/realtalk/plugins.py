@@ -263,7 +263,7 @@ class PluginCommand:
 
 
 BUILTIN_COMMANDS = frozenset({"check", "plugins", "tools", "run", "devices", "emulator", "new", "install",
-                              "uninstall", "serve"})
+                              "uninstall", "serve", "transcribe"})
 """The ``realtalk`` subcommands of core, which no plugin may take
 (``tests/test_hooks.py`` keeps it equal to the parser's)."""
 _COMMAND_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")

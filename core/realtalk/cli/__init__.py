@@ -2,6 +2,7 @@
 the module that carries it out, imported only when that command runs, so ``realtalk
 --version`` loads no runtime:
 
+- ``transcribe.py``: ``realtalk transcribe`` (speech to text, no agent);
 - ``run.py``: ``realtalk run``, the mode and the run; ``interactive.py`` (chat prompt,
   voice loop, approval prompt) and ``console.py`` (what a person sees) serve it;
 - ``check.py``: ``realtalk check``, ``plugins`` and ``tools``;
@@ -138,6 +139,7 @@ def _parser(*, commands: Collection[str] | None = None,
     plugins = sub.add_parser("plugins", help="list installed plugins and their tools")
     tools = sub.add_parser("tools", help="list installed tools with schema and origin")
     run = sub.add_parser("run", help="run an agent: voice, text, or WAV files")
+    transcribe = sub.add_parser("transcribe", help="speech to text from the microphone or a WAV file (no agent)")
     devices = sub.add_parser("devices", help="list audio input and output devices")
     emulator = sub.add_parser("emulator", help="serve a local Realtime API emulator")
     serve = sub.add_parser("serve", help="serve agents to browsers and phones (the serve extra)")
@@ -166,6 +168,10 @@ def _parser(*, commands: Collection[str] | None = None,
         tools.add_argument("--json", action="store_true", help="print JSON")
     if "run" in wanted:
         _add_run_arguments(run)
+    if "transcribe" in wanted:
+        from .transcribe import add_arguments as add_transcribe_arguments
+
+        add_transcribe_arguments(transcribe)
     if "devices" in wanted:
         devices.add_argument("--json", action="store_true", help="print JSON")
     if "emulator" in wanted:
@@ -485,6 +491,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(run_command(args))
 
 
+def _cmd_transcribe(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .transcribe import transcribe_command
+
+    return asyncio.run(transcribe_command(args))
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .serve import serve_command
 
@@ -511,6 +525,7 @@ def _cmd_uninstall(args: argparse.Namespace) -> int:
 
 _COMMANDS = {
     "run": _cmd_run,
+    "transcribe": _cmd_transcribe,
     "devices": _cmd_devices,
     "check": _cmd_check,
     "plugins": _cmd_plugins,
