@@ -39,7 +39,7 @@ from typing import Any
 
 from ..agents import AgentGraph, AgentSpec, greeting_response
 from ..exceptions import ConnectionFailed, RealtalkError, SessionError
-from ..results import ToolCallRecord, TurnResult
+from ..results import OutOfBandResult, ToolCallRecord, TurnResult
 from ..tools import Tool, ToolOutcome, ToolRegistry, error_output
 from .arbiter import ALREADY_ACTIVE, ResponseArbiter
 from .conversation import Conversation
@@ -167,6 +167,19 @@ class _Call:
 
 
 @dataclass
+class _OutOfBand:
+    """An out-of-band request waiting for its response to end."""
+
+    play: bool  # its audio goes to the speaker (a still-working line), else it is dropped
+    parts: list[str] = field(default_factory=list)  # text or transcript deltas
+    response_id: str | None = None
+
+
+MAX_OOB_KEPT = 16
+"""Finished out-of-band results kept until collected (the oldest go first past it)."""
+
+
+@dataclass
 class _Turn:
     """The turn in progress."""
 
@@ -243,6 +256,9 @@ class ClientProtocol:
         self._streak = 0
         self._oversized = 0
         self._clock_warned = False
+        # Out-of-band responses: running, and finished but not collected (bounded).
+        self._oob: dict[str, _OutOfBand] = {}
+        self.oob_finished: collections.OrderedDict[str, OutOfBandResult] = collections.OrderedDict()
 
     # -- queries --------------------------------------------------------------------------
 
@@ -278,6 +294,8 @@ class ClientProtocol:
         """A new socket: fresh conversation and arbiter; what the old one owed is carried."""
         old = self.arbiter
         self._carried = self._carried or bool(old.wants_response or old.in_flight)
+        for owner in list(self._oob):  # their answers went down with the old socket
+            self._finish_oob(owner, "failed", error="the connection was replaced before it answered")
         self.conversation = Conversation()
         self.arbiter = ResponseArbiter(ids=self.ids)
         self._response_scope.clear()
@@ -399,6 +417,16 @@ class ClientProtocol:
         out = self._send(item_create(user_text_item(text, id=item_id)))
         return out + self.request("user text", item_id=item_id)
 
+    def user_message(self, content: list[dict[str, Any]], *, respond: bool) -> list[Action]:
+        """A user message of several parts (an image and its question); ``respond`` asks
+        for a response to it, as :meth:`user_text` does."""
+        item_id = new_item_id()
+        out = self._send(item_create({"id": item_id, "type": "message", "role": "user", "content": content}))
+        if not respond:
+            return out
+        self.begin_turn()
+        return out + self.request("user message", item_id=item_id)
+
     def request(self, reason: str, body: dict[str, Any] | None = None, *,
                 item_id: str | None = None) -> list[Action]:
         """Ask for a response; the arbiter decides when (now, or once allowed).
@@ -441,6 +469,110 @@ class ClientProtocol:
         if self._turn is None:
             self._turn = _Turn()
         self._turn.started = time.perf_counter()
+
+    # -- barge-in from the application (push-to-talk, an API call) ---------------------
+
+    def cancel_response(self) -> list[Action]:
+        """Stop the assistant now, as a barge-in does, but asked for by the application.
+
+        Returns ``response.cancel`` for the in-conversation response if one is active
+        (an out-of-band one is left alone), :class:`CancelCalls` for cancellable calls
+        that run, then :class:`Interrupt`: the caller stops playback and reports what was
+        heard with :meth:`interrupted` (truncation). After the response ended (audio
+        arrives faster than it plays) only the client-side truncation applies.
+        """
+        out: list[Action] = []
+        rid = self.arbiter.active_response_id
+        if rid is not None and self.live:
+            out.append(Send(self.ids.stamp({"type": "response.cancel", "response_id": rid})))
+        cancel = tuple(cid for cid, call in self._calls.items() if call.cancellable)
+        if cancel:
+            out.append(CancelCalls(cancel))
+        return [*out, Interrupt()]
+
+    def clear_input_audio(self) -> list[Action]:
+        """Drop the input audio sent since the last commit (``input_audio_buffer.clear``).
+
+        Nothing is sent while no connection is live (its buffer is gone anyway).
+        """
+        self._uncommitted_ms = 0.0
+        return self._send({"type": "input_audio_buffer.clear"}, record=False)
+
+    # -- out-of-band responses ---------------------------------------------------------
+
+    def out_of_band(self, body: dict[str, Any], *, play: bool = False) -> tuple[str, list[Action]]:
+        """A response outside the conversation (``conversation: "none"``), sent at once.
+
+        Args:
+            body: The ``response.create`` body (``instructions``, ``input``,
+                ``output_modalities``, ``metadata``...).
+            play: Play its audio (a still-working line); otherwise audio is dropped.
+
+        Returns:
+            The request's id (its result appears in :attr:`oob_finished` under it) and
+            the actions to carry out.
+
+        Raises:
+            SessionError: No connection is live, or too many are running already.
+        """
+        if not self.live:
+            raise SessionError("cannot send an out-of-band response: the session is not connected")
+        try:
+            events = self.arbiter.out_of_band(body)
+        except ValueError as exc:
+            raise SessionError(str(exc)) from None
+        owner = events[0]["event_id"]
+        self._oob[owner] = _OutOfBand(play=play)
+        return owner, [Send(self.ids.stamp(e)) for e in events]
+
+    def out_of_band_timeout(self, owner: str) -> list[Action]:
+        """Give up on an out-of-band request: cancel its response if it started."""
+        state = self._oob.pop(owner, None)
+        self.arbiter.forget_out_of_band(owner)
+        if state is None or state.response_id is None or not self.live:
+            return []
+        return [Send(self.ids.stamp({"type": "response.cancel", "response_id": state.response_id}))]
+
+    def _out_of_band_event(self, owner: str, raw: dict[str, Any]) -> list[Action]:
+        """One event of an out-of-band response: never seen by the conversation or turns."""
+        checked, problems = check_server_event(raw)
+        out: list[Action] = [Emit("warning", {"message": p}, log=True) for p in problems]
+        for event in normalize_server_event(checked) if checked is not None else []:
+            self.arbiter.on_out_of_band_event(owner, event)
+            state = self._oob.get(owner)
+            if state is None:
+                continue
+            etype = event.get("type")
+            if etype == "response.created":
+                state.response_id = event["response"].get("id")
+            elif etype in ("response.output_text.delta", "response.output_audio_transcript.delta"):
+                state.parts.append(str(event.get("delta") or ""))
+            elif etype == "response.output_audio.delta" and state.play:
+                out.append(Play(str(event.get("item_id", "")), str(event.get("delta", ""))))
+            elif etype == "response.output_audio.done" and state.play:
+                out.append(AudioDone(str(event.get("item_id", ""))))
+            elif etype == "response.done":
+                resp = event.get("response", {})
+                self._finish_oob(owner, str(resp.get("status") or "completed"), response=resp,
+                                 error=_status_reason(resp))
+            elif etype == "error":
+                self._finish_oob(owner, "failed", error=error_summary(event))
+                out.append(Emit("error", {"message": (
+                    f"the out-of-band response was refused: {error_summary(event)}"),
+                    "code": event.get("error", {}).get("code"), "fatal": False}, log=True))
+        return out
+
+    def _finish_oob(self, owner: str, status: str, *, response: dict[str, Any] | None = None,
+                    error: str | None = None) -> None:
+        state = self._oob.pop(owner, None)
+        if state is None:
+            return
+        text = _response_text(response) if response else ""
+        self.oob_finished[owner] = OutOfBandResult(
+            text=text or "".join(state.parts), status=status, response_id=state.response_id,
+            metadata=dict((response or {}).get("metadata") or {}), error=error)
+        while len(self.oob_finished) > MAX_OOB_KEPT:
+            self.oob_finished.popitem(last=False)
 
     # -- tools ----------------------------------------------------------------------------
 
@@ -511,15 +643,30 @@ class ClientProtocol:
     # -- barge-in -------------------------------------------------------------------------
 
     def interrupted(self, item_id: str | None, played_ms: int, dropped_ms: int,
-                    latency_ms: float) -> list[Action]:
-        """Playback stopped at barge-in: truncate to what was heard, end the turn."""
+                    latency_ms: float, heard: dict[str, int] | None = None) -> list[Action]:
+        """Playback stopped at barge-in: truncate to what was heard, end the turn.
+
+        Args:
+            item_id: The assistant item whose audio was fed last (None: nothing played).
+            played_ms: Milliseconds of it played.
+            dropped_ms: Queued milliseconds that were never played.
+            latency_ms: From the event that caused the barge-in to playback stopped.
+            heard: Milliseconds played of every assistant message of that response
+                (:meth:`Conversation.response_audio_items`), for a response of several
+                messages (a preamble, then the answer): the one actually playing is
+                truncated where it stopped, later ones never heard are deleted.
+        """
         out: list[Action] = []
         if item_id is not None:
-            events = self.conversation.interrupt(item_id, played_ms)
+            plays = dict(heard or {})
+            plays[item_id] = played_ms
+            events = self.conversation.interrupt_items(plays)
             for event in events:
                 out += self._send(event, record=False)
+            # Name the item the user was hearing: the last one partly played.
+            playing = next((iid for iid in reversed(list(plays)) if plays[iid] > 0), item_id)
             out.append(Emit("interrupted", {
-                "item_id": item_id, "played_ms": played_ms, "dropped_ms": dropped_ms,
+                "item_id": playing, "played_ms": plays[playing], "dropped_ms": dropped_ms,
                 "action": events[0]["type"] if events else "none", "latency_ms": latency_ms}))
         return out + self._finish_turn(interrupted=True)  # what follows is a new turn
 
@@ -531,6 +678,10 @@ class ClientProtocol:
         Raises:
             SessionError: The server refused or did not apply our ``session.update``.
         """
+        if self._oob:
+            owner = self.arbiter.out_of_band_owner(raw)
+            if owner is not None:
+                return self._out_of_band_event(owner, raw)
         fast = _DELTAS.get(raw.get("type"))  # type: ignore[arg-type]
         if fast is not None and delta_ok(raw):
             # Thousands per response: deltas change neither the arbiter nor idleness, so
@@ -601,6 +752,15 @@ class ClientProtocol:
 
     def _on_user_transcript(self, event: dict[str, Any]) -> list[Action]:
         return [Emit("user.transcript", {"text": event.get("transcript", "")})]
+
+    def _on_input_timeout(self, event: dict[str, Any]) -> list[Action]:
+        # The server committed the idle buffer and (with create_response) answers it: a
+        # turn like any other, timed from here.
+        self.begin_turn()
+        return [Emit("input.timeout", {
+            "item_id": str(event.get("item_id") or ""),
+            "audio_start_ms": int(event.get("audio_start_ms") or 0),
+            "audio_end_ms": int(event.get("audio_end_ms") or 0)})]
 
     def _on_transcription_failed(self, event: dict[str, Any]) -> list[Action]:
         error = event.get("error")
@@ -797,6 +957,20 @@ def _status_reason(response: dict[str, Any]) -> str | None:
     return str(reason) if reason else None
 
 
+def _response_text(response: dict[str, Any]) -> str:
+    """The text (or audio transcript) of a finished response's messages, joined."""
+    texts = []
+    for out in response.get("output") or []:
+        if not isinstance(out, dict) or out.get("type") != "message":
+            continue
+        for part in out.get("content") or []:
+            if isinstance(part, dict):
+                said = part.get("text") or part.get("transcript")
+                if isinstance(said, str) and said:
+                    texts.append(said)
+    return "\n".join(texts)
+
+
 def _needs_reply(history: list[dict[str, Any]]) -> bool:
     """True when the seeded conversation ends where the assistant still owes an answer."""
     if not history:
@@ -823,5 +997,6 @@ _HANDLERS: dict[str, Any] = {
     "input_audio_buffer.speech_stopped": ClientProtocol._on_speech_stopped,
     "input_audio_buffer.committed": ClientProtocol._on_buffer_done,
     "input_audio_buffer.cleared": ClientProtocol._on_buffer_done,
+    "input_audio_buffer.timeout_triggered": ClientProtocol._on_input_timeout,
     "error": ClientProtocol._on_error,
 }
