@@ -151,6 +151,7 @@ class ResponseArbiter:
         self.max_out_of_band = MAX_OUT_OF_BAND
         self._oob_requests: set[str] = set()  # out-of-band event ids not finished
         self._oob_responses: dict[str, str] = {}  # their response ids -> event id
+        self._oob_items: dict[str, str] = {}  # their output item ids -> event id
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -180,8 +181,8 @@ class ResponseArbiter:
         return len(self._oob_requests)
 
     def has_out_of_band_responses(self) -> bool:
-        """Whether any out-of-band response is running (its events need routing)."""
-        return bool(self._oob_responses)
+        """Whether events may belong to an out-of-band response (they need routing)."""
+        return bool(self._oob_responses or self._oob_items)
 
     def out_of_band_owner(self, event: dict[str, Any]) -> str | None:
         """The ``event_id`` of the out-of-band request ``event`` belongs to, or None.
@@ -196,7 +197,7 @@ class ResponseArbiter:
             err = event.get("error")
             eid = err.get("event_id") if isinstance(err, dict) else None
             return eid if isinstance(eid, str) and eid in self._oob_requests else None
-        if not self._oob_requests:
+        if not self._oob_requests and not self._oob_items:
             return None
         if etype in ("response.created", "response.done"):
             resp = event.get("response")
@@ -207,6 +208,11 @@ class ResponseArbiter:
                 tag = meta.get(OOB_KEY) if isinstance(meta, dict) else None
                 return tag if isinstance(tag, str) and tag in self._oob_requests else None
             rid = resp.get("id")
+        elif etype in ("conversation.item.added", "conversation.item.done"):
+            # A server that also announces out-of-band output as conversation items.
+            item = event.get("item")
+            iid = item.get("id") if isinstance(item, dict) else None
+            return self._oob_items.get(iid) if isinstance(iid, str) else None
         else:
             rid = event.get("response_id")
         return self._oob_responses.get(rid) if isinstance(rid, str) else None
@@ -222,10 +228,17 @@ class ResponseArbiter:
         if etype == "response.created" and isinstance(resp, dict) and isinstance(resp.get("id"), str):
             self._oob_responses[resp["id"]] = owner
             self._echo = True  # the server echoes metadata
+        elif etype == "response.output_item.added":
+            item = event.get("item")
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                self._oob_items[item["id"]] = owner
         elif etype == "response.done" or etype == "error":
             self._oob_requests.discard(owner)
             for rid in [r for r, o in self._oob_responses.items() if o == owner]:
                 del self._oob_responses[rid]
+            # Its items may still be announced (conversation.item.done): kept, bounded.
+            while len(self._oob_items) > 64:
+                del self._oob_items[next(iter(self._oob_items))]
 
     def forget_out_of_band(self, owner: str) -> None:
         """Stop tracking an out-of-band request (timed out, or its connection is gone)."""
@@ -404,6 +417,7 @@ class ResponseArbiter:
             self._confirmed.clear()
             self._oob_requests.clear()  # their answers went down with the old socket
             self._oob_responses.clear()
+            self._oob_items.clear()
             for rid, status in self._status.items():
                 if status == "in_progress":
                     self._status[rid] = "lost"

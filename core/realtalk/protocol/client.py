@@ -186,6 +186,7 @@ class _Turn:
     result: TurnResult = field(default_factory=TurnResult)
     started: float | None = None  # perf_counter when the user's input ended
     responses: int = 0
+    response_ids: set[str] = field(default_factory=set)  # its text comes from these only
 
 
 # -- the protocol -----------------------------------------------------------------------
@@ -678,7 +679,7 @@ class ClientProtocol:
         Raises:
             SessionError: The server refused or did not apply our ``session.update``.
         """
-        if self._oob:
+        if self._oob or self.arbiter.has_out_of_band_responses():
             owner = self.arbiter.out_of_band_owner(raw)
             if owner is not None:
                 return self._out_of_band_event(owner, raw)
@@ -746,7 +747,11 @@ class ClientProtocol:
     def _on_text_done(self, event: dict[str, Any]) -> list[Action]:
         kind = str(event.get("type"))
         text = event.get("text") if kind.endswith("text.done") else event.get("transcript")
-        if self._turn is not None and text:
+        rid = event.get("response_id")
+        # A response cancelled by the application may end after the user's next turn began:
+        # its last words belong to the turn it was part of, already over.
+        theirs = not isinstance(rid, str) or self._turn is None or rid in self._turn.response_ids
+        if self._turn is not None and text and theirs:
             self._turn.result.text = (self._turn.result.text + "\n" + text).strip()
         return [Emit("assistant.done", {"agent": self.agent.name, "text": text or ""})]
 
@@ -796,6 +801,7 @@ class ClientProtocol:
         rid = event.get("response", {}).get("id")
         if isinstance(rid, str):
             self._response_scope[rid] = self._live_scope
+            self._turn.response_ids.add(rid)
         return []
 
     def _on_response_done(self, event: dict[str, Any]) -> list[Action]:
