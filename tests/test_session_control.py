@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -242,3 +243,71 @@ def test_image_detail_must_be_known(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="image detail 'ultra' is not one of auto, low, high"):
         image_part(tmp_path / "a.png", "ultra")
     assert json.dumps(image_part(tmp_path / "a.png"))  # plain JSON, ready to send
+
+
+# -- still working ----------------------------------------------------------------------------
+
+
+async def test_a_slow_tool_says_it_is_still_working_and_delivers_its_output(tmp_path: Path) -> None:
+    started = threading.Event()
+    release = threading.Event()
+
+    def lookup() -> str:
+        started.set()
+        release.wait(20)  # released once the user was told (bounded)
+        return "found it"
+
+    class Slow:
+        __name__ = "slow-tools"
+
+        @realtalk.hookimpl
+        def register_tools(self, register: realtalk.Registrar) -> None:
+            register("lookup", description="Slow lookup", handler=lookup,
+                     still_working={"after_s": 0.05, "say": "Still checking..."})
+
+    def on_event(event: SessionEvent) -> None:
+        events.append(event)
+        if isinstance(event, realtalk.ToolStillWorking):
+            release.set()
+
+    path = tmp_path / "front.yaml"
+    path.write_text("instructions: Help.\ntools: [lookup]\n")
+    events: list[SessionEvent] = []
+    scenario = {"turns": [{"user": "look", "reply": [{"say": "Let me look."}, {"call": "lookup"},
+                                                      {"say": "Result: {output}"}]}]}
+    async with Emulator(scenario) as emu:
+        async with open_session(path, emulator=emu, text_only=True, extra_plugins=[Slow()],
+                                listeners=[on_event]) as session:
+            turn = await session.ask("look it up")
+        checked(emu)
+    assert started.is_set()
+    [still] = [e for e in events if isinstance(e, realtalk.ToolStillWorking)]
+    assert (still.name, still.say, still.after_s) == ("lookup", "Still checking...", 0.05)
+    kinds = [e.type for e in events]
+    assert kinds.index("tool.started") < kinds.index("tool.still_working") < kinds.index("tool.finished")
+    assert turn.text == "Let me look.\nResult: found it"
+    assert len(emu.client_events("response.create")) == 2  # the still-working line made none
+
+
+def test_still_working_in_a_tools_file_is_checked_with_its_line(tmp_path: Path) -> None:
+    from realtalk.exceptions import ToolDefinitionError
+    from realtalk.tools import load_tool_definitions
+
+    path = tmp_path / "tools.yaml"
+    path.write_text(textwrap.dedent("""
+        tools:
+          - name: here
+            description: Where we are
+            handler: os:getcwd
+            still_working: {after_s: 2, say: Still looking...}
+          - name: there
+            description: Elsewhere
+            handler: os:getcwd
+            still_working: {after_s: -1, say: x}
+    """))
+    with pytest.raises(ToolDefinitionError, match=r"tools.yaml:7: .*still_working.after_s must be a positive"):
+        load_tool_definitions(path, plugin="p")
+    path.write_text(path.read_text().replace("after_s: -1", "after_s: 1"))
+    here, there = load_tool_definitions(path, plugin="p")
+    assert there.still_working is not None and there.still_working.after_s == 1.0
+    assert here.still_working is not None and here.still_working.say == "Still looking..."

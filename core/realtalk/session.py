@@ -60,7 +60,7 @@ from .results import (
     session_event,
 )
 from .toolcalls import execute_call
-from .tools import ToolRegistry
+from .tools import Tool, ToolOutcome, ToolRegistry
 
 if TYPE_CHECKING:
     from .audio.bridge import AudioOutput
@@ -704,7 +704,7 @@ class Session:
                 await self._run(self.protocol.handoff(tool.handoff_to, record.call_id))
                 record.status, record.output = "ok", f"transferred to {tool.handoff_to}"
                 return
-            outcome = await execute_call(record, tool, run.available, self._approve)
+            outcome = await self._execute(record, tool, run.available)
             # The handler's own time: an approval it waited for is not counted.
             await self._run(self.protocol.tool_done(record, outcome, outcome.duration_s))
         except asyncio.CancelledError:
@@ -715,6 +715,23 @@ class Session:
         finally:
             self._calls.pop(record.call_id, None)
             await self._run(self.protocol.call_ended(record.call_id))
+
+    async def _execute(self, record: ToolCallRecord, tool: Tool | None, available: tuple[str, ...]) -> ToolOutcome:
+        """Run the handler; past the tool's ``still_working.after_s``, tell the user."""
+        still = tool.still_working if tool is not None else None
+        if still is None:
+            return await execute_call(record, tool, available, self._approve)
+        work = asyncio.ensure_future(execute_call(record, tool, available, self._approve))
+        try:
+            done, _ = await asyncio.wait({work}, timeout=still.after_s)
+            if not done:
+                await self._run(self.protocol.still_working(record, still))
+            return await work
+        finally:
+            if not work.done():  # this call was cancelled (barge-in, close): so is the handler
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await work
 
     # -- publishing ---------------------------------------------------------------------
 

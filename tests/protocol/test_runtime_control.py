@@ -243,3 +243,77 @@ def test_an_input_timeout_is_shown_and_its_response_is_a_normal_turn() -> None:
     assert proto.arbiter.in_flight is None and not proto.arbiter.wants_response
     assert [t.text for t in proto.finished] == ["Are you still there?"]
     assert proto.finished[0].done_ms is not None  # timed from the timeout, like any turn
+
+
+# -- still working: no dead air during slow tools -------------------------------------------
+
+
+def still_record() -> Any:
+    from realtalk.results import ToolCallRecord
+
+    return ToolCallRecord("call_1", "lookup", "{}", "front")
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ({"say": "hi"}, "after_s must be a positive number"),
+    ({"after_s": 0, "say": "hi"}, "after_s must be a positive number"),
+    ({"after_s": 2}, "exactly one of say"),
+    ({"after_s": 2, "say": "x", "generate": True}, "exactly one of say"),
+    ({"after_s": 2, "say": ""}, "say must be a non-empty string"),
+    ({"after_s": 2, "generate": "yes"}, "generate must be true or false"),
+    ({"after_s": 2, "sya": "x"}, "unknown key 'sya'"),
+    ("soon", "must be a mapping"),
+])
+def test_still_working_options_are_checked(value: Any, message: str) -> None:
+    from realtalk.tools import StillWorking
+
+    with pytest.raises(ValueError, match=message):
+        StillWorking.parse(value)
+
+
+def test_a_fixed_line_in_a_text_session_is_shown_without_any_response() -> None:
+    from realtalk.tools import StillWorking
+
+    proto = live()
+    out = proto.still_working(still_record(), StillWorking(3.0, say="Still checking..."))
+    [shown] = out
+    assert isinstance(shown, Emit) and shown.kind == "tool.still_working"
+    assert shown.data == {"call_id": "call_1", "name": "lookup", "after_s": 3.0, "say": "Still checking..."}
+
+
+def test_a_fixed_line_in_an_audio_session_is_read_out_of_band() -> None:
+    from realtalk.tools import StillWorking
+
+    proto = live()
+    proto.text_only = False
+    proto.agent = AgentSpec(name="front", instructions="Help.", output_modalities=("audio",))
+    [_, send] = proto.still_working(still_record(), StillWorking(3.0, say="Still checking..."))
+    assert isinstance(send, Send)
+    body = send.event["response"]
+    assert body["conversation"] == "none" and body["input"] == [] and body["output_modalities"] == ["audio"]
+    assert body["instructions"].endswith("Still checking...")
+    assert proto.arbiter.active_response_id is None  # the one-response rule is untouched
+
+
+def test_a_generated_line_is_shown_when_its_response_ends() -> None:
+    from realtalk.tools import StillWorking
+
+    proto = live()
+    [_, send] = proto.still_working(still_record(), StillWorking(3.0, generate=True))
+    assert isinstance(send, Send) and "input" not in send.event["response"]  # sees the conversation
+    meta = send.event["response"]["metadata"]
+    out = feed(proto, created("resp_sw", meta), *text_message("resp_sw", "i_sw", "One moment."),
+               done("resp_sw", metadata=meta))
+    [said] = [a for a in out if isinstance(a, Emit)]
+    assert said.kind == "assistant.done" and said.data["text"] == "One moment."
+    assert proto.oob_finished == {} and proto.conversation.order == []
+
+
+def test_nothing_is_spoken_while_the_model_talks() -> None:
+    from realtalk.tools import StillWorking
+
+    proto = live()
+    [create] = sends(proto.user_text("hi"))[1:]
+    feed(proto, created("resp_1", {TAG_KEY: create["event_id"]}))
+    out = proto.still_working(still_record(), StillWorking(3.0, generate=True))
+    assert sends(out) == [] and proto.arbiter.out_of_band_running == 0

@@ -40,7 +40,7 @@ from typing import Any
 from ..agents import AgentGraph, AgentSpec, greeting_response
 from ..exceptions import ConnectionFailed, RealtalkError, SessionError
 from ..results import OutOfBandResult, ToolCallRecord, TurnResult
-from ..tools import Tool, ToolOutcome, ToolRegistry, error_output
+from ..tools import StillWorking, Tool, ToolOutcome, ToolRegistry, error_output
 from .arbiter import ALREADY_ACTIVE, ResponseArbiter
 from .conversation import Conversation
 from .events import Dialect, EventIds, error_summary, normalize_server_event
@@ -173,6 +173,8 @@ class _OutOfBand:
     play: bool  # its audio goes to the speaker (a still-working line), else it is dropped
     parts: list[str] = field(default_factory=list)  # text or transcript deltas
     response_id: str | None = None
+    announce: bool = False  # show its text as the agent's words (a generated still-working line)
+    kept: bool = True  # someone collects the result from oob_finished
 
 
 MAX_OOB_KEPT = 16
@@ -501,7 +503,8 @@ class ClientProtocol:
 
     # -- out-of-band responses ---------------------------------------------------------
 
-    def out_of_band(self, body: dict[str, Any], *, play: bool = False) -> tuple[str, list[Action]]:
+    def out_of_band(self, body: dict[str, Any], *, play: bool = False,
+                    _announce: bool = False) -> tuple[str, list[Action]]:
         """A response outside the conversation (``conversation: "none"``), sent at once.
 
         Args:
@@ -523,7 +526,7 @@ class ClientProtocol:
         except ValueError as exc:
             raise SessionError(str(exc)) from None
         owner = events[0]["event_id"]
-        self._oob[owner] = _OutOfBand(play=play)
+        self._oob[owner] = _OutOfBand(play=play, announce=_announce, kept=not _announce)
         return owner, [Send(self.ids.stamp(e)) for e in events]
 
     def out_of_band_timeout(self, owner: str) -> list[Action]:
@@ -554,8 +557,8 @@ class ClientProtocol:
                 out.append(AudioDone(str(event.get("item_id", ""))))
             elif etype == "response.done":
                 resp = event.get("response", {})
-                self._finish_oob(owner, str(resp.get("status") or "completed"), response=resp,
-                                 error=_status_reason(resp))
+                out += self._finish_oob(owner, str(resp.get("status") or "completed"), response=resp,
+                                        error=_status_reason(resp))
             elif etype == "error":
                 self._finish_oob(owner, "failed", error=error_summary(event))
                 out.append(Emit("error", {"message": (
@@ -564,18 +567,51 @@ class ClientProtocol:
         return out
 
     def _finish_oob(self, owner: str, status: str, *, response: dict[str, Any] | None = None,
-                    error: str | None = None) -> None:
+                    error: str | None = None) -> list[Action]:
         state = self._oob.pop(owner, None)
         if state is None:
-            return
-        text = _response_text(response) if response else ""
+            return []
+        text = (_response_text(response) if response else "") or "".join(state.parts)
+        if not state.kept:  # a still-working line: shown, not collected
+            said: list[Action] = [Emit("assistant.done", {"agent": self.agent.name, "text": text})]
+            return said if state.announce and text else []
         self.oob_finished[owner] = OutOfBandResult(
-            text=text or "".join(state.parts), status=status, response_id=state.response_id,
+            text=text, status=status, response_id=state.response_id,
             metadata=dict((response or {}).get("metadata") or {}), error=error)
         while len(self.oob_finished) > MAX_OOB_KEPT:
             self.oob_finished.popitem(last=False)
+        return []
 
     # -- tools ----------------------------------------------------------------------------
+
+    def still_working(self, record: ToolCallRecord, still: StillWorking) -> list[Action]:
+        """A call has run ``still.after_s``: tell the user, without a second response.
+
+        The in-conversation response is never touched (its function call still waits for
+        the output, delivered when ready). A fixed line is shown (``tool.still_working``)
+        and, in audio, spoken through an out-of-band response that reads it out; a
+        generated one comes from an out-of-band response that sees the conversation.
+        Nothing is spoken while the model is already talking.
+        """
+        out: list[Action] = [Emit("tool.still_working", {
+            "call_id": record.call_id, "name": record.name, "after_s": still.after_s, "say": still.say})]
+        audio = "audio" in self.agent.output_modalities and not self.text_only
+        if (still.say is not None and not audio) or self.arbiter.active_response_id or not self.live:
+            return out
+        body: dict[str, Any] = {"output_modalities": ["audio" if audio else "text"]}
+        if still.say is not None:
+            body["instructions"] = f"Say exactly this, and nothing else: {still.say}"
+            body["input"] = []  # a fixed line needs no context
+        else:
+            body["instructions"] = (
+                f"The tool {record.name} you called is still running. In one short sentence,"
+                " tell the user you are still working on it. Do not answer their request yet.")
+        body["metadata"] = {"purpose": "still_working", "call_id": record.call_id[:512]}
+        try:
+            _, sends = self.out_of_band(body, play=audio, _announce=still.generate)
+        except SessionError as exc:
+            return [*out, Emit("warning", {"message": f"no still-working line for {record.name}: {exc}"})]
+        return out + sends
 
     def tool_done(self, record: ToolCallRecord, outcome: ToolOutcome, duration_s: float) -> list[Action]:
         """A call finished (any outcome): report it and send its output."""
