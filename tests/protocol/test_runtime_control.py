@@ -317,3 +317,31 @@ def test_nothing_is_spoken_while_the_model_talks() -> None:
     feed(proto, created("resp_1", {TAG_KEY: create["event_id"]}))
     out = proto.still_working(still_record(), StillWorking(3.0, generate=True))
     assert sends(out) == [] and proto.arbiter.out_of_band_running == 0
+
+
+def test_a_timed_out_out_of_band_response_never_passes_for_the_conversations() -> None:
+    proto = live()
+    owner, actions = proto.out_of_band({})
+    meta = sends(actions)[0]["response"]["metadata"]
+    assert sends(proto.out_of_band_timeout(owner)) == []  # not started yet: nothing to cancel
+    assert proto.arbiter.out_of_band_running == 0
+    # Its response starts and ends after all: routed aside, dropped, never active.
+    feed(proto, created("resp_late", meta), *text_message("resp_late", "i_late", "late"))
+    assert proto.arbiter.active_response_id is None and proto.conversation.order == []
+    feed(proto, done("resp_late", metadata=meta))
+    assert owner not in proto.oob_finished and len(proto.finished) == 0
+    later = {"type": "response.output_text.delta", "response_id": "resp_late", "delta": "x"}
+    assert proto.arbiter.out_of_band_owner(later) is None  # done: no longer routed
+    [create] = sends(proto.user_text("hi"))[1:]  # the conversation goes on as if nothing happened
+    assert create["type"] == "response.create"
+
+
+def test_a_started_out_of_band_response_is_cancelled_on_timeout() -> None:
+    proto = live()
+    owner, actions = proto.out_of_band({})
+    meta = sends(actions)[0]["response"]["metadata"]
+    feed(proto, created("resp_oob", meta))
+    [cancel] = sends(proto.out_of_band_timeout(owner))
+    assert cancel == {"type": "response.cancel", "response_id": "resp_oob", "event_id": cancel["event_id"]}
+    feed(proto, done("resp_oob", status="cancelled", metadata=meta))
+    assert proto.arbiter.active_response_id is None and proto.conversation.responses == {}

@@ -197,16 +197,19 @@ class ResponseArbiter:
             err = event.get("error")
             eid = err.get("event_id") if isinstance(err, dict) else None
             return eid if isinstance(eid, str) and eid in self._oob_requests else None
-        if not self._oob_requests and not self._oob_items:
+        if etype == "response.created":
+            # Any response tagged as out-of-band is one, even of a request given up
+            # (timed out): it must never pass for the conversation's response.
+            resp = event.get("response")
+            meta = resp.get("metadata") if isinstance(resp, dict) else None
+            tag = meta.get(OOB_KEY) if isinstance(meta, dict) else None
+            return tag if isinstance(tag, str) else None
+        if not (self._oob_requests or self._oob_responses or self._oob_items):
             return None
-        if etype in ("response.created", "response.done"):
+        if etype == "response.done":
             resp = event.get("response")
             if not isinstance(resp, dict):
                 return None
-            if etype == "response.created":
-                meta = resp.get("metadata")
-                tag = meta.get(OOB_KEY) if isinstance(meta, dict) else None
-                return tag if isinstance(tag, str) and tag in self._oob_requests else None
             rid = resp.get("id")
         elif etype in ("conversation.item.added", "conversation.item.done"):
             # A server that also announces out-of-band output as conversation items.
@@ -241,8 +244,10 @@ class ResponseArbiter:
                 del self._oob_items[next(iter(self._oob_items))]
 
     def forget_out_of_band(self, owner: str) -> None:
-        """Stop tracking an out-of-band request (timed out, or its connection is gone)."""
-        self.on_out_of_band_event(owner, {"type": "error"})
+        """Give up on an out-of-band request (timed out): it no longer counts against
+        ``max_out_of_band``, but events of its response are still routed to ``owner``
+        (to be dropped) until its ``response.done``."""
+        self._oob_requests.discard(owner)
 
     # -- inputs -------------------------------------------------------------------------------
 

@@ -715,7 +715,7 @@ class ClientProtocol:
         Raises:
             SessionError: The server refused or did not apply our ``session.update``.
         """
-        if self._oob or self.arbiter.has_out_of_band_responses():
+        if self._oob or raw.get("type") == "response.created" or self.arbiter.has_out_of_band_responses():
             owner = self.arbiter.out_of_band_owner(raw)
             if owner is not None:
                 return self._out_of_band_event(owner, raw)
