@@ -345,3 +345,17 @@ def test_a_started_out_of_band_response_is_cancelled_on_timeout() -> None:
     assert cancel == {"type": "response.cancel", "response_id": "resp_oob", "event_id": cancel["event_id"]}
     feed(proto, done("resp_oob", status="cancelled", metadata=meta))
     assert proto.arbiter.active_response_id is None and proto.conversation.responses == {}
+
+
+def test_cancel_before_the_response_started_cancels_it_when_it_starts() -> None:
+    proto = live()
+    [create] = sends(proto.user_text("hi"))[1:]
+    assert sends(proto.cancel_response()) == []  # nothing to cancel yet
+    [cancel] = sends(feed(proto, created("resp_1", {TAG_KEY: create["event_id"]})))
+    assert cancel["type"] == "response.cancel" and cancel["response_id"] == "resp_1"
+    feed(proto, done("resp_1", status="cancelled"))
+    # The user's next input wants its answer: it is not cancelled.
+    [create] = sends(proto.user_text("again"))[1:]
+    proto.cancel_response()
+    proto.begin_turn()
+    assert sends(feed(proto, created("resp_2", {TAG_KEY: create["event_id"]}))) == []

@@ -260,6 +260,7 @@ class ClientProtocol:
         self._oversized = 0
         self._clock_warned = False
         # Out-of-band responses: running, and finished but not collected (bounded).
+        self._cancel_next = False  # cancel_response() came while our request was in flight
         self._oob: dict[str, _OutOfBand] = {}
         self.oob_finished: collections.OrderedDict[str, OutOfBandResult] = collections.OrderedDict()
 
@@ -472,6 +473,7 @@ class ClientProtocol:
         if self._turn is None:
             self._turn = _Turn()
         self._turn.started = time.perf_counter()
+        self._cancel_next = False  # the user's new input wants an answer
 
     # -- barge-in from the application (push-to-talk, an API call) ---------------------
 
@@ -482,12 +484,16 @@ class ClientProtocol:
         (an out-of-band one is left alone), :class:`CancelCalls` for cancellable calls
         that run, then :class:`Interrupt`: the caller stops playback and reports what was
         heard with :meth:`interrupted` (truncation). After the response ended (audio
-        arrives faster than it plays) only the client-side truncation applies.
+        arrives faster than it plays) only the client-side truncation applies. A request
+        of ours still in flight is cancelled as soon as its response starts, unless the
+        user's next input comes first.
         """
         out: list[Action] = []
         rid = self.arbiter.active_response_id
         if rid is not None and self.live:
             out.append(Send(self.ids.stamp({"type": "response.cancel", "response_id": rid})))
+        elif self.arbiter.in_flight is not None:
+            self._cancel_next = True  # asked for, not started: cancel it as soon as it starts
         cancel = tuple(cid for cid, call in self._calls.items() if call.cancellable)
         if cancel:
             out.append(CancelCalls(cancel))
@@ -838,6 +844,9 @@ class ClientProtocol:
         if isinstance(rid, str):
             self._response_scope[rid] = self._live_scope
             self._turn.response_ids.add(rid)
+            if self._cancel_next:
+                self._cancel_next = False
+                return [Send(self.ids.stamp({"type": "response.cancel", "response_id": rid}))]
         return []
 
     def _on_response_done(self, event: dict[str, Any]) -> list[Action]:
