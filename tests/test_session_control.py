@@ -311,3 +311,59 @@ def test_still_working_in_a_tools_file_is_checked_with_its_line(tmp_path: Path) 
     here, there = load_tool_definitions(path, plugin="p")
     assert there.still_working is not None and there.still_working.after_s == 1.0
     assert here.still_working is not None and here.still_working.say == "Still looking..."
+
+
+# -- input idle timeouts -----------------------------------------------------------------------
+
+
+async def test_an_input_timeout_is_shown_and_answered_as_a_turn(tmp_path: Path) -> None:
+    """A scripted loopback server plays what the live server does after ``idle_timeout_ms``
+    of silence: timeout_triggered, the committed item, and a response of its own."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(json.dumps({"type": "session.created", "event_id": "ev_0", "session": {
+            "type": "realtime", "audio": {"input": {"turn_detection": {"type": "server_vad"}}}}}))
+        async for message in ws:
+            event = json.loads(message)
+            if event["type"] == "session.update":
+                await ws.send(json.dumps({"type": "session.updated", "event_id": "ev_1",
+                                          "session": event["session"]}))
+            elif event["type"] == "input_audio_buffer.append":
+                user = {"id": "item_u", "type": "message", "role": "user", "status": "completed",
+                        "content": [{"type": "input_audio", "transcript": None}]}
+                reply = {"id": "item_a", "type": "message", "role": "assistant", "status": "completed",
+                         "content": [{"type": "output_text", "text": "Are you still there?"}]}
+                ids = {"response_id": "resp_1", "item_id": "item_a", "output_index": 0, "content_index": 0}
+                for n, out in enumerate([
+                    {"type": "input_audio_buffer.timeout_triggered", "item_id": "item_u",
+                     "audio_start_ms": 0, "audio_end_ms": 6000},
+                    {"type": "input_audio_buffer.committed", "item_id": "item_u", "previous_item_id": None},
+                    {"type": "conversation.item.done", "item": user, "previous_item_id": None},
+                    {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress",
+                                                              "output": []}},
+                    {"type": "response.output_item.added", "response_id": "resp_1", "output_index": 0,
+                     "item": {**reply, "status": "in_progress", "content": []}},
+                    {"type": "response.output_text.delta", **ids, "delta": "Are you still there?"},
+                    {"type": "response.output_text.done", **ids, "text": "Are you still there?"},
+                    {"type": "response.output_item.done", "response_id": "resp_1", "output_index": 0,
+                     "item": reply},
+                    {"type": "response.done", "response": {"id": "resp_1", "status": "completed",
+                                                           "output": [reply]}},
+                ]):
+                    await ws.send(json.dumps({"event_id": f"ev_t{n}", **out}))
+
+    agent = tmp_path / "idle.yaml"
+    agent.write_text("instructions: Help.\n")
+    events: list[SessionEvent] = []
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with open_session(agent, url=f"ws://127.0.0.1:{port}/v1/realtime", text_only=True,
+                                listeners=[events.append]) as session:
+            await session.append_audio(bytes(480))
+            turn = await session.wait_turn(10)
+    [timeout] = [e for e in events if isinstance(e, realtalk.InputTimeout)]
+    assert (timeout.item_id, timeout.audio_end_ms) == ("item_u", 6000)
+    assert turn.text == "Are you still there?" and turn.status == "completed" and turn.done_ms is not None
+    kinds = [e.type for e in events]
+    assert kinds.index("input.timeout") < kinds.index("assistant.done") < kinds.index("turn.done")
