@@ -367,3 +367,72 @@ async def test_an_input_timeout_is_shown_and_answered_as_a_turn(tmp_path: Path) 
     assert turn.text == "Are you still there?" and turn.status == "completed" and turn.done_ms is not None
     kinds = [e.type for e in events]
     assert kinds.index("input.timeout") < kinds.index("assistant.done") < kinds.index("turn.done")
+
+
+async def test_a_side_question_runs_beside_the_conversations_response(tmp_path: Path) -> None:
+    """A scripted loopback server holds the conversation's response open until an
+    out-of-band one has run beside it, as the live server allows."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    received: list[dict[str, Any]] = []
+
+    def text_response(rid: str, iid: str, text: str, metadata: Any) -> list[dict[str, Any]]:
+        item = {"id": iid, "type": "message", "role": "assistant", "status": "completed",
+                "content": [{"type": "output_text", "text": text}]}
+        ids = {"response_id": rid, "item_id": iid, "output_index": 0, "content_index": 0}
+        return [{"type": "response.created", "response": {"id": rid, "status": "in_progress", "output": [],
+                                                          "metadata": metadata}},
+                {"type": "response.output_item.added", "response_id": rid, "output_index": 0,
+                 "item": {**item, "status": "in_progress", "content": []}},
+                {"type": "response.output_text.delta", **ids, "delta": text},
+                {"type": "response.output_text.done", **ids, "text": text},
+                {"type": "response.output_item.done", "response_id": rid, "output_index": 0, "item": item},
+                {"type": "response.done", "response": {"id": rid, "status": "completed", "output": [item],
+                                                       "metadata": metadata}}]
+
+    async def handler(ws: ServerConnection) -> None:
+        held: list[dict[str, Any]] = []
+        await ws.send(json.dumps({"type": "session.created", "event_id": "ev_0", "session": {"type": "realtime"}}))
+        async for message in ws:
+            event = json.loads(message)
+            received.append(event)
+            out: list[dict[str, Any]] = []
+            if event["type"] == "session.update":
+                out = [{"type": "session.updated", "session": event["session"]}]
+            elif event["type"] == "conversation.item.create":
+                out = [{"type": "conversation.item.done", "item": {**event["item"], "status": "completed"},
+                        "previous_item_id": None}]
+            elif event["type"] == "response.create":
+                body = event.get("response", {})
+                if body.get("conversation") == "none":
+                    out = text_response("resp_oob", "item_oob", "positive", body["metadata"])
+                    out += held  # the conversation's response ends after the side question
+                else:
+                    events = text_response("resp_conv", "item_conv", "Hello there.", body.get("metadata"))
+                    out, held = events[:3], events[3:]
+            for n, ev in enumerate(out):
+                await ws.send(json.dumps({"event_id": f"ev_{len(received)}_{n}", **ev}))
+
+    agent = tmp_path / "side.yaml"
+    agent.write_text("instructions: Help.\n")
+    started = asyncio.Event()
+
+    def on_event(event: SessionEvent) -> None:
+        if isinstance(event, realtalk.AssistantDelta):
+            started.set()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with open_session(agent, url=f"ws://127.0.0.1:{port}/v1/realtime", text_only=True,
+                                listeners=[on_event]) as session:
+            await session.send_text("hello")
+            await asyncio.wait_for(started.wait(), 10)
+            assert session.protocol.arbiter.active_response_id == "resp_conv"
+            result = await session.ask_out_of_band("Sentiment?", input=["I love it"])
+            turn = await session.wait_turn(10)
+            order = session.protocol.conversation.order
+    assert result.text == "positive"
+    assert turn.text == "Hello there."
+    assert "item_oob" not in order and "item_conv" in order
+    creates = [e for e in received if e["type"] == "response.create"]
+    assert [c.get("response", {}).get("conversation") for c in creates] == [None, "none"]
