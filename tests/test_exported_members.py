@@ -62,6 +62,7 @@ EXPORTED = [
     "SessionEvent",
     "SessionInfo",
     "SessionWarning",
+    "StillWorking",
     "Tool",
     "ToolCallRecord",
     "ToolContext",

@@ -76,7 +76,14 @@ if TYPE_CHECKING:
     )
     from .runner import open_session, run_agent
     from .session import Session
-    from .tools import ArgumentCheck, Tool, ToolContext, ToolRegistry, validate_arguments
+    from .tools import (
+        ArgumentCheck,
+        StillWorking,
+        Tool,
+        ToolContext,
+        ToolRegistry,
+        validate_arguments,
+    )
     from .typedtools import tool
 del TYPE_CHECKING
 
@@ -106,7 +113,7 @@ _LAZY = {
     "open_session": "realtalk.runner",
     "run_agent": "realtalk.runner",
     "Session": "realtalk.session",
-    **dict.fromkeys(["ArgumentCheck", "Tool", "ToolContext", "ToolRegistry", "validate_arguments"],
+    **dict.fromkeys(["ArgumentCheck", "StillWorking", "Tool", "ToolContext", "ToolRegistry", "validate_arguments"],
                     "realtalk.tools"),
     "tool": "realtalk.typedtools",
 }
@@ -165,6 +172,7 @@ __all__ = [
     "SessionEvent",
     "SessionInfo",
     "SessionWarning",
+    "StillWorking",
     "Tool",
     "ToolCallRecord",
     "ToolContext",

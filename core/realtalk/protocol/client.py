@@ -41,12 +41,25 @@ from ..agents import AgentGraph, AgentSpec, greeting_response
 from ..exceptions import ConnectionFailed, RealtalkError, SessionError
 from ..results import OutOfBandResult, ToolCallRecord, TurnResult
 from ..tools import StillWorking, Tool, ToolOutcome, ToolRegistry, error_output
+from .actions import (
+    Action,
+    AudioDone,
+    CancelCalls,
+    Emit,
+    Interrupt,
+    Play,
+    Reconnect,
+    RunTool,
+    Send,
+    SetAudioFormat,
+)
 from .arbiter import ALREADY_ACTIVE, ResponseArbiter
 from .conversation import Conversation
 from .events import Dialect, EventIds, error_summary, normalize_server_event
+from .outofband import OutOfBandRequests, status_reason, still_working_request
 from .session_config import build_session_update
 from .validate import check_server_event, delta_ok
-from .vocab import error_line, function_call_output_item, item_create, new_item_id, user_text_item
+from .vocab import function_call_output_item, item_create, new_item_id, user_text_item
 
 __all__ = [
     "DELTA_TYPES",
@@ -81,104 +94,12 @@ MAX_OUTBOX = 256
 Scope = tuple[AgentSpec, dict[str, Tool]]
 
 
-# -- actions ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Send:
-    """Send this client event now, on the connection that was live when it was returned."""
-
-    event: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Emit:
-    """Publish a session event (``kind`` and its fields); ``log`` also logs it as a warning."""
-
-    kind: str
-    data: dict[str, Any]
-    log: bool = False
-
-
-@dataclass(frozen=True)
-class RunTool:
-    """Run one call: :meth:`ClientProtocol.tool_done` when it ends (or ``handoff`` for a
-    handoff tool), :meth:`ClientProtocol.tool_cancelled` if it is cancelled, and always
-    :meth:`ClientProtocol.call_ended` last."""
-
-    record: ToolCallRecord
-    tool: Tool | None
-    available: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class CancelCalls:
-    """Cancel these running calls (barge-in); each reports through ``tool_cancelled``."""
-
-    call_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Play:
-    """Play one base64 audio delta of an assistant item."""
-
-    item_id: str
-    delta: str
-
-
-@dataclass(frozen=True)
-class AudioDone:
-    """The item's audio is complete: let the sink play out its tail."""
-
-    item_id: str
-
-
-@dataclass(frozen=True)
-class Interrupt:
-    """Barge-in: stop playback now, then report what was heard with ``interrupted``."""
-
-
-@dataclass(frozen=True)
-class SetAudioFormat:
-    """The wire audio format changes (a handoff to an agent with another format)."""
-
-    audio_format: str
-
-
-@dataclass(frozen=True)
-class Reconnect:
-    """Replace the connection with a new session seeded with ``history`` (voice policy).
-
-    The usual lifecycle follows; :meth:`ClientProtocol.go_live` then asks for what the
-    handoff owes (the greeting), after the call's output that the history carries.
-    """
-
-    reason: str
-    history: list[dict[str, Any]]
-
-
-Action = Send | Emit | RunTool | CancelCalls | Play | AudioDone | Interrupt | SetAudioFormat | Reconnect
 
 
 @dataclass
 class _Call:
     cancellable: bool
     handoff: bool
-
-
-@dataclass
-class _OutOfBand:
-    """An out-of-band request waiting for its response to end."""
-
-    play: bool  # its audio goes to the speaker (a still-working line), else it is dropped
-    parts: list[str] = field(default_factory=list)  # text or transcript deltas
-    response_id: str | None = None
-    announce: bool = False  # show its text as the agent's words (a generated still-working line)
-    kept: bool = True  # someone collects the result from oob_finished
-
-
-MAX_OOB_KEPT = 16
-"""Finished out-of-band results kept until collected (the oldest go first past it)."""
 
 
 @dataclass
@@ -261,8 +182,7 @@ class ClientProtocol:
         self._clock_warned = False
         # Out-of-band responses: running, and finished but not collected (bounded).
         self._cancel_next = False  # cancel_response() came while our request was in flight
-        self._oob: dict[str, _OutOfBand] = {}
-        self.oob_finished: collections.OrderedDict[str, OutOfBandResult] = collections.OrderedDict()
+        self.oob = OutOfBandRequests()
 
     # -- queries --------------------------------------------------------------------------
 
@@ -283,6 +203,11 @@ class ClientProtocol:
         return bool(a.active_response_id or a.in_flight or a.wants_response or self._calls or not self.live)
 
     @property
+    def oob_finished(self) -> collections.OrderedDict[str, OutOfBandResult]:
+        """Finished out-of-band results by request id (see :meth:`out_of_band`)."""
+        return self.oob.finished
+
+    @property
     def idle(self) -> bool:
         """Nothing is going on: a turn boundary (rotation waits for one)."""
         return not self.busy
@@ -298,8 +223,7 @@ class ClientProtocol:
         """A new socket: fresh conversation and arbiter; what the old one owed is carried."""
         old = self.arbiter
         self._carried = self._carried or bool(old.wants_response or old.in_flight)
-        for owner in list(self._oob):  # their answers went down with the old socket
-            self._finish_oob(owner, "failed", error="the connection was replaced before it answered")
+        self.oob.fail_all("the connection was replaced before it answered")  # went down with the socket
         self.conversation = Conversation()
         self.arbiter = ResponseArbiter(ids=self.ids)
         self._response_scope.clear()
@@ -532,16 +456,16 @@ class ClientProtocol:
         except ValueError as exc:
             raise SessionError(str(exc)) from None
         owner = events[0]["event_id"]
-        self._oob[owner] = _OutOfBand(play=play, announce=_announce, kept=not _announce)
+        self.oob.add(owner, play=play, announce=_announce)
         return owner, [Send(self.ids.stamp(e)) for e in events]
 
     def out_of_band_timeout(self, owner: str) -> list[Action]:
         """Give up on an out-of-band request: cancel its response if it started."""
-        state = self._oob.pop(owner, None)
+        response_id = self.oob.give_up(owner)
         self.arbiter.forget_out_of_band(owner)
-        if state is None or state.response_id is None or not self.live:
+        if response_id is None or not self.live:
             return []
-        return [Send(self.ids.stamp({"type": "response.cancel", "response_id": state.response_id}))]
+        return [Send(self.ids.stamp({"type": "response.cancel", "response_id": response_id}))]
 
     def _out_of_band_event(self, owner: str, raw: dict[str, Any]) -> list[Action]:
         """One event of an out-of-band response: never seen by the conversation or turns."""
@@ -549,44 +473,8 @@ class ClientProtocol:
         out: list[Action] = [Emit("warning", {"message": p}, log=True) for p in problems]
         for event in normalize_server_event(checked) if checked is not None else []:
             self.arbiter.on_out_of_band_event(owner, event)
-            state = self._oob.get(owner)
-            if state is None:
-                continue
-            etype = event.get("type")
-            if etype == "response.created":
-                state.response_id = event["response"].get("id")
-            elif etype in ("response.output_text.delta", "response.output_audio_transcript.delta"):
-                state.parts.append(str(event.get("delta") or ""))
-            elif etype == "response.output_audio.delta" and state.play:
-                out.append(Play(str(event.get("item_id", "")), str(event.get("delta", ""))))
-            elif etype == "response.output_audio.done" and state.play:
-                out.append(AudioDone(str(event.get("item_id", ""))))
-            elif etype == "response.done":
-                resp = event.get("response", {})
-                out += self._finish_oob(owner, str(resp.get("status") or "completed"), response=resp,
-                                        error=_status_reason(resp))
-            elif etype == "error":
-                self._finish_oob(owner, "failed", error=error_summary(event))
-                out.append(Emit("error", {"message": (
-                    f"the out-of-band response was refused: {error_summary(event)}"),
-                    "code": event.get("error", {}).get("code"), "fatal": False}, log=True))
+            out += self.oob.on_event(owner, event, self.agent.name)
         return out
-
-    def _finish_oob(self, owner: str, status: str, *, response: dict[str, Any] | None = None,
-                    error: str | None = None) -> list[Action]:
-        state = self._oob.pop(owner, None)
-        if state is None:
-            return []
-        text = (_response_text(response) if response else "") or "".join(state.parts)
-        if not state.kept:  # a still-working line: shown, not collected
-            said: list[Action] = [Emit("assistant.done", {"agent": self.agent.name, "text": text})]
-            return said if state.announce and text else []
-        self.oob_finished[owner] = OutOfBandResult(
-            text=text, status=status, response_id=state.response_id,
-            metadata=dict((response or {}).get("metadata") or {}), error=error)
-        while len(self.oob_finished) > MAX_OOB_KEPT:
-            self.oob_finished.popitem(last=False)
-        return []
 
     # -- tools ----------------------------------------------------------------------------
 
@@ -604,15 +492,7 @@ class ClientProtocol:
         audio = "audio" in self.agent.output_modalities and not self.text_only
         if (still.say is not None and not audio) or self.arbiter.active_response_id or not self.live:
             return out
-        body: dict[str, Any] = {"output_modalities": ["audio" if audio else "text"]}
-        if still.say is not None:
-            body["instructions"] = f"Say exactly this, and nothing else: {still.say}"
-            body["input"] = []  # a fixed line needs no context
-        else:
-            body["instructions"] = (
-                f"The tool {record.name} you called is still running. In one short sentence,"
-                " tell the user you are still working on it. Do not answer their request yet.")
-        body["metadata"] = {"purpose": "still_working", "call_id": record.call_id[:512]}
+        body = still_working_request(record.name, record.call_id, still, audio=audio)
         try:
             _, sends = self.out_of_band(body, play=audio, _announce=still.generate)
         except SessionError as exc:
@@ -721,7 +601,7 @@ class ClientProtocol:
         Raises:
             SessionError: The server refused or did not apply our ``session.update``.
         """
-        if self._oob or raw.get("type") == "response.created" or self.arbiter.has_out_of_band_responses():
+        if self.oob.running or raw.get("type") == "response.created" or self.arbiter.has_out_of_band_responses():
             owner = self.arbiter.out_of_band_owner(raw)
             if owner is not None:
                 return self._out_of_band_event(owner, raw)
@@ -859,7 +739,7 @@ class ClientProtocol:
         if status == "completed":
             self._streak = 0  # progress: a run of failed reconnects is over
             return []
-        reason = _status_reason(response)
+        reason = status_reason(response)
         if self._turn is not None:
             self._turn.result.note_status(str(status), reason)
         if status in ("failed", "incomplete"):
@@ -995,31 +875,6 @@ _DELTAS = {
 }
 DELTA_TYPES = frozenset(_DELTAS)
 """Server events that only stream content: they change no turn, arbiter or idle state."""
-
-
-def _status_reason(response: dict[str, Any]) -> str | None:
-    """``server_error: The server had an error`` / ``max_output_tokens`` from ``status_details``."""
-    details = response.get("status_details")
-    if not isinstance(details, dict):
-        return None
-    if isinstance(details.get("error"), dict):
-        return error_line(details["error"])
-    reason = details.get("reason")
-    return str(reason) if reason else None
-
-
-def _response_text(response: dict[str, Any]) -> str:
-    """The text (or audio transcript) of a finished response's messages, joined."""
-    texts = []
-    for out in response.get("output") or []:
-        if not isinstance(out, dict) or out.get("type") != "message":
-            continue
-        for part in out.get("content") or []:
-            if isinstance(part, dict):
-                said = part.get("text") or part.get("transcript")
-                if isinstance(said, str) and said:
-                    texts.append(said)
-    return "\n".join(texts)
 
 
 def _needs_reply(history: list[dict[str, Any]]) -> bool:
