@@ -192,6 +192,10 @@ async def test_a_side_question_with_a_bad_input_is_a_clear_error(agent: Path) ->
                                                text_only=True) as session:
         with pytest.raises(ConfigError, match="out-of-band input must be items"):
             await session.ask_out_of_band("x", input=[42])  # type: ignore[list-item]
+        with pytest.raises(ConfigError, match="at most 15 string keys"):
+            await session.ask_out_of_band("x", metadata={f"k{n}": "v" for n in range(16)})
+        with pytest.raises(ConfigError, match="at most 15 string keys"):
+            await session.ask_out_of_band("x", metadata={"n": 1})  # type: ignore[dict-item]
     assert emu.client_events("response.create") == []
 
 

@@ -324,6 +324,8 @@ class Session:
             TimeoutError: No answer within ``timeout``.
             SessionError: The server refused it, the session is not connected, or 4
                 out-of-band responses are running already.
+            ConfigError: ``input`` holds something else than items and strings, or
+                ``metadata`` is not at most 15 string values.
         """
         self._check_open()
         body: dict[str, Any] = {"output_modalities": list(output_modalities)}
@@ -332,6 +334,9 @@ class Session:
         if input is not None:
             body["input"] = [_input_item(i) for i in input]
         if metadata:
+            if len(metadata) > 15 or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+                raise ConfigError("out-of-band metadata takes at most 15 string keys with string values"
+                                  " (the server allows 16; realtalk uses one to match the answer)")
             body["metadata"] = dict(metadata)
         owner, actions = self.protocol.out_of_band(body)
         await self._run(actions)
