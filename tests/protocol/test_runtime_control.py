@@ -359,3 +359,22 @@ def test_cancel_before_the_response_started_cancels_it_when_it_starts() -> None:
     proto.cancel_response()
     proto.begin_turn()
     assert sends(feed(proto, created("resp_2", {TAG_KEY: create["event_id"]}))) == []
+
+
+def test_a_still_working_line_yields_to_the_answer() -> None:
+    from realtalk.tools import StillWorking
+
+    proto = live()
+    proto.text_only = False
+    proto.agent = AgentSpec(name="front", instructions="Help.", output_modalities=("audio",))
+    [_, send] = proto.still_working(still_record(), StillWorking(3.0, say="Still checking..."))
+    meta = send.event["response"]["metadata"]  # type: ignore[union-attr]
+    audio = base64.b64encode(bytes(480)).decode()
+    delta = {"type": "response.output_audio.delta", "response_id": "resp_sw", "item_id": "i_sw",
+             "output_index": 0, "content_index": 0, "delta": audio}
+    assert [type(a) for a in feed(proto, created("resp_sw", meta), delta)] == [Play]
+    # The tool finished; the model's answer starts while the line still speaks.
+    proto.request("tool output")
+    [cancel] = sends(feed(proto, created("resp_answer", {TAG_KEY: proto.arbiter.in_flight or ""})))
+    assert cancel == {"type": "response.cancel", "response_id": "resp_sw", "event_id": cancel["event_id"]}
+    assert feed(proto, delta) == []  # its last audio is not played over the answer

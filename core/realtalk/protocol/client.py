@@ -724,9 +724,13 @@ class ClientProtocol:
         if isinstance(rid, str):
             self._response_scope[rid] = self._live_scope
             self._turn.response_ids.add(rid)
+            # A still-working line still speaking yields to the answer.
+            out: list[Action] = [Send(self.ids.stamp({"type": "response.cancel", "response_id": spoken}))
+                                 for spoken in self.oob.stop_speaking()]
             if self._cancel_next:
                 self._cancel_next = False
-                return [Send(self.ids.stamp({"type": "response.cancel", "response_id": rid}))]
+                out.append(Send(self.ids.stamp({"type": "response.cancel", "response_id": rid})))
+            return out
         return []
 
     def _on_response_done(self, event: dict[str, Any]) -> list[Action]:

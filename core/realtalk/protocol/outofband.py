@@ -53,6 +53,18 @@ class OutOfBandRequests:
         request = self.running.pop(owner, None)
         return request.response_id if request is not None else None
 
+    def stop_speaking(self) -> list[str]:
+        """The conversation's own response starts: spoken requests fall silent (their audio
+        is no longer played, so two voices never overlap). Returns the ids of their
+        responses already started, for the caller to cancel."""
+        started = []
+        for request in self.running.values():
+            if request.play:
+                request.play = False
+                if request.response_id is not None:
+                    started.append(request.response_id)
+        return started
+
     def fail_all(self, reason: str) -> None:
         """Every running request failed (its connection is gone)."""
         for owner in list(self.running):
