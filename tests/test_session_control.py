@@ -440,3 +440,24 @@ async def test_a_side_question_runs_beside_the_conversations_response(tmp_path: 
     assert "item_oob" not in order and "item_conv" in order
     creates = [e for e in received if e["type"] == "response.create"]
     assert [c.get("response", {}).get("conversation") for c in creates] == [None, "none"]
+
+
+def test_a_typed_tool_takes_still_working() -> None:
+    from realtalk.exceptions import ToolDefinitionError
+    from realtalk.typedtools import typed_tool
+
+    @realtalk.tool(still_working={"after_s": 2, "generate": True})
+    def search(query: str) -> str:
+        """Search the archive."""
+        return query
+
+    built = typed_tool(search, plugin="p")
+    assert built.still_working == realtalk.StillWorking(2.0, None, True)
+
+    @realtalk.tool(still_working={"after_s": 2})
+    def broken(query: str) -> str:
+        """Search again."""
+        return query
+
+    with pytest.raises(ToolDefinitionError, match="tool 'broken': still_working needs exactly one of say"):
+        typed_tool(broken, plugin="p")
