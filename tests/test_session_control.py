@@ -461,3 +461,44 @@ def test_a_typed_tool_takes_still_working() -> None:
 
     with pytest.raises(ToolDefinitionError, match="tool 'broken': still_working needs exactly one of say"):
         typed_tool(broken, plugin="p")
+
+
+async def test_a_slow_tool_with_still_working_is_still_cancelled_by_barge_in(tmp_path: Path) -> None:
+    async def lookup() -> str:
+        await asyncio.Event().wait()  # never ends by itself (bounded by timeout_s)
+        return "never"
+
+    class Slow:
+        __name__ = "slow-async-tools"
+
+        @realtalk.hookimpl
+        def register_tools(self, register: realtalk.Registrar) -> None:
+            register("lookup", description="Slow lookup", handler=lookup, timeout_s=20,
+                     still_working={"after_s": 0.01, "say": "Still checking..."})
+
+    told = asyncio.Event()
+
+    def on_event(event: SessionEvent) -> None:
+        if isinstance(event, realtalk.ToolStillWorking):
+            told.set()
+
+    path = tmp_path / "front.yaml"
+    path.write_text("instructions: Help.\ntools: [lookup]\n")
+    scenario = {"turns": [{"user": "look", "reply": [{"call": "lookup"}, {"say": "Result: {output}"}]}]}
+    async with Emulator(scenario) as emu:
+        async with open_session(path, emulator=emu, text_only=True, extra_plugins=[Slow()],
+                                listeners=[on_event]) as session:
+            await session.send_text("look it up")
+            await asyncio.wait_for(told.wait(), 10)
+            await session.cancel_response()
+            stopped = await session.wait_turn(10)
+            # The call's response had ended before the cancel: its output (cancelled) still
+            # owes the one follow-up, answered in a turn of its own.
+            answer = await session.wait_turn(10)
+        checked(emu)
+    [record] = stopped.tool_calls
+    assert stopped.interrupted and record.status == "cancelled"
+    assert answer.text.startswith("Result: ") and "the user interrupted" in answer.text
+    outputs = [e["item"]["output"] for e in emu.client_events("conversation.item.create")
+               if e["item"]["type"] == "function_call_output"]
+    assert outputs == [record.output] and "the user interrupted" in (record.output or "")
