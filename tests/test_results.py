@@ -41,6 +41,8 @@ WIRE = {
     "turn.done": ["type", "agent", "text", "interrupted", "first_delta_ms", "done_ms", "usage",
                   "status", "status_reason"],
     "interrupted": ["type", "item_id", "played_ms", "dropped_ms", "action", "latency_ms"],
+    "input.timeout": ["type", "item_id", "audio_start_ms", "audio_end_ms"],
+    "tool.still_working": ["type", "call_id", "name", "after_s", "say"],
     "warning": ["type", "message"],
     "error": ["type", "message", "code", "fatal"],
 }

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize("index", [0, 1, 2])
 def test_api_doc_examples_run(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(), flags=re.DOTALL)
+    marked = r"<!-- tested by: tests/test_runner.py::test_api_doc_examples_run -->\n```python\n(.*?)```"
+    blocks = re.findall(marked, (ROOT / "docs" / "api.md").read_text(), flags=re.DOTALL)
     assert len(blocks) == 3
     monkeypatch.chdir(ROOT)
     script = tmp_path / "example.py"

@@ -64,14 +64,17 @@ if TYPE_CHECKING:
         Connected,
         ErrorEvent,
         HandoffDone,
+        InputTimeout,
         Interrupted,
         Listener,
+        OutOfBandResult,
         Reconnected,
         SessionEvent,
         SessionWarning,
         ToolCallRecord,
         ToolFinished,
         ToolStarted,
+        ToolStillWorking,
         TurnDone,
         TurnResult,
         UserText,
@@ -80,7 +83,14 @@ if TYPE_CHECKING:
     )
     from .runner import open_session, run_agent
     from .session import Session
-    from .tools import ArgumentCheck, Tool, ToolContext, ToolRegistry, validate_arguments
+    from .tools import (
+        ArgumentCheck,
+        StillWorking,
+        Tool,
+        ToolContext,
+        ToolRegistry,
+        validate_arguments,
+    )
     from .transcription import transcribe
     from .typedtools import tool
 del TYPE_CHECKING
@@ -103,14 +113,15 @@ _LAZY = {
     "Recorder": "realtalk.recorder",
     **dict.fromkeys([
         "ApprovalRequest", "Approver", "AssistantDelta", "AssistantDone", "Connected", "ErrorEvent",
-        "HandoffDone", "Interrupted", "Listener", "Reconnected", "SessionEvent", "SessionWarning",
-        "ToolCallRecord", "ToolFinished", "ToolStarted", "TurnDone", "TurnResult", "UserText",
+        "HandoffDone", "InputTimeout", "Interrupted", "Listener", "OutOfBandResult", "Reconnected",
+        "SessionEvent", "SessionWarning", "ToolCallRecord", "ToolFinished", "ToolStarted",
+        "ToolStillWorking", "TurnDone", "TurnResult", "UserText",
         "UserTranscript", "session_event",
     ], "realtalk.results"),
     "open_session": "realtalk.runner",
     "run_agent": "realtalk.runner",
     "Session": "realtalk.session",
-    **dict.fromkeys(["ArgumentCheck", "Tool", "ToolContext", "ToolRegistry", "validate_arguments"],
+    **dict.fromkeys(["ArgumentCheck", "StillWorking", "Tool", "ToolContext", "ToolRegistry", "validate_arguments"],
                     "realtalk.tools"),
     "tool": "realtalk.typedtools",
     **dict.fromkeys(["SpeakerSegment", "Transcript", "TranscriptDelta", "TranscriptionOptions"],
@@ -151,8 +162,10 @@ __all__ = [
     "ErrorEvent",
     "Handoff",
     "HandoffDone",
+    "InputTimeout",
     "Interrupted",
     "Listener",
+    "OutOfBandResult",
     "PluginAgent",
     "PluginCommand",
     "PluginError",
@@ -171,6 +184,7 @@ __all__ = [
     "SessionInfo",
     "SessionWarning",
     "SpeakerSegment",
+    "StillWorking",
     "Tool",
     "ToolCallRecord",
     "ToolContext",
@@ -178,6 +192,7 @@ __all__ = [
     "ToolFinished",
     "ToolRegistry",
     "ToolStarted",
+    "ToolStillWorking",
     "ToolUse",
     "Transcript",
     "TranscriptDelta",

@@ -140,6 +140,7 @@ class Registrar:
         requires_approval: bool = False,
         cancellable: bool = True,
         max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+        still_working: Mapping[str, Any] | None = None,
     ) -> None:
         """Register one tool defined in code: a typed function (``register(find_table)``,
         see :func:`realtalk.tool`), or a name with a description, schema and handler.
@@ -155,14 +156,16 @@ class Registrar:
             cancellable: Cancel a running call on barge-in.
             max_output_chars: The longest output sent to the model (default 16,000);
                 a longer one is cut, in a JSON envelope that says so.
+            still_working: ``{"after_s": 3, "say": "Still checking..."}`` or ``{"after_s":
+                3, "generate": True}``: tell the user when a call runs that long.
         """
         try:
             if not isinstance(name, str):
                 from .typedtools import typed_tool
 
                 given = (description, handler, parameters, timeout_s, requires_approval, cancellable,
-                         max_output_chars)
-                if given != (None, None, None, DEFAULT_TIMEOUT_S, False, True, DEFAULT_MAX_OUTPUT_CHARS):
+                         max_output_chars, still_working)
+                if given != (None, None, None, DEFAULT_TIMEOUT_S, False, True, DEFAULT_MAX_OUTPUT_CHARS, None):
                     raise ToolDefinitionError(
                         f"register({getattr(name, '__name__', name)!r}, ...): a typed function takes its"
                         " options from @realtalk.tool(...), not from register()", plugin=self._info.origin.strip())
@@ -178,7 +181,7 @@ class Registrar:
                 name, description, parameters or {"type": "object", "properties": {}}, handler,
                 plugin=self._info.distribution, plugin_version=self._info.version,
                 timeout_s=timeout_s, requires_approval=requires_approval, cancellable=cancellable,
-                max_output_chars=max_output_chars,
+                max_output_chars=max_output_chars, still_working=still_working,
             )
         except PluginError as exc:
             self._problems.append(exc)

@@ -29,14 +29,17 @@ __all__ = [
     "Connected",
     "ErrorEvent",
     "HandoffDone",
+    "InputTimeout",
     "Interrupted",
     "Listener",
+    "OutOfBandResult",
     "Reconnected",
     "SessionEvent",
     "SessionWarning",
     "ToolCallRecord",
     "ToolFinished",
     "ToolStarted",
+    "ToolStillWorking",
     "TurnDone",
     "TurnResult",
     "UserText",
@@ -257,6 +260,41 @@ class Interrupted(_Event):
 
 
 @dataclass(frozen=True)
+class InputTimeout(_Event):
+    """The user stayed silent for the agent's ``idle_timeout_ms``: the server committed
+    the (silent) input and answers it as a turn of its own.
+
+    Attributes:
+        item_id: The user item the server made of the idle input.
+        audio_start_ms: Where the idle input starts in the session's input audio.
+        audio_end_ms: Where it ends.
+    """
+
+    type: ClassVar[str] = "input.timeout"
+    item_id: str
+    audio_start_ms: int
+    audio_end_ms: int
+
+
+@dataclass(frozen=True)
+class ToolStillWorking(_Event):
+    """A tool runs longer than its ``still_working.after_s``: the user is told so.
+
+    Attributes:
+        call_id: The model's ``call_id``.
+        name: The tool's name.
+        after_s: How long it had run.
+        say: The fixed line spoken, or None for a model-generated one.
+    """
+
+    type: ClassVar[str] = "tool.still_working"
+    call_id: str
+    name: str
+    after_s: float
+    say: str | None = None
+
+
+@dataclass(frozen=True)
 class SessionWarning(_Event):
     """Something the person running the session should know; the session carries on.
 
@@ -286,7 +324,8 @@ class ErrorEvent(_Event):
 
 SessionEvent: TypeAlias = (
     Connected | Reconnected | UserText | UserTranscript | AssistantDelta | AssistantDone
-    | ToolStarted | ToolFinished | HandoffDone | TurnDone | Interrupted | SessionWarning | ErrorEvent
+    | ToolStarted | ToolFinished | ToolStillWorking | HandoffDone | TurnDone | Interrupted
+    | InputTimeout | SessionWarning | ErrorEvent
 )
 """Something that happened in a session, for consoles, logs and applications."""
 
@@ -317,6 +356,25 @@ def session_event(kind: str, **data: Any) -> SessionEvent:
 
 
 # --- turns and calls ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutOfBandResult:
+    """What an out-of-band response (``conversation: "none"``) produced.
+
+    Attributes:
+        text: Its text, or the transcript of its audio (messages joined by newlines).
+        status: ``completed``, ``cancelled``, ``incomplete`` or ``failed``.
+        response_id: The server's response id (None if it never started).
+        metadata: The response's metadata as the server echoed it.
+        error: Why it did not complete, when it did not.
+    """
+
+    text: str
+    status: str
+    response_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
 
 
 @dataclass

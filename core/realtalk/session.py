@@ -21,6 +21,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .agents import AgentGraph, AgentSpec
@@ -35,12 +36,14 @@ from .connection import (
 )
 from .exceptions import (
     AuthenticationFailed,
+    ConfigError,
     ConnectionFailed,
     ProtocolError,
     RealtalkError,
     ServerRejected,
     SessionError,
 )
+from .images import image_part
 from .protocol import client as p
 from .protocol import codec
 from .protocol.conversation import Conversation
@@ -50,13 +53,14 @@ from .results import (
     ApprovalRequest,
     Approver,
     Listener,
+    OutOfBandResult,
     SessionEvent,
     ToolCallRecord,
     TurnResult,
     session_event,
 )
 from .toolcalls import execute_call
-from .tools import ToolRegistry
+from .tools import Tool, ToolOutcome, ToolRegistry
 
 if TYPE_CHECKING:
     from .audio.bridge import AudioOutput
@@ -67,6 +71,8 @@ __all__ = ["ApprovalRequest", "Session", "SessionEvent", "ToolCallRecord", "Turn
 log = logging.getLogger(__name__)
 
 SETUP_TIMEOUT_S = 15.0
+OUT_OF_BAND_TIMEOUT_S = 30.0
+"""How long :meth:`Session.ask_out_of_band` waits by default."""
 CLOSE_TIMEOUT_S = 2.0
 """How long closing waits for the server's close frame before dropping the socket."""
 EVENT_BACKLOG = 256
@@ -249,6 +255,101 @@ class Session:
         self._emit("user.text", text=text)
         await self._run(self.protocol.user_text(text))
 
+    async def send_image(self, path: str | Path, *, detail: str = "auto", text: str | None = None,
+                         respond: bool = False) -> None:
+        """Add an image (PNG or JPEG file) to the conversation as a user message.
+
+        Args:
+            path: The image file.
+            detail: ``auto``, ``low`` or ``high``.
+            text: Words to send with it in the same message (a question about it).
+            respond: Ask for a response at once (otherwise the next turn sees it).
+
+        Raises:
+            ConfigError: The file is missing, not PNG/JPEG, or too large (one line).
+        """
+        self._check_open()
+        content = [image_part(path, detail)]
+        if text:
+            content.append({"type": "input_text", "text": text})
+        self._emit("user.text", text=f"[image {Path(path).name}]" + (f" {text}" if text else ""))
+        await self._run(self.protocol.user_message(content, respond=respond))
+
+    async def ask_image(self, path: str | Path, text: str, *, detail: str = "auto",
+                        timeout: float | None = 120.0) -> TurnResult:
+        """Send an image with a question and wait until the turn is over (as :meth:`ask`)."""
+        self.protocol.finished.clear()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        await self.send_image(path, detail=detail, text=text, respond=True)
+        return await self._wait_turn(deadline, timeout)
+
+    async def cancel_response(self) -> None:
+        """Stop the assistant now: cancel the running response (``response.cancel``), stop
+        playback and truncate what was not heard, as a barge-in does.
+
+        Safe at any time: with nothing running it does nothing. After the response ended
+        (its audio still playing) only the playback is cut and the item truncated.
+        """
+        self._check_open()
+        await self._run(self.protocol.cancel_response())
+
+    async def clear_input_audio(self) -> None:
+        """Drop the input audio sent since the last commit (``input_audio_buffer.clear``)."""
+        self._check_open()
+        await self._run(self.protocol.clear_input_audio())
+
+    async def ask_out_of_band(
+        self,
+        instructions: str | None = None,
+        *,
+        input: list[dict[str, Any] | str] | None = None,
+        metadata: dict[str, str] | None = None,
+        output_modalities: tuple[str, ...] | list[str] = ("text",),
+        timeout: float = OUT_OF_BAND_TIMEOUT_S,
+    ) -> OutOfBandResult:
+        """Ask the model a side question whose answer never enters the conversation.
+
+        Sent at once as ``response.create`` with ``conversation: "none"``, even while the
+        agent is answering the user; at most 4 run at a time.
+
+        Args:
+            instructions: What the model should do (classify, summarise...).
+            input: The items it sees instead of the conversation: item dicts, or strings
+                (each a user text message). None: it sees the conversation so far.
+            metadata: Up to 15 string values, echoed in the result.
+            output_modalities: ``("text",)`` or ``("audio",)`` (audio is not played).
+            timeout: Seconds to wait; then the response is cancelled.
+
+        Raises:
+            TimeoutError: No answer within ``timeout``.
+            SessionError: The server refused it, the session is not connected, or 4
+                out-of-band responses are running already.
+            ConfigError: ``input`` holds something else than items and strings, or
+                ``metadata`` is not at most 15 string values.
+        """
+        self._check_open()
+        body: dict[str, Any] = {"output_modalities": list(output_modalities)}
+        if instructions is not None:
+            body["instructions"] = instructions
+        if input is not None:
+            body["input"] = [_input_item(i) for i in input]
+        if metadata:
+            if len(metadata) > 15 or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+                raise ConfigError("out-of-band metadata takes at most 15 string keys with string values"
+                                  " (the server allows 16; realtalk uses one to match the answer)")
+            body["metadata"] = dict(metadata)
+        owner, actions = self.protocol.out_of_band(body)
+        await self._run(actions)
+        done = await self._until(lambda: owner in self.protocol.oob_finished,
+                                 time.monotonic() + timeout)
+        if not done:
+            await self._run(self.protocol.out_of_band_timeout(owner))
+            raise TimeoutError(f"the out-of-band response did not finish within {timeout:g} s")
+        result = self.protocol.oob_finished.pop(owner)
+        if result.status == "failed":
+            raise SessionError(f"the out-of-band response failed: {result.error or 'no reason given'}")
+        return result
+
     async def greet(self, timeout: float | None = 120.0) -> TurnResult | None:
         """Let the active agent speak first, if it has a ``greeting``; wait for it.
 
@@ -420,14 +521,28 @@ class Session:
         elif isinstance(action, p.Interrupt):
             cut = self._audio.interrupt()
             latency = (time.perf_counter() - self._received_at) * 1000
+            heard = self._heard(cut.item_id) if cut else None
             await self._run(self.protocol.interrupted(
-                cut.item_id if cut else None, cut.played_ms if cut else 0, cut.dropped_ms if cut else 0, latency))
+                cut.item_id if cut else None, cut.played_ms if cut else 0, cut.dropped_ms if cut else 0,
+                latency, heard))
         elif isinstance(action, p.SetAudioFormat):
             self._audio.set_format(action.audio_format)
         elif isinstance(action, p.Reconnect):
             if self._reader is not None and self._reader is not asyncio.current_task():
                 self._reader.cancel()
             await self._replace(action.reason, action.history, dropped=False)
+
+    def _heard(self, item_id: str) -> dict[str, int]:
+        """Milliseconds played of each assistant message of ``item_id``'s response.
+
+        Audio arrives faster than it plays: the item fed last may not be the one heard.
+        """
+        output = self._audio.output
+        if output is None:
+            return {}
+        tracker = output.tracker
+        return {iid: min(tracker.played_ms(iid), tracker.received_ms(iid))
+                for iid in self._conversation.response_audio_items(item_id)}
 
     # -- setup and reconnects -----------------------------------------------------------
 
@@ -594,7 +709,7 @@ class Session:
                 await self._run(self.protocol.handoff(tool.handoff_to, record.call_id))
                 record.status, record.output = "ok", f"transferred to {tool.handoff_to}"
                 return
-            outcome = await execute_call(record, tool, run.available, self._approve)
+            outcome = await self._execute(record, tool, run.available)
             # The handler's own time: an approval it waited for is not counted.
             await self._run(self.protocol.tool_done(record, outcome, outcome.duration_s))
         except asyncio.CancelledError:
@@ -605,6 +720,23 @@ class Session:
         finally:
             self._calls.pop(record.call_id, None)
             await self._run(self.protocol.call_ended(record.call_id))
+
+    async def _execute(self, record: ToolCallRecord, tool: Tool | None, available: tuple[str, ...]) -> ToolOutcome:
+        """Run the handler; past the tool's ``still_working.after_s``, tell the user."""
+        still = tool.still_working if tool is not None else None
+        if still is None:
+            return await execute_call(record, tool, available, self._approve)
+        work = asyncio.ensure_future(execute_call(record, tool, available, self._approve))
+        try:
+            done, _ = await asyncio.wait({work}, timeout=still.after_s)
+            if not done:
+                await self._run(self.protocol.still_working(record, still))
+            return await work
+        finally:
+            if not work.done():  # this call was cancelled (barge-in, close): so is the handler
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await work
 
     # -- publishing ---------------------------------------------------------------------
 
@@ -633,3 +765,12 @@ class Session:
             except Exception as exc:  # a broken listener must not break the session
                 log.warning("session listener %r failed on %s: %s: %s", listener, kind, type(exc).__name__, exc)
                 log.debug("listener traceback", exc_info=exc)
+
+
+def _input_item(value: dict[str, Any] | str) -> dict[str, Any]:
+    """An out-of-band ``input`` entry: an item as given, or a string as a user message."""
+    if isinstance(value, str):
+        return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": value}]}
+    if not isinstance(value, dict):
+        raise ConfigError(f"out-of-band input must be items (dicts) or strings, got {type(value).__name__}")
+    return value

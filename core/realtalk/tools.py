@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ArgumentCheck",
     "ArgumentProblems",
+    "StillWorking",
     "Tool",
     "ToolContext",
     "ToolOutcome",
@@ -67,8 +68,60 @@ DEFAULT_MAX_OUTPUT_CHARS = 16_000
 MIN_MAX_OUTPUT_CHARS = 100  # room for the truncation envelope and some of the output
 _TOOL_KEYS = {
     "name", "description", "parameters", "handler", "timeout_s", "requires_approval", "cancellable",
-    "max_output_chars",
+    "max_output_chars", "still_working",
 }
+
+
+@dataclass(frozen=True)
+class StillWorking:
+    """What the agent says when a call of the tool runs long (no dead air).
+
+    Attributes:
+        after_s: Seconds the call must have run.
+        say: A fixed line (spoken through an out-of-band response in audio sessions,
+            shown in text ones), or None.
+        generate: Let the model word the line itself, from the conversation, through an
+            out-of-band response.
+    """
+
+    after_s: float
+    say: str | None = None
+    generate: bool = False
+
+    @classmethod
+    def parse(cls, value: object) -> StillWorking | None:
+        """Build from the ``still_working`` option (a mapping, or None).
+
+        Raises:
+            ValueError: One line saying what is wrong with it.
+        """
+        if value is None or isinstance(value, StillWorking):
+            return value
+        problem = _still_working_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        assert isinstance(value, Mapping)
+        return cls(float(value["after_s"]), value.get("say"), bool(value.get("generate", False)))
+
+
+def _still_working_problem(value: object) -> str | None:
+    """What is wrong with a ``still_working`` mapping (one line), or None."""
+    if not isinstance(value, Mapping):
+        return f"still_working must be a mapping like {{after_s: 3, say: ...}}, got {value!r}"
+    unknown = sorted(set(value) - {"after_s", "say", "generate"})
+    if unknown:
+        return f"still_working has an unknown key {unknown[0]!r}; it takes after_s, say, generate"
+    after = value.get("after_s")
+    if not isinstance(after, (int, float)) or isinstance(after, bool) or after <= 0:
+        return f"still_working.after_s must be a positive number of seconds, got {after!r}"
+    say, generate = value.get("say"), value.get("generate", False)
+    if say is not None and (not isinstance(say, str) or not say.strip()):
+        return f"still_working.say must be a non-empty string, got {say!r}"
+    if not isinstance(generate, bool):
+        return f"still_working.generate must be true or false, got {generate!r}"
+    if (say is None) == (not generate):
+        return "still_working needs exactly one of say: <a line> or generate: true"
+    return None
 
 
 @dataclass(frozen=True)
@@ -105,6 +158,7 @@ class Tool:
         cancellable: Cancel a running call when the user barges in.
         handoff_to: For ``transfer_to_<agent>`` tools, the target agent's name.
         max_output_chars: Longer outputs are cut to fit, in a JSON envelope that says so.
+        still_working: Tell the user the call is still running once it runs this long.
     """
 
     name: str
@@ -119,6 +173,7 @@ class Tool:
     cancellable: bool = True
     handoff_to: str | None = None
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
+    still_working: StillWorking | None = None
     _wants_context: bool = field(default=False, repr=False)
     # Typed tools (realtalk.typedtools): turns checked JSON arguments into the handler's
     # declared types, raising ArgumentProblems; None for tools whose handler takes JSON.
@@ -177,6 +232,7 @@ def make_tool(
     handoff_to: str | None = None,
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
     prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    still_working: StillWorking | Mapping[str, Any] | None = None,
 ) -> Tool:
     """Build a Tool after checking everything a registration must check.
 
@@ -193,6 +249,8 @@ def make_tool(
         handoff_to: Target agent for generated handoff tools.
         max_output_chars: The longest output sent to the model; at least 100.
         prepare: For typed tools: converts checked arguments into the handler's types.
+        still_working: ``{after_s: 3, say: "Still checking..."}`` or ``{after_s: 3,
+            generate: true}``: what to tell the user when a call runs that long.
 
     Raises:
         ToolDefinitionError: The name, description, schema, options or handler are invalid,
@@ -209,6 +267,10 @@ def make_tool(
     if problem is not None:
         raise ToolDefinitionError(problem, plugin=origin) if problem.startswith("invalid tool name") \
             else fail(problem)
+    try:
+        still = StillWorking.parse(still_working)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     handler_path = ""
     if isinstance(handler, str):
         handler_path = handler
@@ -237,6 +299,7 @@ def make_tool(
         cancellable=bool(cancellable),
         handoff_to=handoff_to,
         max_output_chars=max_output_chars,
+        still_working=still,
         _wants_context=wants_context,
         _prepare=prepare,
     )
@@ -425,7 +488,7 @@ def load_tool_definitions(
 
     The file holds ``tools:``, a list of mappings with ``name``, ``description``,
     ``parameters``, ``handler`` (``module:function``) and optional ``timeout_s``,
-    ``requires_approval``, ``cancellable`` and ``max_output_chars``.
+    ``requires_approval``, ``cancellable``, ``max_output_chars`` and ``still_working``.
 
     Raises:
         ToolDefinitionError: The file or one of its tools is invalid (with file and line).
@@ -470,6 +533,7 @@ def load_tool_definitions(
                     requires_approval=entry.get("requires_approval", False),
                     cancellable=entry.get("cancellable", True),
                     max_output_chars=entry.get("max_output_chars", DEFAULT_MAX_OUTPUT_CHARS),
+                    still_working=entry.get("still_working"),
                 )
             )
         except ToolDefinitionError as exc:

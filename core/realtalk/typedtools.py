@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -63,6 +63,7 @@ class ToolOptions:
     requires_approval: bool = False
     cancellable: bool = True
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
+    still_working: Mapping[str, Any] | None = None
 
 
 @overload
@@ -78,6 +79,7 @@ def tool(
     requires_approval: bool = False,
     cancellable: bool = True,
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+    still_working: Mapping[str, Any] | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -91,6 +93,7 @@ def tool(
     requires_approval: bool = False,
     cancellable: bool = True,
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+    still_working: Mapping[str, Any] | None = None,
 ) -> Any:
     """Mark a function (sync or async) as a tool; use as ``@tool`` or ``@tool(...)``.
 
@@ -105,8 +108,11 @@ def tool(
         requires_approval: Ask a person before each call.
         cancellable: Cancel a running call when the user barges in.
         max_output_chars: The longest output sent to the model.
+        still_working: ``{"after_s": 3, "say": "..."}`` or ``{"after_s": 3, "generate":
+            True}``: tell the user when a call runs that long.
     """
-    options = ToolOptions(name, description, timeout_s, requires_approval, cancellable, max_output_chars)
+    options = ToolOptions(name, description, timeout_s, requires_approval, cancellable, max_output_chars,
+                          still_working)
 
     def mark(function: F) -> F:
         if not callable(function) or inspect.isclass(function):
@@ -169,6 +175,7 @@ def typed_tool(fn: Callable[..., Any], *, plugin: str, plugin_version: str = "")
         name, description, parameters, fn, plugin=plugin, plugin_version=plugin_version,
         timeout_s=options.timeout_s, requires_approval=options.requires_approval,
         cancellable=options.cancellable, max_output_chars=options.max_output_chars, prepare=prepare,
+        still_working=options.still_working,
     )
 
 

@@ -273,6 +273,9 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     mode.add_argument("--text", action="append", metavar="TEXT",
                       help="say TEXT, print the reply; repeat for several turns, then exit")
     mode.add_argument("--chat", action="store_true", help="an interactive text prompt")
+    mode.add_argument("--image", action="append", type=Path, metavar="FILE",
+                      help="with --text or --chat: put this PNG or JPEG image into the conversation"
+                           " first; repeat for several")
     mode.add_argument("--json", action="store_true", help="print events as JSON lines")
     where = run.add_argument_group("where to connect (default: OpenAI, OPENAI_API_KEY)")
     target = where.add_mutually_exclusive_group()

@@ -27,12 +27,14 @@ from ..results import (
     Connected,
     ErrorEvent,
     HandoffDone,
+    InputTimeout,
     Interrupted,
     Reconnected,
     SessionEvent,
     SessionWarning,
     ToolFinished,
     ToolStarted,
+    ToolStillWorking,
     TurnDone,
     UserText,
     UserTranscript,
@@ -120,6 +122,10 @@ class ConsoleRenderer:
                 self._handoff(event)
             case Interrupted():
                 self._interrupted(event)
+            case InputTimeout():
+                self._input_timeout(event)
+            case ToolStillWorking():
+                self._still_working(event)
             case TurnDone():
                 self._turn_done(event, turn)
             case SessionWarning():
@@ -181,6 +187,13 @@ class ConsoleRenderer:
 
     def _interrupted(self, event: Interrupted) -> None:
         self._print(f"  ✂ interrupted after {event.played_ms} ms played ({event.action})")
+
+    def _input_timeout(self, event: InputTimeout) -> None:
+        self._print("  · no input for a while: the agent follows up")
+
+    def _still_working(self, event: ToolStillWorking) -> None:
+        said = f": {event.say}" if event.say else ""
+        self._print(f"  … {event.name} still running after {event.after_s:g} s{said}")
 
     def _turn_done(self, event: TurnDone, turn: UsageTotals | None) -> None:
         parts = []

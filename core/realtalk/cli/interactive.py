@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shlex
 import sys
 import threading
 import time
@@ -21,7 +22,8 @@ from ..session import ApprovalRequest, Session
 
 __all__ = ["chat", "console_approver", "voice"]
 
-CHAT_HELP = "commands: /agent NAME (switch agent), /agent or /agents (list), /quit; anything else is said to the agent"
+CHAT_HELP = ("commands: /agent NAME (switch agent), /agent or /agents (list), /image PATH [QUESTION]"
+             " (show the agent a PNG or JPEG), /quit; anything else is said to the agent")
 
 
 async def _prompt(text: str, reader: Callable[[str], str]) -> str | None:
@@ -101,10 +103,34 @@ async def chat(session: Session, *, reader: Callable[[str], str] = input, out: T
                 await session.switch_agent(name.strip())  # it greets, as after a handoff
             except ConfigError as exc:
                 print(f"! {exc}", file=out)
+        elif command == "/image":
+            await _image(session, name, out)
         elif line.startswith("/"):
             print(f"! unknown command {line.split()[0]}; {CHAT_HELP}", file=out)
         else:
             await session.ask(line)
+
+
+async def _image(session: Session, rest: str, out: TextIO) -> None:
+    """``/image PATH [QUESTION]``: the image joins the conversation; a question is asked
+    about it at once, without one the next line is (quote a path with spaces)."""
+    try:
+        words = shlex.split(rest)
+    except ValueError as exc:
+        print(f"! /image: {exc}", file=out)
+        return
+    if not words:
+        print("! /image needs a file: /image PATH [QUESTION]", file=out)
+        return
+    path, question = words[0], " ".join(words[1:])
+    try:
+        if question:
+            await session.ask_image(path, question)
+        else:
+            await session.send_image(path)
+            print(f"· image {path} added; ask about it", file=out)
+    except ConfigError as exc:
+        print(f"! {exc}", file=out)
 
 
 async def voice(session: Session, source: Any, *, gate: Any | None = None, meter: bool = True,
@@ -112,7 +138,9 @@ async def voice(session: Session, source: Any, *, gate: Any | None = None, meter
     """Talk through a microphone until Ctrl-C (or the source ends).
 
     With server or semantic VAD the microphone streams continuously; with
-    ``turn_detection: none`` Enter starts and stops each push-to-talk turn.
+    ``turn_detection: none`` Enter starts and stops each push-to-talk turn. Starting a turn
+    interrupts the assistant (``response.cancel``, playback cut and truncated) and starts
+    from an empty input buffer (``input_audio_buffer.clear``).
 
     Args:
         session: A started session.
@@ -154,17 +182,24 @@ async def voice(session: Session, source: Any, *, gate: Any | None = None, meter
             while not task.done():
                 if await _prompt("", reader) is None:
                     break
+                await push_to_talk_start(session)
                 talking.set()
                 if await _prompt("", reader) is None:
                     break
                 talking.clear()
-                if await session.commit_audio():
-                    await session.wait_turn()
+                # Not waiting for the reply: pressing Enter during it is a barge-in.
+                await session.commit_audio()
         else:
             await task
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def push_to_talk_start(session: Session) -> None:
+    """The user starts talking: stop the assistant (barge-in) and empty the input buffer."""
+    await session.cancel_response()
+    await session.clear_input_audio()
 
 
 def _meter(level_dbfs: float, width: int = 30) -> str:

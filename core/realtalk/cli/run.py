@@ -4,7 +4,9 @@ Modes, in order of precedence:
 
 - ``--text TEXT`` (repeatable): one turn per text, print the replies, exit.
 - ``--input FILE.wav``: speak the file, wait for the replies, exit (``--output`` saves them).
-- ``--chat``: an interactive text prompt.
+- ``--chat``: an interactive text prompt (``/image PATH`` shows the agent an image).
+- ``--image FILE`` (repeatable, with ``--text`` or ``--chat``): images put into the
+  conversation before the first turn.
 - otherwise voice (microphone and speaker) when audio devices exist; without them, the
   chat prompt when stdin is a terminal, else one clear error.
 
@@ -26,6 +28,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from ..exceptions import AudioDeviceError, ConfigError
+from ..images import image_part
 from ..pricing import PRICES
 from ..results import SessionEvent
 from ..runner import open_session, stream_audio_file
@@ -175,6 +178,16 @@ async def _run(args: argparse.Namespace, stop: _Stop) -> int:
             print(f"realtalk: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
     mode = _mode(args)
+    images = list(getattr(args, "image", None) or [])
+    if images and mode not in ("text", "chat"):
+        print("realtalk: error: argument --image: only with --text or --chat", file=sys.stderr)
+        return EXIT_USAGE
+    for image in images:  # checked before connecting: a bad file is one line, no session
+        try:
+            image_part(image)
+        except ConfigError as exc:
+            print(f"realtalk: error: argument --image: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     text_only = mode in ("text", "chat") and args.output is None
     renderer = ConsoleRenderer(json_lines=args.json, stream_deltas=mode == "chat" and not args.json,
                                prices=PRICES if prices is None else prices)
@@ -203,6 +216,8 @@ async def _run(args: argparse.Namespace, stop: _Stop) -> int:
             if mode in ("voice", "file") and session.agent.input_transcription is None:
                 print("realtalk: warning: no input_audio_transcription in the agent: after a"
                       " reconnect the new session cannot be told what the user said", file=sys.stderr)
+            for image in images:
+                await session.send_image(image)
             if mode == "text":
                 for text in args.text:
                     # A stop can be lost when it lands as asyncio.wait_for finishes (Python

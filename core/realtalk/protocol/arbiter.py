@@ -33,6 +33,15 @@ Rules (reference §5.6, §7, §8; DESIGN §5):
    re-queued and retried after the next ``response.done``, unless a response the server
    started in the meantime already covered it.
 
+Out-of-band responses (``response.create`` with ``conversation: "none"``) are the one
+exception to rules 1 and 2: they never enter the conversation, so any number up to
+``max_out_of_band`` may run beside each other and beside the in-conversation response.
+:meth:`ResponseArbiter.out_of_band` returns their request at once; each carries
+``response.metadata = {"realtalk_oob": <event_id>}``, by which the server's
+``response.created`` is matched to it. From then on every event of that response
+(``response_id``) belongs to the request (:meth:`ResponseArbiter.out_of_band_owner`) and
+none of them changes the in-conversation state above.
+
 Correlation: each request carries ``response.metadata = {"realtalk_request": <event_id>}``.
 OpenAI echoes metadata in ``response.created``, which tells our response apart from a
 server-VAD one even when both race. Whether a server echoes is learnt from the first tagged
@@ -52,13 +61,19 @@ from typing import Any
 
 from realtalk.protocol.events import EventIds
 
-__all__ = ["ALREADY_ACTIVE", "TAG_KEY", "ResponseArbiter"]
+__all__ = ["ALREADY_ACTIVE", "MAX_OUT_OF_BAND", "OOB_KEY", "TAG_KEY", "ResponseArbiter"]
 
 ALREADY_ACTIVE = "conversation_already_has_active_response"
 """Error code the server sends for a ``response.create`` while a response is active."""
 
 TAG_KEY = "realtalk_request"
 """``response.metadata`` key carrying the ``event_id`` of our ``response.create``."""
+
+OOB_KEY = "realtalk_oob"
+"""``response.metadata`` key carrying the ``event_id`` of an out-of-band ``response.create``."""
+
+MAX_OUT_OF_BAND = 4
+"""Out-of-band requests that may run at once (the default of ``max_out_of_band``)."""
 
 
 @dataclass
@@ -133,6 +148,10 @@ class ResponseArbiter:
         """How many ``response.create`` events this arbiter has returned."""
         self.last_error: dict[str, Any] | None = None
         """The last ``error`` event that refused one of our requests (not already-active)."""
+        self.max_out_of_band = MAX_OUT_OF_BAND
+        self._oob_requests: set[str] = set()  # out-of-band event ids not finished
+        self._oob_responses: dict[str, str] = {}  # their response ids -> event id
+        self._oob_items: dict[str, str] = {}  # their output item ids -> event id
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -156,7 +175,106 @@ class ResponseArbiter:
         """``call_id``s of finished, non-cancelled responses still waiting for an output."""
         return [c.call_id for c in self._calls.values() if self._blocks(c)]
 
+    @property
+    def out_of_band_running(self) -> int:
+        """Out-of-band requests sent and not finished (neither ``response.done`` nor refused)."""
+        return len(self._oob_requests)
+
+    def has_out_of_band_responses(self) -> bool:
+        """Whether events may belong to an out-of-band response (they need routing)."""
+        return bool(self._oob_responses or self._oob_items)
+
+    def out_of_band_owner(self, event: dict[str, Any]) -> str | None:
+        """The ``event_id`` of the out-of-band request ``event`` belongs to, or None.
+
+        ``response.created`` is matched by its metadata tag; every later event of that
+        response by its ``response_id`` (``response.done`` by ``response.id``); an ``error``
+        by the ``event_id`` it answers. Call before :meth:`on_server_event` and, for an
+        owned event, pass it to :meth:`on_out_of_band_event` instead.
+        """
+        etype = event.get("type")
+        if etype == "error":
+            err = event.get("error")
+            eid = err.get("event_id") if isinstance(err, dict) else None
+            return eid if isinstance(eid, str) and eid in self._oob_requests else None
+        if etype == "response.created":
+            # Any response tagged as out-of-band is one, even of a request given up
+            # (timed out): it must never pass for the conversation's response.
+            resp = event.get("response")
+            meta = resp.get("metadata") if isinstance(resp, dict) else None
+            tag = meta.get(OOB_KEY) if isinstance(meta, dict) else None
+            return tag if isinstance(tag, str) else None
+        if not (self._oob_requests or self._oob_responses or self._oob_items):
+            return None
+        if etype == "response.done":
+            resp = event.get("response")
+            if not isinstance(resp, dict):
+                return None
+            rid = resp.get("id")
+        elif etype in ("conversation.item.added", "conversation.item.done"):
+            # A server that also announces out-of-band output as conversation items.
+            item = event.get("item")
+            iid = item.get("id") if isinstance(item, dict) else None
+            return self._oob_items.get(iid) if isinstance(iid, str) else None
+        else:
+            rid = event.get("response_id")
+        return self._oob_responses.get(rid) if isinstance(rid, str) else None
+
+    def on_out_of_band_event(self, owner: str, event: dict[str, Any]) -> None:
+        """Update from an event :meth:`out_of_band_owner` gave to ``owner``; nothing to send.
+
+        ``response.created`` ties the response to the request; ``response.done`` or an
+        ``error`` ends the request. The in-conversation state is never touched.
+        """
+        etype = event.get("type")
+        resp = event.get("response")
+        if etype == "response.created" and isinstance(resp, dict) and isinstance(resp.get("id"), str):
+            self._oob_responses[resp["id"]] = owner
+            self._echo = True  # the server echoes metadata
+        elif etype == "response.output_item.added":
+            item = event.get("item")
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                self._oob_items[item["id"]] = owner
+        elif etype == "response.done" or etype == "error":
+            self._oob_requests.discard(owner)
+            for rid in [r for r, o in self._oob_responses.items() if o == owner]:
+                del self._oob_responses[rid]
+            # Its items may still be announced (conversation.item.done): kept, bounded.
+            while len(self._oob_items) > 64:
+                del self._oob_items[next(iter(self._oob_items))]
+
+    def forget_out_of_band(self, owner: str) -> None:
+        """Give up on an out-of-band request (timed out): it no longer counts against
+        ``max_out_of_band``, but events of its response are still routed to ``owner``
+        (to be dropped) until its ``response.done``."""
+        self._oob_requests.discard(owner)
+
     # -- inputs -------------------------------------------------------------------------------
+
+    def out_of_band(self, response: dict[str, Any]) -> list[dict[str, Any]]:
+        """An out-of-band ``response.create`` to send now (it may run beside anything).
+
+        Args:
+            response: The ``response.create`` body; ``conversation`` is set to ``"none"``
+                and ``metadata`` gets the :data:`OOB_KEY` tag.
+
+        Returns:
+            ``[response.create]``; the caller must send it. Its ``event_id`` names the
+            request in :meth:`out_of_band_owner`.
+
+        Raises:
+            ValueError: ``max_out_of_band`` requests are already running.
+        """
+        if len(self._oob_requests) >= self.max_out_of_band:
+            raise ValueError(
+                f"{len(self._oob_requests)} out-of-band responses are already running (at most"
+                f" {self.max_out_of_band}); wait for one to finish")
+        event_id = self._ids.new_id()
+        body = dict(response)
+        body["conversation"] = "none"
+        body["metadata"] = {**dict(body.get("metadata") or {}), OOB_KEY: event_id}
+        self._oob_requests.add(event_id)
+        return [{"type": "response.create", "event_id": event_id, "response": body}]
 
     def request_response(
         self, reason: str, response: dict[str, Any] | None = None, *, item_id: str | None = None
@@ -264,6 +382,9 @@ class ResponseArbiter:
             self._speaking = self._turn_pending = True
         elif etype == "input_audio_buffer.speech_stopped":
             self._speaking = False
+        elif etype == "input_audio_buffer.timeout_triggered":
+            # The server committed the idle input and answers it itself (create_response).
+            self._turn_pending = True
         elif etype == "input_audio_buffer.cleared":
             self._speaking = self._turn_pending = False
             return self._maybe_send()
@@ -299,6 +420,9 @@ class ResponseArbiter:
             self._blocked = False
             self._speaking = self._turn_pending = False
             self._confirmed.clear()
+            self._oob_requests.clear()  # their answers went down with the old socket
+            self._oob_responses.clear()
+            self._oob_items.clear()
             for rid, status in self._status.items():
                 if status == "in_progress":
                     self._status[rid] = "lost"

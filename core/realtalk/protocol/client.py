@@ -39,14 +39,27 @@ from typing import Any
 
 from ..agents import AgentGraph, AgentSpec, greeting_response
 from ..exceptions import ConnectionFailed, RealtalkError, SessionError
-from ..results import ToolCallRecord, TurnResult
-from ..tools import Tool, ToolOutcome, ToolRegistry, error_output
+from ..results import OutOfBandResult, ToolCallRecord, TurnResult
+from ..tools import StillWorking, Tool, ToolOutcome, ToolRegistry, error_output
+from .actions import (
+    Action,
+    AudioDone,
+    CancelCalls,
+    Emit,
+    Interrupt,
+    Play,
+    Reconnect,
+    RunTool,
+    Send,
+    SetAudioFormat,
+)
 from .arbiter import ALREADY_ACTIVE, ResponseArbiter
 from .conversation import Conversation
 from .events import Dialect, EventIds, error_summary, normalize_server_event
+from .outofband import OutOfBandRequests, status_reason, still_working_request
 from .session_config import build_session_update
 from .validate import check_server_event, delta_ok
-from .vocab import error_line, function_call_output_item, item_create, new_item_id, user_text_item
+from .vocab import function_call_output_item, item_create, new_item_id, user_text_item
 
 __all__ = [
     "DELTA_TYPES",
@@ -81,83 +94,6 @@ MAX_OUTBOX = 256
 Scope = tuple[AgentSpec, dict[str, Tool]]
 
 
-# -- actions ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Send:
-    """Send this client event now, on the connection that was live when it was returned."""
-
-    event: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Emit:
-    """Publish a session event (``kind`` and its fields); ``log`` also logs it as a warning."""
-
-    kind: str
-    data: dict[str, Any]
-    log: bool = False
-
-
-@dataclass(frozen=True)
-class RunTool:
-    """Run one call: :meth:`ClientProtocol.tool_done` when it ends (or ``handoff`` for a
-    handoff tool), :meth:`ClientProtocol.tool_cancelled` if it is cancelled, and always
-    :meth:`ClientProtocol.call_ended` last."""
-
-    record: ToolCallRecord
-    tool: Tool | None
-    available: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class CancelCalls:
-    """Cancel these running calls (barge-in); each reports through ``tool_cancelled``."""
-
-    call_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Play:
-    """Play one base64 audio delta of an assistant item."""
-
-    item_id: str
-    delta: str
-
-
-@dataclass(frozen=True)
-class AudioDone:
-    """The item's audio is complete: let the sink play out its tail."""
-
-    item_id: str
-
-
-@dataclass(frozen=True)
-class Interrupt:
-    """Barge-in: stop playback now, then report what was heard with ``interrupted``."""
-
-
-@dataclass(frozen=True)
-class SetAudioFormat:
-    """The wire audio format changes (a handoff to an agent with another format)."""
-
-    audio_format: str
-
-
-@dataclass(frozen=True)
-class Reconnect:
-    """Replace the connection with a new session seeded with ``history`` (voice policy).
-
-    The usual lifecycle follows; :meth:`ClientProtocol.go_live` then asks for what the
-    handoff owes (the greeting), after the call's output that the history carries.
-    """
-
-    reason: str
-    history: list[dict[str, Any]]
-
-
-Action = Send | Emit | RunTool | CancelCalls | Play | AudioDone | Interrupt | SetAudioFormat | Reconnect
 
 
 @dataclass
@@ -173,6 +109,7 @@ class _Turn:
     result: TurnResult = field(default_factory=TurnResult)
     started: float | None = None  # perf_counter when the user's input ended
     responses: int = 0
+    response_ids: set[str] = field(default_factory=set)  # its text comes from these only
 
 
 # -- the protocol -----------------------------------------------------------------------
@@ -243,6 +180,9 @@ class ClientProtocol:
         self._streak = 0
         self._oversized = 0
         self._clock_warned = False
+        # Out-of-band responses: running, and finished but not collected (bounded).
+        self._cancel_next = False  # cancel_response() came while our request was in flight
+        self.oob = OutOfBandRequests()
 
     # -- queries --------------------------------------------------------------------------
 
@@ -263,6 +203,11 @@ class ClientProtocol:
         return bool(a.active_response_id or a.in_flight or a.wants_response or self._calls or not self.live)
 
     @property
+    def oob_finished(self) -> collections.OrderedDict[str, OutOfBandResult]:
+        """Finished out-of-band results by request id (see :meth:`out_of_band`)."""
+        return self.oob.finished
+
+    @property
     def idle(self) -> bool:
         """Nothing is going on: a turn boundary (rotation waits for one)."""
         return not self.busy
@@ -278,6 +223,7 @@ class ClientProtocol:
         """A new socket: fresh conversation and arbiter; what the old one owed is carried."""
         old = self.arbiter
         self._carried = self._carried or bool(old.wants_response or old.in_flight)
+        self.oob.fail_all("the connection was replaced before it answered")  # went down with the socket
         self.conversation = Conversation()
         self.arbiter = ResponseArbiter(ids=self.ids)
         self._response_scope.clear()
@@ -399,6 +345,16 @@ class ClientProtocol:
         out = self._send(item_create(user_text_item(text, id=item_id)))
         return out + self.request("user text", item_id=item_id)
 
+    def user_message(self, content: list[dict[str, Any]], *, respond: bool) -> list[Action]:
+        """A user message of several parts (an image and its question); ``respond`` asks
+        for a response to it, as :meth:`user_text` does."""
+        item_id = new_item_id()
+        out = self._send(item_create({"id": item_id, "type": "message", "role": "user", "content": content}))
+        if not respond:
+            return out
+        self.begin_turn()
+        return out + self.request("user message", item_id=item_id)
+
     def request(self, reason: str, body: dict[str, Any] | None = None, *,
                 item_id: str | None = None) -> list[Action]:
         """Ask for a response; the arbiter decides when (now, or once allowed).
@@ -441,8 +397,107 @@ class ClientProtocol:
         if self._turn is None:
             self._turn = _Turn()
         self._turn.started = time.perf_counter()
+        self._cancel_next = False  # the user's new input wants an answer
+
+    # -- barge-in from the application (push-to-talk, an API call) ---------------------
+
+    def cancel_response(self) -> list[Action]:
+        """Stop the assistant now, as a barge-in does, but asked for by the application.
+
+        Returns ``response.cancel`` for the in-conversation response if one is active
+        (an out-of-band one is left alone), :class:`CancelCalls` for cancellable calls
+        that run, then :class:`Interrupt`: the caller stops playback and reports what was
+        heard with :meth:`interrupted` (truncation). After the response ended (audio
+        arrives faster than it plays) only the client-side truncation applies. A request
+        of ours still in flight is cancelled as soon as its response starts, unless the
+        user's next input comes first.
+        """
+        out: list[Action] = []
+        rid = self.arbiter.active_response_id
+        if rid is not None and self.live:
+            out.append(Send(self.ids.stamp({"type": "response.cancel", "response_id": rid})))
+        elif self.arbiter.in_flight is not None:
+            self._cancel_next = True  # asked for, not started: cancel it as soon as it starts
+        cancel = tuple(cid for cid, call in self._calls.items() if call.cancellable)
+        if cancel:
+            out.append(CancelCalls(cancel))
+        return [*out, Interrupt()]
+
+    def clear_input_audio(self) -> list[Action]:
+        """Drop the input audio sent since the last commit (``input_audio_buffer.clear``).
+
+        Nothing is sent while no connection is live (its buffer is gone anyway).
+        """
+        self._uncommitted_ms = 0.0
+        return self._send({"type": "input_audio_buffer.clear"}, record=False)
+
+    # -- out-of-band responses ---------------------------------------------------------
+
+    def out_of_band(self, body: dict[str, Any], *, play: bool = False,
+                    _announce: bool = False) -> tuple[str, list[Action]]:
+        """A response outside the conversation (``conversation: "none"``), sent at once.
+
+        Args:
+            body: The ``response.create`` body (``instructions``, ``input``,
+                ``output_modalities``, ``metadata``...).
+            play: Play its audio (a still-working line); otherwise audio is dropped.
+
+        Returns:
+            The request's id (its result appears in :attr:`oob_finished` under it) and
+            the actions to carry out.
+
+        Raises:
+            SessionError: No connection is live, or too many are running already.
+        """
+        if not self.live:
+            raise SessionError("cannot send an out-of-band response: the session is not connected")
+        try:
+            events = self.arbiter.out_of_band(body)
+        except ValueError as exc:
+            raise SessionError(str(exc)) from None
+        owner = events[0]["event_id"]
+        self.oob.add(owner, play=play, announce=_announce)
+        return owner, [Send(self.ids.stamp(e)) for e in events]
+
+    def out_of_band_timeout(self, owner: str) -> list[Action]:
+        """Give up on an out-of-band request: cancel its response if it started."""
+        response_id = self.oob.give_up(owner)
+        self.arbiter.forget_out_of_band(owner)
+        if response_id is None or not self.live:
+            return []
+        return [Send(self.ids.stamp({"type": "response.cancel", "response_id": response_id}))]
+
+    def _out_of_band_event(self, owner: str, raw: dict[str, Any]) -> list[Action]:
+        """One event of an out-of-band response: never seen by the conversation or turns."""
+        checked, problems = check_server_event(raw)
+        out: list[Action] = [Emit("warning", {"message": p}, log=True) for p in problems]
+        for event in normalize_server_event(checked) if checked is not None else []:
+            self.arbiter.on_out_of_band_event(owner, event)
+            out += self.oob.on_event(owner, event, self.agent.name)
+        return out
 
     # -- tools ----------------------------------------------------------------------------
+
+    def still_working(self, record: ToolCallRecord, still: StillWorking) -> list[Action]:
+        """A call has run ``still.after_s``: tell the user, without a second response.
+
+        The in-conversation response is never touched (its function call still waits for
+        the output, delivered when ready). A fixed line is shown (``tool.still_working``)
+        and, in audio, spoken through an out-of-band response that reads it out; a
+        generated one comes from an out-of-band response that sees the conversation.
+        Nothing is spoken while the model is already talking.
+        """
+        out: list[Action] = [Emit("tool.still_working", {
+            "call_id": record.call_id, "name": record.name, "after_s": still.after_s, "say": still.say})]
+        audio = "audio" in self.agent.output_modalities and not self.text_only
+        if (still.say is not None and not audio) or self.arbiter.active_response_id or not self.live:
+            return out
+        body = still_working_request(record.name, record.call_id, still, audio=audio)
+        try:
+            _, sends = self.out_of_band(body, play=audio, _announce=still.generate)
+        except SessionError as exc:
+            return [*out, Emit("warning", {"message": f"no still-working line for {record.name}: {exc}"})]
+        return out + sends
 
     def tool_done(self, record: ToolCallRecord, outcome: ToolOutcome, duration_s: float) -> list[Action]:
         """A call finished (any outcome): report it and send its output."""
@@ -511,15 +566,30 @@ class ClientProtocol:
     # -- barge-in -------------------------------------------------------------------------
 
     def interrupted(self, item_id: str | None, played_ms: int, dropped_ms: int,
-                    latency_ms: float) -> list[Action]:
-        """Playback stopped at barge-in: truncate to what was heard, end the turn."""
+                    latency_ms: float, heard: dict[str, int] | None = None) -> list[Action]:
+        """Playback stopped at barge-in: truncate to what was heard, end the turn.
+
+        Args:
+            item_id: The assistant item whose audio was fed last (None: nothing played).
+            played_ms: Milliseconds of it played.
+            dropped_ms: Queued milliseconds that were never played.
+            latency_ms: From the event that caused the barge-in to playback stopped.
+            heard: Milliseconds played of every assistant message of that response
+                (:meth:`Conversation.response_audio_items`), for a response of several
+                messages (a preamble, then the answer): the one actually playing is
+                truncated where it stopped, later ones never heard are deleted.
+        """
         out: list[Action] = []
         if item_id is not None:
-            events = self.conversation.interrupt(item_id, played_ms)
+            plays = dict(heard or {})
+            plays[item_id] = played_ms
+            events = self.conversation.interrupt_items(plays)
             for event in events:
                 out += self._send(event, record=False)
+            # Name the item the user was hearing: the last one partly played.
+            playing = next((iid for iid in reversed(list(plays)) if plays[iid] > 0), item_id)
             out.append(Emit("interrupted", {
-                "item_id": item_id, "played_ms": played_ms, "dropped_ms": dropped_ms,
+                "item_id": playing, "played_ms": plays[playing], "dropped_ms": dropped_ms,
                 "action": events[0]["type"] if events else "none", "latency_ms": latency_ms}))
         return out + self._finish_turn(interrupted=True)  # what follows is a new turn
 
@@ -531,6 +601,10 @@ class ClientProtocol:
         Raises:
             SessionError: The server refused or did not apply our ``session.update``.
         """
+        if self.oob.running or raw.get("type") == "response.created" or self.arbiter.has_out_of_band_responses():
+            owner = self.arbiter.out_of_band_owner(raw)
+            if owner is not None:
+                return self._out_of_band_event(owner, raw)
         fast = _DELTAS.get(raw.get("type"))  # type: ignore[arg-type]
         if fast is not None and delta_ok(raw):
             # Thousands per response: deltas change neither the arbiter nor idleness, so
@@ -595,12 +669,25 @@ class ClientProtocol:
     def _on_text_done(self, event: dict[str, Any]) -> list[Action]:
         kind = str(event.get("type"))
         text = event.get("text") if kind.endswith("text.done") else event.get("transcript")
-        if self._turn is not None and text:
+        rid = event.get("response_id")
+        # A response cancelled by the application may end after the user's next turn began:
+        # its last words belong to the turn it was part of, already over.
+        theirs = not isinstance(rid, str) or self._turn is None or rid in self._turn.response_ids
+        if self._turn is not None and text and theirs:
             self._turn.result.text = (self._turn.result.text + "\n" + text).strip()
         return [Emit("assistant.done", {"agent": self.agent.name, "text": text or ""})]
 
     def _on_user_transcript(self, event: dict[str, Any]) -> list[Action]:
         return [Emit("user.transcript", {"text": event.get("transcript", "")})]
+
+    def _on_input_timeout(self, event: dict[str, Any]) -> list[Action]:
+        # The server committed the idle buffer and (with create_response) answers it: a
+        # turn like any other, timed from here.
+        self.begin_turn()
+        return [Emit("input.timeout", {
+            "item_id": str(event.get("item_id") or ""),
+            "audio_start_ms": int(event.get("audio_start_ms") or 0),
+            "audio_end_ms": int(event.get("audio_end_ms") or 0)})]
 
     def _on_transcription_failed(self, event: dict[str, Any]) -> list[Action]:
         error = event.get("error")
@@ -636,6 +723,14 @@ class ClientProtocol:
         rid = event.get("response", {}).get("id")
         if isinstance(rid, str):
             self._response_scope[rid] = self._live_scope
+            self._turn.response_ids.add(rid)
+            # A still-working line still speaking yields to the answer.
+            out: list[Action] = [Send(self.ids.stamp({"type": "response.cancel", "response_id": spoken}))
+                                 for spoken in self.oob.stop_speaking()]
+            if self._cancel_next:
+                self._cancel_next = False
+                out.append(Send(self.ids.stamp({"type": "response.cancel", "response_id": rid})))
+            return out
         return []
 
     def _on_response_done(self, event: dict[str, Any]) -> list[Action]:
@@ -648,7 +743,7 @@ class ClientProtocol:
         if status == "completed":
             self._streak = 0  # progress: a run of failed reconnects is over
             return []
-        reason = _status_reason(response)
+        reason = status_reason(response)
         if self._turn is not None:
             self._turn.result.note_status(str(status), reason)
         if status in ("failed", "incomplete"):
@@ -786,17 +881,6 @@ DELTA_TYPES = frozenset(_DELTAS)
 """Server events that only stream content: they change no turn, arbiter or idle state."""
 
 
-def _status_reason(response: dict[str, Any]) -> str | None:
-    """``server_error: The server had an error`` / ``max_output_tokens`` from ``status_details``."""
-    details = response.get("status_details")
-    if not isinstance(details, dict):
-        return None
-    if isinstance(details.get("error"), dict):
-        return error_line(details["error"])
-    reason = details.get("reason")
-    return str(reason) if reason else None
-
-
 def _needs_reply(history: list[dict[str, Any]]) -> bool:
     """True when the seeded conversation ends where the assistant still owes an answer."""
     if not history:
@@ -823,5 +907,6 @@ _HANDLERS: dict[str, Any] = {
     "input_audio_buffer.speech_stopped": ClientProtocol._on_speech_stopped,
     "input_audio_buffer.committed": ClientProtocol._on_buffer_done,
     "input_audio_buffer.cleared": ClientProtocol._on_buffer_done,
+    "input_audio_buffer.timeout_triggered": ClientProtocol._on_input_timeout,
     "error": ClientProtocol._on_error,
 }

@@ -557,6 +557,38 @@ class Conversation:
             }
         ]
 
+    def response_audio_items(self, item_id: str) -> list[str]:
+        """The assistant messages of ``item_id``'s response that received audio, in order.
+
+        A response may hold several messages (a preamble before a tool call, or two
+        spoken parts): barge-in must cut each of them at what was heard. ``[item_id]``
+        when the item's response is unknown.
+        """
+        item = self.items.get(item_id)
+        rid = item.response_id if item is not None else None
+        state = self.responses.get(rid) if rid is not None else None
+        if state is None:
+            return [item_id]
+        out = [iid for iid in state.item_ids
+               if iid in self.items and self.items[iid].role == "assistant" and self.items[iid].audio_bytes > 0]
+        return out if item_id in out else [*out, item_id]
+
+    def interrupt_items(self, heard: dict[str, int]) -> list[dict[str, Any]]:
+        """Barge-in over several assistant messages: each one cut at what was heard.
+
+        Args:
+            heard: Milliseconds played per assistant item (those of
+                :meth:`response_audio_items`); an item played in full owes nothing, one
+                partly heard is truncated there, one never heard is deleted.
+
+        Returns:
+            The events to send (stamped) at once, in item order (see :meth:`interrupt`).
+        """
+        out: list[dict[str, Any]] = []
+        for iid, played_ms in heard.items():
+            out += self.interrupt(iid, played_ms)
+        return out
+
     def mark_played(self, item_id: str, played_ms: int) -> None:
         """Record how much of an item's audio was played; nothing to send.
 
