@@ -169,7 +169,8 @@ async def test_barge_in_over_two_messages_cuts_the_one_playing(agent: Path, tmp_
 
 
 async def test_a_side_question_never_enters_the_conversation(agent: Path) -> None:
-    scenario = {"turns": [{"greeting": True, "reply": "positive"}, {"user": "hello", "reply": "Hi there."}]}
+    scenario = {"turns": [{"out_of_band": "/sentiment/", "reply": "positive"},
+                          {"user": "hello", "reply": "Hi there."}]}
     async with Emulator(scenario) as emu:
         async with open_session(agent, emulator=emu, extra_plugins=[Tools()], text_only=True) as session:
             result = await session.ask_out_of_band(

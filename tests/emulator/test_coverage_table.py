@@ -103,7 +103,7 @@ def test_replace_section_keeps_the_rest_of_the_page() -> None:
 
 def test_a_stale_or_missing_note_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     emulator = dict(coverage.EMULATOR_WHY_NOT, **{"session.created": "stale"})
-    runtime = {k: v for k, v in coverage.RUNTIME_WHY_NOT.items() if k != "response.cancel"}
+    runtime = {k: v for k, v in coverage.RUNTIME_WHY_NOT.items() if k != "conversation.item.retrieve"}
     runtime["bogus.event"] = "a | b"
     monkeypatch.setattr(coverage, "EMULATOR_WHY_NOT", emulator)
     monkeypatch.setattr(coverage, "RUNTIME_WHY_NOT", runtime)
@@ -111,23 +111,23 @@ def test_a_stale_or_missing_note_is_reported(monkeypatch: pytest.MonkeyPatch) ->
         "EMULATOR_WHY_NOT['session.created']: now covered, remove the note",
         "RUNTIME_WHY_NOT['bogus.event']: a note may hold no '|' or line break",
         "RUNTIME_WHY_NOT['bogus.event']: no such GA event in the openai package",
-        "RUNTIME_WHY_NOT['response.cancel']: not covered, say why in a note",
+        "RUNTIME_WHY_NOT['conversation.item.retrieve']: not covered, say why in a note",
     ]
 
 
 def test_the_command_reports_notes_and_unreadable_pages(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    runtime = {k: v for k, v in coverage.RUNTIME_WHY_NOT.items() if k != "response.cancel"}
+    runtime = {k: v for k, v in coverage.RUNTIME_WHY_NOT.items() if k != "conversation.item.retrieve"}
     monkeypatch.setattr(coverage, "RUNTIME_WHY_NOT", runtime)
     assert coverage.main([]) == 1
     out, err = capsys.readouterr()
     assert (
         out.startswith(coverage.START)
-        and "| `response.cancel` | yes | no | runtime: (no note) |" in out
+        and "| `conversation.item.retrieve` | yes | no | runtime: (no note) |" in out
     )
     assert err == (
-        "realtalk/emulator/coverage.py: RUNTIME_WHY_NOT['response.cancel']:"
+        "realtalk/emulator/coverage.py: RUNTIME_WHY_NOT['conversation.item.retrieve']:"
         " not covered, say why in a note\n"
     )
     assert coverage.main(["--check", str(tmp_path / "missing.md")]) == 2
@@ -200,7 +200,14 @@ SCENARIO = {
 }
 
 
-OBSERVED_ELSEWHERE: dict[str, str] = {}
+OBSERVED_ELSEWHERE: dict[str, str] = {
+    "conversation.item.input_audio_transcription.failed":
+        "tests/emulator/test_ga_transcription.py::test_transcription_failed",
+    "conversation.item.input_audio_transcription.segment":
+        "tests/emulator/test_ga_transcription.py::test_diarized_segments",
+    "input_audio_buffer.timeout_triggered":
+        "tests/emulator/test_ga_idle.py::test_idle_timeout_triggers_a_response",
+}
 """Server event types the session below does not make, each with the emulator test that
 receives it: ``"tests/emulator/test_x.py::test_name"``, whose body names the type."""
 

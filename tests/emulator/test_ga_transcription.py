@@ -50,6 +50,7 @@ async def test_transcription_failed(
         events = await _turn(client, append_audio, speech, transcribe("gpt-4o-transcribe"),
                              "failed")
     failed = ConversationItemInputAudioTranscriptionFailedEvent.model_validate(events[-1])
+    assert failed.type == "conversation.item.input_audio_transcription.failed"
     assert failed.error.message == "Audio unintelligible."
     assert (failed.error.type, failed.error.code) == ("server_error", "transcription_failed")
     committed = next(e for e in events if e["type"] == "input_audio_buffer.committed")
@@ -70,7 +71,7 @@ async def test_diarized_segments(
                              transcribe("gpt-4o-transcribe-diarize"), "completed")
     segments = [
         ConversationItemInputAudioTranscriptionSegment.model_validate(e)
-        for e in events if e["type"] == PREFIX + "segment"
+        for e in events if e["type"] == "conversation.item.input_audio_transcription.segment"
     ]
     assert [(s.speaker, s.text) for s in segments] == [("A", "Is it open?"), ("B", "Yes.")]
     assert segments[0].start == 0.0 and segments[0].end == segments[1].start

@@ -16,8 +16,9 @@ is typed here. Each column is read from the code, never written down:
 * **runtime acts on** (server events): after
   :func:`~realtalk.protocol.events.normalize_server_event`, the event has a handler in
   :class:`~realtalk.protocol.client.ClientProtocol`'s dispatch table or delta fast path,
-  or in the conversation mirror's table (:mod:`realtalk.protocol.conversation`). The
-  response arbiter reads only events those tables already name.
+  or in the conversation mirror's table (:mod:`realtalk.protocol.conversation`), or in
+  the transcription session's table (:mod:`realtalk.protocol.transcription`, behind
+  ``realtalk transcribe``). The response arbiter reads only events those tables name.
 
 Where a row is not covered, :data:`EMULATOR_WHY_NOT` or :data:`RUNTIME_WHY_NOT` says why;
 :func:`note_problems` names a note that is missing or no longer needed. Regenerate the
@@ -76,17 +77,14 @@ _NOT_RUNTIME = ("emulator", "testing")  # folders of realtalk that are not the r
 # covered row, or a gap without a note, fails tests/emulator/test_coverage_table.py.
 
 _WEBRTC = "WebRTC/SIP only: over a WebSocket the client owns playback"
-_MCP = "MCP tools are not emulated"
-_MCP_RUNTIME = "realtalk runs its own tools, not MCP servers"
+_MCP = "hosted MCP tools are not emulated yet (planned with the HTTP and MCP tools work)"
+_MCP_RUNTIME = "hosted MCP tools are not supported yet (planned with the HTTP and MCP tools work)"
 
 EMULATOR_WHY_NOT: dict[str, str] = {
     # server events the emulator does not send
     "conversation.created": "not sent by the live GA server (the session starts with session.created)",
     "conversation.item.created": "the live GA server sends conversation.item.added and .done instead",
-    "conversation.item.input_audio_transcription.failed": "no fault or scenario step makes it yet",
-    "conversation.item.input_audio_transcription.segment": "diarization is not emulated",
     "input_audio_buffer.dtmf_event_received": "SIP only",
-    "input_audio_buffer.timeout_triggered": "idle_timeout_ms is not emulated",
     "output_audio_buffer.started": _WEBRTC,
     "output_audio_buffer.stopped": _WEBRTC,
     "output_audio_buffer.cleared": _WEBRTC,
@@ -105,13 +103,10 @@ EMULATOR_WHY_NOT: dict[str, str] = {
 RUNTIME_WHY_NOT: dict[str, str] = {
     # server events the runtime does not act on
     "conversation.created": "nothing in it the runtime needs (not sent by the live GA server)",
-    "conversation.item.input_audio_transcription.delta": "only the completed transcript is shown",
-    "conversation.item.input_audio_transcription.segment": "diarization is not shown",
     "response.content_part.added": "the deltas and output items carry the same content",
     "response.content_part.done": "the deltas and output items carry the same content",
     "rate_limits.updated": "not shown; 429 refusals are retried with backoff",
     "input_audio_buffer.dtmf_event_received": "SIP only; realtalk serve reads DTMF from Twilio",
-    "input_audio_buffer.timeout_triggered": "idle_timeout_ms is not configurable yet",
     "output_audio_buffer.started": _WEBRTC,
     "output_audio_buffer.stopped": _WEBRTC,
     "output_audio_buffer.cleared": _WEBRTC,
@@ -125,8 +120,6 @@ RUNTIME_WHY_NOT: dict[str, str] = {
     "response.mcp_call.failed": _MCP_RUNTIME,
     # client events the runtime does not send
     "conversation.item.retrieve": "the runtime keeps its own mirror of the conversation",
-    "input_audio_buffer.clear": "push-to-talk and the API cannot discard input audio yet",
-    "response.cancel": "barge-in relies on server VAD; no API cancels a response yet",
     "output_audio_buffer.clear": _WEBRTC,
 }
 
@@ -199,11 +192,17 @@ def runtime_sends() -> frozenset[str]:
 
 
 def runtime_acts_on() -> frozenset[str]:
-    """GA server event types that reach a handler of the runtime (after normalising)."""
-    from ..protocol import client, conversation
+    """GA server event types that reach a handler of the runtime (after normalising): the
+    conversation client's tables, or the transcription session's (``realtalk transcribe``)."""
+    from ..protocol import client, conversation, transcription
     from ..protocol.events import normalize_server_event
 
-    handled = set(client._HANDLERS) | client.DELTA_TYPES | set(conversation._SERVER_HANDLERS)
+    handled = (
+        set(client._HANDLERS)
+        | client.DELTA_TYPES
+        | set(conversation._SERVER_HANDLERS)
+        | set(transcription._HANDLERS)
+    )
     return frozenset(
         kind
         for kind in ga_event_types("server")
