@@ -435,3 +435,21 @@ async def test_reconnect_mid_tool_call_continues_with_seeded_history(
         events = await client.until("rate_limits.updated")
     texts = [e["text"] for e in events if e["type"] == "response.output_text.done"]
     assert texts == ["It is 13:00 now."]
+
+
+async def test_a_custom_voice_is_named_by_its_id_in_the_response(
+    make_emulator: Any, open_client: Any
+) -> None:
+    from openai.types.realtime import RealtimeResponse
+
+    emu = await make_emulator({"turns": [{"user": "hi", "reply": "Hello."}]})
+    async with open_client(emu) as client:
+        await client.send({"type": "session.update", "session": {
+            "type": "realtime", "audio": {"output": {"voice": {"id": "voice_1234"}}}}})
+        updated = (await client.until("session.updated"))[-1]
+        events = await client.turn("hi")
+    [created] = [e for e in events if e["type"] == "response.created"]
+    assert updated["session"]["audio"]["output"]["voice"] == {"id": "voice_1234"}
+    response = RealtimeResponse.model_validate(created["response"])
+    assert response.audio is not None and response.audio.output is not None
+    assert response.audio.output.voice == "voice_1234"

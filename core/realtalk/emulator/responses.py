@@ -311,7 +311,7 @@ class Responder:
             "audio": {
                 "output": {
                     "format": self.session["audio"]["output"]["format"],
-                    "voice": self.session["audio"]["output"]["voice"],
+                    "voice": _voice_name(self.session["audio"]["output"]["voice"]),
                 }
             },
             "metadata": response.metadata,
@@ -549,3 +549,9 @@ def _words(text: str) -> list[str]:
     for piece in text.split(" "):
         words.append(piece if not words else " " + piece)
     return [w for w in words if w] or [""]
+
+
+def _voice_name(voice: Any) -> Any:
+    """The voice as a response carries it: a string (a custom voice ``{"id": ...}`` of the
+    session is named by its id, as the GA ``RealtimeResponse`` type takes only strings)."""
+    return voice.get("id") if isinstance(voice, dict) else voice
