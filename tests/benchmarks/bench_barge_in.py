@@ -65,7 +65,7 @@ async def run(runs: int) -> tuple[list[float], int]:
 
     off_by_more_than_a_block = 0
     heard: set[str] = set()  # items played 200 ms or more (the tracker keeps the newest 256)
-    async with Emulator(scenario, fast=False) as emu, \
+    async with Emulator(scenario, fast=False, audio_speed=1.0) as emu, \
             open_session(agent, emulator=emu, output=sink, listeners=[collect]) as session:
         await speak(session, tone(0.5, 440) + bytes(RATE * 2 // 2))
         for index in range(runs):

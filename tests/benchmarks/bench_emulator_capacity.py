@@ -248,7 +248,7 @@ class EmulatorProcess:
     """``realtalk emulator`` in a process of its own; reads its CPU and RSS from ``/proc``."""
 
     def __init__(self, scenario: Path, nice: int, profile: str | None = None) -> None:
-        args = ["emulator", "--port", "0", "--scenario", str(scenario)]
+        args = ["emulator", "--port", "0", "--audio-speed", "1", "--scenario", str(scenario)]
         cmd = [str(Path(sys.executable).parent / "realtalk"), *args]
         if profile:  # this file's ``profile`` mode: the same command under cProfile
             cmd = [sys.executable, str(Path(__file__).resolve()), "profile", profile, *args]

@@ -540,7 +540,7 @@ class EmulatorProcess(Process):
 
     def __init__(self, scenario: Path, nice: int) -> None:
         cmd = [str(Path(sys.executable).parent / "realtalk"), "emulator", "--port", "0",
-               "--scenario", str(scenario)]
+               "--audio-speed", "1", "--scenario", str(scenario)]
         self.proc = subprocess.Popen(niced(nice, cmd), stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         first = self.proc.stdout.readline()
