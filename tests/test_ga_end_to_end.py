@@ -279,3 +279,24 @@ async def test_the_user_is_answered_while_a_slow_tool_runs_then_its_output_follo
     output = kinds.index(("conversation.item.added", "function_call_output"))
     assert spoken < output < kinds.index(("response.done", "Result: found it"))
     assert [e.get("response", {}).get("conversation") for e in emu.client_events("response.create")] == [None, None]
+
+
+async def test_text_typed_while_a_tool_runs_waits_for_its_output(tmp_path: Path) -> None:
+    """Typed input is not answered beside a running call (that is for speech with server
+    VAD): the arbiter holds it, and one response after the output answers both."""
+    tools = SlowTools()
+    path = tmp_path / "front.yaml"
+    path.write_text("instructions: Help.\ntools: [lookup]\n")
+    scenario = {"turns": [LOOK, {"user": "weather", "reply": "Sunny today."}]}
+    async with Emulator(scenario, fast=True) as emu:
+        async with open_session(path, emulator=emu, extra_plugins=[tools], text_only=True) as session:
+            await session.send_text("look it up")
+            await asyncio.wait_for(tools.started.wait(), 20)
+            await session.send_text("And the weather?")
+            held = session.protocol.arbiter.wants_response and session.protocol.arbiter.in_flight is None
+            tools.release.set()
+            turn = await session.wait_turn(20)
+        checked(emu)
+    assert held
+    assert turn.text == "Result: found it" and [r.output for r in turn.tool_calls] == ["found it"]
+    assert len(emu.client_events("response.create")) == 2
