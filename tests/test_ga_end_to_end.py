@@ -250,11 +250,9 @@ async def test_the_user_is_answered_while_a_slow_tool_runs_then_its_output_follo
     tools = SlowTools()
     path = tmp_path / "front.yaml"
     path.write_text("instructions: Help.\ntools: [{name: lookup, cancellable: false}]\n")
-    # The emulator drops a call's scripted continuation when new user input arrives, so
-    # the follow-up (a response with no new input) is scripted as the next greeting turn.
-    scenario = {"turns": [{"user": "look", "reply": [{"call": "lookup"}]},
-                          {"audio": True, "transcript": "And the weather?", "reply": "Sunny today."},
-                          {"greeting": True, "reply": "Result: {output}"}]}
+    # The emulator keeps the call's continuation ("Result: ...") past the new input, as
+    # the call still waits for its output.
+    scenario = {"turns": [LOOK, {"audio": True, "transcript": "And the weather?", "reply": "Sunny today."}]}
     sink = WavFileSink(tmp_path / "out.wav", realtime=False)
     async with Emulator(scenario, fast=True) as emu:
         async with open_session(path, emulator=emu, extra_plugins=[tools], output=sink) as session:
@@ -300,3 +298,24 @@ async def test_text_typed_while_a_tool_runs_waits_for_its_output(tmp_path: Path)
     assert held
     assert turn.text == "Result: found it" and [r.output for r in turn.tool_calls] == ["found it"]
     assert len(emu.client_events("response.create")) == 2
+
+
+def test_new_input_keeps_the_continuation_of_a_call_still_running() -> None:
+    """The emulator's script, sans I/O: a call's continuation survives new input only while
+    the call waits for its output."""
+    from realtalk.emulator import load_scenario
+    from realtalk.emulator.state import ScenarioProgress, UserInput
+
+    def texts(steps: Any) -> list[str]:
+        return [step.text for step in steps]
+
+    scenario = {"turns": [LOOK, {"user": "weather", "reply": "Sunny today."}]}
+    running = ScenarioProgress(load_scenario(scenario))
+    assert [s.kind for s in running.next_reply(UserInput(text="look", audio=False))] == ["call"]
+    assert texts(running.next_reply(UserInput(text="weather", audio=False), calls_running=True)) == ["Sunny today."]
+    assert texts(running.next_reply(None)) == ["Result: {output}"]
+
+    answered = ScenarioProgress(load_scenario(scenario))
+    answered.next_reply(UserInput(text="look", audio=False))
+    answered.next_reply(UserInput(text="weather", audio=False))  # the call had its output: a new turn
+    assert texts(answered.next_reply(None))[0].startswith("[emulator] no scenario turn matches")
