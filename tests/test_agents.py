@@ -510,3 +510,41 @@ def test_python_agents_take_the_new_keys() -> None:
     assert agent.prompt == {"id": "pmpt_1"} and agent.tracing == "auto"
     with pytest.raises(ConfigError, match=r"^agent 'desk': \$\.reasoning: reasoning needs a reasoning model"):
         Agent(name="desk", instructions="x", model="gpt-realtime", reasoning={"effort": "low"})
+
+
+def test_still_working_is_overridden_per_agent(tmp_path: Path, registry: ToolRegistry) -> None:
+    from realtalk.agents import Agent
+    from realtalk.tools import StillWorking
+
+    path = write(tmp_path, "a.yaml", """
+        instructions: x
+        tools:
+          - {name: get_time, still_working: {after_s: 2, say: Still looking...}}
+          - {name: convert_time, still_working: {after_s: 0.5, generate: true}}
+    """)
+    graph = load_agents([path], registry)
+    assert graph.problems == []
+    tools = graph.tools_for(graph.get("a"), registry)
+    assert tools[0].still_working == StillWorking(2.0, "Still looking...", False)
+    assert tools[1].still_working == StillWorking(0.5, None, True)
+    assert registry.get("get_time").still_working is None  # type: ignore[union-attr]
+    # The same override from Python goes through the same checks.
+    spec = Agent(name="b", instructions="x", tools=[graph.get("a").tools[0]])
+    assert spec.tools[0].still_working == StillWorking(2.0, "Still looking...", False)
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("{after_s: -1, say: x}", "still_working.after_s must be a positive number of seconds, got -1"),
+    ("{after_s: 2}", "still_working needs exactly one of say: <a line> or generate: true"),
+    ("{after_s: 2, say: x, generate: true}", "still_working needs exactly one of say"),
+    ("{after_s: 2, say: '  '}", "still_working.say must be a non-empty string"),
+    ("{after_s: 2, sya: x}", "still_working has an unknown key 'sya'"),
+    ("3", "still_working must be a mapping, not an integer"),
+])
+def test_a_bad_still_working_override_is_one_line_with_its_place(tmp_path: Path, value: str,
+                                                                 message: str) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text(f"instructions: x\ntools:\n  - get_time\n  - name: convert_time\n    still_working: {value}\n")
+    problem = only_problem(path)
+    assert problem.startswith(f"{path}:5: $.tools[1].still_working: ") and message in problem
+    assert "\n" not in problem

@@ -27,7 +27,7 @@ from .agentsettings import setting_problems, tracing_problems
 from .exceptions import ConfigError
 from .models import DEFAULT_MODEL, deprecation
 from .protocol.vocab import SEMANTIC_VAD_DEFAULTS, SERVER_VAD_DEFAULTS, audio_format, json_copy
-from .tools import Tool, ToolRegistry, make_tool
+from .tools import StillWorking, Tool, ToolRegistry, make_tool
 from .yamlfile import YamlDocument, did_you_mean, load_yaml, read_text
 
 if TYPE_CHECKING:
@@ -92,6 +92,7 @@ class ToolUse:
     requires_approval: bool | None = None
     cancellable: bool | None = None
     line: int | None = None
+    still_working: StillWorking | None = None
 
 
 @dataclass(frozen=True)
@@ -396,6 +397,7 @@ def _build(doc: YamlDocument) -> AgentSpec:
             tools.append(ToolUse(
                 entry["name"], entry.get("timeout_s"), entry.get("requires_approval"),
                 entry.get("cancellable"), line=line,
+                still_working=StillWorking.parse(entry.get("still_working")),
             ))
     handoffs = []
     for index, entry in enumerate(data.get("handoffs", [])):
@@ -579,7 +581,9 @@ def Agent(  # a constructor to its users: realtalk.Agent(name=..., ...)
         if isinstance(entry, ToolUse):
             tool_entries.append({k: v for k, v in (("name", entry.name), ("timeout_s", entry.timeout_s),
                                                     ("requires_approval", entry.requires_approval),
-                                                    ("cancellable", entry.cancellable)) if v is not None})
+                                                    ("cancellable", entry.cancellable),
+                                                    ("still_working", _still_plain(entry.still_working)))
+                                   if v is not None})
         elif isinstance(entry, Mapping):
             tool_entries.append(dict(entry))
         elif callable(entry) and not isinstance(entry, str):
@@ -628,6 +632,14 @@ def Agent(  # a constructor to its users: realtalk.Agent(name=..., ...)
 def _plain(value: Any) -> Any:
     """A mapping given to :func:`Agent` as a plain dict (as YAML would give it)."""
     return json_copy(dict(value)) if isinstance(value, Mapping) else value
+
+
+def _still_plain(still: StillWorking | None) -> dict[str, Any] | None:
+    """A :class:`ToolUse`'s ``still_working`` as the mapping an agent file holds."""
+    if still is None:
+        return None
+    return {"after_s": still.after_s, "say": still.say} if still.say is not None else \
+        {"after_s": still.after_s, "generate": True}
 
 
 # Agent files that passed their checks, by path and exact text: a process that opens many
@@ -709,7 +721,8 @@ class AgentGraph:
             overrides: dict[str, Any] = {
                 k: v for k, v in (("timeout_s", use.timeout_s),
                                   ("requires_approval", use.requires_approval),
-                                  ("cancellable", use.cancellable)) if v is not None
+                                  ("cancellable", use.cancellable),
+                                  ("still_working", use.still_working)) if v is not None
             }
             if overrides:
                 tool = replace(tool, **overrides)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .exceptions import ConfigError
 from .models import DEFAULT_MODEL, REASONING_MODELS, takes_reasoning, transcription_option_problem
+from .tools import StillWorking
 from .yamlfile import did_you_mean
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def setting_problems(data: dict[str, Any]) -> list[Problem]:
             models = ", ".join(sorted(REASONING_MODELS))
             found.append(([key], f"{key} needs a reasoning model ({models}); {model} does not take it"))
     found += _tool_choice_problems(data)
+    found += _still_working_problems(data)
     transcription = data.get("input_audio_transcription")
     if "include" in data and data["include"] and transcription is None:
         message = ("include item.input_audio_transcription.logprobs needs input_audio_transcription"
@@ -69,6 +71,23 @@ def _tool_choice_problems(data: dict[str, Any]) -> list[Problem]:
     listed = ", ".join(names) if names else "none"
     message = f"tool_choice names {name!r}, which is not one of the agent's tools{hint}; its tools: {listed}"
     return [(["tool_choice", "name"], message)]
+
+
+def _still_working_problems(data: dict[str, Any]) -> list[Problem]:
+    """A tool entry's ``still_working`` override, checked as a tool's own option is."""
+    found: list[Problem] = []
+    tools = data.get("tools")
+    for index, entry in enumerate(tools if isinstance(tools, list) else []):
+        if not isinstance(entry, dict) or "still_working" not in entry:
+            continue
+        value = entry["still_working"]
+        if not isinstance(value, dict):
+            continue  # the schema reports it
+        try:
+            StillWorking.parse(value)
+        except ValueError as exc:
+            found.append((["tools", index, "still_working"], str(exc)))
+    return found
 
 
 def _tool_names(data: dict[str, Any]) -> list[str]:

@@ -223,6 +223,12 @@ class Responder:
         self.active = None
         self.out_of_band.clear()
 
+    def _calls_without_output(self) -> bool:
+        """Whether a function call in the conversation still waits for its output (its
+        tool runs on the client: asynchronous function calling)."""
+        answered = {i.get("call_id") for i in self.items if i.get("type") == "function_call_output"}
+        return any(i.get("type") == "function_call" and i.get("call_id") not in answered for i in self.items)
+
     def start(
         self,
         params: dict[str, Any] | None,
@@ -246,7 +252,7 @@ class Responder:
         limit = params.get("max_output_tokens", self.session["max_output_tokens"])
         in_conversation = params.get("conversation", "auto") != "none"
         if steps is None:
-            steps = self.progress.next_reply(user)
+            steps = self.progress.next_reply(user, calls_running=self._calls_without_output())
         # The real server echoes the request's metadata in the response object.
         response = ActiveResponse(
             id=new_id("resp"),

@@ -212,12 +212,16 @@ class ScenarioProgress:
                 return self.scenario.turns[index]
         return None
 
-    def next_reply(self, user: UserInput | None) -> tuple[Step, ...]:
+    def next_reply(self, user: UserInput | None, *, calls_running: bool = False) -> tuple[Step, ...]:
         """The steps of the next response.
 
         With no new user input, the continuation of the current turn (the steps after a
         tool call) runs, or else the next unused ``greeting`` turn. With input, the first unused turn at or after the cursor that
         matches it runs (earlier unused turns are skipped); no match gives the fallback.
+
+        New input drops the continuation, unless ``calls_running`` (a call still waits
+        for its output: the user spoke while a tool runs): it is then kept for the
+        response that follows the output, before the new turn's own.
         """
         if user is None and self.continuation:
             return self.continuation.pop(0)
@@ -227,7 +231,14 @@ class ScenarioProgress:
                 if turn.greeting:
                     return self._use(index)
             return (self._fallback("(no new user input)"),)
+        owed = self.continuation if calls_running else []
         self.continuation = []
+        steps = self._match(user)
+        self.continuation = owed + self.continuation
+        return steps
+
+    def _match(self, user: UserInput) -> tuple[Step, ...]:
+        """The first unused turn that matches ``user``'s input, used up; else the fallback."""
         for index in range(self.cursor, len(self.scenario.turns)):
             turn = self.scenario.turns[index]
             if user.idle:
