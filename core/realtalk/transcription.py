@@ -298,6 +298,10 @@ async def _send_audio(conn: RealtimeConnection, transcriber: Transcriber, audio:
     if not audio.ended:
         async for chunk in audio.source:
             await conn.send(transcriber.append(base64.b64encode(chunk).decode("ascii")))
+            # A source with audio always ready (a WAV with --fast, a device running ahead)
+            # and a send that did not have to wait never yield: let the reader and the
+            # keepalive in between chunks, or the server's pings go unanswered.
+            await asyncio.sleep(0)
         audio.ended = True
     for event in transcriber.finish():
         await conn.send(event)

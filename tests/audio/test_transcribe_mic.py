@@ -53,7 +53,13 @@ async def test_the_microphone_is_transcribed_until_ctrl_c(fake_alsa: Any) -> Non
             sys.executable, "-m", "realtalk.cli", "transcribe", "--url", f"ws://127.0.0.1:{port}/v1/realtime",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
         assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        except TimeoutError:
+            proc.kill()
+            out, err = await proc.communicate()
+            raise AssertionError(f"no transcript in 60 s; stdout {out!r}, stderr {err!r}, "
+                                 f"the server received {[e['type'] for e in received][:20]}") from None
         proc.send_signal(2)  # Ctrl-C
         rest, err = await asyncio.wait_for(proc.communicate(), 30)
     assert (line, rest, err, proc.returncode) == (b"Hello from the microphone.\n", b"", b"", 130)
