@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from ..exceptions import AudioDeviceError, ConfigError
@@ -150,11 +150,17 @@ async def run_command(args: argparse.Namespace) -> int:
         0; 1 when the last ``--text`` turn failed or is incomplete; 130 after Ctrl-C,
         143 after SIGTERM, 141 when stdout was closed (each after a clean shutdown).
     """
+    return await until_stopped(lambda stop: _run(args, stop))
+
+
+async def until_stopped(body: Callable[[_Stop], Awaitable[int]]) -> int:
+    """Await ``body(stop)`` in the current task; when Ctrl-C, SIGTERM or a closed stdout
+    stopped it (see :class:`_Stop`), return that exit code instead of the cancellation."""
     task = asyncio.current_task()
     assert task is not None
     stop = _Stop(task)
     try:
-        return await _run(args, stop)
+        return await body(stop)
     except asyncio.CancelledError:
         if stop.code is None:
             raise

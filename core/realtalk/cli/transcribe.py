@@ -18,7 +18,6 @@ or the session failed; 2 for a usage error; 130 Ctrl-C, 143 SIGTERM, 141 stdout 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import json
 import sys
@@ -184,21 +183,9 @@ def _as_json(action: TranscriptionAction) -> dict[str, Any]:
 
 async def transcribe_command(args: argparse.Namespace) -> int:
     """Run ``realtalk transcribe`` with parsed arguments; returns the exit code."""
-    from .run import _Stop
+    from .run import until_stopped
 
-    task = asyncio.current_task()
-    assert task is not None
-    stop = _Stop(task)
-    try:
-        return await _transcribe(args, stop)
-    except asyncio.CancelledError:
-        if stop.code is None:
-            raise
-        if sys.version_info >= (3, 11):
-            task.uncancel()
-        return stop.code
-    finally:
-        stop.release()
+    return await until_stopped(lambda stop: _transcribe(args, stop))
 
 
 async def _transcribe(args: argparse.Namespace, stop: Any) -> int:

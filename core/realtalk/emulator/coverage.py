@@ -179,8 +179,9 @@ def emulator_accepts() -> frozenset[str]:
     return frozenset(SUPPORTED_TYPES)
 
 
+@cache
 def emulator_sends() -> frozenset[str]:
-    """GA server event types the emulator's modules build."""
+    """GA server event types the emulator's modules build (read once per process)."""
     built = built_event_types(_python_files(_PACKAGE / "emulator"))
     return built & frozenset(ga_event_types("server"))
 

@@ -46,6 +46,7 @@ from .builders import (
     EVENT_FIELDS,
     RESPONSE_KEYS,
     SUPPORTED_TYPES,
+    TRANSCRIPTION_SESSION_EVENTS,
     ClientError,
     check_event_id,
     duplicate_item,
@@ -61,7 +62,6 @@ from .config import (
     validate_session_update,
     validate_transcription_update,
 )
-from .eventsets import TRANSCRIPTION_SESSION_EVENTS
 from .requests import check_response_params, item_text, response_input
 from .responses import DEFAULT_AUDIO_SPEED, ActiveResponse, Responder, Speech
 from .state import ScenarioProgress, UserInput
