@@ -9,20 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from .conftest import make_pcm as pcm
+
 RATE = 24000
-
-
-def pcm(*parts: tuple[str, int, float]) -> bytes:
-    """PCM16 24 kHz: ("silence"|"tone", milliseconds, amplitude) parts, concatenated."""
-    chunks = []
-    for kind, ms, amplitude in parts:
-        n = RATE * ms // 1000
-        if kind == "silence":
-            chunks.append(np.zeros(n))
-        else:
-            t = np.arange(n) / RATE
-            chunks.append(amplitude * np.sin(2 * np.pi * 440 * t))
-    return (np.concatenate(chunks) * 32767).astype("<i2").tobytes()
 
 
 async def send_audio(client: Any, data: bytes, chunk_ms: int = 100) -> None:
