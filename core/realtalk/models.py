@@ -16,10 +16,12 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_REASONING_EFFORT",
     "DEPRECATED_MODELS",
+    "DEPRECATED_TRANSCRIPTION_MODELS",
     "REALTIME_MODELS",
     "REASONING_EFFORTS",
     "REASONING_MODELS",
     "TRANSCRIPTION_MODELS",
+    "TRANSCRIPTION_MODEL_ORDER",
     "deprecation",
     "takes_reasoning",
     "transcription_option_problem",
@@ -50,6 +52,14 @@ DEPRECATED_MODELS = {
 }
 """Realtime models the ``openai`` types list as deprecated, with their announced shutdown date."""
 
+DEPRECATED_TRANSCRIPTION_MODELS = {
+    model: "2027-02-26" for model in (
+        "whisper-1", "gpt-4o-mini-transcribe", "gpt-4o-mini-transcribe-2025-12-15",
+        "gpt-4o-transcribe", "gpt-4o-transcribe-diarize",
+    )
+}
+"""Transcription model -> announced shutdown date, as the ``openai`` package's types document it."""
+
 REASONING_EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
 """The values of ``reasoning.effort`` (``RealtimeReasoningEffort``)."""
 
@@ -59,11 +69,14 @@ DEFAULT_REASONING_EFFORT = "low"
 BUILTIN_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
 """The built-in voices; any other voice is a custom voice's id (``{"id": "voice_..."}``)."""
 
-TRANSCRIPTION_MODELS = frozenset({
-    "whisper-1", "gpt-transcribe", "gpt-live-transcribe", "gpt-4o-mini-transcribe",
-    "gpt-4o-mini-transcribe-2025-12-15", "gpt-4o-transcribe", "gpt-4o-transcribe-diarize",
-    "gpt-realtime-whisper",
-})
+TRANSCRIPTION_MODEL_ORDER = (
+    "gpt-transcribe", "gpt-live-transcribe", "gpt-realtime-whisper", "gpt-4o-transcribe",
+    "gpt-4o-mini-transcribe", "gpt-4o-mini-transcribe-2025-12-15", "gpt-4o-transcribe-diarize",
+    "whisper-1",
+)
+"""The transcription models, current ones first (the order messages and help list them in)."""
+
+TRANSCRIPTION_MODELS = frozenset(TRANSCRIPTION_MODEL_ORDER)
 """Every input transcription model the ``openai`` package names (``AudioTranscription``)."""
 
 # Which transcription models take each option, as the AudioTranscription docstrings say.

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..models import BUILTIN_VOICES
 from ..protocol import vocab
 
 __all__ = [
@@ -26,7 +27,7 @@ __all__ = [
     "validate_transcription_update",
 ]
 
-VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
+VOICES = BUILTIN_VOICES
 
 # The live server's defaults (silence_duration_ms 200, not the documented 500).
 SERVER_VAD_DEFAULTS = vocab.LIVE_SERVER_VAD_DEFAULTS

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..exceptions import ConfigError
+from ..models import DEPRECATED_TRANSCRIPTION_MODELS, TRANSCRIPTION_MODEL_ORDER
 from .vocab import error_line, new_event_id
 
 __all__ = [
@@ -57,32 +58,13 @@ __all__ = [
     "TranscriptionOptions",
 ]
 
-TRANSCRIPTION_MODELS: tuple[str, ...] = (
-    "gpt-transcribe",
-    "gpt-live-transcribe",
-    "gpt-realtime-whisper",
-    "gpt-4o-transcribe",
-    "gpt-4o-mini-transcribe",
-    "gpt-4o-mini-transcribe-2025-12-15",
-    "gpt-4o-transcribe-diarize",
-    "whisper-1",
-)
-"""The models a transcription session takes, as the ``openai`` package's
-``AudioTranscription.model`` lists them (``tests/protocol/test_transcription.py`` keeps
-the two equal)."""
+TRANSCRIPTION_MODELS: tuple[str, ...] = TRANSCRIPTION_MODEL_ORDER
+"""The models a transcription session takes (:mod:`realtalk.models`, which the tests keep
+equal to the ``openai`` package's ``AudioTranscription.model``)."""
 
 DEFAULT_TRANSCRIPTION_MODEL = "gpt-transcribe"
 """The current transcription model that is not deprecated and takes every option realtalk
 sends (``language``, ``prompt``, turn detection)."""
-
-DEPRECATED_TRANSCRIPTION_MODELS: dict[str, str] = {
-    "whisper-1": "2027-02-26",
-    "gpt-4o-mini-transcribe": "2027-02-26",
-    "gpt-4o-mini-transcribe-2025-12-15": "2027-02-26",
-    "gpt-4o-transcribe": "2027-02-26",
-    "gpt-4o-transcribe-diarize": "2027-02-26",
-}
-"""Model -> announced shutdown date, as the ``openai`` package's types document it."""
 
 DIARIZE_MODELS = frozenset({"gpt-4o-transcribe-diarize"})
 """Models that label speakers (``.segment`` events with ``speaker``)."""
