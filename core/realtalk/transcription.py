@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .audio.capture import AudioSource
 from .connection import ConnectionClosed, FrameTooLarge, RealtimeConnection, connect
-from .exceptions import AuthenticationFailed, ConfigError, ServerRejected, SessionError
+from .exceptions import ConfigError, ServerRejected, SessionError
 from .profiles import OPENAI_URL, ConnectionProfile
 from .protocol.transcription import (
     DEFAULT_TRANSCRIPTION_MODEL,
@@ -64,11 +64,9 @@ def transcription_profile(*, url: str | None = None, api_key: str | None = None)
         ConnectionFailed: ``url`` is not a WebSocket URL.
     """
     if url is None:
-        key = api_key or os.environ.get("OPENAI_API_KEY") or None
-        if not key:
-            raise AuthenticationFailed("no OpenAI API key: set OPENAI_API_KEY, or use --emulator (no key needed)")
-        return ConnectionProfile(kind="openai", ws_url=_with_intent(OPENAI_URL), api_key=key, auth="bearer",
-                                 key_env="OPENAI_API_KEY")
+        # OpenAI's key rules; the query names the intent instead of a model.
+        profile = ConnectionProfile.openai("", api_key)
+        return dataclasses.replace(profile, ws_url=_with_intent(OPENAI_URL), model=None)
     # Never send an OpenAI key to an arbitrary server: custom URLs get their own variable.
     profile = ConnectionProfile.url(url, api_key=api_key or os.environ.get("REALTALK_API_KEY") or None)
     return dataclasses.replace(profile, ws_url=_with_intent(profile.ws_url))
