@@ -36,7 +36,6 @@ from .connection import (
 )
 from .exceptions import (
     AuthenticationFailed,
-    ConfigError,
     ConnectionFailed,
     ProtocolError,
     RealtalkError,
@@ -48,6 +47,7 @@ from .protocol import client as p
 from .protocol import codec
 from .protocol.conversation import Conversation
 from .protocol.events import to_wire
+from .protocol.outofband import out_of_band_body
 from .protocol.vocab import PCM
 from .results import (
     ApprovalRequest,
@@ -328,16 +328,7 @@ class Session:
                 ``metadata`` is not at most 15 string values.
         """
         self._check_open()
-        body: dict[str, Any] = {"output_modalities": list(output_modalities)}
-        if instructions is not None:
-            body["instructions"] = instructions
-        if input is not None:
-            body["input"] = [_input_item(i) for i in input]
-        if metadata:
-            if len(metadata) > 15 or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-                raise ConfigError("out-of-band metadata takes at most 15 string keys with string values"
-                                  " (the server allows 16; realtalk uses one to match the answer)")
-            body["metadata"] = dict(metadata)
+        body = out_of_band_body(instructions, input, metadata, output_modalities)
         owner, actions = self.protocol.out_of_band(body)
         await self._run(actions)
         done = await self._until(lambda: owner in self.protocol.oob_finished,
@@ -765,12 +756,3 @@ class Session:
             except Exception as exc:  # a broken listener must not break the session
                 log.warning("session listener %r failed on %s: %s: %s", listener, kind, type(exc).__name__, exc)
                 log.debug("listener traceback", exc_info=exc)
-
-
-def _input_item(value: dict[str, Any] | str) -> dict[str, Any]:
-    """An out-of-band ``input`` entry: an item as given, or a string as a user message."""
-    if isinstance(value, str):
-        return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": value}]}
-    if not isinstance(value, dict):
-        raise ConfigError(f"out-of-band input must be items (dicts) or strings, got {type(value).__name__}")
-    return value

@@ -14,16 +14,58 @@ import collections
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..exceptions import ConfigError
 from ..results import OutOfBandResult
 from ..tools import StillWorking
 from .actions import Action, AudioDone, Emit, Play
 from .events import error_summary
-from .vocab import error_line
+from .vocab import error_line, user_text_item
 
-__all__ = ["MAX_OOB_KEPT", "OutOfBandRequests", "response_text", "status_reason", "still_working_request"]
+__all__ = [
+    "MAX_OOB_KEPT",
+    "OutOfBandRequests",
+    "out_of_band_body",
+    "response_text",
+    "status_reason",
+    "still_working_request",
+]
 
 MAX_OOB_KEPT = 16
 """Finished out-of-band results kept until collected (the oldest go first past it)."""
+
+
+def out_of_band_body(
+    instructions: str | None,
+    input: list[dict[str, Any] | str] | None,
+    metadata: dict[str, str] | None,
+    output_modalities: tuple[str, ...] | list[str],
+) -> dict[str, Any]:
+    """The ``response.create`` body of a side question (see ``Session.ask_out_of_band``).
+
+    Raises:
+        ConfigError: ``input`` holds something else than items and strings, or
+            ``metadata`` is not at most 15 string values (one line).
+    """
+    body: dict[str, Any] = {"output_modalities": list(output_modalities)}
+    if instructions is not None:
+        body["instructions"] = instructions
+    if input is not None:
+        body["input"] = [_input_item(i) for i in input]
+    if metadata:
+        if len(metadata) > 15 or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+            raise ConfigError("out-of-band metadata takes at most 15 string keys with string values"
+                              " (the server allows 16; realtalk uses one to match the answer)")
+        body["metadata"] = dict(metadata)
+    return body
+
+
+def _input_item(value: dict[str, Any] | str) -> dict[str, Any]:
+    """An out-of-band ``input`` entry: an item as given, or a string as a user message."""
+    if isinstance(value, str):
+        return user_text_item(value)
+    if not isinstance(value, dict):
+        raise ConfigError(f"out-of-band input must be items (dicts) or strings, got {type(value).__name__}")
+    return value
 
 
 @dataclass
