@@ -415,13 +415,17 @@ class ClientProtocol:
         out: list[Action] = []
         rid = self.arbiter.active_response_id
         if rid is not None and self.live:
-            out.append(Send(self.ids.stamp({"type": "response.cancel", "response_id": rid})))
+            out.append(self._cancel(rid))
         elif self.arbiter.in_flight is not None:
             self._cancel_next = True  # asked for, not started: cancel it as soon as it starts
         cancel = tuple(cid for cid, call in self._calls.items() if call.cancellable)
         if cancel:
             out.append(CancelCalls(cancel))
         return [*out, Interrupt()]
+
+    def _cancel(self, response_id: str) -> Send:
+        """``response.cancel`` for that response."""
+        return Send(self.ids.stamp({"type": "response.cancel", "response_id": response_id}))
 
     def clear_input_audio(self) -> list[Action]:
         """Drop the input audio sent since the last commit (``input_audio_buffer.clear``).
@@ -465,7 +469,7 @@ class ClientProtocol:
         self.arbiter.forget_out_of_band(owner)
         if response_id is None or not self.live:
             return []
-        return [Send(self.ids.stamp({"type": "response.cancel", "response_id": response_id}))]
+        return [self._cancel(response_id)]
 
     def _out_of_band_event(self, owner: str, raw: dict[str, Any]) -> list[Action]:
         """One event of an out-of-band response: never seen by the conversation or turns."""
@@ -725,11 +729,10 @@ class ClientProtocol:
             self._response_scope[rid] = self._live_scope
             self._turn.response_ids.add(rid)
             # A still-working line still speaking yields to the answer.
-            out: list[Action] = [Send(self.ids.stamp({"type": "response.cancel", "response_id": spoken}))
-                                 for spoken in self.oob.stop_speaking()]
+            out: list[Action] = [self._cancel(spoken) for spoken in self.oob.stop_speaking()]
             if self._cancel_next:
                 self._cancel_next = False
-                out.append(Send(self.ids.stamp({"type": "response.cancel", "response_id": rid})))
+                out.append(self._cancel(rid))
             return out
         return []
 
