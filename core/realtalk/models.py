@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_REASONING_EFFORT",
     "DEPRECATED_MODELS",
     "DEPRECATED_TRANSCRIPTION_MODELS",
+    "DIARIZE_MODELS",
     "REALTIME_MODELS",
     "REASONING_EFFORTS",
     "REASONING_MODELS",
@@ -77,6 +78,9 @@ TRANSCRIPTION_MODEL_ORDER = (
 """The transcription models, current ones first (the order messages and help list them in)."""
 
 TRANSCRIPTION_MODELS = frozenset(TRANSCRIPTION_MODEL_ORDER)
+
+DIARIZE_MODELS = frozenset({"gpt-4o-transcribe-diarize"})
+"""Transcription models that label speakers (``.segment`` events with ``speaker``)."""
 """Every input transcription model the ``openai`` package names (``AudioTranscription``)."""
 
 # Which transcription models take each option, as the AudioTranscription docstrings say.

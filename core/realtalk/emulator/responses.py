@@ -23,6 +23,7 @@ from ..protocol import codec
 from ..protocol.vocab import AudioFormat, audio_format, function_call_item, new_id
 from .scenario import Step, render_say
 from .state import ScenarioProgress, UserInput
+from .transcripts import word_deltas
 
 __all__ = [
     "AUDIO_MS_PER_TOKEN",
@@ -462,7 +463,7 @@ class Responder:
             item["content"] = [{"type": "output_audio", "transcript": said}]
         else:
             said = ""
-            for word in _words(text):
+            for word in word_deltas(text) or [""]:
                 if response.stopped or not self._spend(response, chars=len(word)):
                     break
                 said += word
@@ -548,13 +549,6 @@ class Responder:
             }
         )
         self._close_item(response, index, item)
-
-
-def _words(text: str) -> list[str]:
-    words: list[str] = []
-    for piece in text.split(" "):
-        words.append(piece if not words else " " + piece)
-    return [w for w in words if w] or [""]
 
 
 def _voice_name(voice: Any) -> Any:

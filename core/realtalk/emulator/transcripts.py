@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..models import DIARIZE_MODELS
+
 __all__ = [
     "DIARIZE_MODELS",
     "LOGPROBS_INCLUDE",
@@ -23,15 +25,15 @@ __all__ = [
     "transcription_events",
 ]
 
-DIARIZE_MODELS = frozenset({"gpt-4o-transcribe-diarize"})
-"""Transcription models that label speakers (``.segment`` events)."""
 LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
 """The ``include`` entry that asks for transcription logprobs."""
 WORD_LOGPROB = -0.01
 """The (deterministic) log probability given to every transcribed word."""
 
 
-def _words(text: str) -> list[str]:
+def word_deltas(text: str) -> list[str]:
+    """``text`` as streamed deltas: one per word, each after the first with its leading
+    space, so that they join back to ``text``."""
     words: list[str] = []
     for piece in text.split(" "):
         words.append(piece if not words else " " + piece)
@@ -41,7 +43,7 @@ def _words(text: str) -> list[str]:
 def _logprobs(text: str) -> list[dict[str, Any]]:
     return [
         {"token": word, "bytes": list(word.encode("utf-8")), "logprob": WORD_LOGPROB}
-        for word in _words(text)
+        for word in word_deltas(text)
     ]
 
 
@@ -108,7 +110,7 @@ def transcription_events(
     if model in DIARIZE_MODELS:
         events += _segments(speakers, transcript, seconds, ids)
     else:
-        for word in _words(transcript):
+        for word in word_deltas(transcript):
             delta: dict[str, Any] = {
                 "type": "conversation.item.input_audio_transcription.delta",
                 **ids,

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..exceptions import ConfigError
-from ..models import DEPRECATED_TRANSCRIPTION_MODELS, TRANSCRIPTION_MODEL_ORDER
+from ..models import DEPRECATED_TRANSCRIPTION_MODELS, DIARIZE_MODELS, TRANSCRIPTION_MODEL_ORDER
 from .vocab import error_line, new_event_id
 
 __all__ = [
@@ -66,8 +66,6 @@ DEFAULT_TRANSCRIPTION_MODEL = "gpt-transcribe"
 """The current transcription model that is not deprecated and takes every option realtalk
 sends (``language``, ``prompt``, turn detection)."""
 
-DIARIZE_MODELS = frozenset({"gpt-4o-transcribe-diarize"})
-"""Models that label speakers (``.segment`` events with ``speaker``)."""
 
 _NO_PROMPT = frozenset({"gpt-realtime-whisper", "gpt-4o-transcribe-diarize"})
 _NO_VAD = frozenset({"gpt-realtime-whisper"})
