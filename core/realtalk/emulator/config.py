@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..models import BUILTIN_VOICES
+from ..models import BUILTIN_VOICES, REASONING_EFFORTS
 from ..protocol import vocab
+from .transcripts import LOGPROBS_INCLUDE
 
 __all__ = [
     "SessionUpdateError",
@@ -373,7 +374,7 @@ _MAX_TOKENS: Validator = lambda value, param: (
     _enum("inf")(value, param) if isinstance(value, str) else _number(1, 4096, True)(value, param)
 )
 
-_REASONING = _object({"effort": _enum("minimal", "low", "medium", "high", "xhigh")})
+_REASONING = _object({"effort": _enum(*REASONING_EFFORTS)})
 
 _SESSION = _object(
     {
@@ -416,7 +417,7 @@ _SESSION = _object(
                 required=("id",),
             )
         ),
-        "include": _nullable(_array(_enum("item.input_audio_transcription.logprobs"))),
+        "include": _nullable(_array(_enum(LOGPROBS_INCLUDE))),
         "parallel_tool_calls": _boolean,
         "reasoning": _REASONING,
         "audio": _object(
@@ -466,7 +467,7 @@ def validate_max_output_tokens(value: Any, param: str) -> int | str:
 _TRANSCRIPTION_SESSION = _object(
     {
         "type": _enum("transcription"),
-        "include": _nullable(_array(_enum("item.input_audio_transcription.logprobs"))),
+        "include": _nullable(_array(_enum(LOGPROBS_INCLUDE))),
         "audio": _object(
             {
                 "input": _object(
