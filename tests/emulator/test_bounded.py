@@ -79,7 +79,7 @@ def test_silence_keeps_only_the_prefix_padding() -> None:
     [committed] = [
         a for a in session.record.server_events("input_audio_buffer.committed")
     ]
-    audio = session.protocol.input_audio[committed["item_id"]]
+    audio = session.protocol.item_audio[committed["item_id"]]
     # The segment: its padding, the half second of speech, the silence that ended it.
     assert padding + 5 * 4800 <= len(audio) <= padding + 5 * 4800 + 300 * 48
 
@@ -88,7 +88,7 @@ def test_kept_input_audio_is_capped() -> None:
     session = Session()
     for _ in range(100):  # 100 turns of about 0.8 s of committed audio each: 3.8 MB
         session.turn()
-    kept = session.protocol.input_audio
+    kept = session.protocol.item_audio
     assert sum(len(a) for a in kept.values()) <= MAX_KEPT_INPUT_AUDIO
     assert len(kept) < 100
     # The newest are kept: the latest user item's audio is there.

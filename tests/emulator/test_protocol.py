@@ -441,7 +441,7 @@ def test_deleting_a_committed_item_lets_its_audio_go() -> None:
     protocol.receive_audio(tone(400), 0.0)
     protocol.receive_event({"type": "input_audio_buffer.commit"}, 0.0)
     item_id = sent(protocol)[-1]["item"]["id"]
-    assert list(protocol.input_audio) == [item_id]
+    assert list(protocol.item_audio) == [item_id]
     protocol.receive_event({"type": "conversation.item.delete", "item_id": item_id}, 0.0)
     assert types(sent(protocol)) == ["conversation.item.deleted"]
-    assert protocol.input_audio == {}
+    assert protocol.item_audio == {}

@@ -262,11 +262,6 @@ class ServerProtocol:
         self._configure_vad()
         self._send({"type": "session.created", "session": self.session})
 
-    @property
-    def input_audio(self) -> dict[str, bytes]:
-        """The audio kept per item (committed user audio and assistant audio)."""
-        return self.item_audio
-
     # -- the caller's side -------------------------------------------------------------
 
     def actions_to_send(self) -> list[Action]:
