@@ -149,10 +149,11 @@ def http_server() -> Iterator[Callable[[], Any]]:
     servers: list[Any] = []
 
     def start() -> Any:
-        server = module.LoopbackServer().__enter__()
+        server = module.LoopbackServer()
+        server.start()
         servers.append(server)
         return server
 
     yield start
     for server in servers:
-        server.__exit__(None, None, None)
+        server.close()

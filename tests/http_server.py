@@ -32,7 +32,7 @@ CURRENT = {"time": "2026-12-03T10:00", "interval": 900, "temperature_2m": 14.2, 
 
 
 class LoopbackServer:
-    """The server, started in a daemon thread; use as a context manager."""
+    """The server, served by a daemon thread from :meth:`start` to :meth:`close`."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
@@ -51,11 +51,12 @@ class LoopbackServer:
         """``http://127.0.0.1:PORT``."""
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
-    def __enter__(self) -> LoopbackServer:
+    def start(self) -> None:
+        """Serve, in a daemon thread."""
         self.thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
+        """Stop serving (requests still waiting end) and free the port."""
         self.stop.set()
         self.httpd.shutdown()
         self.httpd.server_close()
@@ -66,7 +67,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_owner: LoopbackServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:

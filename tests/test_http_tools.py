@@ -131,8 +131,8 @@ def test_non_2xx_and_non_json_are_errors_with_status_and_excerpt() -> None:
 
 
 @pytest.mark.parametrize(("http", "line", "message"), [
-    ("      url: https://x.example/{cty}\n", 11, "http.url refers to {cty}, which is not a parameter of the tool"
-                                                  " (did you mean 'city'?)"),
+    ("      url: https://x.example/{cty}\n", 11,
+     "http.url refers to {cty}, which is not a parameter of the tool (did you mean 'city'?)"),
     ("      url: https://x.example/{days}\n", 11, "http.url refers to {days}, which is not required"),
     ("      url: x.example/v1\n", 11, "http.url must start with http:// or https:// and name a host"),
     ("      url: ${BASE:-ftp://x}/v1\n", 11, "http.url must start with http:// or https://"),
@@ -261,7 +261,7 @@ async def test_a_non_json_body_when_json_is_expected(http_server: Any, tmp_path:
 async def test_connection_refused(http_server: Any, tmp_path: Path) -> None:
     server = http_server()
     url = server.url
-    server.__exit__(None, None, None)  # nobody listens on its port any more
+    server.close()  # nobody listens on its port any more
     out = json.loads(await call(url, "      url: BASE/json\n", tmp_path, city="x"))
     assert out["error"].startswith(f"could not connect to {url.removeprefix('http://')}")
 

@@ -630,19 +630,19 @@ class UnsetEnv(ConfigError):
 
 
 def unset_env(tools: Iterable[Tool], environ: Mapping[str, str] | None = None) -> list[UnsetEnv]:
-    """One problem per ``${NAME}`` (without a default) that ``tools`` need and that is
-    unset or empty in ``environ`` (default ``os.environ``), at its file and line."""
+    """One problem per tool and variable it needs (``${NAME}`` without a default) that is
+    unset or empty in ``environ`` (default ``os.environ``), at its first use's file and line."""
     import os
 
     env = os.environ if environ is None else environ
-    found: dict[tuple[str, str | None, int | None], UnsetEnv] = {}
+    found: dict[tuple[str, str], UnsetEnv] = {}
     for tool in tools:
         spec = http_spec(tool)
         if spec is None:
             continue
-        for (name, _path), line in zip(spec.env, spec.lines or [None] * len(spec.env), strict=True):
-            if not env.get(name) and (name, spec.file, line) not in found:
-                found[(name, spec.file, line)] = UnsetEnv(
+        for (name, _path), line in zip(spec.env, spec.lines or (None,) * len(spec.env), strict=True):
+            if not env.get(name) and (name, tool.name) not in found:
+                found[(name, tool.name)] = UnsetEnv(
                     f"environment variable {name} is not set; HTTP tool {tool.name!r} needs it (set it, or write"
                     f" ${{{name}:-default}})", file=spec.file, line=line)
     return list(found.values())
