@@ -148,6 +148,7 @@ def test_non_2xx_and_non_json_are_errors_with_status_and_excerpt() -> None:
     ("      url: https://x.example/\n      max_response_bytes: 1.5\n", 12,
      "http.max_response_bytes must be a positive integer"),
     ("      method: POST\n", 10, "http needs url:"),
+    ("      url: https://x.example/\n      headers: {\"X Key\": a}\n", 12, "http.headers: 'X Key' is not a header name"),
 ])
 def test_bad_http_sections_are_one_line_with_file_and_line(tmp_path: Path, http: str, line: int,
                                                            message: str) -> None:
@@ -319,3 +320,42 @@ def test_http_call_is_an_async_handler() -> None:
 
     handler = HttpCall(spec({"url": "http://h/{city}"})).call
     assert inspect.iscoroutinefunction(handler)
+
+
+async def test_an_argument_cannot_inject_a_header(http_server: Any, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    server = http_server()
+    monkeypatch.setenv("WEATHER_API_KEY", SECRET)
+    out = json.loads(await call(server.url, "      url: BASE/echo\n"
+                                "      headers: {X-City: \"{city}\", X-Key: \"${WEATHER_API_KEY}\"}\n",
+                                tmp_path, city="a\r\nX-Injected: 1"))
+    assert "failed: LocalProtocolError: Illegal header value" in out["error"] and SECRET not in json.dumps(out)
+    assert server.requests == []  # no header was injected: nothing was sent
+
+
+def test_realtalk_tools_lists_an_http_tool_with_its_template(make_plugin: Any, capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from realtalk.cli import main
+
+    monkeypatch.setenv("WEATHER_API_KEY", SECRET)
+    make_plugin("realtalk-weatherhttp", """
+        from importlib.resources import files
+        import realtalk
+
+        @realtalk.hookimpl
+        def register_tools(register):
+            register.from_yaml(files(__name__).joinpath("tools.yaml"))
+    """, files={"tools.yaml": """
+        tools:
+          - name: forecast
+            description: The forecast.
+            http:
+              url: https://api.example.com/v1/forecast?key=${WEATHER_API_KEY}
+    """})
+    assert main(["tools"]) == 0
+    out = capsys.readouterr().out
+    assert "forecast  (realtalk-weatherhttp 1.0.0, http: GET https://api.example.com/v1/forecast?key=${WEATHER_API_KEY})" \
+        in out
+    assert main(["tools", "--json", "forecast"]) == 0
+    shown = capsys.readouterr().out
+    assert json.loads(shown)["handler"].startswith("http: GET ") and SECRET not in out + shown

@@ -65,6 +65,7 @@ EXCERPT_CHARS = 300  # of an error's body, for the model
 _KEYS = ("method", "url", "query", "headers", "json", "form", "timeout_s", "returns", "max_response_bytes")
 # ${NAME...} and $${ are the environment's; {name} is an argument.
 _PIECE = re.compile(r"\$\$\{|\$\{[^}]*\}|\{(?P<arg>[A-Za-z_][A-Za-z0-9_]*)\}")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _PATH_STEP = re.compile(r"\.?(?P<key>[^.\[\]]+)|\[(?P<index>-?\d+)\]")
 _SECRETS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("realtalk_http_secrets", default=())
 
@@ -244,6 +245,10 @@ def parse_spec(value: object, parameters: Mapping[str, Any]) -> HttpSpec:
         entries = value.get(key, {})
         if not isinstance(entries, Mapping):
             raise SpecProblem(f"http.{key} must be a mapping of names to templates", (key,))
+        for name in entries:
+            if key == "headers" and not _HEADER_NAME.match(str(name)):
+                raise SpecProblem(f"http.headers: {name!r} is not a header name (letters, digits, - and"
+                                  " !#$%&'*+.^_`|~)", (key, name))
         return tuple((str(k), template(v, (key, k))) for k, v in entries.items())
 
     method = value.get("method", "GET")
@@ -548,6 +553,8 @@ class HttpCall:
         token = _SECRETS.set(request.secrets)
         try:
             output = await self._send(request)
+        except Exception as exc:  # noqa: BLE001 - a header value httpx2 refuses, a bug: still an output
+            output = error_json(f"the request could not be sent: {type(exc).__name__}: {exc}")
         finally:
             _SECRETS.reset(token)
         return envrefs.redact(output, request.secrets)
@@ -555,7 +562,8 @@ class HttpCall:
     async def _send(self, request: HttpRequest) -> str:
         import httpx2
 
-        host = urlsplit(request.url).netloc
+        parts = urlsplit(request.url)  # the host and port only: user:password@ stays out of messages
+        host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
         try:
             return await asyncio.wait_for(self._exchange(httpx2, request), self.spec.timeout_s)
         except asyncio.TimeoutError:
