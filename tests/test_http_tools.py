@@ -359,3 +359,31 @@ def test_realtalk_tools_lists_an_http_tool_with_its_template(make_plugin: Any, c
     assert main(["tools", "--json", "forecast"]) == 0
     shown = capsys.readouterr().out
     assert json.loads(shown)["handler"].startswith("http: GET ") and SECRET not in out + shown
+
+
+async def test_a_python_plugin_registers_an_http_tool(http_server: Any) -> None:
+    from realtalk.plugins import load_plugins
+
+    server = http_server()
+
+    from realtalk.hookspecs import hookimpl
+
+    class Plugin:
+        __name__ = "realtalk-pyhttp"
+
+        @hookimpl
+        def register_tools(self, register: Any) -> None:
+            register("temperature", description="The temperature now.", parameters=ARGS_SCHEMA,
+                     http={"url": server.url + "/json", "returns": {"path": "current.temperature_2m"}})
+            register("broken", description="Broken.", parameters=ARGS_SCHEMA, http={"url": "{town}"})
+            register("both", description="Both.", handler=print, http={"url": server.url})
+
+    plugins = load_plugins(allow=[], extra=[Plugin()])
+    tool = plugins.registry.get("temperature")
+    assert tool is not None and tool.handler is not None and tool.handler_path == f"http: GET {server.url}/json"
+    assert json.loads(await tool.handler(city="x")) == 14.2
+    assert [p.message for p in plugins.problems] == [
+        ("tool 'broken': http.url refers to {town}, which is not a parameter of the tool; parameters: city, days,"
+         " units, flag, tags"),
+        "tool 'both': register() needs description= and one of handler= or http=",
+    ]

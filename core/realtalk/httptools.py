@@ -37,14 +37,14 @@ import contextvars
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlsplit
 
 from . import envrefs
-from .exceptions import ConfigError
+from .exceptions import ConfigError, ToolDefinitionError
 from .tools import MIN_MAX_OUTPUT_CHARS, Tool, cap_output
 from .yamlfile import did_you_mean
 
@@ -52,8 +52,8 @@ if TYPE_CHECKING:
     import httpx2
 
 __all__ = [
-    "HttpCall", "HttpRequest", "HttpSpec", "Returns", "SpecProblem", "Template", "UnsetEnv", "build_request",
-    "http_spec", "parse_spec", "response_output", "unset_env",
+    "HttpCall", "HttpRequest", "HttpSpec", "Returns", "SpecProblem", "Template", "UnsetEnv", "as_http_tool",
+    "build_request", "http_handler", "http_spec", "parse_spec", "response_output", "unset_env",
 ]
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -654,6 +654,27 @@ def unset_env(tools: Iterable[Tool], environ: Mapping[str, str] | None = None) -
                     f"environment variable {name} is not set; HTTP tool {tool.name!r} needs it (set it, or write"
                     f" ${{{name}:-default}})", file=spec.file, line=line)
     return list(found.values())
+
+
+def http_handler(name: str, http: Mapping[str, Any], parameters: Mapping[str, Any], *,
+                 plugin: str) -> Callable[..., Any]:
+    """The handler of an HTTP tool registered in Python (``register(..., http={...})``).
+
+    Raises:
+        ToolDefinitionError: The section is invalid (one line naming the tool).
+    """
+    try:
+        return HttpCall(parse_spec(http, parameters)).call
+    except SpecProblem as problem:
+        raise ToolDefinitionError(f"tool {name!r}: {problem.message}", plugin=plugin) from None
+
+
+def as_http_tool(tool: Tool) -> Tool:
+    """``tool`` with ``handler_path`` showing its request's template (``realtalk tools``)."""
+    from dataclasses import replace
+
+    spec = http_spec(tool)
+    return tool if spec is None else replace(tool, handler_path=f"http: {spec.summary}")
 
 
 def with_location(spec: HttpSpec, file: str | Path, line_of: Any) -> HttpSpec:

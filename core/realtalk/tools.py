@@ -27,7 +27,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -551,7 +551,9 @@ def load_tool_definitions(
         except ToolDefinitionError as exc:
             raise ToolDefinitionError(f"{where}: {exc.message}", plugin=origin) from None
         if http is not None:  # shown by `realtalk tools`: the templates, never a value
-            tools[-1] = replace(tools[-1], handler_path=f"http: {http.spec.summary}")
+            from .httptools import as_http_tool
+
+            tools[-1] = as_http_tool(tools[-1])
     return tools
 
 
