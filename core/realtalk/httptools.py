@@ -470,9 +470,9 @@ def response_output(spec: HttpSpec, status: int, reason: str, content_type: str,
         text = body.decode("utf-8", errors="replace")
         if complete:
             return cap_output(text, returns.max_chars)
-        return cap_output(json.dumps({"truncated": True, "output": text[:returns.max_chars], "note":
-                                      f"the response is larger than {spec.max_response_bytes} bytes;"
-                                      " this is its beginning"}, ensure_ascii=False), returns.max_chars + 200)
+        return json.dumps({"truncated": True, "output": text[:returns.max_chars], "note":
+                           f"the response is larger than {spec.max_response_bytes} bytes; this is its beginning"},
+                          ensure_ascii=False)
     if not complete:
         return error_json(f"the response is larger than {spec.max_response_bytes} bytes; it was not read"
                           " further (ask for less, e.g. fewer days or fields)", status=status)
@@ -587,7 +587,8 @@ class HttpCall:
                 try:
                     target = response.next_request
                     if target is None:
-                        body, complete = await _read(response, spec.max_response_bytes)
+                        body, complete = await _read(response, spec.max_response_bytes,
+                                                     whole=spec.returns.kind != "text")
                         return response_output(spec, response.status_code, response.reason_phrase,
                                                response.headers.get("content-type", ""), body, complete)
                     if _origin(target.url) != origin:
@@ -608,10 +609,11 @@ def _origin(url: httpx2.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port or default
 
 
-async def _read(response: httpx2.Response, cap: int) -> tuple[bytes, bool]:
-    """At most ``cap`` bytes of the body, and whether that is all of it."""
+async def _read(response: httpx2.Response, cap: int, *, whole: bool) -> tuple[bytes, bool]:
+    """At most ``cap`` bytes of the body, and whether that is all of it; nothing when only
+    the ``whole`` body is of use and its ``Content-Length`` says it is larger."""
     length = response.headers.get("content-length", "")
-    if length.isdigit() and int(length) > cap:
+    if whole and length.isdigit() and int(length) > cap:
         return b"", False
     chunks: list[bytes] = []
     size = 0
