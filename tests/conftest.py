@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -134,3 +134,26 @@ def make_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PluginFactor
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
     return PluginFactory(site)
+
+
+@pytest.fixture
+def http_server() -> Iterator[Callable[[], Any]]:
+    """Return ``start()``: a real HTTP server on loopback (``tests/http_server.py``, routes
+    listed there), started now and stopped at the end of the test."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("realtalk_tests_http_server", Path(__file__).with_name("http_server.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    servers: list[Any] = []
+
+    def start() -> Any:
+        server = module.LoopbackServer()
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()

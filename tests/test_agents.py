@@ -112,7 +112,10 @@ def test_example_agents_are_valid() -> None:
     from realtalk.plugins import load_plugins
 
     root = Path(__file__).resolve().parent.parent
-    plugins = load_plugins(allow=["realtalk-clock"])
+    from realtalk.localtools import ToolFile
+
+    tool_files = [ToolFile(f) for f in sorted((root / "agents").glob("*.tools.yaml"))]  # agents' tool_files:
+    plugins = load_plugins(allow=["realtalk-clock"], extra=tool_files)
     graph = load_agents([root / "agents"], plugins.registry)
     assert graph.problems == [] and graph.warnings == []
     assert {"concierge", "billing"} <= set(graph.agents)

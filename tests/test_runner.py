@@ -32,7 +32,7 @@ def test_api_doc_examples_run(index: int, tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_directory_needs_agent_choice() -> None:
-    with pytest.raises(ConfigError, match=r"holds 2 agents \(billing, concierge\); choose one with --agent"):
+    with pytest.raises(ConfigError, match=r"holds 3 agents \(billing, concierge, weather\); choose one with --agent"):
         load_target(ROOT / "agents")
     assert load_target(ROOT / "agents", "billing").agent == "billing"
 

@@ -170,4 +170,14 @@ def load_graph(
         problems += [_as_config_error(p, (p.plugin or "").strip()) for p in ours]
     graph.problems += problems
     graph.check_tools(plugins.registry)
+    graph.warnings += _unset_env(graph, plugins)
     return graph, plugins
+
+
+def _unset_env(graph: AgentGraph, plugins: PluginSet) -> list[ConfigError]:
+    """The unset environment variables the HTTP tools the agents use need (a warning for
+    ``check``; :func:`realtalk.runner.load_target` refuses to run with them)."""
+    from .httptools import unset_env
+
+    used = [plugins.registry.get(use.name) for agent in graph.agents.values() for use in agent.tools]
+    return list(unset_env(dict.fromkeys(t for t in used if t is not None)))

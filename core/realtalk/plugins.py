@@ -141,9 +141,11 @@ class Registrar:
         cancellable: bool = True,
         max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
         still_working: Mapping[str, Any] | None = None,
+        http: Mapping[str, Any] | None = None,
     ) -> None:
         """Register one tool defined in code: a typed function (``register(find_table)``,
-        see :func:`realtalk.tool`), or a name with a description, schema and handler.
+        see :func:`realtalk.tool`), or a name with a description, schema and handler (or
+        an HTTP request, ``http=``).
 
         Args:
             name: A typed function (its options come from ``@realtalk.tool(...)``), or
@@ -158,31 +160,41 @@ class Registrar:
                 a longer one is cut, in a JSON envelope that says so.
             still_working: ``{"after_s": 3, "say": "Still checking..."}`` or ``{"after_s":
                 3, "generate": True}``: tell the user when a call runs that long.
+            http: Instead of ``handler``, the request each call sends, as the ``http:``
+                section of a tools YAML file (docs/http-tools.md).
         """
         try:
             if not isinstance(name, str):
                 from .typedtools import typed_tool
 
                 given = (description, handler, parameters, timeout_s, requires_approval, cancellable,
-                         max_output_chars, still_working)
-                if given != (None, None, None, DEFAULT_TIMEOUT_S, False, True, DEFAULT_MAX_OUTPUT_CHARS, None):
+                         max_output_chars, still_working, http)
+                if given != (None, None, None, DEFAULT_TIMEOUT_S, False, True, DEFAULT_MAX_OUTPUT_CHARS, None, None):
                     raise ToolDefinitionError(
                         f"register({getattr(name, '__name__', name)!r}, ...): a typed function takes its"
                         " options from @realtalk.tool(...), not from register()", plugin=self._info.origin.strip())
                 tool = typed_tool(name, plugin=self._info.distribution, plugin_version=self._info.version)
                 self._add(tool)
                 return
-            if description is None or handler is None:
-                raise ToolDefinitionError(f"tool {name!r}: register() needs description= and handler=",
-                                          plugin=self._info.origin.strip())
+            if description is None or (handler is None) == (http is None):
+                raise ToolDefinitionError(f"tool {name!r}: register() needs description= and one of handler="
+                                          " or http=", plugin=self._info.origin.strip())
             from .tools import make_tool
 
+            if http is not None:
+                from .httptools import http_handler
+
+                handler = http_handler(name, http, parameters or {}, plugin=self._info.origin.strip())
             tool = make_tool(
                 name, description, parameters or {"type": "object", "properties": {}}, handler,
                 plugin=self._info.distribution, plugin_version=self._info.version,
                 timeout_s=timeout_s, requires_approval=requires_approval, cancellable=cancellable,
                 max_output_chars=max_output_chars, still_working=still_working,
             )
+            if http is not None:
+                from .httptools import as_http_tool
+
+                tool = as_http_tool(tool)
         except PluginError as exc:
             self._problems.append(exc)
             return

@@ -83,6 +83,7 @@ def load_target(
         # Every problem at once, one per line (sorted by file and line), as check prints them.
         lines = "\n".join(str(p) for p in graph.problems)
         raise ConfigError(f"{len(graph.problems)} problems in {_shown(path)}:\n{lines}")
+    _refuse_unset_env(graph)
     if not graph.roots:
         raise ConfigError(f"no agent files (*.yaml) in {path}")
     if agent is None:
@@ -92,6 +93,18 @@ def load_target(
         agent = graph.roots[0]
     graph.get(agent)
     return RunTarget(graph, agent, plugins)
+
+
+def _refuse_unset_env(graph: AgentGraph) -> None:
+    """An HTTP tool's unset environment variable, a warning for ``check``, stops a run
+    before it connects (one line each, naming the variable and where it is used)."""
+    from .httptools import UnsetEnv
+
+    unset = [w for w in graph.warnings if isinstance(w, UnsetEnv)]
+    if len(unset) == 1:
+        raise unset[0]
+    if unset:
+        raise ConfigError("\n".join(str(u) for u in unset))
 
 
 def resolve_agent(path: str | Path | AgentSpec, block: Iterable[str] = ()) -> str | Path | AgentSpec:

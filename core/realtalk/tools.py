@@ -37,6 +37,8 @@ from .yamlfile import did_you_mean, json_path, load_yaml
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
 
+    from .httptools import HttpCall
+
 __all__ = [
     "ArgumentCheck",
     "ArgumentProblems",
@@ -68,7 +70,7 @@ DEFAULT_MAX_OUTPUT_CHARS = 16_000
 MIN_MAX_OUTPUT_CHARS = 100  # room for the truncation envelope and some of the output
 _TOOL_KEYS = {
     "name", "description", "parameters", "handler", "timeout_s", "requires_approval", "cancellable",
-    "max_output_chars", "still_working",
+    "max_output_chars", "still_working", "http",
 }
 
 
@@ -517,16 +519,26 @@ def load_tool_definitions(
                 f" {unknown[0]!r}{hint}",
                 plugin=origin,
             )
-        missing = [k for k in ("name", "description", "handler") if k not in entry]
+        missing = [k for k in ("name", "description") if k not in entry]
+        if "handler" not in entry and "http" not in entry:  # Python, or an HTTP request
+            missing.append("handler (or http)")
         if missing:
             raise ToolDefinitionError(f"{where}: missing {', '.join(missing)}", plugin=origin)
+        if "handler" in entry and "http" in entry:
+            raise ToolDefinitionError(f"{doc.file}:{doc.line_of(('tools', index, 'http'))}: a tool has"
+                                      " handler: or http:, not both", plugin=origin)
+        parameters = entry.get("parameters", {"type": "object", "properties": {}})
+        handler = entry.get("handler")
+        http = _http_call(entry, parameters, doc, index, origin) if "http" in entry else None
+        if http is not None:
+            handler = http.call
         try:
             tools.append(
                 make_tool(
                     entry["name"],
                     entry["description"],
-                    entry.get("parameters", {"type": "object", "properties": {}}),
-                    entry["handler"],
+                    parameters,
+                    handler,
                     plugin=plugin,
                     plugin_version=plugin_version,
                     timeout_s=entry.get("timeout_s", DEFAULT_TIMEOUT_S),
@@ -538,7 +550,26 @@ def load_tool_definitions(
             )
         except ToolDefinitionError as exc:
             raise ToolDefinitionError(f"{where}: {exc.message}", plugin=origin) from None
+        if http is not None:  # shown by `realtalk tools`: the templates, never a value
+            from .httptools import as_http_tool
+
+            tools[-1] = as_http_tool(tools[-1])
     return tools
+
+
+def _http_call(entry: dict[str, Any], parameters: Any, doc: Any, index: int, origin: str) -> HttpCall:
+    """The handler of a tool with an ``http:`` section (:mod:`realtalk.httptools`), checked."""
+    from .httptools import HttpCall, SpecProblem, parse_spec, with_location
+
+    def line(path: tuple[object, ...]) -> int | None:
+        return doc.line_of(("tools", index, "http", *path))  # type: ignore[no-any-return]
+
+    try:
+        spec = parse_spec(entry["http"], parameters if isinstance(parameters, Mapping) else {})
+    except SpecProblem as problem:
+        raise ToolDefinitionError(f"{doc.file}:{line(problem.path)}: tool {entry['name']!r}: {problem.message}",
+                                  plugin=origin) from None
+    return HttpCall(with_location(spec, doc.file, line))
 
 
 class ToolRegistry:

@@ -80,7 +80,10 @@ def undefined_keys(value: Any, schema: dict[str, Any], path: str = "$") -> list[
 
 
 def example_updates(profile: str = "ga") -> list[dict[str, Any]]:
-    plugins = load_plugins(allow=["realtalk-clock"])
+    from realtalk.localtools import ToolFile
+
+    tool_files = [ToolFile(f) for f in sorted((ROOT / "agents").glob("*.tools.yaml"))]  # agents' tool_files:
+    plugins = load_plugins(allow=["realtalk-clock"], extra=tool_files)
     graph = load_agents([ROOT / "agents"], plugins.registry)
     assert graph.problems == []
     return [build_session_update(agent, graph.tools_for(agent, plugins.registry), profile=profile)  # type: ignore[arg-type]

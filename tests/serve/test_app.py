@@ -32,7 +32,7 @@ async def test_text_turn_uses_a_tool_and_hands_off(serve_server: Any, open_page:
     async with open_page(base) as page:
         ready = await _greeted(page)
         assert ready["agent"] == "concierge"
-        assert set(ready["agents"]) == {"billing", "concierge"}
+        assert set(ready["agents"]) == {"billing", "concierge", "weather"}
         assert ready["audio"] == {"rate": 24000, "format": "pcm16"}
         assert page.ws.subprotocol == "realtalk.v1"
 
@@ -371,7 +371,7 @@ async def test_health_agents_metrics_and_page(serve_server: Any, open_page: Open
         assert (await http.get("/readyz")).json()["status"] == "ready"
         agents = (await http.get("/agents")).json()
         assert agents["default"] == "concierge"
-        assert {a["name"] for a in agents["agents"]} == {"concierge", "billing"}
+        assert {a["name"] for a in agents["agents"]} == {"concierge", "billing", "weather"}
         page = await http.get("/")
         assert (page.status_code, page.headers["content-type"].split(";")[0]) == (200, "text/html")
         assert (await http.get("/static/nothing.js")).status_code == 404

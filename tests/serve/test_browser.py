@@ -133,7 +133,7 @@ async def test_voice_turn_runs_a_tool_and_its_reply_plays(
     errors: list[str] = []
     async with browser(chromium, speech_mic, tmp_path / "profile") as context:
         page = await open_console(context, url + "/", errors)
-        assert await hook(page, "rt.agents") == ["billing", "concierge"]
+        assert await hook(page, "rt.agents") == ["billing", "concierge", "weather"]
         await page.select_option("#agent", "concierge")
         await page.check("input[name=mic][value=off]")  # the question waits for the greeting
         await page.click("#connect")

@@ -40,7 +40,7 @@ TOKEN = "serve-token-0123456789"
     (["--scenario", str(AGENTS / "concierge.scenario.yaml")], {}, "--scenario needs --emulator"),
     (["--emulator", "--scenario", "missing.yaml"], {}, "--scenario: no such file: missing.yaml"),
     (["--fast"], {}, "--fast needs --emulator"),
-    (["--agent", "ghost"], {}, "unknown agent 'ghost'; known agents: billing, concierge"),
+    (["--agent", "ghost"], {}, "unknown agent 'ghost'; known agents: billing, concierge, weather"),
     ([], {"REALTALK_SERVE_TOKEN_SECRET": "short"}, "REALTALK_SERVE_TOKEN_SECRET must be at least 16 characters"),
     ([], {"REALTALK_SERVE_MINT_KEY": "mint-key-0123456789"}, "minted tokens need both"),
     ([], {"REALTALK_SERVE_TOKENS": "a b"}, "REALTALK_SERVE_TOKENS: a token is empty or holds spaces"),
@@ -151,7 +151,7 @@ async def _until_draining(http: httpx.AsyncClient) -> None:
 
 async def test_sigterm_drains_and_exits_0_with_json_logs(served: Callable[..., Served], open_page: OpenPage) -> None:
     server = served("--drain-s", "30", env={"REALTALK_SERVE_TOKEN": TOKEN})
-    assert "(agents: billing, concierge; emulator ws://127.0.0.1:" in server.line
+    assert "(agents: billing, concierge, weather; emulator ws://127.0.0.1:" in server.line
     async with httpx.AsyncClient(base_url=server.url) as http, open_page(server.url, token=TOKEN) as page:
         ready = await page.next("ready")
         await page.event("turn.done")  # the greeting

@@ -597,7 +597,7 @@ async def test_webhook_refusals_say_why(phone: Phone) -> None:
           " URL configured in Twilio? Behind a proxy, set --public-url)")),
         (await call.ring(sign=False), 403, "X-Twilio-Signature is missing: only Twilio may call this webhook"),
         (await call.ring("/twilio/voice?agent=nobody"), 404,
-         "no agent 'nobody' here; agents: billing, concierge"),
+         "no agent 'nobody' here; agents: billing, concierge, weather"),
     ]
     for response, status, reason in cases:
         assert (response.status_code, response.text) == (status, reason + "\n")
