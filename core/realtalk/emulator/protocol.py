@@ -500,6 +500,7 @@ class ServerProtocol:
             self.items.append(item)
             self._send({"type": "conversation.item.added", "item": item, "previous_item_id": previous})
             self._send({"type": "mcp_list_tools.in_progress", "item_id": item["id"]})
+            self.responder.mcp_listing.add(label)
             reason = unreachable(server)
             if reason is not None:  # no I/O for what cannot be reached
                 _log.warning("hosted MCP server %r: %s", label, reason)
@@ -525,6 +526,7 @@ class ServerProtocol:
         position = next((n for n, it in enumerate(self.items) if it is item), None)
         previous = self.items[position - 1]["id"] if position else None
         self._send({"type": "conversation.item.done", "item": item, "previous_item_id": previous})
+        self.responder.listing_done(item["server_label"])
 
     def _on_session_close(self, event: dict[str, Any]) -> None:
         self.responder.abandon()

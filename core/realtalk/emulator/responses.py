@@ -87,6 +87,7 @@ class ActiveResponse:
         finished: True once ``response.done`` was sent (or it was abandoned).
         mcp_token: The hosted MCP call it waits for, if any (see :meth:`Responder.mcp_done`).
         mcp_result: That call's result, once it came.
+        mcp_listing: The hosted MCP server whose tool listing it waits for, if any.
     """
 
     id: str
@@ -106,6 +107,7 @@ class ActiveResponse:
     finished: bool = False
     mcp_token: int | None = None
     mcp_result: McpResult | None = None
+    mcp_listing: str | None = None
 
     @property
     def stopped(self) -> bool:
@@ -178,6 +180,7 @@ class Responder:
         # Hosted MCP: the tools each server listed, the answers to approval requests, and
         # the approval request the continuation's mcp_call step waits for.
         self.mcp_tools: dict[str, list[dict[str, Any]]] = {}
+        self.mcp_listing: set[str] = set()  # servers whose listing is in flight
         self.approvals: dict[str, bool] = {}
         self._approval_asked: tuple[str, Step] | None = None
 
@@ -204,6 +207,15 @@ class Responder:
         # wakes it (mcp_done).
         due = [r.wait_until for r in self.running() if r.wait_until is not None and math.isfinite(r.wait_until)]
         return min(due) if due else None
+
+    def listing_done(self, label: str) -> None:
+        """A hosted MCP server's tools were listed (or failed to be): responses whose
+        model wanted to call one of them continue."""
+        self.mcp_listing.discard(label)
+        for response in self.running():
+            if response.mcp_listing == label:
+                response.mcp_listing, response.wait_until = None, None
+                self._advance(response)
 
     def mcp_done(self, token: int, result: McpResult) -> None:
         """A hosted MCP call came back: the response waiting for it continues."""
@@ -590,6 +602,11 @@ class Responder:
         was declined), None when an approval request ended it (the steps from this one
         run again after the client's ``mcp_approval_response``).
         """
+        while step.text in self.mcp_listing and not response.stopped:
+            # The model cannot call a tool before it is listed: wait for the listing.
+            response.mcp_listing = step.text
+            yield math.inf
+        response.mcp_listing = None
         server = mcp_servers(self.session).get(step.text)
         listed = {t.get("name"): t for t in self.mcp_tools.get(step.text, [])}
         tool = listed.get(step.name, {"name": step.name})
