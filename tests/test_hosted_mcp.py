@@ -79,9 +79,8 @@ def test_hosted_mcp_becomes_ga_mcp_tools_with_headers_expanded(tmp_path: Path) -
                       "headers": {"Authorization": f"Bearer {TOKEN}"},
                       "require_approval": {"never": {"tool_names": ["lookup", "break_it"]}}}]
     assert secrets == (TOKEN,)
-    assert missing_env(agent, {}) == [
-        ("$.hosted_mcp[0].headers.Authorization: environment variable DOCS_TOKEN is not set"
-        " (needed when the agent runs)")]
+    assert missing_env(agent, {}) == [(["hosted_mcp", 0, "headers", "Authorization"],
+                                       "environment variable DOCS_TOKEN is not set (needed when the agent runs)")]
     with pytest.raises(ConfigError, match=r"agent 'front': \$\.hosted_mcp\[0\]\.headers\.Authorization: "
                                           "environment variable DOCS_TOKEN is not set"):
         session_tools(agent, {})
@@ -245,6 +244,45 @@ async def test_cli_json_and_console_show_mcp_progress_without_the_secret(
     assert code != 0
     assert "environment variable DOCS_TOKEN is not set" in err
     assert len([line for line in err.splitlines() if "DOCS_TOKEN" in line]) == 1
+
+
+def test_check_warns_about_an_unset_variable_and_prints_no_secret(tmp_path: Path) -> None:
+    import subprocess
+
+    path = write_agent(tmp_path, "http://127.0.0.1:9/mcp")
+    env = {k: v for k, v in os.environ.items() if k != "DOCS_TOKEN"}
+    result = subprocess.run([sys.executable, "-m", "realtalk.cli", "check", str(path)], capture_output=True,
+                            text=True, env=env, timeout=WAIT_S, check=False, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        (f"{path}:7: warning: $.hosted_mcp[0].headers.Authorization: environment variable DOCS_TOKEN is not set"
+        " (needed when the agent runs)")]
+    env["DOCS_TOKEN"] = TOKEN
+    result = subprocess.run([sys.executable, "-m", "realtalk.cli", "check", "--print", str(path)],
+                            capture_output=True, text=True, env=env, timeout=WAIT_S, check=False, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    tools = json.loads(result.stdout)["session"]["tools"]
+    assert tools[-1]["headers"] == {"Authorization": "Bearer ${DOCS_TOKEN}"}
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def test_a_reconnect_drops_approvals_of_the_old_session() -> None:
+    from realtalk.protocol.client import AskApproval, ClientProtocol
+    from realtalk.tools import ToolRegistry
+
+    graph = load_agents([realtalk.Agent(name="front", instructions="Help.", modalities=["text"])])
+    protocol = ClientProtocol(graph, graph.get("front"), ToolRegistry())
+    protocol.live = True
+    item = {"id": "mcpr_1", "type": "mcp_approval_request", "server_label": "docs", "name": "delete_all",
+            "arguments": "{}"}
+    actions = protocol.receive({"type": "response.output_item.done", "event_id": "e1", "response_id": "r",
+                                "output_index": 0, "item": item})
+    [ask] = [a for a in actions if isinstance(a, AskApproval)]
+    assert (ask.request.tool, ask.approval_request_id) == ("docs.delete_all", "mcpr_1")
+    assert protocol.busy  # a turn waiting for an approval is not over
+    protocol.connection_opened()
+    protocol.live = True
+    assert protocol.mcp_approval("mcpr_1", True) == []  # the old session's request: nothing sent
 
 
 async def _first(events: list[Any], kind: type) -> Any:

@@ -28,7 +28,7 @@ from .exceptions import ConfigError
 from .models import DEFAULT_MODEL, deprecation
 from .protocol.vocab import SEMANTIC_VAD_DEFAULTS, SERVER_VAD_DEFAULTS, audio_format, json_copy
 from .tools import StillWorking, Tool, ToolRegistry, make_tool
-from .yamlfile import YamlDocument, did_you_mean, load_yaml, read_text
+from .yamlfile import YamlDocument, did_you_mean, json_path, load_yaml, read_text
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -854,6 +854,11 @@ def load_agents(paths: Iterable[str | Path | AgentSpec], registry: ToolRegistry 
             continue
         if (old := deprecation(spec.model)) is not None:
             graph.warnings.append(doc.error(old, ["model"]))
+        from .hostedmcp import missing_env  # here: only hosted MCP tools need it
+
+        for parts, message in missing_env(spec):
+            graph.warnings.append(ConfigError(f"{json_path(parts)}: {message}", file=doc.file,
+                                              line=doc.line_of(parts)))
         specs[spec.name] = spec
         graph.roots.append(spec.name)
     for spec in given:

@@ -29,7 +29,7 @@ from .exceptions import ConfigError
 if TYPE_CHECKING:
     from .agents import AgentSpec
 
-__all__ = ["call_name", "missing_env", "parse_arguments", "session_secrets", "session_tools"]
+__all__ = ["call_name", "missing_env", "parse_arguments", "session_secrets", "session_tools", "written_tools"]
 
 _EXPANDED = ("server_url", "authorization")  # besides every header value
 
@@ -87,22 +87,28 @@ def session_secrets(agents: Iterable[AgentSpec], environ: Mapping[str, str] | No
     return tuple(dict.fromkeys(found))
 
 
-def missing_env(agent: AgentSpec, environ: Mapping[str, str] | None = None) -> list[str]:
-    """One line per variable the agent's hosted MCP tools need that is not set (for
-    ``realtalk check``, which warns)."""
+def missing_env(agent: AgentSpec, environ: Mapping[str, str] | None = None) -> list[tuple[list[object], str]]:
+    """Where (JSON path parts) and what: each variable the agent's hosted MCP tools need
+    that is not set (for ``realtalk check``, which warns)."""
     import os
 
     env = os.environ if environ is None else environ
-    lines = []
+    found: list[tuple[list[object], str]] = []
     for index, entry in enumerate(agent.hosted_mcp):
-        texts = [(key, entry.get(key)) for key in _EXPANDED]
-        texts += [(f"headers.{name}", value) for name, value in (entry.get("headers") or {}).items()]
-        for key, text in texts:
+        texts: list[tuple[list[object], Any]] = [([key], entry.get(key)) for key in _EXPANDED]
+        texts += [(["headers", name], value) for name, value in (entry.get("headers") or {}).items()]
+        for parts, text in texts:
             for name in names_without_default(text) if isinstance(text, str) else []:
                 if not env.get(name):
-                    lines.append(f"$.hosted_mcp[{index}].{key}: environment variable {name} is not set"
-                                 " (needed when the agent runs)")
-    return lines
+                    found.append((["hosted_mcp", index, *parts],
+                                  f"environment variable {name} is not set (needed when the agent runs)"))
+    return found
+
+
+def written_tools(agent: AgentSpec) -> list[dict[str, Any]]:
+    """The agent's hosted MCP tools as GA ``mcp`` tools, ``${NAME}`` references as written
+    (what ``realtalk check --print-update`` shows: no secret is read)."""
+    return [{"type": "mcp", **json.loads(json.dumps(entry))} for entry in agent.hosted_mcp]
 
 
 def parse_arguments(arguments: str) -> dict[str, Any]:

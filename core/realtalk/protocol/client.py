@@ -239,6 +239,10 @@ class ClientProtocol:
         self.conversation = Conversation()
         self.arbiter = ResponseArbiter(ids=self.ids)
         self._response_scope.clear()
+        # Hosted MCP requests of the old session died with it: an answer now is dropped.
+        self._approvals.clear()
+        self._mcp_calls.clear()
+        self._lists_failed.clear()
         self._audio_heard = False
         self._seed_count = 0
         self.live = False

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigError
-from ..hostedmcp import session_tools
+from ..hostedmcp import session_tools, written_tools
 from ..models import BUILTIN_VOICES, DEFAULT_REASONING_EFFORT, takes_reasoning
 from .vocab import Dialect, audio_format, json_copy
 
@@ -52,6 +52,7 @@ def build_session_update(
     profile: Profile = "ga",
     include_voice: bool = True,
     event_id: str | None = None,
+    read_secrets: bool = True,
 ) -> dict[str, Any]:
     """Build the ``session.update`` client event for ``agent`` with exactly ``tools``.
 
@@ -62,6 +63,8 @@ def build_session_update(
         include_voice: False once assistant audio exists, since the server refuses a
             voice change then (``cannot_update_voice``).
         event_id: The client event id, so an ``error`` can be traced to this update.
+        read_secrets: Read hosted MCP tools' ``${NAME}`` references from the environment
+            (False: keep them as written, to show the update without its secrets).
 
     Returns:
         The event, ready to send. The caller then waits for ``session.updated`` and checks
@@ -74,7 +77,7 @@ def build_session_update(
     """
     definitions = [tool.definition() for tool in tools]
     if profile != "beta":
-        definitions += session_tools(agent)[0]
+        definitions += session_tools(agent)[0] if read_secrets else written_tools(agent)
     if profile == "beta":
         session = _beta_session(agent, definitions, include_voice)
     else:
