@@ -86,7 +86,7 @@ kept event is ~330 bytes (a transcript delta), so a session nobody reads holds a
 ~85 KB here (1,024 held ~340 KB, more than the rest of an active session)."""
 _PCM_BYTES_PER_MS = PCM.bytes_per_ms  # (a property: computed once, not per append)
 _REDACTED_KINDS = frozenset({"warning", "error", "tool.started", "tool.finished", "mcp.tools_listed",
-                             "assistant.done"})
+                             "assistant.done", "turn.done"})
 """Session events whose text could carry a hosted MCP secret (a server echoing a header
 in an error, a tool's output): redacted before listeners see them. Deltas are not."""
 
