@@ -285,6 +285,28 @@ def test_a_reconnect_drops_approvals_of_the_old_session() -> None:
     assert protocol.mcp_approval("mcpr_1", True) == []  # the old session's request: nothing sent
 
 
+async def test_a_secret_in_a_server_message_is_redacted_in_events_and_logs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from realtalk.profiles import ConnectionProfile
+    from realtalk.protocol.client import Emit
+    from realtalk.session import Session
+    from realtalk.tools import ToolRegistry
+
+    monkeypatch.setenv("DOCS_TOKEN", TOKEN)
+    graph = load_agents([write_agent(tmp_path, "http://127.0.0.1:9/mcp")])
+    session = Session(graph, "front", ToolRegistry(), ConnectionProfile(kind="url", ws_url="ws://127.0.0.1:9/"))
+    seen: list[realtalk.SessionEvent] = []
+    session.on(seen.append)
+    await session._run([Emit("error", {"message": f"server error: bad header Bearer {TOKEN}", "code": None,
+                                       "fatal": False}, log=True),
+                        Emit("tool.finished", {"call_id": "i", "name": "docs.lookup", "status": "ok",
+                                               "output": f"echo {TOKEN}", "duration_s": 0.0, "agent": "front",
+                                               "note": None})])
+    assert [e.as_dict().get("message") or e.as_dict().get("output") for e in seen] == [
+        "server error: bad header Bearer [redacted]", "echo [redacted]"]
+    assert TOKEN not in caplog.text and "[redacted]" in caplog.text
+
+
 async def _first(events: list[Any], kind: type) -> Any:
     deadline = asyncio.get_running_loop().time() + WAIT_S
     while True:

@@ -168,3 +168,43 @@ async def test_unreachable_server_and_connector_fail_to_list(make_emulator: Any,
     items = [e["item"] for e in emu.server_events("conversation.item.done")]
     assert sorted(i["server_label"] for i in items if i["id"] in failed) == ["cal", "far", "gone"]
     assert all(i["tools"] == [] for i in items)
+
+
+async def test_a_malformed_mcp_tool_is_refused_field_by_field(make_emulator: Any) -> None:
+    emu = await make_emulator()
+    client = AsyncOpenAI(api_key="k", base_url=emu.base_url, websocket_base_url=emu.websocket_base_url)
+    cases = [
+        ({"type": "mcp", "server_url": "http://127.0.0.1:1/mcp"}, "missing_required_parameter",
+         "session.tools[0].server_label"),
+        ({"type": "mcp", "server_label": "x", "require_approval": "sometimes"}, "invalid_value",
+         "session.tools[0].require_approval"),
+        ({"type": "mcp", "server_label": "x", "headers": {"X-Key": 5}}, "invalid_type",
+         "session.tools[0].headers.X-Key"),
+        ({"type": "mcp", "server_label": "x", "bogus": 1}, "unknown_parameter", "session.tools[0].bogus"),
+    ]
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        for tool, code, param in cases:
+            await conn.session.update(session={"type": "realtime", "tools": [tool]})  # type: ignore[list-item]
+            event = await conn.recv()
+            while event.type != "error":
+                event = await conn.recv()
+            assert (event.error.code, event.error.param) == (code, param)
+    assert emu.server_events("mcp_list_tools.in_progress") == []
+
+
+async def test_without_the_mcp_package_listing_fails_with_one_clear_line(
+        make_emulator: Any, hosted_mcp_server: Any, monkeypatch: Any, caplog: Any) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mcp.client", None)  # import mcp.client now fails
+    emu = await make_emulator()
+    client = AsyncOpenAI(api_key="k", base_url=emu.base_url, websocket_base_url=emu.websocket_base_url)
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        await conn.session.update(session={"type": "realtime", "tools": [_tool(hosted_mcp_server.url)]})
+        event = await conn.recv()
+        while event.type not in ("mcp_list_tools.failed", "mcp_list_tools.completed"):
+            event = await conn.recv()
+        assert event.type == "mcp_list_tools.failed"
+    lines = [r.getMessage() for r in caplog.records if "pip install mcp" in r.getMessage()]
+    assert len(lines) == 1 and "'docs'" in lines[0]
+    assert hosted_mcp_server.headers == []  # nothing reached the server

@@ -904,8 +904,7 @@ class ClientProtocol:
         known = self.conversation.items.get(item_id)
         label = known.raw.get("server_label") if known is not None else None
         return [Emit("mcp.tools_listed", {"server_label": str(label or "?"), "tools": (),
-                                          "error": "the server could not list the tools of this MCP server"},
-                     log=True)]
+                                          "error": "the server could not list the tools of this MCP server"})]
 
     def _on_mcp_list_progress(self, event: dict[str, Any]) -> list[Action]:
         return []  # the listing's item (conversation.item.done) carries the outcome
