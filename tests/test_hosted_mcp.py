@@ -266,6 +266,22 @@ def test_check_warns_about_an_unset_variable_and_prints_no_secret(tmp_path: Path
     assert TOKEN not in result.stdout + result.stderr
 
 
+def test_check_finds_an_mcp_call_to_a_server_the_agent_does_not_have(tmp_path: Path) -> None:
+    from realtalk.scenariocheck import check_scenario
+    from realtalk.tools import ToolRegistry
+
+    path = write_agent(tmp_path, "http://127.0.0.1:9/mcp")
+    scenario = tmp_path / "front.scenario.yaml"
+    scenario.write_text("turns:\n  - user: hi\n    reply:\n      - mcp_call: lookup\n        server_label: doc\n")
+    graph = load_agents([path])
+    [problem] = check_scenario(scenario, graph, ToolRegistry())
+    assert str(problem).startswith(f"{scenario}:5: ")
+    assert "mcp_call names server_label 'doc', which no agent that can be active here (front) has in" \
+           " hosted_mcp (did you mean 'docs'?); its labels: docs" in str(problem)
+    scenario.write_text(json.dumps(SCENARIO))
+    assert check_scenario(scenario, graph, ToolRegistry()) == []
+
+
 def test_a_reconnect_drops_approvals_of_the_old_session() -> None:
     from realtalk.protocol.client import AskApproval, ClientProtocol
     from realtalk.tools import ToolRegistry

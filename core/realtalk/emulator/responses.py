@@ -607,6 +607,8 @@ class Responder:
             response.mcp_listing = step.text
             yield math.inf
         response.mcp_listing = None
+        if response.stopped:  # cancelled while it waited
+            return False
         server = mcp_servers(self.session).get(step.text)
         listed = {t.get("name"): t for t in self.mcp_tools.get(step.text, [])}
         tool = listed.get(step.name, {"name": step.name})
