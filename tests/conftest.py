@@ -7,11 +7,15 @@ skips, so CI can never go green by skipping.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import importlib.util
 import os
+import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -157,3 +161,89 @@ def http_server() -> Iterator[Callable[[], Any]]:
     yield start
     for server in servers:
         server.close()
+
+
+# -- a real hosted MCP server (hosted MCP tests: tests/emulator/test_hosted_mcp.py,
+# tests/test_hosted_mcp.py) ---------------------------------------------------------------
+
+MCP_WAIT_S = 15.0
+"""Longest the MCP server fixture waits for its server to start or stop."""
+
+
+class HostedMcpServer:
+    """A real MCP server (the ``mcp`` SDK's ``MCPServer``) over streamable HTTP, served by
+    uvicorn on a loopback port of its own. Its tools: ``lookup(topic)`` answers
+    ``"<topic>: open 7 to 23"``, ``break_it(reason)`` fails with ``reason``, and
+    ``delete_all()`` (destructive). ``headers`` holds the headers of every HTTP request it
+    got (lower-case names), so a test can check that a secret header arrived."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.headers: list[dict[str, str]] = []
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self._server: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> str:
+        import uvicorn
+        from mcp.server.mcpserver import MCPServer
+        from mcp.server.mcpserver.exceptions import ToolError
+
+        mcp = MCPServer("docs")
+
+        @mcp.tool()
+        def lookup(topic: str) -> str:
+            """Opening hours of a hotel facility."""
+            self.calls.append(("lookup", {"topic": topic}))
+            return f"{topic}: open 7 to 23"
+
+        @mcp.tool()
+        def break_it(reason: str) -> str:
+            """Always fails."""
+            self.calls.append(("break_it", {"reason": reason}))
+            raise ToolError(reason)
+
+        @mcp.tool()
+        def delete_all() -> str:
+            """Deletes everything."""
+            self.calls.append(("delete_all", {}))
+            return "deleted"
+
+        inner = mcp.streamable_http_app()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                self.headers.append({k.decode().lower(): v.decode() for k, v in scope["headers"]})
+            await inner(scope, receive, send)
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(app, log_config=None, lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        deadline = asyncio.get_running_loop().time() + MCP_WAIT_S
+        while not self._server.started:  # uvicorn says so with a flag only
+            assert not self._task.done(), "the MCP server did not start"
+            assert asyncio.get_running_loop().time() < deadline, "the MCP server did not start in time"
+            await asyncio.sleep(0.01)
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._task, MCP_WAIT_S)
+
+
+@pytest.fixture
+async def hosted_mcp_server(require: Callable[[bool, str], None]) -> AsyncIterator[HostedMcpServer]:
+    """A started :class:`HostedMcpServer` (its ``url`` ends in ``/mcp``)."""
+    require(importlib.util.find_spec("mcp") is not None, "the mcp package (pip install mcp)")
+    require(importlib.util.find_spec("uvicorn") is not None, "uvicorn")
+    server = HostedMcpServer()
+    try:
+        await server.start()
+        yield server
+    finally:
+        await server.stop()

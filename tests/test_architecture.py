@@ -39,7 +39,8 @@ SERVE_EXTRA = ("starlette", "uvicorn", "prometheus_client")
 
 def sans_io(module: str) -> bool:
     return module.startswith("protocol/") or module in (
-        "emulator/protocol.py", "emulator/responses.py", "serve/access.py", "serve/caller.py")
+        "emulator/protocol.py", "emulator/responses.py", "emulator/hosted.py", "hostedmcp.py",
+        "serve/access.py", "serve/caller.py")
 
 
 def imports(tree: ast.AST) -> Iterator[tuple[str, int, bool]]:

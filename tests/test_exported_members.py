@@ -44,6 +44,7 @@ EXPORTED = [
     "InputTimeout",
     "Interrupted",
     "Listener",
+    "McpToolsListed",
     "OutOfBandResult",
     "PluginAgent",
     "PluginCommand",

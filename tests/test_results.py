@@ -43,6 +43,7 @@ WIRE = {
     "interrupted": ["type", "item_id", "played_ms", "dropped_ms", "action", "latency_ms"],
     "input.timeout": ["type", "item_id", "audio_start_ms", "audio_end_ms"],
     "tool.still_working": ["type", "call_id", "name", "after_s", "say"],
+    "mcp.tools_listed": ["type", "server_label", "tools", "error"],
     "warning": ["type", "message"],
     "error": ["type", "message", "code", "fatal"],
 }

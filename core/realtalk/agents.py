@@ -28,7 +28,7 @@ from .exceptions import ConfigError
 from .models import DEFAULT_MODEL, deprecation
 from .protocol.vocab import SEMANTIC_VAD_DEFAULTS, SERVER_VAD_DEFAULTS, audio_format, json_copy
 from .tools import StillWorking, Tool, ToolRegistry, make_tool
-from .yamlfile import YamlDocument, did_you_mean, load_yaml, read_text
+from .yamlfile import YamlDocument, did_you_mean, json_path, load_yaml, read_text
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -141,6 +141,11 @@ class AgentSpec:
         prompt: GA ``prompt``: a reusable prompt's ``id``, ``version`` and ``variables``.
         tracing: GA ``tracing``: ``auto``, a configuration object, or None (off).
         include: GA ``include`` (``item.input_audio_transcription.logprobs``).
+        hosted_mcp: Remote MCP servers the Realtime API calls itself (``hosted_mcp:``):
+            each the GA ``mcp`` tool's fields (``server_label``, ``server_url`` or
+            ``connector_id``, ``allowed_tools``, ``require_approval``, ``headers``,
+            ``authorization``, ``server_description``), with ``${NAME}`` references
+            not yet read from the environment (see :mod:`realtalk.hostedmcp`).
         tools: The tools it lists.
         handoffs: The agents it can hand off to.
         tool_files: Tool files beside it (``tool_files:``, relative to its file), whose
@@ -173,6 +178,7 @@ class AgentSpec:
     prompt: dict[str, Any] | None = None
     tracing: str | dict[str, Any] | None = None
     include: tuple[str, ...] = ()
+    hosted_mcp: tuple[dict[str, Any], ...] = ()
     tools: tuple[ToolUse, ...] = ()
     handoffs: tuple[Handoff, ...] = ()
     tool_files: tuple[Path, ...] = ()
@@ -429,6 +435,7 @@ def _build(doc: YamlDocument) -> AgentSpec:
         prompt=_prompt(data["prompt"]) if "prompt" in data else None,
         tracing=data.get("tracing"),
         include=tuple(data.get("include", ())),
+        hosted_mcp=tuple(json_copy(entry) for entry in data.get("hosted_mcp", ())),
         tools=tuple(tools),
         handoffs=tuple(handoffs),
         tool_files=tuple(doc.file.parent / entry for entry in data.get("tool_files", [])),
@@ -533,6 +540,7 @@ def Agent(  # a constructor to its users: realtalk.Agent(name=..., ...)
     prompt: Mapping[str, Any] | None = None,
     tracing: str | Mapping[str, Any] | None = None,
     include: Sequence[str] | None = None,
+    hosted_mcp: Sequence[Mapping[str, Any]] | None = None,
     tools: Iterable[str | Mapping[str, Any] | ToolUse | Callable[..., Any]] = (),
     handoffs: Iterable[str | AgentSpec | Mapping[str, Any] | Handoff] = (),
     tool_files: Iterable[str | Path] = (),
@@ -550,6 +558,8 @@ def Agent(  # a constructor to its users: realtalk.Agent(name=..., ...)
         handoffs: Agents it may hand off to: other ``Agent(...)`` objects (they come
             with it into the session), names, or ``{agent, description}`` mappings.
         tool_files: Tool files (relative to the working directory) whose tools it lists.
+        hosted_mcp: Remote MCP servers the Realtime API calls itself, as the
+            ``hosted_mcp:`` key of a file (see docs/hosted-mcp.md).
         **others: As the keys of an agent file (see docs/agents.md).
 
     Returns:
@@ -571,6 +581,7 @@ def Agent(  # a constructor to its users: realtalk.Agent(name=..., ...)
         "tool_choice": _plain(tool_choice), "reasoning": _plain(reasoning),
         "parallel_tool_calls": parallel_tool_calls, "prompt": _plain(prompt), "tracing": _plain(tracing),
         "include": list(include) if include is not None else None,
+        "hosted_mcp": [_plain(entry) for entry in hosted_mcp] if hosted_mcp is not None else None,
     }.items() if v is not None}
     from .typedtools import tool_name  # here: nothing else of an agent file needs it
 
@@ -843,6 +854,11 @@ def load_agents(paths: Iterable[str | Path | AgentSpec], registry: ToolRegistry 
             continue
         if (old := deprecation(spec.model)) is not None:
             graph.warnings.append(doc.error(old, ["model"]))
+        from .hostedmcp import missing_env  # here: only hosted MCP tools need it
+
+        for parts, message in missing_env(spec):
+            graph.warnings.append(ConfigError(f"{json_path(parts)}: {message}", file=doc.file,
+                                              line=doc.line_of(parts)))
         specs[spec.name] = spec
         graph.roots.append(spec.name)
     for spec in given:

@@ -12,7 +12,9 @@ import json
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+from .envrefs import reference_problem
 from .exceptions import ConfigError
 from .models import DEFAULT_MODEL, REASONING_MODELS, takes_reasoning, transcription_option_problem
 from .tools import StillWorking
@@ -21,7 +23,7 @@ from .yamlfile import did_you_mean
 if TYPE_CHECKING:
     from .agents import AgentSpec
 
-__all__ = ["setting_problems", "tracing_problems"]
+__all__ = ["hosted_mcp_problems", "setting_problems", "tracing_problems"]
 
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -41,6 +43,7 @@ def setting_problems(data: dict[str, Any]) -> list[Problem]:
             found.append(([key], f"{key} needs a reasoning model ({models}); {model} does not take it"))
     found += _tool_choice_problems(data)
     found += _still_working_problems(data)
+    found += hosted_mcp_problems(data)
     transcription = data.get("input_audio_transcription")
     if "include" in data and data["include"] and transcription is None:
         message = ("include item.input_audio_transcription.logprobs needs input_audio_transcription"
@@ -87,6 +90,41 @@ def _still_working_problems(data: dict[str, Any]) -> list[Problem]:
             StillWorking.parse(value)
         except ValueError as exc:
             found.append((["tools", index, "still_working"], str(exc)))
+    return found
+
+
+def hosted_mcp_problems(data: dict[str, Any]) -> list[Problem]:
+    """``hosted_mcp`` entries: exactly one of ``server_url`` and ``connector_id``, a
+    well-formed http(s) URL, well-formed ``${NAME}`` references, labels used once."""
+    found: list[Problem] = []
+    entries = data.get("hosted_mcp")
+    seen: set[str] = set()
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        if not isinstance(entry, dict):
+            continue  # the schema reports it
+        where: list[object] = ["hosted_mcp", index]
+        label = entry.get("server_label")
+        if isinstance(label, str):
+            if label in seen:
+                found.append(([*where, "server_label"], f"server_label {label!r} is used twice"))
+            seen.add(label)
+        if ("server_url" in entry) == ("connector_id" in entry):
+            found.append((where, ("give exactly one of server_url (a remote MCP server) and connector_id"
+                                 " (a built-in connector)")))
+        url = entry.get("server_url")
+        if isinstance(url, str) and reference_problem(url) is None and "${" not in url:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                found.append(([*where, "server_url"], f"server_url {url!r} is not an http(s) URL"))
+        texts: list[tuple[list[object], Any]] = [([*where, "server_url"], url),
+                                                  ([*where, "authorization"], entry.get("authorization"))]
+        headers = entry.get("headers")
+        for name, value in headers.items() if isinstance(headers, dict) else ():
+            texts.append(([*where, "headers", name], value))
+        for parts_, text in texts:
+            problem = reference_problem(text) if isinstance(text, str) else None
+            if problem is not None:
+                found.append((parts_, problem))
     return found
 
 

@@ -150,6 +150,11 @@ class Recorder:
         """Whether :meth:`close` was called."""
         return self._file is None
 
+    def add_secrets(self, secrets: Iterable[str]) -> None:
+        """Also scrub these strings from what is written from now on (a session adds the
+        secrets its hosted MCP tools read from the environment)."""
+        self._secrets = tuple(dict.fromkeys((*self._secrets, *(s for s in secrets if s))))
+
     def record(self, direction: Literal["client", "server"] | str, event: dict[str, Any]) -> None:
         """Write one event (scrubbed) and flush. Ignored after :meth:`close`.
 

@@ -32,6 +32,7 @@ __all__ = [
     "InputTimeout",
     "Interrupted",
     "Listener",
+    "McpToolsListed",
     "OutOfBandResult",
     "Reconnected",
     "SessionEvent",
@@ -295,6 +296,25 @@ class ToolStillWorking(_Event):
 
 
 @dataclass(frozen=True)
+class McpToolsListed(_Event):
+    """The server listed the tools of a hosted MCP server (``hosted_mcp:``), or could not.
+
+    Attributes:
+        server_label: The server's ``server_label``.
+        tools: The names of its tools the model may call (``allowed_tools`` applied).
+        error: Why the listing failed, or None.
+    """
+
+    type: ClassVar[str] = "mcp.tools_listed"
+    server_label: str
+    tools: tuple[str, ...] = ()
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tools", tuple(self.tools))
+
+
+@dataclass(frozen=True)
 class SessionWarning(_Event):
     """Something the person running the session should know; the session carries on.
 
@@ -325,7 +345,7 @@ class ErrorEvent(_Event):
 SessionEvent: TypeAlias = (
     Connected | Reconnected | UserText | UserTranscript | AssistantDelta | AssistantDone
     | ToolStarted | ToolFinished | ToolStillWorking | HandoffDone | TurnDone | Interrupted
-    | InputTimeout | SessionWarning | ErrorEvent
+    | InputTimeout | McpToolsListed | SessionWarning | ErrorEvent
 )
 """Something that happened in a session, for consoles, logs and applications."""
 

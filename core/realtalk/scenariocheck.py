@@ -97,6 +97,8 @@ class _Walk:
                 parts: tuple[object, ...] = ("turns", index, "reply")
                 if isinstance(reply, list):
                     parts += (position,)
+                if step.kind == "mcp_call":
+                    self.mcp_call(active, step.text, parts)
                 if step.kind != "call":
                     continue
                 if isinstance(raw, dict) and "handoff" in raw:
@@ -122,6 +124,14 @@ class _Walk:
                          " their handoffs:")
             self.error(f"{said} {', '.join(offered) or 'none'}", parts)
         return target
+
+    def mcp_call(self, active: list[AgentSpec], label: str, parts: tuple[object, ...]) -> None:
+        """An ``mcp_call`` step must name a ``hosted_mcp`` server of an agent active there."""
+        labels = sorted({str(entry.get("server_label")) for agent in active for entry in agent.hosted_mcp})
+        if label not in labels:
+            self.error(f"mcp_call names server_label {label!r}, which no agent that can be active here"
+                       f" ({_names(active)}) has in hosted_mcp{did_you_mean(label, labels)};"
+                       f" its labels: {', '.join(labels) or 'none'}", parts + ("server_label",))
 
     def call(self, active: list[AgentSpec], name: str, raw: Any, parts: tuple[object, ...]) -> None:
         listed = {use.name: agent for agent in active for use in agent.tools}

@@ -34,6 +34,7 @@ from .connection import (
     RealtimeConnection,
     connect,
 )
+from .envrefs import redact
 from .exceptions import (
     AuthenticationFailed,
     ConnectionFailed,
@@ -42,6 +43,7 @@ from .exceptions import (
     ServerRejected,
     SessionError,
 )
+from .hostedmcp import session_secrets
 from .images import image_part
 from .protocol import client as p
 from .protocol import codec
@@ -59,7 +61,7 @@ from .results import (
     TurnResult,
     session_event,
 )
-from .toolcalls import execute_call
+from .toolcalls import ask_approval, execute_call
 from .tools import Tool, ToolOutcome, ToolRegistry
 
 if TYPE_CHECKING:
@@ -83,6 +85,23 @@ Kept from the start, so that ``events()`` called after the session opened still 
 kept event is ~330 bytes (a transcript delta), so a session nobody reads holds at most
 ~85 KB here (1,024 held ~340 KB, more than the rest of an active session)."""
 _PCM_BYTES_PER_MS = PCM.bytes_per_ms  # (a property: computed once, not per append)
+_REDACTED_KINDS = frozenset({"warning", "error", "tool.started", "tool.finished", "mcp.tools_listed",
+                             "assistant.done", "turn.done"})
+"""Session events whose text could carry a hosted MCP secret (a server echoing a header
+in an error, a tool's output): redacted before listeners see them. Deltas are not."""
+
+
+def _reachable(graph: AgentGraph, start: str) -> list[AgentSpec]:
+    """The starting agent and every agent its handoffs can reach."""
+    found: dict[str, AgentSpec] = {}
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        if name in found or name not in graph.agents:
+            continue
+        found[name] = graph.agents[name]
+        todo += [h.agent for h in found[name].handoffs]
+    return list(found.values())
 
 
 class Session:
@@ -132,7 +151,12 @@ class Session:
             max_reconnects=max_reconnects, rotate_margin_s=rotate_margin_s)
         self.protocol.agent = self.protocol.prepare(self.protocol.agent)
         self._approve = approve
+        # What hosted MCP tools read from the environment: checked now (an unset
+        # variable is a ConfigError before anything connects) and never recorded.
+        self._secrets = session_secrets(_reachable(graph, agent))
         self._recorder = recorder
+        if recorder is not None and self._secrets:
+            recorder.add_secrets(self._secrets)
         self._backoff = Backoff(initial=backoff_s)
         self._audio = AudioBridge(output, self.agent.audio_format)
         self._conn: RealtimeConnection | None = None
@@ -496,7 +520,7 @@ class Session:
             self._record("client", action.event)
         elif isinstance(action, p.Emit):
             if action.log:
-                log.warning("%s", action.data.get("message"))
+                log.warning("%s", redact(str(action.data.get("message")), self._secrets))
             self._publish(action.kind, action.data)
         elif isinstance(action, p.Play):
             self._audio.on_delta(action.item_id, action.delta)
@@ -505,6 +529,9 @@ class Session:
         elif isinstance(action, p.RunTool):
             task = asyncio.create_task(self._call(action), name=f"realtalk-call-{action.record.name}")
             self._calls[action.record.call_id] = task
+        elif isinstance(action, p.AskApproval):
+            task = asyncio.create_task(self._ask(action), name=f"realtalk-approval-{action.request.tool}")
+            self._calls[action.approval_request_id] = task
         elif isinstance(action, p.CancelCalls):
             for call_id in action.call_ids:
                 if call_id in self._calls:
@@ -712,6 +739,21 @@ class Session:
             self._calls.pop(record.call_id, None)
             await self._run(self.protocol.call_ended(record.call_id))
 
+    async def _ask(self, ask: p.AskApproval) -> None:
+        """Ask the approver about a hosted MCP call (bounded) and answer the server."""
+        try:
+            answer = await ask_approval(self._approve, ask.request)
+            if answer is None:
+                self._emit("warning", message=f"{ask.request.tool} was not approved: nobody answered in time")
+            await self._run(self.protocol.mcp_approval(ask.approval_request_id, bool(answer)))
+        except asyncio.CancelledError:
+            if not self._closing:
+                await self._run(self.protocol.mcp_approval(ask.approval_request_id, False))
+        except Exception as exc:  # noqa: BLE001 - a failed send ends the session, visibly
+            self._fail(exc)
+        finally:
+            self._calls.pop(ask.approval_request_id, None)
+
     async def _execute(self, record: ToolCallRecord, tool: Tool | None, available: tuple[str, ...]) -> ToolOutcome:
         """Run the handler; past the tool's ``still_working.after_s``, tell the user."""
         still = tool.still_working if tool is not None else None
@@ -735,6 +777,10 @@ class Session:
         if self._recorder is not None:
             self._recorder.record(direction, event)
 
+    def _redact(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A session event's text fields without the hosted MCP secrets."""
+        return {k: redact(v, self._secrets) if isinstance(v, str) else v for k, v in data.items()}
+
     def _emit(self, kind: str, **data: Any) -> None:
         self._publish(kind, data)
 
@@ -745,6 +791,8 @@ class Session:
         (the protocol's fields are strings, numbers and tuples).
         """
         self._changed.set()
+        if self._secrets and kind in _REDACTED_KINDS:
+            data = self._redact(data)
         if not self._listeners:  # thousands of deltas per response: build it only if read
             self._backlog.append((kind, data))
             return

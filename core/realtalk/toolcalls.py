@@ -30,7 +30,7 @@ from .tools import (
 )
 from .toolthreads import ToolThreads, ToolThreadsBusy, default_threads
 
-__all__ = ["ToolThreads", "ToolThreadsBusy", "default_threads", "execute_call", "run_tool"]
+__all__ = ["ToolThreads", "ToolThreadsBusy", "ask_approval", "default_threads", "execute_call", "run_tool"]
 
 log = logging.getLogger("realtalk.tools")
 
@@ -307,6 +307,12 @@ async def execute_call(record: ToolCallRecord, tool: Tool | None, available: tup
             return ToolOutcome(error_output(
                 f"{tool.name} was not approved by the user; do not retry unless they ask"), "refused")
     return await run_tool(tool, check.values, ToolContext(record.call_id, tool.name, record.agent))
+
+
+async def ask_approval(approve: Approver | None, request: ApprovalRequest) -> bool | None:
+    """The approver's yes or no (no approver: no); None when it did not answer within
+    :data:`APPROVAL_TIMEOUT_S`. For ``requires_approval`` tools and hosted MCP calls."""
+    return await _approved(approve, request)
 
 
 async def _approved(approve: Approver | None, request: ApprovalRequest) -> bool | None:

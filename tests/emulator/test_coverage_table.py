@@ -207,6 +207,20 @@ OBSERVED_ELSEWHERE: dict[str, str] = {
         "tests/emulator/test_ga_transcription.py::test_diarized_segments",
     "input_audio_buffer.timeout_triggered":
         "tests/emulator/test_ga_idle.py::test_idle_timeout_triggers_a_response",
+    **{
+        event: "tests/emulator/test_hosted_mcp.py::test_hosted_mcp_end_to_end_with_the_official_sdk"
+        for event in (
+            "mcp_list_tools.in_progress",
+            "mcp_list_tools.completed",
+            "response.mcp_call_arguments.delta",
+            "response.mcp_call_arguments.done",
+            "response.mcp_call.in_progress",
+            "response.mcp_call.completed",
+            "response.mcp_call.failed",
+        )
+    },
+    "mcp_list_tools.failed":
+        "tests/emulator/test_hosted_mcp.py::test_unreachable_server_and_connector_fail_to_list",
 }
 """Server event types the session below does not make, each with the emulator test that
 receives it: ``"tests/emulator/test_x.py::test_name"``, whose body names the type."""

@@ -29,14 +29,6 @@ def test_emitted_server_events_are_ga_server_events() -> None:
         "output_audio_buffer.stopped",
         "output_audio_buffer.cleared",
         "input_audio_buffer.dtmf_event_received",
-        "mcp_list_tools.in_progress",
-        "mcp_list_tools.completed",
-        "mcp_list_tools.failed",
-        "response.mcp_call_arguments.delta",
-        "response.mcp_call_arguments.done",
-        "response.mcp_call.in_progress",
-        "response.mcp_call.completed",
-        "response.mcp_call.failed",
     }
 
 

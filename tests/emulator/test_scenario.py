@@ -45,7 +45,7 @@ ROOT = Path(__file__).parents[2]
             "turns:\n  - user: hi\n    reply:\n      - say: a\n        handoff: b\n",
             4,
             "$.turns[0].reply[0]",
-            "exactly one of say, call, handoff, fail or incomplete",
+            "exactly one of say, call, handoff, fail, incomplete or mcp_call",
         ),
         (
             "turns:\n  - user: hi\n    transcript: x\n    reply: a\n",

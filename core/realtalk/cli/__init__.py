@@ -301,8 +301,8 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
                        help="headphones: full duplex; half-duplex: mute the mic while the assistant speaks")
     other = run.add_argument_group("other")
     other.add_argument("--approve", choices=["ask", "all", "none"],
-                       help="requires_approval tools: ask on the terminal (default when interactive),"
-                            " approve all, or refuse all (default otherwise)")
+                       help="requires_approval tools and hosted MCP calls: ask on the terminal (default"
+                            " when interactive), approve all, or refuse all (default otherwise)")
     other.add_argument("--record", type=writable_file(make_parents=True), metavar="FILE.jsonl",
                        help="write every event, timestamped (missing folders are created)")
     other.add_argument("--record-audio", action="store_true", help="keep audio payloads in --record")

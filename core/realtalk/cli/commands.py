@@ -81,7 +81,8 @@ def check_command(args: argparse.Namespace) -> int:
 
         profile: Dialect = "beta" if args.beta else "ga"
         for agent in (graph.agents[name] for name in graph.roots):
-            event = build_session_update(agent, graph.tools_for(agent, plugins.registry), profile=profile)
+            event = build_session_update(agent, graph.tools_for(agent, plugins.registry), profile=profile,
+                                         read_secrets=False)
             print(json.dumps(event, indent=2, ensure_ascii=False))
     else:
         print(f"ok: {len(graph.agents)} agent(s), {len(scenario_files)} scenario(s) checked", file=sys.stderr)

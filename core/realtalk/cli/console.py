@@ -29,6 +29,7 @@ from ..results import (
     HandoffDone,
     InputTimeout,
     Interrupted,
+    McpToolsListed,
     Reconnected,
     SessionEvent,
     SessionWarning,
@@ -126,6 +127,8 @@ class ConsoleRenderer:
                 self._input_timeout(event)
             case ToolStillWorking():
                 self._still_working(event)
+            case McpToolsListed():
+                self._mcp_listed(event)
             case TurnDone():
                 self._turn_done(event, turn)
             case SessionWarning():
@@ -194,6 +197,13 @@ class ConsoleRenderer:
     def _still_working(self, event: ToolStillWorking) -> None:
         said = f": {event.say}" if event.say else ""
         self._print(f"  … {event.name} still running after {event.after_s:g} s{said}")
+
+    def _mcp_listed(self, event: McpToolsListed) -> None:
+        if event.error is not None:
+            self._print(f"  ✗ MCP server {event.server_label}: {event.error}")
+        else:
+            self._print(f"  · MCP server {event.server_label}: {len(event.tools)} tool(s):"
+                        f" {', '.join(event.tools) or 'none'}")
 
     def _turn_done(self, event: TurnDone, turn: UsageTotals | None) -> None:
         parts = []

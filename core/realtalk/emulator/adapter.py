@@ -5,7 +5,9 @@ paces the audio the protocol streams (real time, or as fast as the socket takes 
 runs the timers, applies the faults (expiry, drop, latency), sends and records. Three
 tasks share one protocol: the reader, the pacer (``receive_tick`` at each deadline) and
 the expiry timer; every send goes through :meth:`WebSocketAdapter.flush`, which takes the
-protocol's actions and performs them in order under a lock.
+protocol's actions and performs them in order under a lock. A hosted MCP request (list a
+server's tools, call one) runs as its own task (:func:`.mcpclient.perform`, bounded); its
+result goes back to the protocol, and what that decides is flushed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ..protocol import codec
+from . import mcpclient
+from .hosted import McpRequest
 from .protocol import DEFAULT_TRANSCRIPTION_DELAY, Close, ServerProtocol, decode_frame
 from .responses import DEFAULT_AUDIO_SPEED
 from .state import ConnectionRecord, ScenarioProgress
@@ -94,6 +98,7 @@ class WebSocketAdapter:
         self.sent = 0
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()  # the protocol may have a new deadline
+        self._mcp_tasks: set[asyncio.Task[None]] = set()  # hosted MCP requests out
 
     async def run(self) -> None:
         """Serve the session until the client leaves, it expires, or a fault ends it."""
@@ -109,7 +114,9 @@ class WebSocketAdapter:
         finally:
             pacer.cancel()
             expiry.cancel()
-            await asyncio.gather(pacer, expiry, return_exceptions=True)
+            for task in self._mcp_tasks:
+                task.cancel()
+            await asyncio.gather(pacer, expiry, *self._mcp_tasks, return_exceptions=True)
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -127,6 +134,11 @@ class WebSocketAdapter:
             for action in actions:
                 if self.record.dropped:
                     raise _Dropped
+                if isinstance(action, McpRequest):
+                    task = asyncio.create_task(self._mcp(action))
+                    self._mcp_tasks.add(task)
+                    task.add_done_callback(self._mcp_tasks.discard)
+                    continue
                 if isinstance(action, Close):
                     self.record.close_code = action.code
                     await self.ws.close(action.code, action.reason)
@@ -140,6 +152,15 @@ class WebSocketAdapter:
                     self.record.dropped = True
                     self.ws.transport.abort()  # no close frame: the "network" just vanished
                     raise _Dropped
+
+    async def _mcp(self, request: McpRequest) -> None:
+        """Talk to a hosted MCP server, then hand the protocol the result."""
+        result = await mcpclient.perform(request)
+        self.protocol.receive_mcp_result(request.token, result, time.monotonic())
+        try:
+            await self.flush()
+        except (_Dropped, ConnectionClosed):
+            pass
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -122,6 +122,7 @@ _ITEM_FIELDS = {
     "message": {"id", "type", "object", "status", "role", "content"},
     "function_call": {"id", "type", "object", "status", "call_id", "name", "arguments"},
     "function_call_output": {"id", "type", "object", "status", "call_id", "output"},
+    "mcp_approval_response": {"id", "type", "object", "approval_request_id", "approve", "reason"},
 }
 _PART_FIELDS = {"type", "text", "audio", "transcript", "image_url", "detail"}
 _CONTENT_TYPES = {
@@ -149,7 +150,7 @@ def validate_item(item: Any) -> dict[str, Any]:
         raise ClientError(
             "invalid_value",
             f"Invalid value: '{kind}'. Supported values are: "
-            "'message', 'function_call' and 'function_call_output'.",
+            "'message', 'function_call', 'function_call_output' and 'mcp_approval_response'.",
             "item.type",
         )
     for key in item:
@@ -161,6 +162,7 @@ def validate_item(item: Any) -> dict[str, Any]:
         "message": ("role", "content"),
         "function_call": ("name", "arguments"),
         "function_call_output": ("call_id", "output"),
+        "mcp_approval_response": ("approval_request_id", "approve"),
     }[kind]
     for key in required:
         if key not in item:
@@ -169,7 +171,11 @@ def validate_item(item: Any) -> dict[str, Any]:
                 f"Missing required parameter: 'item.{key}'.",
                 f"item.{key}",
             )
-    for key in ("id", "call_id", "name", "arguments", "output"):
+    if kind == "mcp_approval_response" and not isinstance(item["approve"], bool):
+        raise ClientError(
+            "invalid_type", "Invalid type for 'item.approve': expected a boolean.", "item.approve"
+        )
+    for key in ("id", "call_id", "name", "arguments", "output", "approval_request_id", "reason"):
         if key in item and not isinstance(item[key], str):
             raise ClientError(
                 "invalid_type", f"Invalid type for 'item.{key}': expected a string.", f"item.{key}"
@@ -180,8 +186,9 @@ def validate_item(item: Any) -> dict[str, Any]:
         **item,
         "id": item.get("id") or new_id("item"),
         "object": "realtime.item",
-        "status": "completed",
     }
+    if kind != "mcp_approval_response":  # the GA item has no status
+        out["status"] = "completed"
     if kind == "message":
         role = item["role"]
         if not isinstance(role, str) or role not in _CONTENT_TYPES:

@@ -355,12 +355,44 @@ _FUNCTION_TOOL = _object(
     },
     required=("name",),
 )
-_TOOL = _tagged(
+_MCP_FILTER = _object({"tool_names": _array(_string()), "read_only": _boolean})
+
+
+def _allowed_tools(value: Any, param: str) -> Any:
+    if isinstance(value, list):
+        return _array(_string())(value, param)
+    return _nullable(_MCP_FILTER)(value, param)
+
+
+def _headers(value: Any, param: str) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _type_error(param, "an object", value)
+    return {k: _string()(v, f"{param}.{k}") for k, v in value.items()}
+
+
+# A hosted MCP tool, field by field as the GA type (openai.types.realtime's Mcp) has them.
+_MCP_TOOL = _object(
     {
-        "function": _FUNCTION_TOOL,
-        "mcp": _object({"type": _TYPE_FIELD, "server_label": _string()}, open_=True),
-    }
+        "type": _TYPE_FIELD,
+        "server_label": _string(),
+        "server_url": _nullable(_string()),
+        "connector_id": _nullable(_string()),
+        "server_description": _nullable(_string()),
+        "authorization": _nullable(_string()),
+        "headers": _headers,
+        "allowed_tools": _allowed_tools,
+        "require_approval": _nullable(
+            _any_of(("always", "never"), _object({"always": _MCP_FILTER, "never": _MCP_FILTER}))
+        ),
+        "allowed_callers": _nullable(_array(_enum("direct", "programmatic"))),
+        "defer_loading": _nullable(_boolean),
+        "tunnel_id": _nullable(_string()),
+    },
+    required=("server_label",),
 )
+_TOOL = _tagged({"function": _FUNCTION_TOOL, "mcp": _MCP_TOOL})
 _TOOL_CHOICE = _any_of(
     ("none", "auto", "required"),
     _tagged(

@@ -77,8 +77,6 @@ _NOT_RUNTIME = ("emulator", "testing")  # folders of realtalk that are not the r
 # covered row, or a gap without a note, fails tests/emulator/test_coverage_table.py.
 
 _WEBRTC = "WebRTC/SIP only: over a WebSocket the client owns playback"
-_MCP = "hosted MCP tools are not emulated yet (planned with the HTTP and MCP tools work)"
-_MCP_RUNTIME = "hosted MCP tools are not supported yet (planned with the HTTP and MCP tools work)"
 
 EMULATOR_WHY_NOT: dict[str, str] = {
     # server events the emulator does not send
@@ -88,14 +86,6 @@ EMULATOR_WHY_NOT: dict[str, str] = {
     "output_audio_buffer.started": _WEBRTC,
     "output_audio_buffer.stopped": _WEBRTC,
     "output_audio_buffer.cleared": _WEBRTC,
-    "mcp_list_tools.in_progress": _MCP,
-    "mcp_list_tools.completed": _MCP,
-    "mcp_list_tools.failed": _MCP,
-    "response.mcp_call_arguments.delta": _MCP,
-    "response.mcp_call_arguments.done": _MCP,
-    "response.mcp_call.in_progress": _MCP,
-    "response.mcp_call.completed": _MCP,
-    "response.mcp_call.failed": _MCP,
     # client events the emulator does not accept
     "output_audio_buffer.clear": _WEBRTC + " (the live WebSocket server refuses it too)",
 }
@@ -110,14 +100,6 @@ RUNTIME_WHY_NOT: dict[str, str] = {
     "output_audio_buffer.started": _WEBRTC,
     "output_audio_buffer.stopped": _WEBRTC,
     "output_audio_buffer.cleared": _WEBRTC,
-    "mcp_list_tools.in_progress": _MCP_RUNTIME,
-    "mcp_list_tools.completed": _MCP_RUNTIME,
-    "mcp_list_tools.failed": _MCP_RUNTIME,
-    "response.mcp_call_arguments.delta": _MCP_RUNTIME,
-    "response.mcp_call_arguments.done": _MCP_RUNTIME,
-    "response.mcp_call.in_progress": _MCP_RUNTIME,
-    "response.mcp_call.completed": _MCP_RUNTIME,
-    "response.mcp_call.failed": _MCP_RUNTIME,
     # client events the runtime does not send
     "conversation.item.retrieve": "the runtime keeps its own mirror of the conversation",
     "output_audio_buffer.clear": _WEBRTC,

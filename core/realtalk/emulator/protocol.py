@@ -62,6 +62,7 @@ from .config import (
     validate_session_update,
     validate_transcription_update,
 )
+from .hosted import McpRequest, McpResult, allowed, mcp_servers, server_key, unreachable
 from .requests import check_response_params, item_text, response_input
 from .responses import DEFAULT_AUDIO_SPEED, ActiveResponse, Responder, Speech
 from .state import ScenarioProgress, UserInput
@@ -73,6 +74,7 @@ __all__ = [
     "AudioEngine",
     "Close",
     "Detector",
+    "McpRequest",
     "Send",
     "ServerProtocol",
     "SpeechChange",
@@ -119,7 +121,10 @@ class Close:
     reason: str = ""
 
 
-Action = Send | Close
+Action = Send | Close | McpRequest
+"""What the caller performs: send an event, close, or talk to a hosted MCP server
+(:class:`.hosted.McpRequest`; its answer comes back through
+:meth:`ServerProtocol.receive_mcp_result`)."""
 
 
 # -- the audio engine ------------------------------------------------------------------
@@ -248,6 +253,11 @@ class ServerProtocol:
         self._vad: Detector | None = None
         self._vad_key: tuple[str, AudioFormat] | None = None
         self._padding_bytes = 0  # what of the buffer the VAD keeps while it hears no speech
+        # Hosted MCP: the requests out for an answer, and each server's configuration
+        # as last listed (an update that keeps it does not list again).
+        self._mcp_numbers = itertools.count(1)
+        self._mcp_waiting: dict[int, Callable[[McpResult], None] | None] = {}
+        self._mcp_listed: dict[str, str] = {}
         self.responder = Responder(
             send=self._send,
             items=self.items,
@@ -258,6 +268,7 @@ class ServerProtocol:
             audio_speed=audio_speed,
             on_done=self._response_done,
             keep_audio=self._keep_audio,
+            call_mcp=self._call_mcp,
         )
         self._configure_vad()
         self._send({"type": "session.created", "session": self.session})
@@ -334,6 +345,17 @@ class ServerProtocol:
         self._clock(now)
         if not self.closed:
             self._append(audio)
+
+    def receive_mcp_result(self, token: int, result: McpResult, now: float) -> None:
+        """A hosted MCP server answered the :class:`McpRequest` with ``token``."""
+        self._clock(now)
+        if token not in self._mcp_waiting or self.closed:
+            return
+        handler = self._mcp_waiting.pop(token)
+        if handler is None:
+            self.responder.mcp_done(token, result)
+        else:
+            handler(result)
 
     def expire(self) -> None:
         """The session reached its maximum duration: stop any response where it stands,
@@ -433,6 +455,78 @@ class ServerProtocol:
         self.session = merge_session(self.session, update)
         self._configure_vad()
         self._send({"type": "session.updated", "session": self.session})
+        self._list_mcp_tools()
+
+    # -- hosted MCP ----------------------------------------------------------------------
+
+    def _mcp_request(
+        self,
+        server: dict[str, Any],
+        tool: str | None,
+        arguments: dict[str, Any],
+        then: Callable[[McpResult], None] | None,
+    ) -> int:
+        token = next(self._mcp_numbers)
+        self._mcp_waiting[token] = then
+        self._actions.append(McpRequest(token, json_copy(server), tool, arguments))
+        return token
+
+    def _call_mcp(self, server: dict[str, Any], tool: str, arguments: dict[str, Any]) -> int:
+        # A call's result goes to the response waiting for it (None: the responder's).
+        return self._mcp_request(server, tool, arguments, None)
+
+    def _list_mcp_tools(self) -> None:
+        """List the tools of each hosted MCP server the session names anew, as the live
+        server does after ``session.updated``: an ``mcp_list_tools`` item is added (no
+        tools yet), ``mcp_list_tools.in_progress``, then ``.completed`` (or ``.failed``)
+        and ``conversation.item.done`` with the tools ``allowed_tools`` keeps."""
+        servers = mcp_servers(self.session)
+        for label in list(self._mcp_listed):
+            if label not in servers:
+                del self._mcp_listed[label]
+                self.responder.mcp_tools.pop(label, None)
+        for label, server in servers.items():
+            key = server_key(server)
+            if self._mcp_listed.get(label) == key:
+                continue
+            self._mcp_listed[label] = key
+            item: dict[str, Any] = {
+                "id": new_id("item"),
+                "type": "mcp_list_tools",
+                "server_label": label,
+                "tools": [],
+            }
+            previous = self.items[-1]["id"] if self.items else None
+            self.items.append(item)
+            self._send({"type": "conversation.item.added", "item": item, "previous_item_id": previous})
+            self._send({"type": "mcp_list_tools.in_progress", "item_id": item["id"]})
+            self.responder.mcp_listing.add(label)
+            reason = unreachable(server)
+            if reason is not None:  # no I/O for what cannot be reached
+                _log.warning("hosted MCP server %r: %s", label, reason)
+                error = {"type": "protocol_error", "code": -32000, "message": reason}
+                self._tools_listed(item, server, McpResult(error=error))
+                continue
+            self._mcp_request(server, None, {}, self._on_listed(item, server))
+
+    def _on_listed(self, item: dict[str, Any], server: dict[str, Any]) -> Callable[[McpResult], None]:
+        def then(result: McpResult) -> None:
+            self._tools_listed(item, server, result)
+
+        return then
+
+    def _tools_listed(self, item: dict[str, Any], server: dict[str, Any], result: McpResult) -> None:
+        if result.error is None:
+            item["tools"] = [tool for tool in result.tools if allowed(server, tool)]
+            self.responder.mcp_tools[item["server_label"]] = item["tools"]
+            self._send({"type": "mcp_list_tools.completed", "item_id": item["id"]})
+        else:
+            self.responder.mcp_tools.pop(item["server_label"], None)
+            self._send({"type": "mcp_list_tools.failed", "item_id": item["id"]})
+        position = next((n for n, it in enumerate(self.items) if it is item), None)
+        previous = self.items[position - 1]["id"] if position else None
+        self._send({"type": "conversation.item.done", "item": item, "previous_item_id": previous})
+        self.responder.listing_done(item["server_label"])
 
     def _on_session_close(self, event: dict[str, Any]) -> None:
         self.responder.abandon()
@@ -695,6 +789,11 @@ class ServerProtocol:
             self.progress.last_output = item["output"]
         elif item["type"] == "message" and item["role"] == "assistant":
             self.pending_input = None  # seeded history: that user message was answered
+        elif item["type"] == "mcp_approval_response":
+            # The answer to an approval request: the response.create that follows runs
+            # the call (approved) or says it was not (denied).
+            self.pending_input = None
+            self.responder.approvals[item["approval_request_id"]] = item["approve"]
 
     def _on_conversation_item_delete(self, event: dict[str, Any]) -> None:
         index = self._index(event["item_id"], "item_delete_invalid_item_id")

@@ -15,12 +15,14 @@ items are streamed (``response.output_item.*``) but never enter the conversation
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..protocol import codec
 from ..protocol.vocab import AudioFormat, audio_format, function_call_item, new_id
+from .hosted import McpResult, mcp_servers, needs_approval
 from .scenario import Step, render_say
 from .state import ScenarioProgress, UserInput
 from .transcripts import word_deltas
@@ -83,6 +85,9 @@ class ActiveResponse:
         wait_until: The moment it waits for (the next audio chunk's), if any.
         steps: The generator that streams it.
         finished: True once ``response.done`` was sent (or it was abandoned).
+        mcp_token: The hosted MCP call it waits for, if any (see :meth:`Responder.mcp_done`).
+        mcp_result: That call's result, once it came.
+        mcp_listing: The hosted MCP server whose tool listing it waits for, if any.
     """
 
     id: str
@@ -100,6 +105,9 @@ class ActiveResponse:
     wait_until: float | None = None
     steps: Generator[float, None, None] | None = None
     finished: bool = False
+    mcp_token: int | None = None
+    mcp_result: McpResult | None = None
+    mcp_listing: str | None = None
 
     @property
     def stopped(self) -> bool:
@@ -134,6 +142,8 @@ class Responder:
         on_done: Called with each response right after its ``response.done``.
         keep_audio: Called with an in-conversation assistant item's id and audio when
             the item is done (for ``conversation.item.retrieve``).
+        call_mcp: Asks the I/O side to call a hosted MCP tool (server, tool, arguments);
+            returns the token its result comes back with (:meth:`mcp_done`).
     """
 
     def __init__(
@@ -148,6 +158,7 @@ class Responder:
         audio_speed: float = DEFAULT_AUDIO_SPEED,
         on_done: Callable[[ActiveResponse], None] | None = None,
         keep_audio: Callable[[str, bytes], None] | None = None,
+        call_mcp: Callable[[dict[str, Any], str, dict[str, Any]], int] | None = None,
     ) -> None:
         if audio_speed <= 0:
             raise ValueError(f"audio_speed must be above 0, not {audio_speed}")
@@ -165,6 +176,13 @@ class Responder:
         self.audio_ms: dict[str, int] = {}  # in-conversation assistant item id -> audio (ms)
         self.assistant_audio = False
         self._sizes: dict[str, int] = {}  # JSON size of finished items, for usage estimates
+        self._call_mcp = call_mcp
+        # Hosted MCP: the tools each server listed, the answers to approval requests, and
+        # the approval request the continuation's mcp_call step waits for.
+        self.mcp_tools: dict[str, list[dict[str, Any]]] = {}
+        self.mcp_listing: set[str] = set()  # servers whose listing is in flight
+        self.approvals: dict[str, bool] = {}
+        self._approval_asked: tuple[str, Step] | None = None
 
     @property
     def session(self) -> dict[str, Any]:
@@ -185,8 +203,27 @@ class Responder:
     @property
     def deadline(self) -> float | None:
         """When a running response wants :meth:`tick` next (None: nothing to wait for)."""
-        due = [r.wait_until for r in self.running() if r.wait_until is not None]
+        # A response waiting for a hosted MCP call (math.inf) wants no tick: the result
+        # wakes it (mcp_done).
+        due = [r.wait_until for r in self.running() if r.wait_until is not None and math.isfinite(r.wait_until)]
         return min(due) if due else None
+
+    def listing_done(self, label: str) -> None:
+        """A hosted MCP server's tools were listed (or failed to be): responses whose
+        model wanted to call one of them continue."""
+        self.mcp_listing.discard(label)
+        for response in self.running():
+            if response.mcp_listing == label:
+                response.mcp_listing, response.wait_until = None, None
+                self._advance(response)
+
+    def mcp_done(self, token: int, result: McpResult) -> None:
+        """A hosted MCP call came back: the response waiting for it continues."""
+        for response in self.running():
+            if response.mcp_token == token:
+                response.mcp_token, response.mcp_result = None, result
+                response.wait_until = None
+                self._advance(response)
 
     def tick(self) -> None:
         """Stream what of the running responses is due by the clock now."""
@@ -331,10 +368,16 @@ class Responder:
         self._send(
             {"type": "response.created", "response": self._response_object(response, "in_progress")}
         )
-        for step in steps:
+        for number, step in enumerate(steps):
             if response.stopped:
                 break
-            if step.kind == "say":
+            if step.kind == "mcp_call":
+                go_on = yield from self._mcp_call(response, step)
+                if go_on is None:  # waits for an approval: the rest runs after it
+                    self.progress.continuation.insert(0, steps[number:])
+                if not go_on:
+                    break
+            elif step.kind == "say":
                 yield from self._say(response, render_say(step.text, self.progress.last_output))
             elif step.kind == "call":
                 self._call(response, step)
@@ -549,6 +592,113 @@ class Responder:
             }
         )
         self._close_item(response, index, item)
+
+    # -- hosted MCP ----------------------------------------------------------------------
+
+    def _mcp_call(self, response: ActiveResponse, step: Step) -> Generator[float, None, bool | None]:
+        """The "model" calls a tool of a hosted MCP server; the emulator runs it.
+
+        Returns True to go on with the response's steps, False to end it here (the call
+        was declined), None when an approval request ended it (the steps from this one
+        run again after the client's ``mcp_approval_response``).
+        """
+        while step.text in self.mcp_listing and not response.stopped:
+            # The model cannot call a tool before it is listed: wait for the listing.
+            response.mcp_listing = step.text
+            yield math.inf
+        response.mcp_listing = None
+        if response.stopped:  # cancelled while it waited
+            return False
+        server = mcp_servers(self.session).get(step.text)
+        listed = {t.get("name"): t for t in self.mcp_tools.get(step.text, [])}
+        tool = listed.get(step.name, {"name": step.name})
+        approval_id = None
+        if server is not None and step.name in listed and needs_approval(server, tool):
+            asked = self._approval_asked
+            if asked is None or asked[1] is not step:
+                self._approval_asked = (self._approval_request(response, step), step)
+                return None
+            approval_id, self._approval_asked = asked[0], None
+            if not self.approvals.pop(approval_id, False):
+                yield from self._say(response, f"I did not run {step.name}: it was not approved.")
+                return False
+        item: dict[str, Any] = {
+            "id": new_id("item"),
+            "type": "mcp_call",
+            "server_label": step.text,
+            "name": step.name,
+            "arguments": "",
+            "approval_request_id": approval_id,
+            "output": None,
+            "error": None,
+        }
+        index = self._open_item(response, item)
+        ids = {"response_id": response.id, "item_id": item["id"], "output_index": index}
+        for start in range(0, len(step.arguments), 8):
+            delta = step.arguments[start : start + 8]
+            if response.stopped or not self._spend(response, chars=len(delta)):
+                break
+            item["arguments"] += delta
+            self._send({"type": "response.mcp_call_arguments.delta", **ids, "delta": delta})
+        self._send({"type": "response.mcp_call_arguments.done", **ids, "arguments": item["arguments"]})
+        self._send({"type": "response.mcp_call.in_progress", "item_id": item["id"], "output_index": index})
+        result = yield from self._mcp_result(response, server, step, listed)
+        if result is None:  # cancelled while the server worked
+            self._close_item(response, index, item)
+            return False
+        if result.error is not None:
+            item["error"] = result.error
+            self.progress.last_output = str(result.error.get("message", ""))
+            self._send({"type": "response.mcp_call.failed", "item_id": item["id"], "output_index": index})
+        else:
+            item["output"] = result.output or ""
+            self.progress.last_output = item["output"]
+            self._send({"type": "response.mcp_call.completed", "item_id": item["id"], "output_index": index})
+        self._close_item(response, index, item)
+        return True
+
+    def _mcp_result(
+        self,
+        response: ActiveResponse,
+        server: dict[str, Any] | None,
+        step: Step,
+        listed: dict[Any, dict[str, Any]],
+    ) -> Generator[float, None, McpResult | None]:
+        """Call the tool on its server (through the I/O side) and wait for the result."""
+        if server is None:
+            return McpResult(error={"type": "protocol_error", "code": -32602,
+                                    "message": f"no hosted MCP server {step.text!r} in the session"})
+        if step.name not in listed:
+            return McpResult(error={"type": "protocol_error", "code": -32602,
+                                    "message": f"tool {step.name!r} is not among the tools "
+                                               f"{step.text!r} listed"})
+        try:
+            arguments = json.loads(step.arguments or "{}")
+        except ValueError:
+            arguments = None
+        if not isinstance(arguments, dict):
+            return McpResult(error={"type": "protocol_error", "code": -32602,
+                                    "message": "the arguments are not a JSON object"})
+        if self._call_mcp is None:
+            return McpResult(error={"type": "protocol_error", "code": -32000,
+                                    "message": "this emulator cannot call MCP servers"})
+        response.mcp_token = self._call_mcp(server, step.name, arguments)
+        yield math.inf  # woken by mcp_done, or at once when the response is stopped
+        result, response.mcp_result, response.mcp_token = response.mcp_result, None, None
+        return result
+
+    def _approval_request(self, response: ActiveResponse, step: Step) -> str:
+        """Send an ``mcp_approval_request`` item; the response ends after it."""
+        item: dict[str, Any] = {
+            "id": new_id("mcpr"),
+            "type": "mcp_approval_request",
+            "server_label": step.text,
+            "name": step.name,
+            "arguments": step.arguments,
+        }
+        index = self._open_item(response, item)
+        self._close_item(response, index, item)
+        return str(item["id"])
 
 
 def _voice_name(voice: Any) -> Any:

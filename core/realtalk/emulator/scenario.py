@@ -34,6 +34,8 @@ The rest of GA (see ``docs/emulator.md``): each ``say`` is its own message, so a
 ``out_of_band: TEXT`` turns answer ``response.create`` with ``conversation: "none"``
 (never used up); ``idle: true`` turns answer the idle timeout's response; audio turns
 may carry ``transcription_error: MESSAGE`` and ``speakers: [{A: TEXT}, ...]``.
+``mcp_call: TOOL`` with ``server_label: LABEL`` (and ``arguments``) calls a tool of a
+hosted MCP server of the session, run by the emulator itself (see ``docs/emulator.md``).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ _TURN_KEYS = {
     "speakers",
     "reply",
 }
-_STEP_KEYS = {"say", "call", "arguments", "handoff", "fail", "incomplete"}
+_STEP_KEYS = {"say", "call", "arguments", "handoff", "fail", "incomplete", "mcp_call", "server_label"}
 _INCOMPLETE_REASONS = ("max_output_tokens", "content_filter")
 _CALL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -104,12 +106,14 @@ class Step:
 
     Attributes:
         kind: ``"say"``, ``"call"`` (a handoff is a call to ``transfer_to_<agent>``),
-            ``"fail"`` (the response ends ``failed``) or ``"incomplete"`` (it ends
-            ``incomplete``).
-        text: What to say (``say``; ``{output}`` is replaced at run time), or the error
-            message (``fail``).
-        name: The function to call (``call`` only).
-        arguments: The arguments as the JSON string that is streamed (``call`` only).
+            ``"fail"`` (the response ends ``failed``), ``"incomplete"`` (it ends
+            ``incomplete``) or ``"mcp_call"`` (the "model" calls a tool of a hosted MCP
+            server, which the emulator runs itself, in the same response).
+        text: What to say (``say``; ``{output}`` is replaced at run time), the error
+            message (``fail``), or the MCP server's label (``mcp_call``).
+        name: The function or MCP tool to call (``call``, ``mcp_call``).
+        arguments: The arguments as the JSON string that is streamed (``call``,
+            ``mcp_call``).
         code: The error code (``fail``) or the reason (``incomplete``:
             ``max_output_tokens`` or ``content_filter``).
         error_type: The error's ``type`` (``fail`` only).
@@ -210,17 +214,20 @@ def _parse_step(raw: Any, parts: tuple[object, ...], loc: _Doc) -> Step:
     if unknown:
         raise loc.error(
             f"unknown key {unknown[0]!r} in a reply step (allowed: say, call, arguments, "
-            "handoff, fail, incomplete)",
+            "handoff, fail, incomplete, mcp_call, server_label)",
             parts + (unknown[0],),
         )
-    actions = [k for k in ("say", "call", "handoff", "fail", "incomplete") if k in raw]
+    actions = [k for k in ("say", "call", "handoff", "fail", "incomplete", "mcp_call") if k in raw]
     if len(actions) != 1:
         raise loc.error(
-            "a reply step needs exactly one of say, call, handoff, fail or incomplete", parts
+            "a reply step needs exactly one of say, call, handoff, fail, incomplete or mcp_call",
+            parts,
         )
     action = actions[0]
-    if "arguments" in raw and action != "call":
-        raise loc.error("'arguments' belongs to a 'call' step", parts + ("arguments",))
+    if "arguments" in raw and action not in ("call", "mcp_call"):
+        raise loc.error("'arguments' belongs to a 'call' or 'mcp_call' step", parts + ("arguments",))
+    if "server_label" in raw and action != "mcp_call":
+        raise loc.error("'server_label' belongs to an 'mcp_call' step", parts + ("server_label",))
     value = raw[action]
     if action == "say":
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
@@ -252,6 +259,15 @@ def _parse_step(raw: Any, parts: tuple[object, ...], loc: _Doc) -> Step:
         raise loc.error(
             "'arguments' must be a mapping, or a string sent verbatim", parts + ("arguments",)
         )
+    if action == "mcp_call":
+        label = raw.get("server_label")
+        if not isinstance(label, str) or not label:
+            raise loc.error(
+                "an 'mcp_call' step needs 'server_label': the label of a hosted MCP tool "
+                "of the session",
+                parts,
+            )
+        return Step("mcp_call", text=label, name=value, arguments=text)
     return Step("call", name=value, arguments=text)
 
 

@@ -2,7 +2,7 @@
 
 Plain frozen dataclasses, carried out in order by :class:`~realtalk.session.Session` (or a
 test's driver): send an event, publish a session event, run or cancel a tool, play or stop
-audio, switch the audio format, reconnect. Also importable from
+audio, switch the audio format, reconnect, ask for an approval of a hosted MCP call. Also importable from
 :mod:`realtalk.protocol.client`.
 """
 
@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..results import ToolCallRecord
+from ..results import ApprovalRequest, ToolCallRecord
 from ..tools import Tool
 
 __all__ = [
     "Action",
+    "AskApproval",
     "AudioDone",
     "CancelCalls",
     "Emit",
@@ -53,6 +54,16 @@ class RunTool:
     record: ToolCallRecord
     tool: Tool | None
     available: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AskApproval:
+    """Ask the session's approver about a hosted MCP call the server wants to make;
+    report the answer with :meth:`~realtalk.protocol.client.ClientProtocol.mcp_approval`
+    (no answer within the approval timeout is a no)."""
+
+    request: ApprovalRequest
+    approval_request_id: str
 
 
 @dataclass(frozen=True)
@@ -101,4 +112,5 @@ class Reconnect:
     history: list[dict[str, Any]]
 
 
-Action = Send | Emit | RunTool | CancelCalls | Play | AudioDone | Interrupt | SetAudioFormat | Reconnect
+Action = (Send | Emit | RunTool | CancelCalls | Play | AudioDone | Interrupt | SetAudioFormat | Reconnect
+          | AskApproval)

@@ -14,6 +14,9 @@ handoffs. It owns every rule that makes the runtime correct:
   voice policy (keep with a warning, or reconnect with the history);
 * what a new connection is seeded with and what it still owes (a reply, the outputs of
   calls still running), including client messages the old one never confirmed;
+* hosted MCP (tools the server calls itself): its listings and calls reported as
+  session events, and its approval requests asked of the approver, answered with an
+  ``mcp_approval_response`` and a response; a turn waiting for an approval is not over;
 * ``session.updated`` verification, the 100 ms commit rule, the reconnect budget, when to
   rotate ahead of expiry, and what a malformed or failed event means.
 
@@ -39,10 +42,12 @@ from typing import Any
 
 from ..agents import AgentGraph, AgentSpec, greeting_response
 from ..exceptions import ConnectionFailed, RealtalkError, SessionError
-from ..results import OutOfBandResult, ToolCallRecord, TurnResult
+from ..hostedmcp import call_name, parse_arguments
+from ..results import ApprovalRequest, OutOfBandResult, ToolCallRecord, TurnResult
 from ..tools import StillWorking, Tool, ToolOutcome, ToolRegistry, error_output
 from .actions import (
     Action,
+    AskApproval,
     AudioDone,
     CancelCalls,
     Emit,
@@ -64,6 +69,7 @@ from .vocab import function_call_output_item, item_create, new_item_id, user_tex
 __all__ = [
     "DELTA_TYPES",
     "Action",
+    "AskApproval",
     "AudioDone",
     "CancelCalls",
     "ClientProtocol",
@@ -183,6 +189,11 @@ class ClientProtocol:
         # Out-of-band responses: running, and finished but not collected (bounded).
         self._cancel_next = False  # cancel_response() came while our request was in flight
         self.oob = OutOfBandRequests()
+        # Hosted MCP: the server's calls by item id, approval requests waiting for the
+        # approver, and listings that failed (their item's done event says nothing new).
+        self._mcp_calls: dict[str, ToolCallRecord] = {}
+        self._approvals: set[str] = set()
+        self._lists_failed: set[str] = set()
 
     # -- queries --------------------------------------------------------------------------
 
@@ -200,7 +211,8 @@ class ClientProtocol:
     def busy(self) -> bool:
         """A response is active, owed or in flight, a call runs, or no connection is live."""
         a = self.arbiter
-        return bool(a.active_response_id or a.in_flight or a.wants_response or self._calls or not self.live)
+        return bool(a.active_response_id or a.in_flight or a.wants_response or self._calls or self._approvals
+                    or not self.live)
 
     @property
     def oob_finished(self) -> collections.OrderedDict[str, OutOfBandResult]:
@@ -227,6 +239,10 @@ class ClientProtocol:
         self.conversation = Conversation()
         self.arbiter = ResponseArbiter(ids=self.ids)
         self._response_scope.clear()
+        # Hosted MCP requests of the old session died with it: an answer now is dropped.
+        self._approvals.clear()
+        self._mcp_calls.clear()
+        self._lists_failed.clear()
         self._audio_heard = False
         self._seed_count = 0
         self.live = False
@@ -647,7 +663,9 @@ class ClientProtocol:
         if expected is None:
             return []
         session = event.get("session", {})
-        got_tools = sorted(t.get("name", "") for t in session.get("tools") or [])
+        # Function tools only: hosted MCP tools have no name of their own.
+        got_tools = sorted(t.get("name", "") for t in session.get("tools") or []
+                           if not isinstance(t, dict) or t.get("type", "function") == "function")
         if session.get("instructions") != expected["instructions"] or got_tools != expected["tools"]:
             same = "other" if session.get("instructions") != expected["instructions"] else "the same"
             raise SessionError(
@@ -788,6 +806,120 @@ class ClientProtocol:
                 out += self._finish_turn(force=True)
         return out
 
+    # -- hosted MCP -----------------------------------------------------------------------
+
+    def mcp_approval(self, approval_request_id: str, approved: bool) -> list[Action]:
+        """The approver answered a hosted MCP approval request: send the
+        ``mcp_approval_response`` and ask for the response that makes (or declines) the
+        call. A denial is reported as the call, refused."""
+        if approval_request_id not in self._approvals:
+            return []
+        self._approvals.discard(approval_request_id)
+        out: list[Action] = []
+        record = self._mcp_calls.pop(approval_request_id, None)
+        if approved and record is not None:
+            record.status, record.output = "approved", "approved"
+        if not approved and record is not None:
+            record.status, record.output = "refused", "not approved"
+            out.append(Emit("tool.finished", {
+                "call_id": record.call_id, "name": record.name, "status": "refused", "output": "not approved",
+                "duration_s": 0.0, "agent": record.agent, "note": None}))
+        out += self._send(item_create({"id": new_item_id(), "type": "mcp_approval_response",
+                                       "approval_request_id": approval_request_id, "approve": approved}))
+        return out + self.request("mcp approval")
+
+    def _mcp_record(self, item: dict[str, Any]) -> ToolCallRecord:
+        """The turn's record of an MCP call (or approval request) item, made once."""
+        item_id = str(item.get("id") or "")
+        record = self._mcp_calls.get(item_id)
+        if record is None:
+            name = call_name(str(item.get("server_label") or "?"), str(item.get("name") or "?"))
+            record = self._mcp_calls[item_id] = ToolCallRecord(item_id, name, str(item.get("arguments") or ""),
+                                                               self.agent.name)
+        return record
+
+    def _on_output_item_added(self, event: dict[str, Any]) -> list[Action]:
+        item = event.get("item")
+        if isinstance(item, dict) and item.get("type") == "mcp_call":
+            self._mcp_record(item)
+        return []
+
+    def _on_mcp_arguments(self, event: dict[str, Any]) -> list[Action]:
+        record = self._mcp_calls.get(str(event.get("item_id")))
+        if record is not None:
+            if event.get("type") == "response.mcp_call_arguments.done":
+                record.arguments = str(event.get("arguments") or "")
+            else:
+                record.arguments += str(event.get("delta") or "")
+        return []
+
+    def _on_mcp_call_started(self, event: dict[str, Any]) -> list[Action]:
+        record = self._mcp_calls.get(str(event.get("item_id")))
+        if record is None:
+            return []
+        if self._turn is not None:
+            self._turn.result.tool_calls.append(record)
+        return [Emit("tool.started", {"call_id": record.call_id, "name": record.name,
+                                      "arguments": record.arguments, "agent": record.agent})]
+
+    def _on_mcp_call_ended(self, event: dict[str, Any]) -> list[Action]:
+        record = self._mcp_calls.get(str(event.get("item_id")))
+        if record is not None:
+            record.status = "ok" if event.get("type") == "response.mcp_call.completed" else "error"
+        return []
+
+    def _on_output_item_done(self, event: dict[str, Any]) -> list[Action]:
+        item = event.get("item")
+        if not isinstance(item, dict):
+            return []
+        if item.get("type") == "mcp_call":
+            record = self._mcp_record(item)
+            self._mcp_calls.pop(record.call_id, None)
+            error = item.get("error")
+            if isinstance(error, dict):
+                record.status = "error"
+                record.output = f"{error.get('type') or 'error'}: {error.get('message') or 'no message'}"
+            else:
+                record.status = record.status or "ok"
+                record.output = str(item.get("output") or "")
+            if self._turn is not None and record not in self._turn.result.tool_calls:
+                self._turn.result.tool_calls.append(record)
+            return [Emit("tool.finished", {
+                "call_id": record.call_id, "name": record.name, "status": record.status, "output": record.output,
+                "duration_s": 0.0, "agent": record.agent, "note": None})]
+        if item.get("type") == "mcp_approval_request" and isinstance(item.get("id"), str):
+            if item["id"] in self._approvals:
+                return []  # the server repeated it
+            record = self._mcp_record(item)
+            self._approvals.add(item["id"])
+            if self._turn is not None:
+                self._turn.result.tool_calls.append(record)
+            request = ApprovalRequest(record.name, parse_arguments(record.arguments), record.agent, item["id"])
+            return [AskApproval(request, item["id"])]
+        return []
+
+    def _on_mcp_list_failed(self, event: dict[str, Any]) -> list[Action]:
+        item_id = str(event.get("item_id"))
+        self._lists_failed.add(item_id)
+        known = self.conversation.items.get(item_id)
+        label = known.raw.get("server_label") if known is not None else None
+        return [Emit("mcp.tools_listed", {"server_label": str(label or "?"), "tools": (),
+                                          "error": "the server could not list the tools of this MCP server"})]
+
+    def _on_mcp_list_progress(self, event: dict[str, Any]) -> list[Action]:
+        return []  # the listing's item (conversation.item.done) carries the outcome
+
+    def _on_item_done(self, event: dict[str, Any]) -> list[Action]:
+        item = event.get("item")
+        if not isinstance(item, dict) or item.get("type") != "mcp_list_tools":
+            return []
+        if item.get("id") in self._lists_failed:
+            self._lists_failed.discard(item.get("id"))
+            return []
+        names = tuple(str(t.get("name")) for t in item.get("tools") or [] if isinstance(t, dict))
+        return [Emit("mcp.tools_listed", {"server_label": str(item.get("server_label") or "?"),
+                                          "tools": names, "error": None})]
+
     # -- internals ------------------------------------------------------------------------
 
     def _agent_update(self, agent: AgentSpec, *, include_voice: bool) -> list[Action]:
@@ -912,4 +1044,15 @@ _HANDLERS: dict[str, Any] = {
     "input_audio_buffer.cleared": ClientProtocol._on_buffer_done,
     "input_audio_buffer.timeout_triggered": ClientProtocol._on_input_timeout,
     "error": ClientProtocol._on_error,
+    "conversation.item.done": ClientProtocol._on_item_done,
+    "response.output_item.added": ClientProtocol._on_output_item_added,
+    "response.output_item.done": ClientProtocol._on_output_item_done,
+    "mcp_list_tools.in_progress": ClientProtocol._on_mcp_list_progress,
+    "mcp_list_tools.completed": ClientProtocol._on_mcp_list_progress,
+    "mcp_list_tools.failed": ClientProtocol._on_mcp_list_failed,
+    "response.mcp_call_arguments.delta": ClientProtocol._on_mcp_arguments,
+    "response.mcp_call_arguments.done": ClientProtocol._on_mcp_arguments,
+    "response.mcp_call.in_progress": ClientProtocol._on_mcp_call_started,
+    "response.mcp_call.completed": ClientProtocol._on_mcp_call_ended,
+    "response.mcp_call.failed": ClientProtocol._on_mcp_call_ended,
 }

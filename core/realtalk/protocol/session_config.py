@@ -10,6 +10,10 @@ The beta shape cannot carry every GA setting. Those that only tune the server (r
 parallel tool calls, ``include``, the newer transcription options) are left out of a
 beta update; those that change what the agent is (a prompt reference, a forced function)
 are refused with a :class:`~realtalk.exceptions.ConfigError`.
+
+Hosted MCP tools (``hosted_mcp:``) follow the function tools as GA ``mcp`` tools, with
+their ``${NAME}`` references read from the environment (:mod:`realtalk.hostedmcp`); the
+beta shape has no such tools, so an agent that has some is refused there.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigError
+from ..hostedmcp import session_tools, written_tools
 from ..models import BUILTIN_VOICES, DEFAULT_REASONING_EFFORT, takes_reasoning
 from .vocab import Dialect, audio_format, json_copy
 
@@ -47,6 +52,7 @@ def build_session_update(
     profile: Profile = "ga",
     include_voice: bool = True,
     event_id: str | None = None,
+    read_secrets: bool = True,
 ) -> dict[str, Any]:
     """Build the ``session.update`` client event for ``agent`` with exactly ``tools``.
 
@@ -57,6 +63,8 @@ def build_session_update(
         include_voice: False once assistant audio exists, since the server refuses a
             voice change then (``cannot_update_voice``).
         event_id: The client event id, so an ``error`` can be traced to this update.
+        read_secrets: Read hosted MCP tools' ``${NAME}`` references from the environment
+            (False: keep them as written, to show the update without its secrets).
 
     Returns:
         The event, ready to send. The caller then waits for ``session.updated`` and checks
@@ -64,9 +72,12 @@ def build_session_update(
 
     Raises:
         ConfigError: With ``profile="beta"``, the agent uses a setting the beta protocol
-            cannot carry (``prompt``, a ``tool_choice`` forcing a function).
+            cannot carry (``prompt``, a ``tool_choice`` forcing a function, hosted MCP
+            tools); or a hosted MCP tool needs an environment variable that is not set.
     """
     definitions = [tool.definition() for tool in tools]
+    if profile != "beta":
+        definitions += session_tools(agent)[0] if read_secrets else written_tools(agent)
     if profile == "beta":
         session = _beta_session(agent, definitions, include_voice)
     else:
@@ -119,7 +130,8 @@ def _refuse_for_beta(agent: AgentSpec) -> None:
     """Refuse settings whose loss would change what the agent does.
 
     Raises:
-        ConfigError: The agent has a prompt reference or forces a function.
+        ConfigError: The agent has a prompt reference, forces a function, or has hosted
+            MCP tools.
     """
     where = f" (agent {agent.name!r})"
     if agent.prompt is not None:
@@ -128,6 +140,9 @@ def _refuse_for_beta(agent: AgentSpec) -> None:
     if isinstance(agent.tool_choice, dict):
         raise ConfigError(f"the beta protocol cannot force a function with tool_choice{where}:"
                           " drop --beta or use auto, none or required", file=agent.file)
+    if agent.hosted_mcp:
+        raise ConfigError(f"the beta protocol cannot carry hosted_mcp{where}: drop --beta or the"
+                          " hosted_mcp key", file=agent.file)
 
 
 def _beta_session(agent: AgentSpec, tools: list[dict[str, Any]], include_voice: bool) -> dict[str, Any]:

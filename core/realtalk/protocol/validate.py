@@ -128,7 +128,7 @@ _ITEM_FIELDS: dict[str, _Field] = {
     "call_id": _str(null=True),
     "name": _str(),
     "arguments": _str(),
-    "output": _str(),
+    "output": _str(null=True),  # null in a hosted MCP call (mcp_call) until it is done
     "content": _arr(_CONTENT_PART, null=True),
 }
 _ITEM = _obj(_ITEM_FIELDS)
