@@ -52,6 +52,7 @@ async def open_server(spec: McpServerSpec, warn: Callable[[str], None]) -> McpSo
     try:
         listed = await connection.start()
     except ServerDown as exc:
+        await connection.aclose()
         raise ConfigError(f"{spec.describe()} could not start: {exc}", file=spec.file, line=spec.line) from None
 
     async def call(name: str, arguments: dict[str, Any]) -> str:

@@ -95,10 +95,10 @@ class ServerConnection:
         if ready.done() and not ready.cancelled() and ready.exception() is None:
             return ready.result()
         await self._stop_owner()
+        error = ready.exception() if ready.done() and not ready.cancelled() else None
         if not done:
             raise ServerDown(self.clean(f"did not start within {self.spec.startup_timeout_s:g} s"
                                          f" (startup_timeout_s){self._stderr_tail()}"))
-        error = ready.exception() if ready.done() and not ready.cancelled() else None
         raise ServerDown(self.clean(f"{_describe(error)}{self._stderr_tail()}"))
 
     async def aclose(self) -> None:
@@ -119,7 +119,8 @@ class ServerConnection:
         if done and not owner.cancelled() and owner.exception() is not None:
             owner.exception()  # retrieved: its failure was reported through the futures
 
-    def _transport(self) -> Any:
+    async def _transport(self, stack: contextlib.AsyncExitStack) -> Any:
+        """The SDK transport; what it needs closed (the HTTP client) goes on ``stack``."""
         if self.spec.command is not None:
             if self._errlog is None:
                 self._errlog = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
@@ -127,14 +128,16 @@ class ServerConnection:
                                            env=self._env or None, cwd=self.spec.cwd)
             return stdio_client(params, errlog=self._errlog)
         assert self.spec.url is not None
-        client = httpx2.AsyncClient(headers=self._headers, timeout=httpx2.Timeout(30.0, read=300.0))
-        return streamable_http_client(self.spec.url, http_client=client)
+        http = await stack.enter_async_context(
+            httpx2.AsyncClient(headers=self._headers, timeout=httpx2.Timeout(30.0, read=300.0)))
+        return streamable_http_client(self.spec.url, http_client=http)
 
     async def _own(self, ready: asyncio.Future[list[types.Tool]]) -> None:
         """The owner task: holds the client open and serves queued calls until cancelled."""
         try:
-            async with Client(self._transport(), client_info=types.Implementation(name="realtalk", version="1")) \
-                    as client:
+            async with contextlib.AsyncExitStack() as stack:
+                info = types.Implementation(name="realtalk", version="1")
+                client = await stack.enter_async_context(Client(await self._transport(stack), client_info=info))
                 ready.set_result(await _list_tools(client))
                 async with anyio.create_task_group() as group:
                     while True:
