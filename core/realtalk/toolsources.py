@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MCP_PLUGIN_MISSING", "McpServerSpec", "McpToolOptions", "OpenSource", "SourceSet", "ToolSourceOpener",
-    "ToolSourceRegistrar", "open_sources", "parse_servers", "server_problems",
+    "ToolSourceRegistrar", "open_sources", "parse_servers", "probe_sources", "server_problems",
 ]
 
 log = logging.getLogger(__name__)
@@ -375,7 +375,7 @@ async def open_sources(graph: AgentGraph, registry: ToolRegistry, warn: Callable
     by_server: dict[McpServerSpec, list[Tool]] = {}
     for spec, source in zip(specs, opened):
         by_server[spec] = list(source.tools)
-        sources.warnings += source.warnings
+        sources.warnings += [spec.where + w for w in source.warnings]
     sources.registry = registry.with_sources(by_server)
     try:
         for agent in graph.agents.values():
@@ -405,3 +405,40 @@ async def _close_started(tasks: list[asyncio.Future[OpenSource]], registry: Tool
         await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_S)
     started = [t.result() for t in tasks if t.done() and not t.cancelled() and t.exception() is None]
     await SourceSet(registry, started, []).aclose()
+
+
+def probe_sources(graph: AgentGraph, registry: ToolRegistry,
+                  note: Callable[[str], None]) -> tuple[ToolRegistry, list[ConfigError], list[str]]:
+    """Start the graph's servers once, list their tools and stop them (``realtalk check``
+    and ``realtalk tools --agent``), each bounded by its ``startup_timeout_s``.
+
+    Args:
+        note: Told, before anything starts, which servers are started and for how long.
+
+    Returns:
+        The registry with their tools (``registry`` itself when there is nothing to start
+        or no plugin to start it), the problems (a server that did not start, a name
+        collision), and the warnings (tools left out).
+    """
+    specs = servers_of(graph)
+    if not specs or "mcp" not in registry.sources:
+        return registry, [], []
+    for spec in specs:
+        note(f"starting MCP server {spec.name!r} to list its tools (at most {spec.startup_timeout_s:g} s)")
+
+    async def probe() -> tuple[ToolRegistry, list[ConfigError], list[str]]:
+        later: list[str] = []
+        try:
+            sources = await open_sources(graph, registry, later.append)
+        except ConfigError as exc:
+            return registry, [exc], later
+        assert sources is not None
+        await sources.aclose()
+        return sources.registry, [], [*sources.warnings, *later]
+
+    return asyncio.run(probe())
+
+
+def source_tools(graph: AgentGraph, registry: ToolRegistry) -> list[Tool]:
+    """Every tool of the graph's started servers (a registry :func:`probe_sources` returned)."""
+    return [t for spec in servers_of(graph) for t in registry.source_tools(spec)]

@@ -243,7 +243,7 @@ def realtalk(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Completed
 def test_realtalk_tools_and_check_start_the_servers(tmp_path: Path, cli_env: dict[str, str]) -> None:
     agent = write_agents(tmp_path)
     cli_env["DEMO_TOKEN"] = TOKEN
-    listed = realtalk("tools", str(agent), env=cli_env, cwd=tmp_path)
+    listed = realtalk("tools", "--agent", str(agent), env=cli_env, cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert "starting MCP server 'demo' to list its tools" in listed.stderr
     assert "demo_add" in listed.stdout and "mcp:demo" in listed.stdout
@@ -255,5 +255,5 @@ def test_realtalk_tools_and_check_start_the_servers(tmp_path: Path, cli_env: dic
                                                                   "no-such-mcp-server-xyz"))
     broken = realtalk("check", str(agent), env=cli_env, cwd=tmp_path)
     assert broken.returncode != 0
-    assert f"{agent}:6: mcp server 'demo' (no-such-mcp-server-xyz" in broken.stdout + broken.stderr
+    assert f"{agent}:5: mcp server 'demo' (no-such-mcp-server-xyz" in broken.stdout + broken.stderr
     assert TOKEN not in listed.stdout + listed.stderr + checked.stdout + broken.stdout + broken.stderr
