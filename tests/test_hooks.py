@@ -49,7 +49,8 @@ def documented_signatures(markdown: str) -> dict[str, str]:
 
 def test_every_hook_is_documented_with_its_exact_signature() -> None:
     specs = spec_signatures(HOOKSPECS.read_text())
-    assert set(specs) == {"register_tools", "register_agents", "observe_session", "register_commands"}
+    assert set(specs) == {"register_tools", "register_agents", "observe_session", "register_commands",
+                          "register_tool_sources"}
     assert documented_signatures(HOOKS_MD.read_text()) == specs
 
 

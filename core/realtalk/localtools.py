@@ -27,8 +27,8 @@ from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from .agents import AgentGraph
-    from .toolsources import McpServerSpec
     from .plugins import PluginSet, Registrar
+    from .toolsources import McpServerSpec
 
 __all__ = ["ToolFile", "load_graph"]
 

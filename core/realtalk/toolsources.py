@@ -399,7 +399,7 @@ async def _open_one(opener: ToolSourceOpener, spec: McpServerSpec, warn: Callabl
         raise ConfigError(f"{spec.describe()} could not start: {exc}", file=spec.file, line=spec.line) from None
 
 
-async def _close_started(tasks: list[asyncio.Future[OpenSource]], registry: ToolRegistry) -> None:
+async def _close_started(tasks: Sequence[asyncio.Future[OpenSource]], registry: ToolRegistry) -> None:
     """Close the servers whose start finished despite the cancellation (bounded)."""
     with contextlib.suppress(BaseException):
         await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_S)

@@ -28,7 +28,7 @@ import contextlib
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any, TextIO, cast
 
 import anyio
 import httpx2
@@ -72,7 +72,7 @@ class ServerConnection:
         self._warn = warn
         self._queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=MAX_QUEUED)
         self._owner: asyncio.Task[None] | None = None
-        self._errlog: IO[str] | None = None
+        self._errlog: TextIO | None = None
         self.crashes = 0
         self.down: str | None = None  # why calls fail at once
         self._restarting: asyncio.Lock = asyncio.Lock()
@@ -90,7 +90,8 @@ class ServerConnection:
         ready: asyncio.Future[list[types.Tool]] = loop.create_future()
         self._queue = asyncio.Queue(maxsize=MAX_QUEUED)
         self._owner = asyncio.create_task(self._own(ready), name=f"realtalk-mcp-{self.spec.name}")
-        done, _ = await asyncio.wait({ready, self._owner}, timeout=self.spec.startup_timeout_s,
+        waited: set[asyncio.Future[Any]] = {ready, self._owner}
+        done, _ = await asyncio.wait(waited, timeout=self.spec.startup_timeout_s,
                                      return_when=asyncio.FIRST_COMPLETED)
         if ready.done() and not ready.cancelled() and ready.exception() is None:
             return ready.result()
@@ -123,7 +124,9 @@ class ServerConnection:
         """The SDK transport; what it needs closed (the HTTP client) goes on ``stack``."""
         if self.spec.command is not None:
             if self._errlog is None:
-                self._errlog = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
+                # Open while the server runs; closed by aclose.
+                self._errlog = cast("TextIO", tempfile.TemporaryFile(  # noqa: SIM115
+                    mode="w+", encoding="utf-8", errors="replace"))
             params = StdioServerParameters(command=self.spec.command, args=list(self.spec.args),
                                            env=self._env or None, cwd=self.spec.cwd)
             return stdio_client(params, errlog=self._errlog)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import replace
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from mcp import types

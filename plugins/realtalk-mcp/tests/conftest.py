@@ -35,8 +35,8 @@ INSTALLED = _installed()
 if not INSTALLED:
     sys.path.insert(0, str(PLUGIN_ROOT))
 
-import realtalk.typedtools  # noqa: E402, F401 - compiled (assertion rewriting) here, not deep in a test's stack
-import realtalk_mcp  # noqa: E402 - after the path above
+import realtalk.typedtools  # noqa: F401 - compiled (assertion rewriting) here, not deep in a test's stack
+import realtalk_mcp
 
 
 @pytest.fixture

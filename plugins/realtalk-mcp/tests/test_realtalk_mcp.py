@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import realtalk_mcp
-
 from realtalk.exceptions import ConfigError
 from realtalk.results import SessionEvent
 from realtalk.runner import open_session
