@@ -91,6 +91,7 @@ if TYPE_CHECKING:
         ToolRegistry,
         validate_arguments,
     )
+    from .toolsources import McpServerSpec, McpToolOptions, OpenSource, ToolSourceRegistrar
     from .transcription import transcribe
     from .typedtools import tool
 del TYPE_CHECKING
@@ -123,6 +124,7 @@ _LAZY = {
     "Session": "realtalk.session",
     **dict.fromkeys(["ArgumentCheck", "StillWorking", "Tool", "ToolContext", "ToolRegistry", "validate_arguments"],
                     "realtalk.tools"),
+    **dict.fromkeys(["McpServerSpec", "McpToolOptions", "OpenSource", "ToolSourceRegistrar"], "realtalk.toolsources"),
     "tool": "realtalk.typedtools",
     **dict.fromkeys(["SpeakerSegment", "Transcript", "TranscriptDelta", "TranscriptionOptions"],
                     "realtalk.protocol.transcription"),
@@ -165,6 +167,9 @@ __all__ = [
     "InputTimeout",
     "Interrupted",
     "Listener",
+    "McpServerSpec",
+    "McpToolOptions",
+    "OpenSource",
     "OutOfBandResult",
     "PluginAgent",
     "PluginCommand",
@@ -191,6 +196,7 @@ __all__ = [
     "ToolDefinitionError",
     "ToolFinished",
     "ToolRegistry",
+    "ToolSourceRegistrar",
     "ToolStarted",
     "ToolStillWorking",
     "ToolUse",

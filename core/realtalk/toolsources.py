@@ -25,7 +25,6 @@ The rules:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -329,6 +328,8 @@ class SourceSet:
 
     async def aclose(self) -> None:
         """Close every server, together, within :data:`CLOSE_TIMEOUT_S` (idempotent)."""
+        import asyncio  # here: the data types above are reached from the sans-I/O protocol
+
         opened, self.opened = self.opened, []
         if not opened:
             return
@@ -352,6 +353,8 @@ async def open_sources(graph: AgentGraph, registry: ToolRegistry, warn: Callable
             and where it is declared), or one of its tools collides with another tool of
             an agent (suggesting ``prefix``). Servers already started are closed first.
     """
+    import asyncio
+
     specs = servers_of(graph)
     if not specs:
         return None
@@ -387,6 +390,8 @@ async def open_sources(graph: AgentGraph, registry: ToolRegistry, warn: Callable
 
 
 async def _open_one(opener: ToolSourceOpener, spec: McpServerSpec, warn: Callable[[str], None]) -> OpenSource:
+    import asyncio
+
     bound = spec.startup_timeout_s + _STARTUP_MARGIN_S
     try:
         return await asyncio.wait_for(opener(spec, warn), bound)
@@ -399,8 +404,10 @@ async def _open_one(opener: ToolSourceOpener, spec: McpServerSpec, warn: Callabl
         raise ConfigError(f"{spec.describe()} could not start: {exc}", file=spec.file, line=spec.line) from None
 
 
-async def _close_started(tasks: Sequence[asyncio.Future[OpenSource]], registry: ToolRegistry) -> None:
+async def _close_started(tasks: Sequence[Any], registry: ToolRegistry) -> None:
     """Close the servers whose start finished despite the cancellation (bounded)."""
+    import asyncio
+
     with contextlib.suppress(BaseException):
         await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_S)
     started = [t.result() for t in tasks if t.done() and not t.cancelled() and t.exception() is None]
@@ -420,6 +427,8 @@ def probe_sources(graph: AgentGraph, registry: ToolRegistry,
         or no plugin to start it), the problems (a server that did not start, a name
         collision), and the warnings (tools left out).
     """
+    import asyncio
+
     specs = servers_of(graph)
     if not specs or "mcp" not in registry.sources:
         return registry, [], []
