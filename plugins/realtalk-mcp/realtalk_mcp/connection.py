@@ -52,6 +52,10 @@ class ServerDown(Exception):
     """The server crashed (or could not be restarted): calls fail with this message."""
 
 
+class _ConnectionLost(Exception):
+    """The owner task ended (the connection failed) while this call was in flight."""
+
+
 @dataclass
 class _Request:
     name: str
@@ -179,11 +183,12 @@ class ServerConnection:
         try:
             return await request.future
         except asyncio.CancelledError:
+            request.future.cancel()
             if request.scope is not None:
                 request.scope.cancel()  # the request to the server ends too
-            elif not request.future.done():
-                request.future.cancel()
             raise
+        except _ConnectionLost:
+            raise await self._crashed() from None
         except MCPError as exc:
             if exc.error.code == _CONNECTION_CLOSED:
                 raise await self._crashed() from None
@@ -216,8 +221,7 @@ class ServerConnection:
         """Note a crash: stop what is left of the connection; on the second, give up."""
         if self._closed:
             return ServerDown(f"{self.spec.describe()} stopped: the session is closing")
-        owner = self._owner
-        if owner is not None and not owner.done():
+        if self._owner is not None:  # the first call to notice counts the crash
             self.crashes += 1
             await self._stop_owner()
         if self.crashes >= 2:
@@ -256,16 +260,20 @@ async def _serve(client: Client, request: _Request) -> None:
     """One call, in the owner's task group: its result or error goes to the caller's future."""
     if request.future.done():
         return
-    with anyio.CancelScope() as scope:
-        request.scope = scope
-        try:
-            result = await client.call_tool(request.name, request.arguments)
-        except Exception as exc:  # noqa: BLE001 - handed to the caller, who decides
+    try:
+        with anyio.CancelScope() as scope:
+            request.scope = scope
+            try:
+                result = await client.call_tool(request.name, request.arguments)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller, who decides
+                if not request.future.done():
+                    request.future.set_exception(exc)
+                return
             if not request.future.done():
-                request.future.set_exception(exc)
-            return
-        if not request.future.done():
-            request.future.set_result(result)
+                request.future.set_result(result)
+    finally:
+        if not request.future.done():  # the connection's task group was torn down under it
+            request.future.set_exception(_ConnectionLost())
 
 
 async def _list_tools(client: Client) -> list[types.Tool]:

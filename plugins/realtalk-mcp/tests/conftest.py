@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -66,9 +67,17 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@dataclass
+class HttpServer:
+    """The test server over streamable HTTP: its URL and its process."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+
 @pytest.fixture
-def http_server() -> Iterator[str]:
-    """The test server over streamable HTTP on a loopback port: its URL."""
+def http_server() -> Iterator[HttpServer]:
+    """The test server over streamable HTTP on a loopback port."""
     port = _free_port()
     process = subprocess.Popen([sys.executable, str(SERVER), "http", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -82,7 +91,7 @@ def http_server() -> Iterator[str]:
             except OSError:
                 assert time.monotonic() < deadline, f"the HTTP MCP server did not listen within {STARTUP_S} s"
                 time.sleep(0.05)  # polling a port that is not open yet; not a race fix
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield HttpServer(f"http://127.0.0.1:{port}/mcp", process)
     finally:
         process.terminate()
         try:

@@ -137,9 +137,9 @@ async def test_an_unset_secret_names_the_variable(monkeypatch: pytest.MonkeyPatc
         await realtalk_mcp.open_server(spec, lambda message: None)
 
 
-async def test_http_server_with_a_secret_header(http_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_http_server_with_a_secret_header(http_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEMO_TOKEN", TOKEN)
-    spec = McpServerSpec(name="web", url=http_server, headers=(("Authorization", "Bearer ${DEMO_TOKEN}"),),
+    spec = McpServerSpec(name="web", url=http_server.url, headers=(("Authorization", "Bearer ${DEMO_TOKEN}"),),
                          prefix="web_", allowed_tools=("header", "add", "fail"))
     source = await realtalk_mcp.open_server(spec, lambda message: None)
     tools = {t.name: t for t in source.tools}
@@ -149,6 +149,26 @@ async def test_http_server_with_a_secret_header(http_server: str, monkeypatch: p
         assert await call(tools, "web_header", {}) == ("ok", '{"result": "you sent Bearer [redacted]"}')
         status, output = await call(tools, "web_fail", {"message": "no"})
         assert status == "error" and "no" in output
+    finally:
+        await source.aclose()
+
+
+async def test_an_http_server_that_goes_away_fails_calls_at_once(http_server: Any) -> None:
+    warnings: list[str] = []
+    source = await realtalk_mcp.open_server(McpServerSpec(name="web", url=http_server.url, timeout_s=20),
+                                            warnings.append)
+    tools = {t.name: t for t in source.tools}
+    try:
+        assert await call(tools, "add", {"a": 1, "b": 1}) == ("ok", '{"result": 2}')
+        http_server.process.kill()
+        http_server.process.wait(timeout=5)
+        started = time.monotonic()
+        status, output = await call(tools, "add", {"a": 1, "b": 1})
+        assert status == "error" and "stopped during the call" in output
+        status, output = await call(tools, "add", {"a": 1, "b": 1})
+        assert status == "error" and "could not be restarted" in output
+        assert time.monotonic() - started < 10  # never the 20 s timeout: the failure is seen at once
+        assert len(warnings) == 1 and "could not be restarted" in warnings[0]
     finally:
         await source.aclose()
 
