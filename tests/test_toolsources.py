@@ -18,7 +18,7 @@ from realtalk.localtools import load_graph
 from realtalk.plugins import load_plugins
 from realtalk.runner import load_target, open_session
 from realtalk.tools import Tool, make_tool
-from realtalk.toolsources import MCP_PLUGIN_MISSING, McpServerSpec
+from realtalk.toolsources import MCP_PLUGIN_MISSING, McpServerSpec, open_sources
 
 
 class FakeSource:
@@ -48,6 +48,7 @@ class FakeMcp:
         self.__name__ = "fake-mcp"
         self.log: list[str] = []
         self.fail, self.hang = fail, hang
+        self.opened = asyncio.Event()  # set when a server that starts has started
 
     async def open(self, spec: McpServerSpec, warn: Callable[[str], None]) -> FakeSource:
         if spec.name in self.hang:
@@ -55,6 +56,7 @@ class FakeMcp:
         if spec.name in self.fail:
             raise RuntimeError("the command exited at once")
         self.log.append(f"opened {spec.name}")
+        self.opened.set()
         return FakeSource(spec, self.log)
 
     @realtalk.hookimpl
@@ -221,3 +223,16 @@ async def test_a_server_that_fails_or_hangs_stops_the_others(tmp_path: Path) -> 
         async with open_session(agent, emulator=True, scenario={"turns": []}, extra_plugins=[hanging]):
             pass
     assert time.monotonic() - started < 5 and "closed ok" in hanging.log
+
+
+async def test_cancelling_the_start_closes_the_servers_started(tmp_path: Path) -> None:
+    agent = write(tmp_path / "a.yaml", "instructions: x\nmcp_servers:\n  - {name: ok, command: a, prefix: a_}\n"
+                  "  - {name: slow, command: b, startup_timeout_s: 60}\n")
+    fake = FakeMcp(hang=["slow"])
+    graph, plugins = load_graph([agent], extra=[fake])
+    starting = asyncio.ensure_future(open_sources(graph, plugins.registry, lambda message: None))
+    await asyncio.wait_for(fake.opened.wait(), 5)  # Ctrl-C arrives while 'slow' is starting
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert fake.log == ["opened ok", "closed ok"]

@@ -276,3 +276,47 @@ def test_realtalk_tools_and_check_start_the_servers(tmp_path: Path, cli_env: dic
     assert broken.returncode != 0
     assert f"{agent}:5: mcp server 'demo' (no-such-mcp-server-xyz" in broken.stdout + broken.stderr
     assert TOKEN not in listed.stdout + listed.stderr + checked.stdout + broken.stdout + broken.stderr
+
+
+def test_check_follows_a_scenario_through_the_servers_tools(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    for name in ("notes.yaml", "notes.scenario.yaml", "notes_server.py"):
+        (tmp_path / name).write_text((examples / name).read_text())
+    cli_env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), cli_env.get("PATH", "")])
+    good = realtalk("check", str(tmp_path), env=cli_env, cwd=tmp_path)
+    assert good.returncode == 0 and "ok: 1 agent(s), 1 scenario(s) checked" in good.stderr, good.stdout
+    scenario = tmp_path / "notes.scenario.yaml"
+    scenario.write_text(scenario.read_text().replace("{text: late", "{txt: late"))
+    bad = realtalk("check", str(tmp_path), env=cli_env, cwd=tmp_path)
+    assert bad.returncode == 1
+    assert bad.stdout == (f"{scenario}:7: $.turns[0].reply[0].arguments: arguments do not match add_note's"
+                          " schema: 'text' is a required property\n")
+
+
+async def test_a_secret_the_server_prints_while_failing_is_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEMO_TOKEN", TOKEN)
+    spec = McpServerSpec(name="leaky", command=sys.executable, env=(("DEMO_TOKEN", "${DEMO_TOKEN}"),), args=(
+        "-c", "import os, sys; print('bad token', os.environ['DEMO_TOKEN'], file=sys.stderr); sys.exit(2)"))
+    with pytest.raises(ConfigError) as info:
+        await realtalk_mcp.open_server(spec, lambda message: None)
+    assert "(stderr: bad token [redacted])" in str(info.value) and TOKEN not in str(info.value)
+
+
+def test_per_tool_settings_reach_the_tools() -> None:
+    from mcp import types
+    from realtalk.toolsources import McpToolOptions
+    from realtalk_mcp.results import build_tools
+
+    spec = McpServerSpec(name="s", command="x", timeout_s=7, tools=(
+        ("slow", McpToolOptions(requires_approval=True, timeout_s=60, cancellable=False)),
+        ("free", McpToolOptions(no_timeout=True))))
+    listed = [types.Tool(name=n, description=f"{n} tool", input_schema={"type": "object"})
+              for n in ("slow", "free", "plain")]
+
+    async def call(name: str, arguments: dict[str, Any]) -> str:
+        return name
+
+    tools, warnings = build_tools(spec, listed, call, ())
+    assert warnings == []
+    assert [(t.name, t.timeout_s, t.requires_approval, t.cancellable) for t in tools] == [
+        ("slow", 60, True, False), ("free", None, False, True), ("plain", 7, False, True)]
