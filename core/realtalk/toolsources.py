@@ -53,9 +53,6 @@ CLOSE_TIMEOUT_S = 5.0
 """How long closing all of a session's servers may take, together."""
 _STARTUP_MARGIN_S = 2.0  # core's backstop beyond an opener's own startup bound
 
-_STDIO_KEYS = ("command", "args", "env", "cwd")
-_HTTP_KEYS = ("url", "headers")
-
 Problem = tuple[list[object], str]
 
 
@@ -144,39 +141,49 @@ def server_problems(value: object) -> list[Problem]:
     for index, entry in enumerate(value):
         if not isinstance(entry, dict):
             continue
-        at: list[object] = [index]
         name = entry.get("name")
         if isinstance(name, str):
             if name in seen:
-                found.append(([*at, "name"], f"two MCP servers are named {name!r}; give each its own name"))
+                found.append(([index, "name"], f"two MCP servers are named {name!r}; give each its own name"))
             seen.add(name)
-        has_command, has_url = "command" in entry, "url" in entry
-        if has_command == has_url:
-            found.append((at, "an MCP server needs either command (stdio) or url (streamable HTTP), not "
-                              + ("both" if has_command else "neither")))
-        else:
-            others = _HTTP_KEYS if has_command else _STDIO_KEYS
-            for key in others:
-                if key in entry and key not in ("command", "url"):
-                    kind = "a stdio server (command)" if has_command else "an HTTP server (url)"
-                    found.append(([*at, key], f"{key} does not apply to {kind}"))
-        for key in ("env", "headers"):
-            values = entry.get(key)
-            for var, text in (values.items() if isinstance(values, dict) else ()):
-                problem = reference_problem(text) if isinstance(text, str) else None
-                if problem is not None:
-                    found.append(([*at, key, var], problem))
-        tools = entry.get("tools")
-        for tool, options in (tools.items() if isinstance(tools, dict) else ()):
-            allowed = entry.get("allowed_tools")
-            if isinstance(allowed, list) and tool not in allowed:
-                found.append(([*at, "tools", tool], f"tool {tool!r} is not in allowed_tools"))
-            still = options.get("still_working") if isinstance(options, dict) else None
-            if still is not None:
-                try:
-                    StillWorking.parse(still)
-                except ValueError as exc:
-                    found.append(([*at, "tools", tool, "still_working"], str(exc)))
+        found += [([index, *parts], message) for parts, message in
+                  [*_transport_problems(entry), *_reference_problems(entry), *_tool_problems(entry)]]
+    return found
+
+
+def _transport_problems(entry: dict[str, Any]) -> list[Problem]:
+    has_command, has_url = "command" in entry, "url" in entry
+    if has_command == has_url:
+        return [([], "an MCP server needs either command (stdio) or url (streamable HTTP), not "
+                     + ("both" if has_command else "neither"))]
+    kind = "a stdio server (command)" if has_command else "an HTTP server (url)"
+    others = ("headers",) if has_command else ("args", "env", "cwd")
+    return [([key], f"{key} does not apply to {kind}") for key in others if key in entry]
+
+
+def _reference_problems(entry: dict[str, Any]) -> list[Problem]:
+    found: list[Problem] = []
+    for key in ("env", "headers"):
+        values = entry.get(key)
+        for name, text in (values.items() if isinstance(values, dict) else ()):
+            problem = reference_problem(text) if isinstance(text, str) else None
+            if problem is not None:
+                found.append(([key, name], problem))
+    return found
+
+
+def _tool_problems(entry: dict[str, Any]) -> list[Problem]:
+    found: list[Problem] = []
+    tools, allowed = entry.get("tools"), entry.get("allowed_tools")
+    for tool, options in (tools.items() if isinstance(tools, dict) else ()):
+        if isinstance(allowed, list) and tool not in allowed:
+            found.append((["tools", tool], f"tool {tool!r} is not in allowed_tools"))
+        still = options.get("still_working") if isinstance(options, dict) else None
+        if still is not None:
+            try:
+                StillWorking.parse(still)
+            except ValueError as exc:
+                found.append((["tools", tool, "still_working"], str(exc)))
     return found
 
 
