@@ -99,7 +99,8 @@ def build_tools(spec: McpServerSpec, listed: Sequence[types.Tool], call: Call,
         try:
             tools.append(_tool(spec, tool, call, secrets))
         except ToolDefinitionError as exc:
-            warnings.append(redact(f"{spec.describe()}: tool {name!r} left out: {exc.message}", secrets))
+            why = exc.message.removeprefix(f"tool {spec.prefix + name!r}: ")
+            warnings.append(redact(f"{spec.describe()}: tool {name!r} left out: {why}", secrets))
     return tools, warnings
 
 
