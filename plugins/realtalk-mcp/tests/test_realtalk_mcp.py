@@ -321,3 +321,11 @@ def test_per_tool_settings_reach_the_tools() -> None:
     assert warnings == []
     assert [(t.name, t.timeout_s, t.requires_approval, t.cancellable) for t in tools] == [
         ("slow", 60, True, False), ("free", None, False, True), ("plain", 7, False, True)]
+
+
+def test_importing_the_plugin_is_light(cli_env: dict[str, str], tmp_path: Path) -> None:
+    code = ("import sys, realtalk_mcp\n"
+            "print(sorted(m for m in ('mcp', 'realtalk.tools', 'yaml') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env,
+                            cwd=tmp_path, timeout=60, check=True)
+    assert result.stdout == "[]\n"
