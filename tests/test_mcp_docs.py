@@ -4,6 +4,7 @@ page shows (numbers aside), its tools served by the example's real MCP server.""
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import re
@@ -34,7 +35,9 @@ def plugin_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "REALTALK_PLUGINS")}
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])  # `python` is ours
     env["REALTALK_CACHE_DIR"] = str(tmp_path / ".cache")
-    if importlib.util.find_spec("realtalk_mcp") is None:
+    try:
+        importlib.metadata.distribution("realtalk-mcp")
+    except importlib.metadata.PackageNotFoundError:
         info = tmp_path / "site" / "realtalk_mcp-0.1.0.dist-info"
         info.mkdir(parents=True)
         (info / "METADATA").write_text("Metadata-Version: 2.1\nName: realtalk-mcp\nVersion: 0.1.0\n")
