@@ -18,7 +18,13 @@ from realtalk.localtools import load_graph
 from realtalk.plugins import load_plugins
 from realtalk.runner import load_target, open_session
 from realtalk.tools import Tool, make_tool
-from realtalk.toolsources import MCP_PLUGIN_MISSING, McpServerSpec, open_sources
+from realtalk.toolsources import (
+    MCP_PLUGIN_MISSING,
+    McpServerSpec,
+    open_sources,
+    probe_sources,
+    source_tools,
+)
 
 
 class FakeSource:
@@ -239,3 +245,21 @@ async def test_cancelling_the_start_closes_the_servers_started(tmp_path: Path) -
     with pytest.raises(asyncio.CancelledError):
         await starting
     assert fake.log == ["opened ok", "closed ok"]
+
+
+def test_probing_for_check_starts_and_stops_or_names_what_is_unset(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = write(tmp_path / "a.yaml", "instructions: x\n" + SERVER)
+    fake = FakeMcp()
+    graph, plugins = load_graph([agent], extra=[fake])
+    notes: list[str] = []
+    monkeypatch.delenv("FILES_TOKEN", raising=False)
+    registry, problems, warnings = probe_sources(graph, plugins.registry, notes.append)
+    assert (registry, problems, notes, fake.log) == (plugins.registry, [], [], [])
+    assert warnings == [f"{agent}:3: mcp server 'files' (files-server --root /tmp): env.TOKEN uses ${{FILES_TOKEN}},"
+                        " which is not set", "MCP servers not started to check their tools: set the variables above"]
+    monkeypatch.setenv("FILES_TOKEN", "tok-123456")
+    registry, problems, warnings = probe_sources(graph, plugins.registry, notes.append)
+    assert notes == ["starting MCP server 'files' to list its tools (at most 10 s)"] and problems == []
+    assert [t.name for t in source_tools(graph, registry)] == ["lookup"] and len(warnings) == 1
+    assert fake.log == ["opened files", "closed files"]

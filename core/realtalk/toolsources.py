@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .envrefs import reference_problem
+from .envrefs import names_without_default, reference_problem
 from .exceptions import ConfigError
 from .tools import DEFAULT_TIMEOUT_S, StillWorking
 
@@ -439,6 +439,9 @@ def probe_sources(graph: AgentGraph, registry: ToolRegistry,
     specs = servers_of(graph)
     if not specs or "mcp" not in registry.sources:
         return registry, [], []
+    unset = [line for spec in specs for line in unset_references(spec)]
+    if unset:  # they would not start: say what is missing instead
+        return registry, [], [*unset, "MCP servers not started to check their tools: set the variables above"]
     for spec in specs:
         note(f"starting MCP server {spec.name!r} to list its tools (at most {spec.startup_timeout_s:g} s)")
 
@@ -453,6 +456,16 @@ def probe_sources(graph: AgentGraph, registry: ToolRegistry,
         return sources.registry, [], [*sources.warnings, *later]
 
     return asyncio.run(probe())
+
+
+def unset_references(spec: McpServerSpec, environ: Mapping[str, str] | None = None) -> list[str]:
+    """One line per ``${NAME}`` (without a default) of ``env``/``headers`` that is unset."""
+    import os
+
+    env = os.environ if environ is None else environ
+    return [f"{spec.where}{spec.describe()}: {key}.{name} uses ${{{var}}}, which is not set"
+            for key, pairs in (("env", spec.env), ("headers", spec.headers)) for name, text in pairs
+            for var in names_without_default(text) if not env.get(var)]
 
 
 def source_tools(graph: AgentGraph, registry: ToolRegistry) -> list[Tool]:
