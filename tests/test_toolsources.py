@@ -256,8 +256,8 @@ def test_probing_for_check_starts_and_stops_or_names_what_is_unset(tmp_path: Pat
     monkeypatch.delenv("FILES_TOKEN", raising=False)
     registry, problems, warnings = probe_sources(graph, plugins.registry, notes.append)
     assert (registry, problems, notes, fake.log) == (plugins.registry, [], [], [])
-    assert warnings == [f"{agent}:3: mcp server 'files' (files-server --root /tmp): env.TOKEN uses ${{FILES_TOKEN}},"
-                        " which is not set", "MCP servers not started to check their tools: set the variables above"]
+    unset = f"{agent}:3: mcp server 'files' (files-server --root /tmp): env.TOKEN uses ${{FILES_TOKEN}}, which is not set"
+    assert warnings == [unset, "MCP servers not started to check their tools: set the variables above"]
     monkeypatch.setenv("FILES_TOKEN", "tok-123456")
     registry, problems, warnings = probe_sources(graph, plugins.registry, notes.append)
     assert notes == ["starting MCP server 'files' to list its tools (at most 10 s)"] and problems == []
