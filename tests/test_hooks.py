@@ -49,7 +49,8 @@ def documented_signatures(markdown: str) -> dict[str, str]:
 
 def test_every_hook_is_documented_with_its_exact_signature() -> None:
     specs = spec_signatures(HOOKSPECS.read_text())
-    assert set(specs) == {"register_tools", "register_agents", "observe_session", "register_commands"}
+    assert set(specs) == {"register_tools", "register_agents", "observe_session", "register_commands",
+                          "register_tool_sources"}
     assert documented_signatures(HOOKS_MD.read_text()) == specs
 
 
@@ -316,7 +317,8 @@ def test_a_misspelled_hook_gets_a_suggestion(make_plugin: Any) -> None:
     [problem] = load_plugins(allow=["realtalk-hook-typo"]).problems
     assert str(problem) == (
         "plugin realtalk-hook-typo 1.0.0: cannot register: unknown hook 'observe_sesion' (did you mean"
-        " 'observe_session'?); the hooks are: observe_session, register_agents, register_commands, register_tools")
+        " 'observe_session'?); the hooks are: observe_session, register_agents, register_commands,"
+            " register_tool_sources, register_tools")
 
 
 def test_unknown_plugin_names_are_named_with_the_installed_ones(make_plugin: Any, tmp_path: Path) -> None:

@@ -176,7 +176,8 @@ def test_every_hook_is_documented_and_tested() -> None:
     tests = "".join(p.read_text() for p in (root / "tests").rglob("test_*.py"))
     specs = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
              if hasattr(fn, "realtalk_spec")]
-    assert specs == ["observe_session", "register_agents", "register_commands", "register_tools"]
+    assert specs == ["observe_session", "register_agents", "register_commands", "register_tool_sources",
+                     "register_tools"]
     for name in specs:
         signature = f"def {name}{inspect.signature(getattr(hookspecs, name))}"
         assert signature.replace("'", "") in docs, f"docs/plugins/hooks.md lacks `{signature}`"

@@ -92,6 +92,7 @@ if TYPE_CHECKING:
         ToolRegistry,
         validate_arguments,
     )
+    from .toolsources import McpServerSpec, McpToolOptions, OpenSource, ToolSourceRegistrar
     from .transcription import transcribe
     from .typedtools import tool
 del TYPE_CHECKING
@@ -125,6 +126,7 @@ _LAZY = {
     "Session": "realtalk.session",
     **dict.fromkeys(["ArgumentCheck", "StillWorking", "Tool", "ToolContext", "ToolRegistry", "validate_arguments"],
                     "realtalk.tools"),
+    **dict.fromkeys(["McpServerSpec", "McpToolOptions", "OpenSource", "ToolSourceRegistrar"], "realtalk.toolsources"),
     "tool": "realtalk.typedtools",
     **dict.fromkeys(["SpeakerSegment", "Transcript", "TranscriptDelta", "TranscriptionOptions"],
                     "realtalk.protocol.transcription"),
@@ -167,7 +169,10 @@ __all__ = [
     "InputTimeout",
     "Interrupted",
     "Listener",
+    "McpServerSpec",
+    "McpToolOptions",
     "McpToolsListed",
+    "OpenSource",
     "OutOfBandResult",
     "PluginAgent",
     "PluginCommand",
@@ -194,6 +199,7 @@ __all__ = [
     "ToolDefinitionError",
     "ToolFinished",
     "ToolRegistry",
+    "ToolSourceRegistrar",
     "ToolStarted",
     "ToolStillWorking",
     "ToolUse",

@@ -28,6 +28,7 @@ from .exceptions import ConfigError
 from .models import DEFAULT_MODEL, deprecation
 from .protocol.vocab import SEMANTIC_VAD_DEFAULTS, SERVER_VAD_DEFAULTS, audio_format, json_copy
 from .tools import StillWorking, Tool, ToolRegistry, make_tool
+from .toolsources import McpServerSpec, parse_servers, plain_servers, server_problems
 from .yamlfile import YamlDocument, did_you_mean, json_path, load_yaml, read_text
 
 if TYPE_CHECKING:
@@ -151,6 +152,8 @@ class AgentSpec:
         tool_files: Tool files beside it (``tool_files:``, relative to its file), whose
             tools it may list.
         tool_functions: Typed tool functions given to :func:`Agent` (``tools=[fn]``).
+        mcp_servers: MCP servers whose tools it may call (its own ``mcp_servers:``, then
+            those of the tool files it loads); see docs/mcp.md.
         file: The YAML file it came from (None for an agent defined in Python).
         notes: Things worth telling the user about how the file was read.
     """
@@ -183,6 +186,7 @@ class AgentSpec:
     handoffs: tuple[Handoff, ...] = ()
     tool_files: tuple[Path, ...] = ()
     tool_functions: tuple[Callable[..., Any], ...] = ()
+    mcp_servers: tuple[McpServerSpec, ...] = ()
     file: Path | None = None
     notes: tuple[str, ...] = ()
 
@@ -353,6 +357,24 @@ def _kind(value: object) -> str:
             int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
 
 
+def mcp_servers_in(doc: YamlDocument) -> tuple[McpServerSpec, ...]:
+    """The ``mcp_servers:`` of a tools file (checked as an agent's are), or ``()``.
+
+    Raises:
+        ConfigError: Its first problem, located (``file:line: $.mcp_servers[0]...``).
+    """
+    data = doc.data if isinstance(doc.data, dict) else {}
+    if "mcp_servers" not in data:
+        return ()
+    errors = list(_validator().iter_errors({"instructions": "-", "mcp_servers": data["mcp_servers"]}))
+    problems = [doc.error(message, parts) for error in errors for parts, message in _friendly(error)]
+    problems += [doc.error(message, ["mcp_servers", *parts])
+                 for parts, message in server_problems(data["mcp_servers"])]
+    if problems:
+        raise min(problems, key=lambda p: p.line or 0)
+    return parse_servers(data["mcp_servers"], file=doc.file, line_of=doc.line_of)
+
+
 def check_document(doc: YamlDocument) -> list[ConfigError]:
     """Every schema problem of one agent document, each located by line and JSON path."""
     if doc.data is None:
@@ -368,6 +390,8 @@ def check_document(doc: YamlDocument) -> list[ConfigError]:
     for error in _schema_errors(doc.data):
         problems += [doc.error(message, parts) for parts, message in _friendly(error)]
     problems += [doc.error(message, parts) for parts, message in setting_problems(doc.data)]
+    problems += [doc.error(message, ["mcp_servers", *parts])
+                 for parts, message in server_problems(doc.data.get("mcp_servers"))]
     return sorted(problems, key=lambda p: (p.line or 0, p.json_path or ""))
 
 
@@ -439,6 +463,7 @@ def _build(doc: YamlDocument) -> AgentSpec:
         tools=tuple(tools),
         handoffs=tuple(handoffs),
         tool_files=tuple(doc.file.parent / entry for entry in data.get("tool_files", [])),
+        mcp_servers=parse_servers(data.get("mcp_servers", []), file=doc.file, line_of=doc.line_of),
         file=doc.file,
         notes=tuple(notes),
     )
@@ -544,6 +569,7 @@ def Agent(  # a constructor to its users: realtalk.Agent(name=..., ...)
     tools: Iterable[str | Mapping[str, Any] | ToolUse | Callable[..., Any]] = (),
     handoffs: Iterable[str | AgentSpec | Mapping[str, Any] | Handoff] = (),
     tool_files: Iterable[str | Path] = (),
+    mcp_servers: Iterable[McpServerSpec | Mapping[str, Any]] = (),
 ) -> AgentSpec:
     """An agent defined in Python: the keys of an agent file, checked the same way.
 
@@ -560,6 +586,8 @@ def Agent(  # a constructor to its users: realtalk.Agent(name=..., ...)
         tool_files: Tool files (relative to the working directory) whose tools it lists.
         hosted_mcp: Remote MCP servers the Realtime API calls itself, as the
             ``hosted_mcp:`` key of a file (see docs/hosted-mcp.md).
+        mcp_servers: MCP servers whose tools it may call, as the mappings of an agent
+            file's ``mcp_servers:`` (docs/mcp.md); ``cwd`` is relative to the working directory.
         **others: As the keys of an agent file (see docs/agents.md).
 
     Returns:
@@ -624,6 +652,9 @@ def Agent(  # a constructor to its users: realtalk.Agent(name=..., ...)
     files = [str(f) for f in tool_files]
     if files:
         data["tool_files"] = files
+    servers = plain_servers(mcp_servers)
+    if servers:
+        data["mcp_servers"] = servers
     doc = YamlDocument(data, Path("."), {})
     problems = check_document(doc)
     if problems:
@@ -634,6 +665,7 @@ def Agent(  # a constructor to its users: realtalk.Agent(name=..., ...)
     spec = _build(doc)
     return replace(
         spec, file=None, tool_functions=tuple(functions),
+        mcp_servers=tuple(replace(m, file=None, line=None) for m in spec.mcp_servers),
         tool_files=tuple(Path(f) for f in files),
         handoffs=tuple(replace(h, line=None, target=targets.get(h.agent)) for h in spec.handoffs),
         tools=tuple(replace(t, line=None) for t in spec.tools),
@@ -752,7 +784,26 @@ class AgentGraph:
                 timeout_s=None,
                 handoff_to=target.name,
             ))
-        return tools
+        return tools + self._server_tools(agent, tools, registry)
+
+    def _server_tools(self, agent: AgentSpec, listed: list[Tool], registry: ToolRegistry) -> list[Tool]:
+        """The tools of the agent's started MCP servers (a session's registry overlay).
+
+        Raises:
+            ConfigError: One has the name of another tool of the agent; ``prefix`` helps.
+        """
+        names = {t.name: t.origin for t in listed}
+        out: list[Tool] = []
+        for server in agent.mcp_servers:
+            for tool in registry.source_tools(server):
+                if tool.name in names:
+                    raise ConfigError(
+                        f"tool {tool.name!r} of {server.describe()} has the name of a tool from"
+                        f" {names[tool.name]}; set prefix: on the server (e.g. prefix: {server.name}_)",
+                        file=server.file, line=server.line)
+                names[tool.name] = tool.origin
+                out.append(tool)
+        return out
 
     def check_tools(self, registry: ToolRegistry) -> None:
         """Record a problem for every tool an agent lists that is not installed, or that

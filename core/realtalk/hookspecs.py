@@ -2,7 +2,8 @@
 
 Plugins are found through the ``realtalk`` entry-point group and implement these hooks
 with ``@realtalk.hookimpl``. Hooks are synchronous and called by core at set moments:
-``register_tools``, ``register_agents`` and ``register_commands`` once per runtime, when
+``register_tools``, ``register_agents``, ``register_commands`` and ``register_tool_sources``
+once per runtime, when
 the plugin is loaded; ``observe_session`` once per session, when it opens. None is called
 per event: the listener ``observe_session`` returns is (docs/plugins/hooks.md).
 """
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
     from .plugins import AgentRegistrar, CommandRegistrar, Registrar, SessionInfo
     from .results import SessionEvent
+    from .toolsources import ToolSourceRegistrar
 
 __all__ = ["hookimpl", "hookspec"]
 
@@ -103,4 +105,25 @@ def register_commands(register: CommandRegistrar) -> None:
     Returns:
         Nothing; a name a built-in command or another plugin already has is reported
         (one line naming your distribution) and not added.
+    """
+
+
+@hookspec
+def register_tool_sources(register: ToolSourceRegistrar) -> None:
+    """Provide tools that exist only while a session runs: MCP servers.
+
+    Called once per runtime, right after the plugin is loaded. Call
+    ``register("mcp", opener)``: ``await opener(spec, warn)`` starts one
+    :class:`~realtalk.toolsources.McpServerSpec`'s server when a session that needs it
+    starts, bounded by ``spec.startup_timeout_s``, and returns its tools and a bounded
+    ``aclose`` (:class:`~realtalk.toolsources.OpenSource`); ``warn(message)`` publishes a
+    session ``warning`` later (a server that crashed). The realtalk-mcp plugin does this
+    (docs/mcp.md).
+
+    Args:
+        register: The registration callback.
+
+    Returns:
+        Nothing; a kind another plugin provides already is reported naming your
+        distribution, and the first one keeps it.
     """

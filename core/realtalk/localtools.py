@@ -28,6 +28,7 @@ from .hookspecs import hookimpl
 if TYPE_CHECKING:
     from .agents import AgentGraph
     from .plugins import PluginSet, Registrar
+    from .toolsources import McpServerSpec
 
 __all__ = ["ToolFile", "load_graph"]
 
@@ -48,6 +49,9 @@ class ToolFile:
         if not self.path.is_file():
             raise ConfigError("no such tool file", file=self.path)
         self.module: Any = None
+        self.mcp_servers: tuple[McpServerSpec, ...] = ()
+        if self.path.suffix in (".yaml", ".yml"):
+            self.mcp_servers = _servers_in(self.path)
         if self.path.suffix == ".py":
             self.module = _import(self.path)
         elif self.path.suffix not in (".yaml", ".yml"):
@@ -72,6 +76,18 @@ class ToolFile:
             hook(register=register)
         for function in typed_functions(self.module):
             register(function)
+
+
+def _servers_in(path: Path) -> tuple[McpServerSpec, ...]:
+    """The ``mcp_servers:`` of a tools YAML (its other problems are the registrar's)."""
+    from .agents import mcp_servers_in
+    from .yamlfile import load_yaml
+
+    try:
+        doc = load_yaml(path)
+    except ConfigError:
+        return ()  # reported when its tools are registered
+    return mcp_servers_in(doc)
 
 
 def typed_functions(module: Any) -> list[Callable[..., Any]]:
@@ -145,9 +161,11 @@ def load_graph(
     """
     from .agents import load_agents
     from .plugins import load_plugins, shared_plugins
+    from .toolsources import missing_plugin_problems
 
-    wanted = [Path(p) for p in tool_files]
-    graph = load_agents(paths, tool_files=wanted)
+    shared = [Path(p) for p in tool_files]
+    wanted = list(shared)
+    graph = load_agents(paths, tool_files=shared)
     functions: list[object] = []
     for agent in graph.agents.values():
         functions += agent.tool_functions
@@ -161,6 +179,7 @@ def load_graph(
         except ConfigError as exc:
             problems.append(exc)
     local = list(files.values())
+    _give_servers(graph, files, [p.resolve() for p in shared])
     extra = [*extra, *dict.fromkeys(functions), *local]
     plugins = load_plugins(block=block, extra=extra) if extra else shared_plugins(block=block)
     if local:
@@ -170,6 +189,7 @@ def load_graph(
         problems += [_as_config_error(p, (p.plugin or "").strip()) for p in ours]
     graph.problems += problems
     graph.check_tools(plugins.registry)
+    graph.problems += missing_plugin_problems(graph, plugins.registry)
     graph.warnings += _unset_env(graph, plugins)
     return graph, plugins
 
@@ -181,3 +201,14 @@ def _unset_env(graph: AgentGraph, plugins: PluginSet) -> list[ConfigError]:
 
     used = [plugins.registry.get(use.name) for agent in graph.agents.values() for use in agent.tools]
     return list(unset_env(dict.fromkeys(t for t in used if t is not None)))
+
+
+def _give_servers(graph: AgentGraph, files: dict[Path, ToolFile], shared: list[Path]) -> None:
+    """Add the MCP servers of an agent's tool files (its own, then ``--tools``) to it."""
+    from dataclasses import replace
+
+    for name, agent in list(graph.agents.items()):
+        paths = [*(p.resolve() for p in agent.tool_files), *shared]
+        extra = [s for p in dict.fromkeys(paths) if p in files for s in files[p].mcp_servers]
+        if extra:
+            graph.agents[name] = replace(agent, mcp_servers=tuple(dict.fromkeys([*agent.mcp_servers, *extra])))

@@ -550,6 +550,7 @@ def load_plugins(
         The PluginSet; failures are in ``problems``, never raised.
     """
     from .tools import ToolRegistry
+    from .toolsources import ToolSourceRegistrar
 
     manager, infos, loaded, problems = _load(allow, block, extra)
     registry = ToolRegistry()
@@ -560,6 +561,8 @@ def load_plugins(
         _call(manager, "register_tools", plugin, info, Registrar(registry, info, problems), problems)
         _call(manager, "register_agents", plugin, info, AgentRegistrar(info, agents), problems)
         _call(manager, "register_commands", plugin, info, CommandRegistrar(info, commands, command_problems),
+              problems)
+        _call(manager, "register_tool_sources", plugin, info, ToolSourceRegistrar(registry.sources, info.origin),
               problems)
     problems += command_problems
     return PluginSet(manager=manager, plugins=infos, registry=registry, problems=problems,

@@ -136,6 +136,13 @@ class _Walk:
     def call(self, active: list[AgentSpec], name: str, raw: Any, parts: tuple[object, ...]) -> None:
         listed = {use.name: agent for agent in active for use in agent.tools}
         listed.update({h.tool_name: agent for agent in active for h in agent.handoffs})
+        # MCP servers' tools are known once check started the servers (not with --no-mcp).
+        served = {t.name: t for agent in active for server in agent.mcp_servers
+                  for t in self.registry.source_tools(server)}
+        listed.update(dict.fromkeys(served, active[0]))
+        if name not in listed and any(not self.registry.source_tools(server)
+                                      for agent in active for server in agent.mcp_servers):
+            return  # a tool of a server not started: nothing to check it against
         if name not in listed:
             hint = did_you_mean(name, listed)
             said = (f"agent {active[0].name!r} has no tool {name!r}{hint}; its tools:" if len(active) == 1
@@ -143,7 +150,7 @@ class _Walk:
                          " their tools:")
             self.error(f"{said} {', '.join(sorted(listed)) or 'none'}", parts + ("call",))
             return
-        tool = self.registry.get(name)
+        tool = served.get(name) or self.registry.get(name)
         arguments = raw.get("arguments", {}) if isinstance(raw, dict) else {}
         if tool is None or not isinstance(arguments, dict):
             return  # unknown tools are the agent file's problem; strings are sent verbatim

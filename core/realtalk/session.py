@@ -63,6 +63,7 @@ from .results import (
 )
 from .toolcalls import ask_approval, execute_call
 from .tools import Tool, ToolOutcome, ToolRegistry
+from .toolsources import SourceSet, open_sources
 
 if TYPE_CHECKING:
     from .audio.bridge import AudioOutput
@@ -163,6 +164,7 @@ class Session:
         self._reader: asyncio.Task[None] | None = None
         self._rotator: asyncio.Task[None] | None = None
         self._calls: dict[str, asyncio.Task[None]] = {}
+        self._sources: SourceSet | None = None  # the MCP servers this session started
         self._received_at = 0.0  # when the event being handled arrived (perf_counter)
         self._closing = False
         self._failure: BaseException | None = None
@@ -206,18 +208,39 @@ class Session:
         await self.close()
 
     async def start(self) -> None:
-        """Connect and configure the starting agent.
+        """Start the agents' MCP servers (listing their tools), then connect and
+        configure the starting agent. Whatever fails here closes what was started.
 
         Raises:
+            ConfigError: An MCP server could not start, or its plugin is not installed.
             AuthenticationFailed, ServerRejected: The server refused us; do not retry.
             ConnectionFailed: The server could not be reached after retries.
             SessionError: The server did not apply our configuration.
         """
         try:
-            await self._setup(await self._connect(), history=[])
-        except ConnectionClosed as exc:  # dropped before it was configured: like any drop
-            await self._replace(f"the connection dropped during setup ({exc})", [], dropped=True)
+            await self._open_sources()
+            try:
+                await self._setup(await self._connect(), history=[])
+            except ConnectionClosed as exc:  # dropped before it was configured: like any drop
+                await self._replace(f"the connection dropped during setup ({exc})", [], dropped=True)
+        except BaseException:
+            await self._close_sources()
+            raise
         self._emit("connected", agent=self.agent.name, url=self.profile.display_url)
+
+    async def _open_sources(self) -> None:
+        """Start the MCP servers any agent of the graph lists; their tools join this
+        session's registry (an overlay: the shared one is not changed)."""
+        self._sources = await open_sources(self.graph, self.registry, self.warn)
+        if self._sources is not None:
+            self.registry = self.protocol.registry = self._sources.registry
+            for warning in self._sources.warnings:
+                self.warn(warning)
+
+    async def _close_sources(self) -> None:
+        sources, self._sources = self._sources, None
+        if sources is not None:
+            await sources.aclose()
 
     async def close(self) -> None:
         """Cancel running tools, close the socket, and stop the reader (bounded, idempotent).
@@ -244,6 +267,7 @@ class Session:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await reader
+        await self._close_sources()
         if self._recorder is not None:
             self._recorder.close()
         self._changed.set()  # events() ends

@@ -502,6 +502,8 @@ def load_tool_definitions(
         doc = load_yaml(path)
     except ConfigError as exc:
         raise ToolDefinitionError(str(exc), plugin=origin) from None
+    if isinstance(doc.data, dict) and "mcp_servers" in doc.data and "tools" not in doc.data:
+        return []  # a file of MCP servers only (realtalk.toolsources reads them)
     if not isinstance(doc.data, dict) or not isinstance(doc.data.get("tools"), list):
         raise ToolDefinitionError(
             f"{doc.file}:{doc.line_of(())}: expected a mapping with a 'tools' list", plugin=origin
@@ -583,6 +585,22 @@ class ToolRegistry:
     def __init__(self) -> None:
         self._tools: dict[str, Tool] = {}
         self._conflicts: dict[str, list[Tool]] = {}
+        # Openers of tool sources by kind ("mcp"), from plugins' register_tool_sources.
+        self.sources: dict[str, Any] = {}
+        # A session's overlay only: each MCP server's tools (realtalk.toolsources).
+        self._source_tools: dict[Any, list[Tool]] = {}
+
+    def with_sources(self, tools: Mapping[Any, list[Tool]]) -> ToolRegistry:
+        """A copy of this registry that also holds each server's tools (keyed by its
+        :class:`~realtalk.toolsources.McpServerSpec`), for one session: this one is not changed."""
+        overlay = ToolRegistry()
+        overlay._tools, overlay._conflicts, overlay.sources = self._tools, self._conflicts, self.sources
+        overlay._source_tools = {**self._source_tools, **tools}
+        return overlay
+
+    def source_tools(self, server: Any) -> list[Tool]:
+        """The tools of one started server (empty unless this is a session's overlay)."""
+        return self._source_tools.get(server, [])
 
     def add(self, tool: Tool) -> None:
         """Add a tool.

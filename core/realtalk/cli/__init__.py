@@ -161,11 +161,15 @@ def _parser(*, commands: Collection[str] | None = None,
 
         check.add_argument("--tools", action="append", type=tool_file, default=[], metavar="PATH",
                            help="a tool file (tools YAML or Python module) every agent may use (repeatable)")
+        check.add_argument("--no-mcp", action="store_true",
+                           help="do not start the agents' MCP servers to check their tools")
     if "plugins" in wanted:
         plugins.add_argument("--json", action="store_true", help="print JSON")
     if "tools" in wanted:
         tools.add_argument("name", nargs="?", help="show one tool")
         tools.add_argument("--json", action="store_true", help="print JSON")
+        tools.add_argument("--agent", action="append", type=Path, default=[], metavar="PATH",
+                           help="also list the tools of this agent's MCP servers, starting them (repeatable)")
     if "run" in wanted:
         _add_run_arguments(run)
     if "transcribe" in wanted:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,14 @@ def check_command(args: argparse.Namespace) -> int:
     graph, plugins = load_graph(agent_paths, block=args.no_plugin, tool_files=tool_files)
     errors: list[ConfigError | PluginError] = [*plugins.problems, *unresolved, *graph.problems]
     warnings = [_as_warning(w) for w in graph.warnings]
+    registry = plugins.registry
+    if not errors and not args.no_mcp:
+        registry, failed, started = _probe(graph, registry)
+        errors += failed
+        warnings += [f"warning: {w}" if not _LOCATED.match(w) else _LOCATED.sub(r"\1 warning: ", w, count=1)
+                     for w in started]
     for file in scenario_files:
-        errors += check_scenario(file, graph, plugins.registry, block=args.no_plugin, tool_files=tool_files)
+        errors += check_scenario(file, graph, registry, block=args.no_plugin, tool_files=tool_files)
     errors.sort(key=lambda p: (getattr(p, "file", None) or "", getattr(p, "line", None) or 0))
 
     for problem in errors:
@@ -81,12 +88,22 @@ def check_command(args: argparse.Namespace) -> int:
 
         profile: Dialect = "beta" if args.beta else "ga"
         for agent in (graph.agents[name] for name in graph.roots):
-            event = build_session_update(agent, graph.tools_for(agent, plugins.registry), profile=profile,
+            event = build_session_update(agent, graph.tools_for(agent, registry), profile=profile,
                                          read_secrets=False)
             print(json.dumps(event, indent=2, ensure_ascii=False))
     else:
         print(f"ok: {len(graph.agents)} agent(s), {len(scenario_files)} scenario(s) checked", file=sys.stderr)
     return 0
+
+
+_LOCATED = re.compile(r"^([^\s:][^:]*:\d+:) ")
+
+
+def _probe(graph: Any, registry: Any) -> tuple[Any, list[ConfigError], list[str]]:
+    """Start the graph's MCP servers to list their tools, saying so on stderr (bounded)."""
+    from ..toolsources import probe_sources
+
+    return probe_sources(graph, registry, lambda line: print(f"realtalk: {line}", file=sys.stderr))
 
 
 def _as_warning(problem: ConfigError) -> str:
@@ -139,8 +156,10 @@ def tools_command(args: argparse.Namespace) -> int:
     """``realtalk tools [NAME]``: installed tools with origin (and schema for one NAME)."""
     registry = _load_plugins(args).registry
     tools = list(registry)
+    if args.agent:
+        tools += _mcp_tools(args)
     if args.name:
-        tool = registry.get(args.name)
+        tool = next((t for t in tools if t.name == args.name), None)
         if tool is None:
             raise ConfigError(registry.unknown(args.name))
         tools = [tool]
@@ -156,6 +175,26 @@ def tools_command(args: argparse.Namespace) -> int:
         if args.name:
             print("  parameters: " + json.dumps(tool.parameters, indent=2).replace("\n", "\n  "))
     return 0
+
+
+def _mcp_tools(args: argparse.Namespace) -> list[Any]:
+    """The tools of the MCP servers of ``--agent`` files, started once to list them.
+
+    Raises:
+        ConfigError: The agents have problems, or a server did not start.
+    """
+    from ..localtools import load_graph
+    from ..toolsources import source_tools
+
+    graph, plugins = load_graph(args.agent, block=args.no_plugin)
+    if graph.problems:
+        raise graph.problems[0]
+    registry, failed, warnings = _probe(graph, plugins.registry)
+    if failed:
+        raise failed[0]
+    for line in warnings:
+        print(f"realtalk: warning: {line}", file=sys.stderr)
+    return source_tools(graph, registry)
 
 
 # --- devices -------------------------------------------------------------------------------
