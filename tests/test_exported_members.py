@@ -71,6 +71,7 @@ EXPORTED = [
     "Tool",
     "ToolCallRecord",
     "ToolContext",
+    "ToolFailed",
     "ToolDefinitionError",
     "ToolFinished",
     "ToolRegistry",

@@ -11,7 +11,8 @@ import pytest
 from realtalk import httptools
 from realtalk.exceptions import ToolDefinitionError
 from realtalk.httptools import HttpCall, build_request, parse_spec, response_output
-from realtalk.tools import Tool, load_tool_definitions
+from realtalk.toolcalls import run_tool
+from realtalk.tools import Tool, ToolContext, load_tool_definitions
 
 SECRET = "sk-test-Secret-Value-0123456789"
 ARGS_SCHEMA = {
@@ -176,10 +177,11 @@ def test_realtalk_tools_shows_the_template_never_a_value(tmp_path: Path, monkeyp
 
 
 async def call(server_url: str, http: str, tmp_path: Path, **arguments: Any) -> str:
+    """The output of one call, run as the session runs it; a failed call's status is error."""
     tool = load_one(write_tools(tmp_path, http.replace("BASE", server_url)))
-    assert tool.handler is not None
-    result: str = await tool.handler(**arguments)
-    return result
+    outcome = await run_tool(tool, arguments, ToolContext("call_1", tool.name, "desk"))
+    assert (outcome.status == "error") == outcome.output.startswith('{"error"'), outcome
+    return outcome.output
 
 
 async def test_success_whole_json_and_path(http_server: Any, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from realtalk.exceptions import ToolDefinitionError
 from realtalk.tools import (
     Tool,
     ToolContext,
+    ToolFailed,
     ToolRegistry,
     format_output,
     load_tool_definitions,
@@ -250,6 +251,16 @@ async def test_exception_becomes_an_output_and_is_logged(caplog: pytest.LogCaptu
     assert outcome.status == "error"
     assert json.loads(outcome.output) == {"error": "weather failed: ValueError: no forecast for Atlantis"}
     assert any("realtalk-test 1.0" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+async def test_a_tool_that_fails_on_purpose_gives_its_own_output(caplog: pytest.LogCaptureFixture) -> None:
+    async def closed(city: str) -> None:
+        raise ToolFailed('{"error": "HTTP 503 Service Unavailable", "status": 503}')
+
+    outcome = await run_tool(tool(parameters=CITY_ONLY, handler=closed), {"city": "Oslo"}, CTX)
+    assert outcome.status == "error"
+    assert outcome.output == '{"error": "HTTP 503 Service Unavailable", "status": 503}'
+    assert not any(r.exc_info for r in caplog.records)  # an expected failure: no traceback
 
 
 async def test_cancellation_propagates() -> None:

@@ -70,6 +70,13 @@ class FakeMcp:
         register("mcp", self.open)
 
 
+@pytest.fixture(autouse=True)
+def _no_installed_mcp_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake opener stands in for realtalk-mcp: the installed plugin (which would
+    provide ``"mcp"`` first) is not loaded; realtalk-clock stays."""
+    monkeypatch.setenv("REALTALK_PLUGINS", "realtalk-clock")
+
+
 SERVER = """\
 mcp_servers:
   - name: files
@@ -203,6 +210,32 @@ async def test_a_session_opens_its_servers_and_closes_them(tmp_path: Path) -> No
     warnings = [e.message for e in events if e.type == "warning"]
     assert warnings == [(f"{tmp_path / 'desk.yaml'}:5: mcp server 'files' (files-server --root /tmp):"
                          " tool 'broken' left out: a lie")]
+
+
+async def test_a_session_starts_only_the_servers_its_agents_can_reach(tmp_path: Path) -> None:
+    # A folder of agents (as realtalk serve loads one): a caller talking to 'plain' starts
+    # no server; one talking to 'desk' starts desk's, and its handoff target's, not 'lab''s.
+    write(tmp_path / "desk.yaml", "instructions: x\nmodalities: [text]\nhandoffs: [helper]\n"
+          "mcp_servers:\n  - {name: files, command: a, prefix: f_}\n")
+    write(tmp_path / "helper.yaml", "instructions: x\nmodalities: [text]\n"
+          "mcp_servers:\n  - {name: notes, command: b, prefix: n_}\n")
+    write(tmp_path / "lab.yaml", "instructions: x\nmodalities: [text]\n"
+          "mcp_servers:\n  - {name: lab, command: c, prefix: l_}\n")
+    write(tmp_path / "plain.yaml", "instructions: y\nmodalities: [text]\n")
+    fake = FakeMcp()
+    async with open_session(tmp_path, agent="plain", emulator=True, scenario={"turns": []},
+                            text_only=True, extra_plugins=[fake]):
+        assert fake.log == []
+    async with open_session(tmp_path, agent="desk", emulator=True, scenario={"turns": []},
+                            text_only=True, extra_plugins=[fake]) as session:
+        assert sorted(fake.log) == ["opened files", "opened notes"]
+        await session.switch_agent("lab", timeout=20)  # not reachable by handoffs: started now
+        assert fake.log[-1] == "opened lab"
+        lab = session.graph.get("lab")
+        assert [t.name for t in session.graph.tools_for(lab, session.registry)] == ["l_lookup"]
+        with pytest.raises(ConfigError, match="unknown agent 'nobody'"):
+            await session.switch_agent("nobody")
+    assert sorted(fake.log[-3:]) == ["closed files", "closed lab", "closed notes"]
 
 
 async def test_a_name_collision_suggests_a_prefix(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ from urllib.parse import quote, urlsplit
 
 from . import envrefs
 from .exceptions import ConfigError, ToolDefinitionError
-from .tools import MIN_MAX_OUTPUT_CHARS, Tool, cap_output
+from .tools import MIN_MAX_OUTPUT_CHARS, Tool, ToolFailed, cap_output
 from .yamlfile import did_you_mean
 
 if TYPE_CHECKING:
@@ -440,9 +440,15 @@ def _render_json(value: Any, arguments: Mapping[str, Any], environ: Mapping[str,
 # --- the answer --------------------------------------------------------------------------
 
 
+class ErrorJson(str):
+    """An error output (a ``str``): :class:`HttpCall` fails the call with it."""
+
+    __slots__ = ()
+
+
 def error_json(message: str, **details: Any) -> str:
-    """``{"error": message, ...details}`` as the tool's output."""
-    return json.dumps({"error": message, **details}, ensure_ascii=False)
+    """``{"error": message, ...details}`` as the tool's output (an :class:`ErrorJson`)."""
+    return ErrorJson(json.dumps({"error": message, **details}, ensure_ascii=False))
 
 
 def excerpt(body: bytes) -> str:
@@ -542,13 +548,19 @@ class HttpCall:
         self.spec = spec
 
     async def call(self, **arguments: Any) -> str:
-        """Send the request; whatever happens, return an output for the model (redacted)."""
+        """Send the request and return the output for the model (redacted).
+
+        Raises:
+            ToolFailed: Whatever went wrong (a status that is not 2xx, a timeout, a body
+                that is not what ``returns`` expects, an unset variable), with the
+                ``{"error": ...}`` output the model gets: the call's status is ``error``.
+        """
         try:
             request = build_request(self.spec, arguments)
         except envrefs.MissingEnv as missing:
-            return error_json(f"{missing}; this tool cannot call its server until it is set")
+            raise ToolFailed(error_json(f"{missing}; this tool cannot call its server until it is set")) from None
         except ValueError as problem:
-            return error_json(str(problem))
+            raise ToolFailed(error_json(str(problem))) from None
         _install_log_filter()
         token = _SECRETS.set(request.secrets)
         try:
@@ -557,7 +569,11 @@ class HttpCall:
             output = error_json(f"the request could not be sent: {type(exc).__name__}: {exc}")
         finally:
             _SECRETS.reset(token)
-        return envrefs.redact(output, request.secrets)
+        failed = isinstance(output, ErrorJson)
+        output = envrefs.redact(output, request.secrets)
+        if failed:
+            raise ToolFailed(output)
+        return output
 
     async def _send(self, request: HttpRequest) -> str:
         import httpx2

@@ -218,7 +218,7 @@ class Session:
             SessionError: The server did not apply our configuration.
         """
         try:
-            await self._open_sources()
+            await self._open_sources(self.agent.name)
             try:
                 await self._setup(await self._connect(), history=[])
             except ConnectionClosed as exc:  # dropped before it was configured: like any drop
@@ -228,14 +228,21 @@ class Session:
             raise
         self._emit("connected", agent=self.agent.name, url=self.profile.display_url)
 
-    async def _open_sources(self) -> None:
-        """Start the MCP servers any agent of the graph lists; their tools join this
-        session's registry (an overlay: the shared one is not changed)."""
-        self._sources = await open_sources(self.graph, self.registry, self.warn)
-        if self._sources is not None:
-            self.registry = self.protocol.registry = self._sources.registry
-            for warning in self._sources.warnings:
-                self.warn(warning)
+    async def _open_sources(self, start: str) -> None:
+        """Start the MCP servers that ``start`` and the agents it can hand off to list, and
+        that this session has not started yet; their tools join this session's registry
+        (an overlay: the shared one is not changed)."""
+        started = self._sources.specs if self._sources is not None else []
+        opened = await open_sources(self.graph, self.registry, self.warn, start=start, skip=started)
+        if opened is None:
+            return
+        if self._sources is None:
+            self._sources = opened
+        else:
+            self._sources.join(opened)
+        self.registry = self.protocol.registry = self._sources.registry
+        for warning in opened.warnings:
+            self.warn(warning)
 
     async def _close_sources(self) -> None:
         sources, self._sources = self._sources, None
@@ -482,6 +489,8 @@ class Session:
         Raises:
             ConfigError: No such agent in the graph.
         """
+        self.graph.get(name)  # an unknown name is refused before any server starts
+        await self._open_sources(name)  # its servers, if no handoff could reach it before
         await self._run(self.protocol.handoff(name, None))
         return await self.greet(timeout)
 

@@ -22,6 +22,7 @@ from .results import ApprovalRequest, Approver, ToolCallRecord
 from .tools import (
     Tool,
     ToolContext,
+    ToolFailed,
     ToolOutcome,
     cap_output,
     error_output,
@@ -249,8 +250,13 @@ async def run_tool(
         status, output = "timeout", _timeout_output(tool)
         log.warning("tool %s (%s) timed out after %g s", tool.name, tool.origin, tool.timeout_s)
     except _Failed as failed:
-        status, output = "error", error_output(failed.message(tool.name))
-        log.error("tool %s (%s) failed", tool.name, tool.origin, exc_info=failed.error)
+        status = "error"
+        if isinstance(failed.error, ToolFailed) and not failed.output:  # the tool's own explanation
+            output = failed.error.output
+            log.info("tool %s (%s) failed: %s", tool.name, tool.origin, output)
+        else:
+            output = error_output(failed.message(tool.name))
+            log.error("tool %s (%s) failed", tool.name, tool.origin, exc_info=failed.error)
     except ToolThreadsBusy as busy:
         status, output = "error", error_output(f"{tool.name} was not run: {busy}")
         notes.append(f"{tool.name} was not run: {busy}")

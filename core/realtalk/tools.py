@@ -45,6 +45,7 @@ __all__ = [
     "StillWorking",
     "Tool",
     "ToolContext",
+    "ToolFailed",
     "ToolOutcome",
     "ToolRegistry",
     "cap_output",
@@ -836,6 +837,20 @@ def cap_output(output: str, limit: int) -> str:
         else:
             high = middle - 1
     return envelope(low)
+
+
+class ToolFailed(Exception):
+    """Raised by a handler to fail its call with ``output`` as the model's text, exactly.
+
+    The call's status is ``error`` (shown as failed on the console, in ``--json`` and the
+    turn's results), and the output is sent as it is, without the ``TOOL failed:
+    TYPE:`` prefix an unexpected exception gets: for failures the tool itself explains,
+    such as an HTTP tool's ``{"error": "HTTP 404 Not Found", "status": 404, ...}``.
+    """
+
+    def __init__(self, output: str) -> None:
+        super().__init__(output)
+        self.output = str(output)
 
 
 def error_output(message: str) -> str:

@@ -37,7 +37,7 @@ from .exceptions import ConfigError
 from .tools import DEFAULT_TIMEOUT_S, StillWorking
 
 if TYPE_CHECKING:
-    from .agents import AgentGraph
+    from .agents import AgentGraph, AgentSpec
     from .tools import Tool, ToolRegistry
 
 __all__ = [
@@ -312,9 +312,28 @@ class ToolSourceRegistrar:
 # -- the lifecycle --------------------------------------------------------------------
 
 
-def servers_of(graph: AgentGraph) -> list[McpServerSpec]:
-    """Every server some agent of the graph lists, once each, in order."""
-    return list(dict.fromkeys(s for a in graph.agents.values() for s in a.mcp_servers))
+def reachable(graph: AgentGraph, start: str | None) -> list[AgentSpec]:
+    """The agents a session starting with ``start`` can reach by handoffs (``start``
+    first); every agent of the graph when ``start`` is None."""
+    if start is None:
+        return list(graph.agents.values())
+    seen: dict[str, AgentSpec] = {}
+    todo = [start]
+    while todo:
+        name = todo.pop(0)
+        agent = graph.agents.get(name)
+        if agent is None or name in seen:
+            continue
+        seen[name] = agent
+        todo += [h.agent for h in agent.handoffs]
+    return list(seen.values())
+
+
+def servers_of(graph: AgentGraph, start: str | None = None) -> list[McpServerSpec]:
+    """Every server the agents reachable from ``start`` list (all agents' when None),
+    once each, in order. A directory of agents served by ``realtalk serve`` starts, per
+    caller, only the servers of the agent the caller talks to and its handoff targets."""
+    return list(dict.fromkeys(s for a in reachable(graph, start) for s in a.mcp_servers))
 
 
 def missing_plugin_problems(graph: AgentGraph, registry: ToolRegistry) -> list[ConfigError]:
@@ -332,6 +351,15 @@ class SourceSet:
     registry: ToolRegistry
     opened: list[OpenSource]
     warnings: list[str]
+    specs: list[McpServerSpec] = field(default_factory=list)  # the servers started, in order
+
+    def join(self, later: SourceSet) -> None:
+        """Take in the servers started later (``Session.switch_agent`` to an agent whose
+        servers were not reachable from the first one); ``later`` was built on ours."""
+        self.registry = later.registry
+        self.opened += later.opened
+        self.specs += later.specs
+        self.warnings += later.warnings
 
     async def aclose(self) -> None:
         """Close every server, together, within :data:`CLOSE_TIMEOUT_S` (idempotent)."""
@@ -349,8 +377,10 @@ class SourceSet:
                 log.debug("closing a tool source failed", exc_info=task.exception())
 
 
-async def open_sources(graph: AgentGraph, registry: ToolRegistry, warn: Callable[[str], None]) -> SourceSet | None:
-    """Start every server the graph's agents list and build the session's registry.
+async def open_sources(graph: AgentGraph, registry: ToolRegistry, warn: Callable[[str], None], *,
+                       start: str | None = None, skip: Sequence[McpServerSpec] = ()) -> SourceSet | None:
+    """Start the servers the agents reachable from ``start`` list (every agent's when
+    None), except those in ``skip`` (already started), and build the session's registry.
 
     Returns:
         None when no agent lists a server; else the opened servers and the overlay.
@@ -362,7 +392,7 @@ async def open_sources(graph: AgentGraph, registry: ToolRegistry, warn: Callable
     """
     import asyncio
 
-    specs = servers_of(graph)
+    specs = [spec for spec in servers_of(graph, start) if spec not in skip]
     if not specs:
         return None
     opener = registry.sources.get("mcp")
@@ -378,7 +408,7 @@ async def open_sources(graph: AgentGraph, registry: ToolRegistry, warn: Callable
         raise
     opened = [r for r in results if not isinstance(r, BaseException)]
     failed = [r for r in results if isinstance(r, BaseException)]
-    sources = SourceSet(registry, opened, [])
+    sources = SourceSet(registry, opened, [], list(specs))
     if failed:
         await sources.aclose()
         raise failed[0]
@@ -388,7 +418,7 @@ async def open_sources(graph: AgentGraph, registry: ToolRegistry, warn: Callable
         sources.warnings += [spec.where + w for w in source.warnings]
     sources.registry = registry.with_sources(by_server)
     try:
-        for agent in graph.agents.values():
+        for agent in reachable(graph, start):
             graph.tools_for(agent, sources.registry)  # collisions, before anything connects
     except ConfigError:
         await sources.aclose()

@@ -25,7 +25,7 @@ from typing import Any
 from mcp import types
 from realtalk.envrefs import redact
 from realtalk.exceptions import ToolDefinitionError
-from realtalk.tools import MAX_DESCRIPTION, Tool, make_tool
+from realtalk.tools import MAX_DESCRIPTION, Tool, ToolFailed, error_output, make_tool
 from realtalk.toolsources import McpServerSpec
 
 __all__ = ["McpToolError", "build_tools", "output_text"]
@@ -33,8 +33,13 @@ __all__ = ["McpToolError", "build_tools", "output_text"]
 Call = Callable[[str, dict[str, Any]], Awaitable[str]]
 
 
-class McpToolError(Exception):
-    """The server answered the call with an error (``isError``, a protocol error, a crash)."""
+class McpToolError(ToolFailed):
+    """The server answered the call with an error (``isError``, a protocol error, a crash):
+    the call fails with ``{"error": MESSAGE}`` as the model's output."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(error_output(message))
+        self.message = message
 
 
 def output_text(result: types.CallToolResult, secrets: Sequence[str]) -> str:
