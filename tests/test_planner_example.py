@@ -61,4 +61,4 @@ def test_the_planner_and_its_scenario_check_without_node() -> None:
     result = subprocess.run([sys.executable, "-m", "realtalk.cli", "check", "--no-mcp", "agents/planner/"],
                             capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok: 1 agent(s), 1 scenario(s) checked"
+    assert result.stderr.strip() == "ok: 1 agent(s), 1 scenario(s) checked"  # check reports on stderr
