@@ -122,7 +122,7 @@ def test_mcp_servers_of_an_agent_file(tmp_path: Path) -> None:
      "5: $.mcp_servers[0].tools.w.still_working: still_working.after_s must be a positive number"),
     ("  - name: a\n    command: x\n    headers: {A: b}\n", "5: $.mcp_servers[0].headers: headers does not apply"),
     ("  - name: a\n    comand: x\n", "4: $.mcp_servers[0].comand: unknown key 'comand' (did you mean 'command'?)"),
-    ("  - name: a\n    url: ftp://h\n", "4: $.mcp_servers[0].url:"),
+    ("  - name: a\n    url: ftp://h\n", "4: $.mcp_servers[0].url: url 'ftp://h' is not an http:// or https:// URL"),
     ("  - name: a b\n    command: x\n", "3: $.mcp_servers[0].name:"),
 ])
 def test_every_mistake_is_one_located_line(tmp_path: Path, entry: str, message: str) -> None:

@@ -294,6 +294,8 @@ def _friendly_one(error: ValidationError) -> tuple[list[object], str]:
         return parts, f"language {value!r} is not an ISO-639-1 code such as 'en' or 'pt-BR'"
     if error.validator == "pattern" and "languages" in parts:
         return parts, f"languages: {value!r} is not an ISO-639-1 code such as 'en' or 'pt-BR'"
+    if error.validator == "pattern" and str(error.validator_value).startswith("^https?://"):
+        return parts, f"{field_name} {value!r} is not an http:// or https:// URL"
     if error.validator == "pattern":
         longest = re.search(r"\{1,(\d+)\}", str(error.validator_value))
         return parts, (f"{field_name} {value!r} is invalid: use 1-{longest[1] if longest else 52}"
