@@ -126,3 +126,12 @@ def test_the_weather_example_of_http_tools_md_is_what_run_prints(http_server: An
     assert [r["path"] for r in standin.requests] == ["/v1/search", "/v1/forecast"]
     assert standin.requests[1]["query"] == ("latitude=41.15&longitude=-8.61&current=temperature_2m%2Cwind_speed_10m"
                                             "%2Cweather_code&timezone=auto")
+
+
+def test_realtalk_tools_with_an_agent_lists_its_tool_files_tools() -> None:
+    result = realtalk_cli("tools", "--agent", "agents/weather.yaml")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if not line.startswith(" ")]
+    assert ("current_weather  (agents/weather.tools.yaml, http: GET"
+            " ${OPEN_METEO_URL:-https://api.open-meteo.com}/v1/forecast)") in lines
+    assert any(line.startswith("find_place  (agents/weather.tools.yaml, http: GET") for line in lines)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable
@@ -44,7 +45,7 @@ class ToolFile:
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = Path(os.path.normpath(path))  # agents/x/../weather.tools.yaml: agents/weather.tools.yaml
         self.__name__ = str(self.path)  # the "distribution" its tools come from
         if not self.path.is_file():
             raise ConfigError("no such tool file", file=self.path)

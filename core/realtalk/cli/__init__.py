@@ -169,7 +169,8 @@ def _parser(*, commands: Collection[str] | None = None,
         tools.add_argument("name", nargs="?", help="show one tool")
         tools.add_argument("--json", action="store_true", help="print JSON")
         tools.add_argument("--agent", action="append", type=Path, default=[], metavar="PATH",
-                           help="also list the tools of this agent's MCP servers, starting them (repeatable)")
+                           help="also list this agent's tools: its tool files' and its MCP servers' (starting"
+                                " them to ask); repeatable")
     if "run" in wanted:
         _add_run_arguments(run)
     if "transcribe" in wanted:

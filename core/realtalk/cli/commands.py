@@ -154,10 +154,11 @@ def _tool_dict(tool: Any) -> dict[str, Any]:
 
 def tools_command(args: argparse.Namespace) -> int:
     """``realtalk tools [NAME]``: installed tools with origin (and schema for one NAME)."""
-    registry = _load_plugins(args).registry
-    tools = list(registry)
     if args.agent:
-        tools += _mcp_tools(args)
+        registry, servers = _agent_tools(args)
+    else:
+        registry, servers = _load_plugins(args).registry, []
+    tools = [*registry, *servers]
     if args.name:
         tool = next((t for t in tools if t.name == args.name), None)
         if tool is None:
@@ -177,8 +178,9 @@ def tools_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _mcp_tools(args: argparse.Namespace) -> list[Any]:
-    """The tools of the MCP servers of ``--agent`` files, started once to list them.
+def _agent_tools(args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    """The installed tools with those of the ``--agent`` files' tool files (HTTP tools,
+    Python modules), and the tools of their MCP servers, started once to list them.
 
     Raises:
         ConfigError: The agents have problems, or a server did not start.
@@ -194,7 +196,7 @@ def _mcp_tools(args: argparse.Namespace) -> list[Any]:
         raise failed[0]
     for line in warnings:
         print(f"realtalk: warning: {line}", file=sys.stderr)
-    return source_tools(graph, registry)
+    return plugins.registry, source_tools(graph, registry)
 
 
 # --- devices -------------------------------------------------------------------------------
