@@ -70,6 +70,7 @@ def check_command(args: argparse.Namespace) -> int:
     if not errors and not args.no_mcp:
         registry, failed, started = _probe(graph, registry)
         errors += failed
+        _show_server_tools(graph, registry)
         warnings += [f"warning: {w}" if not _LOCATED.match(w) else _LOCATED.sub(r"\1 warning: ", w, count=1)
                      for w in started]
     for file in scenario_files:
@@ -104,6 +105,17 @@ def _probe(graph: Any, registry: Any) -> tuple[Any, list[ConfigError], list[str]
     from ..toolsources import probe_sources
 
     return probe_sources(graph, registry, lambda line: print(f"realtalk: {line}", file=sys.stderr))
+
+
+def _show_server_tools(graph: Any, registry: Any) -> None:
+    """One stderr line per started MCP server: its tools (their origin), as the model gets them."""
+    from ..toolsources import servers_of
+
+    for spec in servers_of(graph):
+        tools = registry.source_tools(spec)
+        if tools:
+            print(f"realtalk: {spec.describe()}: {len(tools)} tool(s): {', '.join(t.name for t in tools)}",
+                  file=sys.stderr)
 
 
 def _as_warning(problem: ConfigError) -> str:

@@ -269,6 +269,8 @@ def test_realtalk_tools_and_check_start_the_servers(tmp_path: Path, cli_env: dic
     assert "demo_add" in listed.stdout and "mcp:demo" in listed.stdout
     checked = realtalk("check", str(agent), env=cli_env, cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    shown = [line for line in checked.stderr.splitlines() if "tool(s): " in line]
+    assert len(shown) == 1 and shown[0].startswith("realtalk: mcp server 'demo' (") and "demo_add" in shown[0]
     skipped = realtalk("check", "--no-mcp", str(agent), env=cli_env, cwd=tmp_path)
     assert skipped.returncode == 0 and "starting MCP server" not in skipped.stderr
     (tmp_path / "desk.yaml").write_text(agent.read_text().replace(json.dumps(sys.executable),
