@@ -42,7 +42,7 @@ from typing import Any
 
 from ..agents import AgentGraph, AgentSpec, greeting_response
 from ..exceptions import ConnectionFailed, RealtalkError, SessionError
-from ..hostedmcp import call_name, parse_arguments
+from ..hostedmcp import parse_arguments
 from ..results import ApprovalRequest, OutOfBandResult, ToolCallRecord, TurnResult
 from ..tools import StillWorking, Tool, ToolOutcome, ToolRegistry, error_output
 from .actions import (
@@ -61,6 +61,7 @@ from .actions import (
 from .arbiter import ALREADY_ACTIVE, ResponseArbiter
 from .conversation import Conversation
 from .events import Dialect, EventIds, error_summary, normalize_server_event
+from .mcpcalls import HostedMcpCalls
 from .outofband import OutOfBandRequests, status_reason, still_working_request
 from .session_config import build_session_update
 from .validate import check_server_event, delta_ok
@@ -189,11 +190,7 @@ class ClientProtocol:
         # Out-of-band responses: running, and finished but not collected (bounded).
         self._cancel_next = False  # cancel_response() came while our request was in flight
         self.oob = OutOfBandRequests()
-        # Hosted MCP: the server's calls by item id, approval requests waiting for the
-        # approver, and listings that failed (their item's done event says nothing new).
-        self._mcp_calls: dict[str, ToolCallRecord] = {}
-        self._approvals: set[str] = set()
-        self._lists_failed: set[str] = set()
+        self.mcp = HostedMcpCalls()  # hosted MCP: the server's calls and approval requests
 
     # -- queries --------------------------------------------------------------------------
 
@@ -211,7 +208,7 @@ class ClientProtocol:
     def busy(self) -> bool:
         """A response is active, owed or in flight, a call runs, or no connection is live."""
         a = self.arbiter
-        return bool(a.active_response_id or a.in_flight or a.wants_response or self._calls or self._approvals
+        return bool(a.active_response_id or a.in_flight or a.wants_response or self._calls or self.mcp.waiting
                     or not self.live)
 
     @property
@@ -240,9 +237,7 @@ class ClientProtocol:
         self.arbiter = ResponseArbiter(ids=self.ids)
         self._response_scope.clear()
         # Hosted MCP requests of the old session died with it: an answer now is dropped.
-        self._approvals.clear()
-        self._mcp_calls.clear()
-        self._lists_failed.clear()
+        self.mcp.clear()
         self._audio_heard = False
         self._seed_count = 0
         self.live = False
@@ -806,66 +801,49 @@ class ClientProtocol:
                 out += self._finish_turn(force=True)
         return out
 
-    # -- hosted MCP -----------------------------------------------------------------------
+    # -- hosted MCP (what the server calls itself: protocol/mcpcalls.py keeps the records) --
 
     def mcp_approval(self, approval_request_id: str, approved: bool) -> list[Action]:
         """The approver answered a hosted MCP approval request: send the
         ``mcp_approval_response`` and ask for the response that makes (or declines) the
         call. A denial is reported as the call, refused."""
-        if approval_request_id not in self._approvals:
+        waiting, record = self.mcp.answer(approval_request_id, approved)
+        if not waiting:
             return []
-        self._approvals.discard(approval_request_id)
-        out: list[Action] = []
-        record = self._mcp_calls.pop(approval_request_id, None)
-        if approved and record is not None:
-            record.status, record.output = "approved", "approved"
-        if not approved and record is not None:
-            record.status, record.output = "refused", "not approved"
-            out.append(Emit("tool.finished", {
-                "call_id": record.call_id, "name": record.name, "status": "refused", "output": "not approved",
-                "duration_s": 0.0, "agent": record.agent, "note": None}))
+        out: list[Action] = [self._mcp_finished(record)] if record is not None and not approved else []
         out += self._send(item_create({"id": new_item_id(), "type": "mcp_approval_response",
                                        "approval_request_id": approval_request_id, "approve": approved}))
         return out + self.request("mcp approval")
 
-    def _mcp_record(self, item: dict[str, Any]) -> ToolCallRecord:
-        """The turn's record of an MCP call (or approval request) item, made once."""
-        item_id = str(item.get("id") or "")
-        record = self._mcp_calls.get(item_id)
-        if record is None:
-            name = call_name(str(item.get("server_label") or "?"), str(item.get("name") or "?"))
-            record = self._mcp_calls[item_id] = ToolCallRecord(item_id, name, str(item.get("arguments") or ""),
-                                                               self.agent.name)
-        return record
+    def _mcp_finished(self, record: ToolCallRecord) -> Emit:
+        return Emit("tool.finished", {"call_id": record.call_id, "name": record.name, "status": record.status,
+                                      "output": record.output, "duration_s": 0.0, "agent": record.agent,
+                                      "note": None})
+
+    def _in_turn(self, record: ToolCallRecord) -> None:
+        if self._turn is not None and record not in self._turn.result.tool_calls:
+            self._turn.result.tool_calls.append(record)
 
     def _on_output_item_added(self, event: dict[str, Any]) -> list[Action]:
         item = event.get("item")
         if isinstance(item, dict) and item.get("type") == "mcp_call":
-            self._mcp_record(item)
+            self.mcp.record(item, self.agent.name)
         return []
 
     def _on_mcp_arguments(self, event: dict[str, Any]) -> list[Action]:
-        record = self._mcp_calls.get(str(event.get("item_id")))
-        if record is not None:
-            if event.get("type") == "response.mcp_call_arguments.done":
-                record.arguments = str(event.get("arguments") or "")
-            else:
-                record.arguments += str(event.get("delta") or "")
+        self.mcp.arguments(event)
         return []
 
     def _on_mcp_call_started(self, event: dict[str, Any]) -> list[Action]:
-        record = self._mcp_calls.get(str(event.get("item_id")))
+        record = self.mcp.started(event)
         if record is None:
             return []
-        if self._turn is not None:
-            self._turn.result.tool_calls.append(record)
+        self._in_turn(record)
         return [Emit("tool.started", {"call_id": record.call_id, "name": record.name,
                                       "arguments": record.arguments, "agent": record.agent})]
 
     def _on_mcp_call_ended(self, event: dict[str, Any]) -> list[Action]:
-        record = self._mcp_calls.get(str(event.get("item_id")))
-        if record is not None:
-            record.status = "ok" if event.get("type") == "response.mcp_call.completed" else "error"
+        self.mcp.ended(event)
         return []
 
     def _on_output_item_done(self, event: dict[str, Any]) -> list[Action]:
@@ -873,34 +851,21 @@ class ClientProtocol:
         if not isinstance(item, dict):
             return []
         if item.get("type") == "mcp_call":
-            record = self._mcp_record(item)
-            self._mcp_calls.pop(record.call_id, None)
-            error = item.get("error")
-            if isinstance(error, dict):
-                record.status = "error"
-                record.output = f"{error.get('type') or 'error'}: {error.get('message') or 'no message'}"
-            else:
-                record.status = record.status or "ok"
-                record.output = str(item.get("output") or "")
-            if self._turn is not None and record not in self._turn.result.tool_calls:
-                self._turn.result.tool_calls.append(record)
-            return [Emit("tool.finished", {
-                "call_id": record.call_id, "name": record.name, "status": record.status, "output": record.output,
-                "duration_s": 0.0, "agent": record.agent, "note": None})]
-        if item.get("type") == "mcp_approval_request" and isinstance(item.get("id"), str):
-            if item["id"] in self._approvals:
-                return []  # the server repeated it
-            record = self._mcp_record(item)
-            self._approvals.add(item["id"])
-            if self._turn is not None:
-                self._turn.result.tool_calls.append(record)
-            request = ApprovalRequest(record.name, parse_arguments(record.arguments), record.agent, item["id"])
-            return [AskApproval(request, item["id"])]
+            done = self.mcp.call_done(item, self.agent.name)
+            self._in_turn(done)
+            return [self._mcp_finished(done)]
+        if item.get("type") == "mcp_approval_request":
+            asked = self.mcp.approval_requested(item, self.agent.name)
+            if asked is None:
+                return []
+            self._in_turn(asked)
+            request = ApprovalRequest(asked.name, parse_arguments(asked.arguments), asked.agent, asked.call_id)
+            return [AskApproval(request, asked.call_id)]
         return []
 
     def _on_mcp_list_failed(self, event: dict[str, Any]) -> list[Action]:
         item_id = str(event.get("item_id"))
-        self._lists_failed.add(item_id)
+        self.mcp.list_failed(item_id)
         known = self.conversation.items.get(item_id)
         label = known.raw.get("server_label") if known is not None else None
         return [Emit("mcp.tools_listed", {"server_label": str(label or "?"), "tools": (),
@@ -913,12 +878,11 @@ class ClientProtocol:
         item = event.get("item")
         if not isinstance(item, dict) or item.get("type") != "mcp_list_tools":
             return []
-        if item.get("id") in self._lists_failed:
-            self._lists_failed.discard(item.get("id"))
+        listed = self.mcp.list_done(item)
+        if listed is None:
             return []
-        names = tuple(str(t.get("name")) for t in item.get("tools") or [] if isinstance(t, dict))
-        return [Emit("mcp.tools_listed", {"server_label": str(item.get("server_label") or "?"),
-                                          "tools": names, "error": None})]
+        label, names = listed
+        return [Emit("mcp.tools_listed", {"server_label": label, "tools": names, "error": None})]
 
     # -- internals ------------------------------------------------------------------------
 
