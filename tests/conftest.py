@@ -239,7 +239,7 @@ class HostedMcpServer:
 @pytest.fixture
 async def hosted_mcp_server(require: Callable[[bool, str], None]) -> AsyncIterator[HostedMcpServer]:
     """A started :class:`HostedMcpServer` (its ``url`` ends in ``/mcp``)."""
-    require(importlib.util.find_spec("mcp") is not None, "the mcp package (pip install mcp)")
+    require(importlib.util.find_spec("mcp") is not None, "the mcp package (pip install 'realtalk[mcp]')")
     require(importlib.util.find_spec("uvicorn") is not None, "uvicorn")
     server = HostedMcpServer()
     try:

@@ -205,6 +205,6 @@ async def test_without_the_mcp_package_listing_fails_with_one_clear_line(
         while event.type not in ("mcp_list_tools.failed", "mcp_list_tools.completed"):
             event = await conn.recv()
         assert event.type == "mcp_list_tools.failed"
-    lines = [r.getMessage() for r in caplog.records if "pip install mcp" in r.getMessage()]
+    lines = [r.getMessage() for r in caplog.records if "pip install 'realtalk[mcp]'" in r.getMessage()]
     assert len(lines) == 1 and "'docs'" in lines[0]
     assert hosted_mcp_server.headers == []  # nothing reached the server

@@ -3,7 +3,7 @@
 One function, :func:`perform`, carries out an :class:`~.hosted.McpRequest`: it connects
 to the server's ``server_url`` over streamable HTTP with the official ``mcp`` SDK
 (imported here, on first use: the emulator runs without it, and then every hosted MCP
-server fails to list with a log line naming ``pip install mcp``), sends the tool's
+server fails to list with a log line naming ``pip install 'realtalk[mcp]'``), sends the tool's
 ``headers`` (and ``authorization`` as a bearer token), lists the tools or calls one,
 and returns an :class:`~.hosted.McpResult`. Every request is bounded by
 :data:`MCP_TIMEOUT_S`; whatever goes wrong becomes the result's GA ``error``, never an
@@ -39,7 +39,7 @@ async def perform(request: McpRequest, timeout: float = MCP_TIMEOUT_S) -> McpRes
     except ImportError:
         return _failed(
             label, "protocol_error",
-            "the emulator needs the mcp package to call hosted MCP servers: pip install mcp",
+            "the emulator needs the mcp package to call hosted MCP servers: pip install 'realtalk[mcp]'",
             code=-32000,
         )
     async def talk() -> McpResult:
