@@ -9,7 +9,8 @@ Everything is on loopback, the servers in their own processes (their CPU is not 
 1. HTTP tool call. A small JSON endpoint (bare asyncio, keep-alive, started as
    ``bench_tool_sources.py --http-server``). Measured: the floor, one ``httpx2.AsyncClient``
    reused for every GET (keep-alive); a fresh ``AsyncClient`` per GET (what an HTTP tool
-   did until the SSL context was shared); realtalk's HTTP tool (``http:`` section, ``returns:
+   did until the SSL context was shared: each client builds one, loading the CA bundle);
+   a fresh client per GET given one shared ``ssl.SSLContext`` (what it does now); realtalk's HTTP tool (``http:`` section, ``returns:
    json``) called through :func:`realtalk.toolcalls.run_tool`, the path a session uses.
 2. MCP tool call. A stdio server written with the SDK (``MCPServer``, a trivial ``echo``
    tool; ``bench_tool_sources.py --mcp-server``). Measured: the floor, ``mcp.client.Client``
@@ -178,6 +179,7 @@ async def http_part(base: str, runs: int, size: int, warmup: int) -> list[Varian
     tool = make_tool("weather", "The weather.", parameters, handler, plugin="bench")
     context = ToolContext("call_1", "weather", "bench")
 
+    ssl_context = httpx2.create_ssl_context()
     async with httpx2.AsyncClient() as reused:
         async def floor_reused() -> None:
             response = await reused.get(url, params={"city": "Lisbon"})
@@ -188,12 +190,18 @@ async def http_part(base: str, runs: int, size: int, warmup: int) -> list[Varian
                 response = await client.get(url, params={"city": "Lisbon"})
                 json.loads(response.content)
 
+        async def floor_fresh_shared_ssl() -> None:
+            async with httpx2.AsyncClient(verify=ssl_context) as client:
+                response = await client.get(url, params={"city": "Lisbon"})
+                json.loads(response.content)
+
         async def realtalk_tool() -> None:
             outcome = await run_tool(tool, {"city": "Lisbon"}, context)
             assert outcome.status == "ok", outcome.output
 
         variants = [Variant("floor: httpx2.AsyncClient reused", floor_reused),
                     Variant("floor: fresh httpx2.AsyncClient per call", floor_fresh),
+                    Variant("floor: fresh httpx2.AsyncClient per call, one SSL context", floor_fresh_shared_ssl),
                     Variant("realtalk HTTP tool, `run_tool`", realtalk_tool)]
         await interleaved(variants, runs, size, warmup)
     return variants
@@ -217,7 +225,6 @@ def stdio_params() -> Any:
 
 
 async def open_realtalk() -> Any:
-    sys.path.insert(0, str(REPO / "plugins" / "realtalk-mcp"))
     from realtalk_mcp.source import open_server
 
     return await open_server(mcp_spec(), lambda warning: print("warning:", warning, file=sys.stderr))
@@ -361,6 +368,8 @@ def main() -> None:
     parser.add_argument("--mcp-runs", type=int, default=1000, help="MCP calls per variant (default 1000)")
     parser.add_argument("--starts", type=int, default=10, help="server starts per variant (default 10)")
     parser.add_argument("--batch", type=int, default=50, help="calls in a row per variant (default 50)")
+    parser.add_argument("--core", type=Path, default=REPO / "core",
+                        help="the realtalk core/ to measure (default: this work tree's), e.g. a baseline worktree's")
     parser.add_argument("--peer-python", help="an interpreter with openai-agents (e.g. /tmp/oa/bin/python)")
     parser.add_argument("--http-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mcp-server", action="store_true", help=argparse.SUPPRESS)
@@ -375,7 +384,7 @@ def main() -> None:
     if args.peer_worker:
         print(json.dumps(asyncio.run(peer_worker(args.mcp_runs, args.starts))))
         return
-    sys.path.insert(0, str(REPO / "core"))
+    sys.path[:0] = [str(args.core.resolve()), str(args.core.resolve().parent / "plugins" / "realtalk-mcp")]
     import realtalk
 
     print(f"commit {git_commit(REPO)}, realtalk from {Path(realtalk.__file__).parent}, Python "
