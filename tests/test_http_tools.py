@@ -317,6 +317,29 @@ async def test_httpx2_log_records_of_the_call_are_redacted(http_server: Any, tmp
     assert SECRET not in caplog.text
 
 
+async def test_calls_share_one_verifying_ssl_context(http_server: Any, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building an SSL context loads the CA bundle (~30 ms of CPU): one per process, not per call."""
+    import ssl
+
+    import httpx2
+
+    server = http_server()
+    given: list[object] = []
+    real = httpx2.AsyncClient
+
+    def client(*args: Any, **kwargs: Any) -> Any:
+        given.append(kwargs.get("verify", True))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(httpx2, "AsyncClient", client)
+    for _ in range(2):
+        assert "current" in json.loads(await call(server.url, "      url: BASE/json\n", tmp_path, city="x"))
+    assert len(given) == 2 and given[0] is given[1]
+    assert isinstance(given[0], ssl.SSLContext)
+    assert given[0].verify_mode == ssl.CERT_REQUIRED and given[0].check_hostname
+
+
 def test_http_call_is_an_async_handler() -> None:
     import inspect
 

@@ -21,6 +21,9 @@ The rules (docs/http-tools.md describes them for users):
   by a path (``current.temperature_2m``, ``$.hourly.time[0]``), or the text (capped);
   a non-2xx status, a timeout, a connection failure, a non-JSON or oversize body is a
   short JSON error (``{"error": "HTTP 404 Not Found", "status": 404, "body": "..."}``).
+- Each call opens its own client (nothing outlives a call), but every client of the
+  process shares one verifying SSL context: building one loads the CA bundle, about
+  30 ms of CPU, which would otherwise be paid on every call.
 - Every output is passed through :func:`realtalk.envrefs.redact` with the values the
   request read from the environment, so a server echoing a key back cannot leak it; the
   ``httpx2`` log records of the request are redacted the same way.
@@ -49,6 +52,8 @@ from .tools import MIN_MAX_OUTPUT_CHARS, Tool, ToolFailed, cap_output
 from .yamlfile import did_you_mean
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx2
 
 __all__ = [
@@ -537,6 +542,18 @@ def _install_log_filter() -> None:
         _filter_installed = True
 
 
+_ssl_context: ssl.SSLContext | None = None
+
+
+def _shared_ssl_context(httpx2: Any) -> ssl.SSLContext:
+    """The process's SSL context for HTTP tools, built at the first call (httpx2's default:
+    certificates verified, ``SSL_CERT_FILE``/``SSL_CERT_DIR`` honoured as set then)."""
+    global _ssl_context
+    if _ssl_context is None:
+        _ssl_context = httpx2.create_ssl_context()
+    return _ssl_context
+
+
 class HttpCall:
     """The handler of an HTTP tool: :meth:`call` sends the request for one call's arguments.
 
@@ -592,7 +609,8 @@ class HttpCall:
 
     async def _exchange(self, httpx2: Any, request: HttpRequest) -> str:
         spec = self.spec
-        async with httpx2.AsyncClient(follow_redirects=False, timeout=spec.timeout_s) as client:
+        async with httpx2.AsyncClient(follow_redirects=False, timeout=spec.timeout_s,
+                                      verify=_shared_ssl_context(httpx2)) as client:
             outgoing: httpx2.Request = client.build_request(
                 request.method, request.url, params=list(request.params) or None, headers=list(request.headers),
                 json=request.json_body if request.has_json else None,
