@@ -271,7 +271,7 @@ class RealtimeConnection:
             await self._ws.close(code, reason)
             return
         try:
-            await asyncio.wait_for(self._ws.close(code, reason), timeout)
+            await within(self._ws.close(code, reason), timeout)
         except (asyncio.TimeoutError, OSError):
             self.abort()
 
