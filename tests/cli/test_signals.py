@@ -147,10 +147,12 @@ turns:
 def test_signal_as_a_tool_call_starts_stops_the_run_at_once(
     tmp_path: Path, stop: signal.Signals, exit_code: int
 ) -> None:
-    # Reported: a signal sent as the call starts was lost until the tool returned. It is
-    # handled in the same loop step as the server's events that follow the call, which
-    # wake the turn's wait: asyncio.wait_for (Python < 3.12) then returned instead of
-    # raising the cancellation. The tool runs 20 s; the run must end long before.
+    # Reported: a signal sent as the call starts was lost until the tool returned. The
+    # first call builds its arguments' validator (importing jsonschema) on the event loop,
+    # so the signal and the server's events that follow the call are handled in the same
+    # loop step; those events wake the turn's wait, and asyncio.wait_for (Python < 3.12)
+    # then returned instead of raising the cancellation. Every run of this test hit it
+    # before realtalk.waits.within. The tool runs 20 s; the run must end long before.
     for name, text in {"a.yaml": SLOW_AGENT, "slow.py": SLOW_TOOL, "a.scenario.yaml": SLOW_SCENARIO}.items():
         (tmp_path / name).write_text(text)
     proc = subprocess.Popen(
