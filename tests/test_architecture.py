@@ -10,6 +10,8 @@
   and by ``cli/serve.py`` only inside functions (``realtalk --version`` and the other
   commands never load it); the server's rules (``serve/access.py``, ``serve/caller.py``)
   are sans-I/O like the protocol.
+- No module uses ``asyncio.wait_for``: before Python 3.12 it loses a cancellation (a Ctrl-C
+  or SIGTERM) that lands with the result; ``realtalk.waits.within`` is the bounded wait.
 
 Direct imports are checked for every module; for the sans-I/O core, also every realtalk
 module it imports at module level, all the way down (``protocol/client.py`` may use
@@ -58,10 +60,25 @@ def imports(tree: ast.AST) -> Iterator[tuple[str, int, bool]]:
     yield from walk(tree, False)
 
 
+def wait_for_uses(tree: ast.AST) -> Iterator[int]:
+    """Lines that use ``asyncio.wait_for`` (called, or imported from asyncio)."""
+    for node in ast.walk(tree):
+        attribute = isinstance(node, ast.Attribute) and node.attr == "wait_for" and (
+            isinstance(node.value, ast.Name) and node.value.id == "asyncio")
+        imported = isinstance(node, ast.ImportFrom) and node.module == "asyncio" and (
+            any(alias.name == "wait_for" for alias in node.names))
+        if attribute or imported:
+            yield node.lineno  # type: ignore[attr-defined]
+
+
 def violations(module: str, source: str) -> list[str]:
     """What ``module`` (a path under ``core/realtalk``) breaks, one line each."""
     problems = []
-    for package, line, in_function in imports(ast.parse(source)):
+    tree = ast.parse(source)
+    for line in wait_for_uses(tree):
+        problems.append(f"core/realtalk/{module}:{line}: uses asyncio.wait_for, which can lose a Ctrl-C"
+                        " before Python 3.12; use realtalk.waits.within")
+    for package, line, in_function in imports(tree):
         where = f"core/realtalk/{module}:{line}"
         if sans_io(module) and package in SANS_IO_BANNED:
             problems.append(f"{where}: imports {package}, but the sans-I/O core does no I/O")
@@ -187,3 +204,11 @@ def test_the_transitive_rule_follows_relative_imports() -> None:
         "tools.py", "protocol/arbiter.py"]
     assert "toolcalls.py" not in reached("protocol/client.py")  # the asyncio half of tools
     assert {"tools.py", "protocol/arbiter.py", "agents.py"} <= reached("protocol/client.py")
+
+
+def test_no_module_uses_asyncio_wait_for() -> None:
+    message = "uses asyncio.wait_for, which can lose a Ctrl-C before Python 3.12; use realtalk.waits.within"
+    called = "import asyncio\n\nasync def f(e):\n    await asyncio.wait_for(e.wait(), 1)\n"
+    assert violations("session.py", called) == [f"core/realtalk/session.py:4: {message}"]
+    assert violations("serve/hub.py", "from asyncio import wait_for\n") == [f"core/realtalk/serve/hub.py:1: {message}"]
+    assert violations("session.py", "from .waits import within\n\nasync def f(e):\n    await within(e.wait(), 1)\n") == []

@@ -60,6 +60,7 @@ from realtalk.profiles import (
 )
 from realtalk.protocol import codec
 from realtalk.protocol.vocab import Dialect, error_line
+from realtalk.waits import within
 
 __all__ = [
     "AZURE_PREVIEW_API_VERSION",
@@ -270,7 +271,7 @@ class RealtimeConnection:
             await self._ws.close(code, reason)
             return
         try:
-            await asyncio.wait_for(self._ws.close(code, reason), timeout)
+            await within(self._ws.close(code, reason), timeout)
         except (asyncio.TimeoutError, OSError):
             self.abort()
 
@@ -483,7 +484,7 @@ async def _check_first_event(
     """
     conn = RealtimeConnection(ws, profile, attempts=attempts, max_size=max_size)
     try:
-        first = await asyncio.wait_for(conn.recv(), timeout=timeout)
+        first = await within(conn.recv(), timeout)
     except asyncio.TimeoutError:
         log.warning("no event from %s within %.1f s of connecting", profile.display_url, timeout)
         return conn
@@ -497,7 +498,7 @@ async def _check_first_event(
     # OpenAI closes in the same millisecond after a fatal error; a non-fatal error leaves
     # the socket open, so wait only briefly for the close.
     try:
-        await asyncio.wait_for(ws.wait_closed(), timeout=min(timeout, 1.0))
+        await within(ws.wait_closed(), min(timeout, 1.0))
     except asyncio.TimeoutError:
         conn._pending.insert(0, first)
         return conn

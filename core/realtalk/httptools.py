@@ -49,6 +49,7 @@ from urllib.parse import quote, urlsplit
 from . import envrefs
 from .exceptions import ConfigError, ToolDefinitionError
 from .tools import MIN_MAX_OUTPUT_CHARS, Tool, ToolFailed, cap_output
+from .waits import within
 from .yamlfile import did_you_mean
 
 if TYPE_CHECKING:
@@ -598,7 +599,7 @@ class HttpCall:
         parts = urlsplit(request.url)  # the host and port only: user:password@ stays out of messages
         host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
         try:
-            return await asyncio.wait_for(self._exchange(httpx2, request), self.spec.timeout_s)
+            return await within(self._exchange(httpx2, request), self.spec.timeout_s)
         except asyncio.TimeoutError:
             return error_json(f"no complete answer from {host} within {self.spec.timeout_s:g} s"
                               " (the tool's http.timeout_s)")

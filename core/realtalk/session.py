@@ -64,6 +64,7 @@ from .results import (
 from .toolcalls import ask_approval, execute_call
 from .tools import Tool, ToolOutcome, ToolRegistry
 from .toolsources import SourceSet, open_sources
+from .waits import within
 
 if TYPE_CHECKING:
     from .audio.bridge import AudioOutput
@@ -416,17 +417,10 @@ class Session:
         """
         self.protocol.finished.clear()  # earlier turns nobody collected are not this text's answer
         deadline = None if timeout is None else time.monotonic() + timeout
-        # Not asyncio.wait_for: before Python 3.12 it can swallow a cancellation that
-        # arrives just as the send finishes, and Ctrl-C must always work.
-        sending = asyncio.create_task(self.send_text(text))
         try:
-            done, _ = await asyncio.wait({sending}, timeout=timeout)
-        finally:
-            if not sending.done():
-                sending.cancel()
-        if not done:
-            raise TimeoutError(f"could not send the text within {timeout} s (reconnecting?)")
-        sending.result()
+            await within(self.send_text(text), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"could not send the text within {timeout} s (reconnecting?)") from None
         return await self._wait_turn(deadline, timeout)
 
     async def wait_turn(self, timeout: float | None = 120.0) -> TurnResult:
@@ -513,8 +507,10 @@ class Session:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return False
+            # within, not asyncio.wait_for: a Ctrl-C landing as a server event sets
+            # _changed must stop the wait (Python < 3.12's wait_for would return instead).
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), left)
+                await within(self._changed.wait(), left)
         return True
 
     def _check_open(self) -> None:
@@ -632,7 +628,7 @@ class Session:
     async def _recv(self, deadline: float, waiting_for: str) -> dict[str, Any]:
         assert self._conn is not None
         try:
-            event = await asyncio.wait_for(self._conn.recv(), timeout=max(deadline - time.monotonic(), 0.001))
+            event = await within(self._conn.recv(), max(deadline - time.monotonic(), 0.001))
         except asyncio.TimeoutError:
             raise SessionError(
                 f"the server sent no {waiting_for} within {SETUP_TIMEOUT_S:g} s; is it a Realtime"

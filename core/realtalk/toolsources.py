@@ -429,9 +429,11 @@ async def open_sources(graph: AgentGraph, registry: ToolRegistry, warn: Callable
 async def _open_one(opener: ToolSourceOpener, spec: McpServerSpec, warn: Callable[[str], None]) -> OpenSource:
     import asyncio
 
+    from .waits import within
+
     bound = spec.startup_timeout_s + _STARTUP_MARGIN_S
     try:
-        return await asyncio.wait_for(opener(spec, warn), bound)
+        return await within(opener(spec, warn), bound)
     except asyncio.TimeoutError:
         raise ConfigError(f"{spec.describe()} did not start within {spec.startup_timeout_s:g} s"
                           " (startup_timeout_s)", file=spec.file, line=spec.line) from None

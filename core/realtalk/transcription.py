@@ -42,6 +42,7 @@ from .protocol.transcription import (
     TranscriptionOptions,
 )
 from .protocol.vocab import SERVER_VAD_DEFAULTS
+from .waits import within
 
 __all__ = ["transcribe", "transcription_profile", "transcription_stream"]
 
@@ -245,7 +246,7 @@ async def _session(
     deadline = loop.time() + setup_timeout
     while not transcriber.configured:
         try:
-            event = await asyncio.wait_for(conn.recv(), max(0.0, deadline - loop.time()))
+            event = await within(conn.recv(), max(0.0, deadline - loop.time()))
         except asyncio.TimeoutError:
             raise SessionError(f"{conn.profile.display_url} did not confirm the transcription session"
                                f" (session.updated) within {setup_timeout:g} s") from None

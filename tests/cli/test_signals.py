@@ -114,3 +114,66 @@ def _wait(pid: int, terminal: int, timeout: float) -> int | None:
             except OSError:  # the child closed the terminal: it is exiting
                 time.sleep(0.01)
     return None
+
+
+SLOW_AGENT = "instructions: Front desk.\ntool_files: [slow.py]\ntools: [slow]\n"
+SLOW_TOOL = '''\
+import threading
+
+import realtalk
+
+
+@realtalk.tool
+def slow(seconds: int) -> str:
+    """Take a while (a plain Python tool, in a worker thread).
+
+    Args:
+        seconds: How long.
+    """
+    threading.Event().wait(seconds)
+    return "done"
+'''
+SLOW_SCENARIO = """\
+turns:
+  - user: go
+    reply:
+      - call: slow
+        arguments: {seconds: 20}
+      - say: "{output}"
+"""
+
+
+@pytest.mark.parametrize(("stop", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_as_a_tool_call_starts_stops_the_run_at_once(
+    tmp_path: Path, stop: signal.Signals, exit_code: int
+) -> None:
+    # Reported: a signal sent as the call starts was lost until the tool returned. The
+    # first call builds its arguments' validator (importing jsonschema) on the event loop,
+    # so the signal and the server's events that follow the call are handled in the same
+    # loop step; those events wake the turn's wait, and asyncio.wait_for (Python < 3.12)
+    # then returned instead of raising the cancellation. Every run of this test hit it
+    # before realtalk.waits.within. The tool runs 20 s; the run must end long before.
+    for name, text in {"a.yaml": SLOW_AGENT, "slow.py": SLOW_TOOL, "a.scenario.yaml": SLOW_SCENARIO}.items():
+        (tmp_path / name).write_text(text)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtalk.cli", "run", "a.yaml", "--emulator", "--text", "go"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the console shows the call as it starts
+            if line.startswith("  → slow("):
+                break
+        else:
+            pytest.fail("the run ended before the tool call started")
+        proc.send_signal(stop)
+        started = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == exit_code, err
+    assert "Traceback" not in err
+    assert took < 10, f"the run went on for {took:.1f} s after the signal: it waited for the tool"

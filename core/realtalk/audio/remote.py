@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 
 from ..protocol.vocab import audio_format as parse_format
+from ..waits import within
 from .tracker import PlaybackTracker
 
 __all__ = ["RemoteSink"]
@@ -168,7 +169,7 @@ class RemoteSink:
             if remaining is not None and remaining <= 0:
                 return False
             try:
-                await asyncio.wait_for(self._idle.wait(), remaining)
+                await within(self._idle.wait(), remaining)
             except asyncio.TimeoutError:
                 return False
         return not self._closed

@@ -226,8 +226,9 @@ async def _run(args: argparse.Namespace, stop: _Stop) -> int:
                 await session.send_image(image)
             if mode == "text":
                 for text in args.text:
-                    # A stop can be lost when it lands as asyncio.wait_for finishes (Python
-                    # < 3.12 returns the result instead): never start another turn after it.
+                    # Belt and braces: a stop is a cancellation, and code that swallows one
+                    # (as asyncio.wait_for did before Python 3.12; realtalk uses
+                    # realtalk.waits.within) must still not get another turn started.
                     if stop.code is not None:
                         return stop.code
                     turn = await session.ask(text, args.timeout)

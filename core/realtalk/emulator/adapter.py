@@ -20,6 +20,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ..protocol import codec
+from ..waits import within
 from . import mcpclient
 from .hosted import McpRequest
 from .protocol import DEFAULT_TRANSCRIPTION_DELAY, Close, ServerProtocol, decode_frame
@@ -205,7 +206,7 @@ class WebSocketAdapter:
                     if delay > 0:
                         try:
                             # A cancel or a new response wakes us early.
-                            await asyncio.wait_for(self._wake.wait(), delay)
+                            await within(self._wake.wait(), delay)
                             continue
                         except asyncio.TimeoutError:
                             pass

@@ -16,6 +16,7 @@ import asyncio
 import logging
 from typing import Any
 
+from ..waits import within
 from .hosted import McpRequest, McpResult, unreachable
 
 __all__ = ["MCP_TIMEOUT_S", "perform"]
@@ -56,7 +57,7 @@ async def perform(request: McpRequest, timeout: float = MCP_TIMEOUT_S) -> McpRes
         return McpResult(output=text)
 
     try:
-        return await asyncio.wait_for(talk(), timeout)
+        return await within(talk(), timeout)
     except asyncio.TimeoutError:
         return _failed(label, "http_error", f"no answer within {timeout:g} s", code=504)
     except Exception as exc:  # noqa: BLE001 - a server we cannot talk to is a failed request

@@ -23,6 +23,7 @@ from websockets.typing import Subprotocol
 
 from ..protocol import codec
 from ..protocol.vocab import error_event, new_event_id
+from ..waits import within
 from .adapter import Options, WebSocketAdapter
 from .protocol import DEFAULT_TRANSCRIPTION_DELAY
 from .responses import DEFAULT_AUDIO_SPEED
@@ -304,7 +305,7 @@ class Emulator:
                 )
             self._changed.clear()
             try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                await within(self._changed.wait(), remaining)
             except asyncio.TimeoutError:
                 pass
 

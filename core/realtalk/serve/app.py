@@ -39,6 +39,7 @@ from ..exceptions import RealtalkError
 from ..protocol import codec
 from ..results import ApprovalRequest, SessionEvent
 from ..session import Session
+from ..waits import within
 from . import logs
 from .access import Admission, Refused, bearer
 from .caller import (
@@ -217,7 +218,7 @@ async def _browser(websocket: WebSocket) -> None:
 async def _refuse(websocket: WebSocket, subprotocol: str | None, refused: Refused) -> None:
     """Accept, say why in a ``refused`` message, close with 4000 + the HTTP status."""
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(_say_refused(websocket, subprotocol, refused), CLOSE_TIMEOUT_S)
+        await within(_say_refused(websocket, subprotocol, refused), CLOSE_TIMEOUT_S)
 
 
 async def _say_refused(websocket: WebSocket, subprotocol: str | None, refused: Refused) -> None:
@@ -350,12 +351,12 @@ class _BrowserConnection:
             while True:
                 item = await self.outbox.get()
                 if isinstance(item, _Close):
-                    await asyncio.wait_for(self.ws.close(item.code, item.reason), SEND_TIMEOUT_S)
+                    await within(self.ws.close(item.code, item.reason), SEND_TIMEOUT_S)
                     return
                 if isinstance(item, bytes):
-                    await asyncio.wait_for(self.ws.send_bytes(item), SEND_TIMEOUT_S)
+                    await within(self.ws.send_bytes(item), SEND_TIMEOUT_S)
                 else:
-                    await asyncio.wait_for(self.ws.send_text(item), SEND_TIMEOUT_S)
+                    await within(self.ws.send_text(item), SEND_TIMEOUT_S)
         except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError, OSError) as exc:
             log.info("the page stopped receiving (%s)", type(exc).__name__)
             self.gone = True
@@ -386,7 +387,7 @@ class _BrowserConnection:
         self.approvals[request.call_id] = future
         self._send(self.caller.approval(request))
         try:
-            return await asyncio.wait_for(future, self.hub.config.approval_timeout_s)
+            return await within(future, self.hub.config.approval_timeout_s)
         except asyncio.TimeoutError:
             self._send({"type": "error", "message": f"no answer to the approval of {request.tool} within"
                                                     f" {self.hub.config.approval_timeout_s:g} s: refused"})
@@ -464,7 +465,7 @@ class _BrowserConnection:
     async def run(self) -> None:
         hub = self.hub
         try:
-            await asyncio.wait_for(self.ws.accept(subprotocol=self.subprotocol), SEND_TIMEOUT_S)
+            await within(self.ws.accept(subprotocol=self.subprotocol), SEND_TIMEOUT_S)
         except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
             hub.release(self.admission)
             return

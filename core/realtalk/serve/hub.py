@@ -34,6 +34,7 @@ from ..pricing import PRICES, Price
 from ..results import Approver, Listener
 from ..runner import RunTarget, load_target, make_profile, resolve_agent, run_on_model, scenario_for
 from ..session import Session
+from ..waits import within
 from . import logs
 from .access import AccessPolicy, Admission, Refused, TokenMinter
 from .config import ServeConfig
@@ -307,9 +308,9 @@ class SessionHub:
             log.info("ending the session: %s", reason)
             if live.on_end is not None:
                 with contextlib.suppress(Exception, asyncio.TimeoutError):
-                    await asyncio.wait_for(live.on_end(code, reason), END_GRACE_S)
+                    await within(live.on_end(code, reason), END_GRACE_S)
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(live.left.wait(), END_GRACE_S)
+                    await within(live.left.wait(), END_GRACE_S)
             if not live.left.is_set() and live.task is not None:
                 live.task.cancel()
         finally:
@@ -338,7 +339,7 @@ class SessionHub:
                 return False
             self._changed.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), left)
+                await within(self._changed.wait(), left)
         return True
 
 

@@ -56,6 +56,7 @@ from ..audio.remote import RemoteSink
 from ..exceptions import RealtalkError
 from ..protocol import codec
 from ..results import ErrorEvent, SessionEvent
+from ..waits import within
 from . import logs
 from .access import Admission, Refused
 from .config import TWILIO_TOKEN_VARIABLE
@@ -600,7 +601,7 @@ class _Phone:
         if kind != "application/x-www-form-urlencoded":
             return refuse(415, f"the webhook body must be application/x-www-form-urlencoded, not {_printable(kind)!r}")
         try:
-            body = (await asyncio.wait_for(request.body(), SEND_TIMEOUT_S)).decode()
+            body = (await within(request.body(), SEND_TIMEOUT_S)).decode()
         except (asyncio.TimeoutError, UnicodeDecodeError):
             return refuse(400, "the webhook body did not arrive whole as UTF-8")
         params = dict(parse_qsl(body, keep_blank_values=True))
@@ -741,7 +742,7 @@ class _Phone:
             for action in call.receive(frame):
                 if isinstance(action, InputAudio):
                     try:
-                        await asyncio.wait_for(session.append_wire_audio(action.data), APPEND_TIMEOUT_S)
+                        await within(session.append_wire_audio(action.data), APPEND_TIMEOUT_S)
                     except asyncio.TimeoutError:
                         return 1011, f"the session took over {APPEND_TIMEOUT_S:g} s to take the caller's audio"
                     except RealtalkError as exc:
@@ -767,7 +768,7 @@ class _Phone:
             if frame is None:
                 return outbox.code, outbox.reason or "the call ended"
             try:
-                await asyncio.wait_for(ws.send_text(frame), SEND_TIMEOUT_S)
+                await within(ws.send_text(frame), SEND_TIMEOUT_S)
             except asyncio.TimeoutError:
                 return 1011, f"a frame to Twilio took over {SEND_TIMEOUT_S:g} s to send"
             except Exception:  # noqa: BLE001 - the socket is gone
@@ -806,7 +807,7 @@ async def _receive(ws: WebSocket, timeout: float) -> str | bytes | None:
         asyncio.TimeoutError: Nothing came within ``timeout`` seconds.
     """
     try:
-        message = await asyncio.wait_for(ws.receive(), max(timeout, 0.001))
+        message = await within(ws.receive(), max(timeout, 0.001))
     except RuntimeError:  # received after the disconnect
         return None
     if message["type"] == "websocket.disconnect":
@@ -818,7 +819,7 @@ async def _receive(ws: WebSocket, timeout: float) -> str | bytes | None:
 async def _close(ws: WebSocket, code: int, reason: str) -> None:
     """Close the stream (Twilio then ends the call: no TwiML verb follows ``<Connect>``)."""
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(ws.close(code, reason.encode()[:120].decode(errors="ignore")), SEND_TIMEOUT_S)
+        await within(ws.close(code, reason.encode()[:120].decode(errors="ignore")), SEND_TIMEOUT_S)
 
 
 def _printable(text: str) -> str:
