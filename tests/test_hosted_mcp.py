@@ -187,6 +187,23 @@ async def test_an_unreachable_server_is_shown_as_a_failed_listing(
     assert listed.server_label == "docs" and listed.tools == () and listed.error
 
 
+async def test_switching_to_an_agent_no_handoff_reaches_reads_its_secrets(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_agent(tmp_path, "http://127.0.0.1:9/mcp")
+    (tmp_path / "plain.yaml").write_text("instructions: Say hello.\nmodalities: [text]\n")
+    record = tmp_path / "switch.jsonl"
+    monkeypatch.delenv("DOCS_TOKEN", raising=False)
+    async with Emulator(SCENARIO, fast=True) as emu, open_session(
+            tmp_path, agent="plain", emulator=emu, record=record) as session:  # 'front' is not reached
+        with pytest.raises(ConfigError, match="environment variable DOCS_TOKEN is not set"):
+            await session.switch_agent("front")
+        assert session.agent.name == "plain"
+        monkeypatch.setenv("DOCS_TOKEN", TOKEN)
+        await session.switch_agent("front", timeout=20)
+        assert session.agent.name == "front"
+    assert TOKEN not in record.read_text()  # the session.update that carried it is masked
+
+
 async def test_an_unset_variable_is_an_error_before_connecting(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DOCS_TOKEN", raising=False)

@@ -263,6 +263,21 @@ async def test_a_tool_that_fails_on_purpose_gives_its_own_output(caplog: pytest.
     assert not any(r.exc_info for r in caplog.records)  # an expected failure: no traceback
 
 
+def test_validators_are_built_off_the_event_loop_before_the_first_call() -> None:
+    import threading
+
+    from realtalk.tools import build_validators_soon
+
+    fresh = tool(parameters={"type": "object", "properties": {"n": {"type": "integer", "minimum": 7}}},
+                 handler=lambda n: n)
+    assert fresh._validator is None
+    build_validators_soon([fresh])
+    for worker in [t for t in threading.enumerate() if t.name == "realtalk-validators"]:
+        worker.join(timeout=30)
+    assert fresh._validator is not None  # built by the thread: the call will find it ready
+    assert not validate_arguments(fresh, '{"n": 3}').ok
+
+
 async def test_cancellation_propagates() -> None:
     started = asyncio.Event()
 

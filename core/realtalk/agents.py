@@ -748,6 +748,21 @@ class AgentGraph:
             )
         return self.agents[name]
 
+    def reachable(self, start: str | None = None) -> list[AgentSpec]:
+        """``start`` and every agent its handoffs can reach, ``start`` first (every agent
+        when ``start`` is None): the agents one session can talk as."""
+        if start is None:
+            return list(self.agents.values())
+        found: dict[str, AgentSpec] = {}
+        todo = [start]
+        while todo:
+            name = todo.pop(0)
+            if name in found or name not in self.agents:
+                continue
+            found[name] = self.agents[name]
+            todo += [h.agent for h in found[name].handoffs]
+        return list(found.values())
+
     def tools_for(self, agent: AgentSpec, registry: ToolRegistry) -> list[Tool]:
         """The tools the agent may call: its listed tools with its overrides, then one
         ``transfer_to_<agent>`` tool per handoff. Only these go into ``session.update``.

@@ -62,7 +62,7 @@ from .results import (
     session_event,
 )
 from .toolcalls import ask_approval, execute_call
-from .tools import Tool, ToolOutcome, ToolRegistry
+from .tools import Tool, ToolOutcome, ToolRegistry, build_validators_soon
 from .toolsources import SourceSet, open_sources
 from .waits import within
 
@@ -91,19 +91,6 @@ _REDACTED_KINDS = frozenset({"warning", "error", "tool.started", "tool.finished"
                              "assistant.done", "turn.done"})
 """Session events whose text could carry a hosted MCP secret (a server echoing a header
 in an error, a tool's output): redacted before listeners see them. Deltas are not."""
-
-
-def _reachable(graph: AgentGraph, start: str) -> list[AgentSpec]:
-    """The starting agent and every agent its handoffs can reach."""
-    found: dict[str, AgentSpec] = {}
-    todo = [start]
-    while todo:
-        name = todo.pop()
-        if name in found or name not in graph.agents:
-            continue
-        found[name] = graph.agents[name]
-        todo += [h.agent for h in found[name].handoffs]
-    return list(found.values())
 
 
 class Session:
@@ -155,10 +142,9 @@ class Session:
         self._approve = approve
         # What hosted MCP tools read from the environment: checked now (an unset
         # variable is a ConfigError before anything connects) and never recorded.
-        self._secrets = session_secrets(_reachable(graph, agent))
+        self._secrets: tuple[str, ...] = ()
         self._recorder = recorder
-        if recorder is not None and self._secrets:
-            recorder.add_secrets(self._secrets)
+        self._read_secrets(agent)
         self._backoff = Backoff(initial=backoff_s)
         self._audio = AudioBridge(output, self.agent.audio_format)
         self._conn: RealtimeConnection | None = None
@@ -179,6 +165,15 @@ class Session:
         # waits here as its kind and fields, and is built only if events() yields it.
         self._backlog: collections.deque[SessionEvent | tuple[str, dict[str, Any]]] = (
             collections.deque(maxlen=EVENT_BACKLOG))
+
+    def _read_secrets(self, start: str) -> None:
+        """Read the hosted MCP secrets of ``start`` and the agents it can reach (an unset
+        variable is a ConfigError), to be redacted from recordings, events and logs."""
+        new = [v for v in session_secrets(self.graph.reachable(start)) if v not in self._secrets]
+        if new:
+            self._secrets += tuple(new)
+            if self._recorder is not None:
+                self._recorder.add_secrets(new)
 
     @property
     def agent(self) -> AgentSpec:
@@ -220,6 +215,8 @@ class Session:
         """
         try:
             await self._open_sources(self.agent.name)
+            build_validators_soon(t for agent in self.graph.reachable(self.agent.name)
+                                  for t in self.graph.tools_for(agent, self.registry))
             try:
                 await self._setup(await self._connect(), history=[])
             except ConnectionClosed as exc:  # dropped before it was configured: like any drop
@@ -484,6 +481,7 @@ class Session:
             ConfigError: No such agent in the graph.
         """
         self.graph.get(name)  # an unknown name is refused before any server starts
+        self._read_secrets(name)  # its hosted MCP secrets, and
         await self._open_sources(name)  # its servers, if no handoff could reach it before
         await self._run(self.protocol.handoff(name, None))
         return await self.greet(timeout)

@@ -26,7 +26,7 @@ import inspect
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -851,6 +851,31 @@ class ToolFailed(Exception):
     def __init__(self, output: str) -> None:
         super().__init__(output)
         self.output = str(output)
+
+
+def build_validators_soon(tools: Iterable[Tool]) -> None:
+    """Build the argument validators of ``tools`` in a daemon thread, now.
+
+    The first validator of a process imports jsonschema (about 70 ms on a small machine);
+    built on the event loop at the first tool call, that would stall audio and every other
+    task mid-conversation. A session starts this before it connects, so the import runs
+    beside the connection's own wait. A call that comes first simply builds its own (the
+    import lock makes it wait for the thread's import, never longer than doing it itself).
+    """
+    import threading
+
+    pending = [tool for tool in tools if tool._validator is None]
+    if not pending:
+        return
+
+    def build() -> None:
+        for tool in pending:
+            try:
+                tool.validator()
+            except Exception:
+                log.debug("building the validator of %s failed", tool.name, exc_info=True)
+
+    threading.Thread(target=build, name="realtalk-validators", daemon=True).start()
 
 
 def error_output(message: str) -> str:

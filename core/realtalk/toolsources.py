@@ -37,7 +37,7 @@ from .exceptions import ConfigError
 from .tools import DEFAULT_TIMEOUT_S, StillWorking
 
 if TYPE_CHECKING:
-    from .agents import AgentGraph, AgentSpec
+    from .agents import AgentGraph
     from .tools import Tool, ToolRegistry
 
 __all__ = [
@@ -312,28 +312,11 @@ class ToolSourceRegistrar:
 # -- the lifecycle --------------------------------------------------------------------
 
 
-def reachable(graph: AgentGraph, start: str | None) -> list[AgentSpec]:
-    """The agents a session starting with ``start`` can reach by handoffs (``start``
-    first); every agent of the graph when ``start`` is None."""
-    if start is None:
-        return list(graph.agents.values())
-    seen: dict[str, AgentSpec] = {}
-    todo = [start]
-    while todo:
-        name = todo.pop(0)
-        agent = graph.agents.get(name)
-        if agent is None or name in seen:
-            continue
-        seen[name] = agent
-        todo += [h.agent for h in agent.handoffs]
-    return list(seen.values())
-
-
 def servers_of(graph: AgentGraph, start: str | None = None) -> list[McpServerSpec]:
     """Every server the agents reachable from ``start`` list (all agents' when None),
     once each, in order. A directory of agents served by ``realtalk serve`` starts, per
     caller, only the servers of the agent the caller talks to and its handoff targets."""
-    return list(dict.fromkeys(s for a in reachable(graph, start) for s in a.mcp_servers))
+    return list(dict.fromkeys(s for a in graph.reachable(start) for s in a.mcp_servers))
 
 
 def missing_plugin_problems(graph: AgentGraph, registry: ToolRegistry) -> list[ConfigError]:
@@ -418,7 +401,7 @@ async def open_sources(graph: AgentGraph, registry: ToolRegistry, warn: Callable
         sources.warnings += [spec.where + w for w in source.warnings]
     sources.registry = registry.with_sources(by_server)
     try:
-        for agent in reachable(graph, start):
+        for agent in graph.reachable(start):
             graph.tools_for(agent, sources.registry)  # collisions, before anything connects
     except ConfigError:
         await sources.aclose()
