@@ -37,14 +37,7 @@ SUPPORTED_TYPES = (
 # What a transcription session (``?intent=transcription``) takes; the others are answered
 # with ``invalid_value``.
 TRANSCRIPTION_SESSION_EVENTS = frozenset(
-    {
-        "session.update",
-        "session.close",
-        "input_audio_buffer.append",
-        "session.input_audio_buffer.append",
-        "input_audio_buffer.commit",
-        "input_audio_buffer.clear",
-    }
+    t for t in SUPPORTED_TYPES if not t.startswith(("conversation.", "response."))
 )
 # Allowed top-level fields and the required ones, per client event type.
 EVENT_FIELDS: dict[str, tuple[set[str], tuple[str, ...]]] = {

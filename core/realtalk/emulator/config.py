@@ -408,6 +408,16 @@ _MAX_TOKENS: Validator = lambda value, param: (
 
 _REASONING = _object({"effort": _enum(*REASONING_EFFORTS)})
 
+# session.audio.input, the same in a realtime and a transcription session.
+_AUDIO_INPUT = _object(
+    {
+        "format": _FORMAT,
+        "transcription": _TRANSCRIPTION,
+        "noise_reduction": _NOISE,
+        "turn_detection": _TURN_DETECTION,
+    }
+)
+
 _SESSION = _object(
     {
         "type": _enum("realtime"),
@@ -454,14 +464,7 @@ _SESSION = _object(
         "reasoning": _REASONING,
         "audio": _object(
             {
-                "input": _object(
-                    {
-                        "format": _FORMAT,
-                        "transcription": _TRANSCRIPTION,
-                        "noise_reduction": _NOISE,
-                        "turn_detection": _TURN_DETECTION,
-                    }
-                ),
+                "input": _AUDIO_INPUT,
                 "output": _object(
                     {
                         "format": _FORMAT,
@@ -500,18 +503,7 @@ _TRANSCRIPTION_SESSION = _object(
     {
         "type": _enum("transcription"),
         "include": _nullable(_array(_enum(LOGPROBS_INCLUDE))),
-        "audio": _object(
-            {
-                "input": _object(
-                    {
-                        "format": _FORMAT,
-                        "transcription": _TRANSCRIPTION,
-                        "noise_reduction": _NOISE,
-                        "turn_detection": _TURN_DETECTION,
-                    }
-                )
-            }
-        ),
+        "audio": _object({"input": _AUDIO_INPUT}),
     },
     required=("type",),
 )
