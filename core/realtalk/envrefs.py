@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 __all__ = ["REDACTED", "Expanded", "MissingEnv", "env_names", "expand", "names_without_default", "redact",
-           "reference_problem"]
+           "reference_problem", "unset_names"]
 
 REDACTED = "[redacted]"
 # ${NAME} or ${NAME:-default}; $${ escapes a literal ${.
@@ -70,6 +70,13 @@ def names_without_default(text: str) -> list[str]:
     """The variables ``text`` needs set: those referred to without a ``:-default``."""
     names = [m["name"] for m in _REF.finditer(text) if m["name"] and m["default"] is None]
     return list(dict.fromkeys(names))
+
+
+def unset_names(text: str, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The variables ``text`` needs (no ``:-default``) that are unset or empty in
+    ``environ`` (default ``os.environ``): what :func:`expand` would refuse."""
+    env = os.environ if environ is None else environ
+    return [name for name in names_without_default(text) if not env.get(name)]
 
 
 def expand(text: str, environ: Mapping[str, str] | None = None) -> Expanded:

@@ -23,7 +23,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .envrefs import MissingEnv, expand, names_without_default
+from .envrefs import MissingEnv, expand, unset_names
 from .exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -90,18 +90,14 @@ def session_secrets(agents: Iterable[AgentSpec], environ: Mapping[str, str] | No
 def missing_env(agent: AgentSpec, environ: Mapping[str, str] | None = None) -> list[tuple[list[object], str]]:
     """Where (JSON path parts) and what: each variable the agent's hosted MCP tools need
     that is not set (for ``realtalk check``, which warns)."""
-    import os
-
-    env = os.environ if environ is None else environ
     found: list[tuple[list[object], str]] = []
     for index, entry in enumerate(agent.hosted_mcp):
         texts: list[tuple[list[object], Any]] = [([key], entry.get(key)) for key in _EXPANDED]
         texts += [(["headers", name], value) for name, value in (entry.get("headers") or {}).items()]
         for parts, text in texts:
-            for name in names_without_default(text) if isinstance(text, str) else []:
-                if not env.get(name):
-                    found.append((["hosted_mcp", index, *parts],
-                                  f"environment variable {name} is not set (needed when the agent runs)"))
+            for name in unset_names(text, environ) if isinstance(text, str) else []:
+                found.append((["hosted_mcp", index, *parts],
+                              f"environment variable {name} is not set (needed when the agent runs)"))
     return found
 
 

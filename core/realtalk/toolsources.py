@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .envrefs import names_without_default, reference_problem
+from .envrefs import reference_problem, unset_names
 from .exceptions import ConfigError
 from .tools import DEFAULT_TIMEOUT_S, StillWorking
 
@@ -475,12 +475,9 @@ def probe_sources(graph: AgentGraph, registry: ToolRegistry,
 
 def unset_references(spec: McpServerSpec, environ: Mapping[str, str] | None = None) -> list[str]:
     """One line per ``${NAME}`` (without a default) of ``env``/``headers`` that is unset."""
-    import os
-
-    env = os.environ if environ is None else environ
     return [f"{spec.where}{spec.describe()}: {key}.{name} uses ${{{var}}}, which is not set"
             for key, pairs in (("env", spec.env), ("headers", spec.headers)) for name, text in pairs
-            for var in names_without_default(text) if not env.get(var)]
+            for var in unset_names(text, environ)]
 
 
 def source_tools(graph: AgentGraph, registry: ToolRegistry) -> list[Tool]:
