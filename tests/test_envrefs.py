@@ -11,6 +11,7 @@ from realtalk.envrefs import (
     names_without_default,
     redact,
     reference_problem,
+    unset_names,
 )
 
 
@@ -57,3 +58,7 @@ def test_redact_hides_plain_and_url_encoded_forms() -> None:
 
 def test_redact_leaves_tiny_values_alone() -> None:
     assert redact("a 1 b", ["1"]) == "a 1 b"
+
+
+def test_unset_names_are_the_needed_ones_unset_or_empty() -> None:
+    assert unset_names("${A} ${B} ${C:-x} ${D}", {"A": "1", "B": "", "D": "ok"}) == ["B"]
