@@ -131,7 +131,6 @@ class Session:
         backoff_s: float = 0.5,
     ) -> None:
         self.graph = graph
-        self.registry = registry
         self.profile = profile
         self.text_only = text_only
         self.reconnects = 0
@@ -174,6 +173,11 @@ class Session:
             self._secrets += tuple(new)
             if self._recorder is not None:
                 self._recorder.add_secrets(new)
+
+    @property
+    def registry(self) -> ToolRegistry:
+        """The tools of this session: the installed ones, and its MCP servers' once started."""
+        return self.protocol.registry
 
     @property
     def agent(self) -> AgentSpec:
@@ -238,7 +242,7 @@ class Session:
             self._sources = opened
         else:
             self._sources.join(opened)
-        self.registry = self.protocol.registry = self._sources.registry
+        self.protocol.registry = self._sources.registry
         for warning in opened.warnings:
             self.warn(warning)
 
